@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# README command 2: installs what is needed, builds the Debug + ASan/UBSan preset, starts the
+# services the tests use (PostgreSQL), runs the whole ctest suite and stops the services.
+# Extra arguments go to ctest (e.g. scripts/test.sh -L unit).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+bash scripts/bootstrap.sh
+
+PRESET=${DESKSTREAM_PRESET:-debug}
+JOBS=${DESKSTREAM_JOBS:-$(nproc)}
+cmake --preset "$PRESET" -G Ninja >/dev/null
+cmake --build --preset "$PRESET" -j "$JOBS"
+
+source scripts/lib/postgres.sh
+cleanup() { pg_test_stop; }
+trap cleanup EXIT
+pg_test_start
+
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+cd "build/$PRESET"
+ctest --output-on-failure --timeout 600 "$@"
