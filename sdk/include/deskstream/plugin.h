@@ -31,6 +31,9 @@
  *   - ds_config values are copied out by the plugin during create(); the config object is
  *     not valid afterwards.
  *   - A captured ds_frame belongs to the capture plugin until release_frame() is called on it.
+ *     The host overlaps capture and encoding, so a capture instance must allow at least TWO
+ *     grabbed frames to be held at once (per monitor); the host never holds more than
+ *     DS_CAPTURE_MAX_HELD_FRAMES per monitor. A plugin keeps a small ring of buffers for this.
  *   - An encoder's output (ds_encoded) belongs to the encoder instance and stays valid until the
  *     next encode() or release_output() or destroy() on the same instance.
  *   - Store results are returned through caller-supplied callbacks; the record pointers passed
@@ -190,6 +193,7 @@ typedef struct ds_frame {
 
 /* ---------------------------------------------------------------- capture */
 #define DS_MONITOR_NAME_MAX 64
+#define DS_CAPTURE_MAX_HELD_FRAMES 2
 
 typedef struct ds_monitor_info {
     uint32_t struct_size;
