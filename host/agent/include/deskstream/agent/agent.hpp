@@ -1,0 +1,104 @@
+// deskstream agent runtime: capture plugin -> encoder plugin -> binary frames over WebSocket to
+// the relay, with the core's flow control (window, adaptive quality, pacing), heartbeat,
+// durable-command execution and reconnection behind a circuit breaker.
+//
+// Threads (all owned by AgentRuntime, joined by stop()):
+//   connection  connects, handshakes, receives control messages, runs the heartbeat, executes
+//               commands, reconnects with backoff;
+//   capture     paces captures (fps), grabs frames from the capture plugin and hands them to
+//               the encoder thread; it alone calls grab/release on the capture instance
+//               (input injection takes the same lock);
+//   encode      encodes the previous frame while the next one is captured (a two-stage
+//               pipeline: throughput is bounded by the slower stage, not the sum) and sends it.
+// An idle desktop (no start_stream from the relay) captures and encodes nothing.
+#pragma once
+
+#include "deskstream/agent/plugin_handles.hpp"
+#include "deskstream/agent/reconnect.hpp"
+#include "deskstream/core/flow.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace deskstream::agent {
+
+struct AgentOptions {
+    std::string relayUrl = "ws://127.0.0.1:8080/ws/agent";
+    std::string clientId;  // required ([agent] client_id; the app defaults it to the host name)
+    std::string name;
+    std::string hostname;
+    std::string token;
+    core::FlowConfig flow;
+    bool allMonitors = true;
+    std::vector<int> monitors;  // when !allMonitors
+    bool combined = false;      // layout = combined: one side-by-side picture ("dual screen")
+    std::chrono::milliseconds heartbeatInterval{5000};  // until the relay's handshake_ack says
+    int missedLimit = 3;
+    std::chrono::milliseconds connectTimeout{5000};
+    std::chrono::milliseconds handshakeTimeout{10000};
+    std::chrono::milliseconds sendTimeout{10000};
+    std::size_t maxMessageBytes = 16u * 1024u * 1024u;
+    ReconnectOptions reconnect;
+};
+
+struct AgentStats {
+    bool connected = false;
+    bool registered = false;
+    bool streaming = false;
+    std::uint64_t connections = 0;       // successful registrations
+    std::uint64_t framesCaptured = 0;
+    std::uint64_t framesEncoded = 0;
+    std::uint64_t framesSent = 0;
+    std::uint64_t framesDroppedWindow = 0;
+    std::uint64_t framesAcked = 0;
+    std::uint64_t framesLost = 0;
+    std::uint64_t bytesSent = 0;
+    std::uint64_t commandsExecuted = 0;
+    std::uint64_t commandsDuplicate = 0;
+    std::uint64_t captureErrors = 0;
+    std::uint64_t encodeErrors = 0;
+    int inFlight = 0;
+    int quality = 0;
+    double fps = 0;
+    std::int64_t lastAckLatencyMs = -1;
+    std::string encoder;
+    std::string breaker;  // closed | open | half-open
+};
+
+/// Creates an encoder instance by plugin name (set_config encoder); throws with the reason.
+using EncoderFactory = std::function<std::unique_ptr<EncoderHandle>(const std::string& name)>;
+
+class AgentRuntime {
+public:
+    AgentRuntime(AgentOptions options, std::unique_ptr<CaptureHandle> capture,
+                 std::unique_ptr<EncoderHandle> encoder, EncoderFactory encoderFactory = {});
+    ~AgentRuntime();
+    AgentRuntime(const AgentRuntime&) = delete;
+    AgentRuntime& operator=(const AgentRuntime&) = delete;
+
+    /// Validates the options against the capture plugin (monitors) and starts the threads.
+    /// Throws std::runtime_error with the reason when it cannot start.
+    void start();
+    /// Stops and joins every thread. Idempotent.
+    void stop();
+    /// Blocks until the runtime ended by itself (fatal error, registration refused) or
+    /// `timeout` passed; returns true when it ended.
+    bool waitFinished(std::chrono::milliseconds timeout);
+    /// 0 while running or after a normal stop; 2 after registration_failed or a fatal error.
+    int exitCode() const { return exitCode_.load(); }
+    std::string fatalReason() const;
+
+    AgentStats stats() const;
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+    std::atomic<int> exitCode_{0};
+};
+
+}  // namespace deskstream::agent
