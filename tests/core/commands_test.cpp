@@ -1,0 +1,160 @@
+// Command routing (relay) and dedup (agent).
+#include "deskstream/core/commands.hpp"
+
+#include <gtest/gtest.h>
+
+using namespace deskstream::core;
+
+namespace {
+Command fps(int v) {
+    Command c;
+    c.type = CommandType::SetConfig;
+    c.config.fps = v;
+    return c;
+}
+}  // namespace
+
+TEST(CommandRouter, PrepareAssignsAUuidAndBuildsThePendingRecord) {
+    CommandRouter router;
+    auto r = router.prepare("office-pc", "", fps(15), "v1", 5000, "inst");
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(r->id.size(), 36u);
+    EXPECT_EQ(r->clientId, "office-pc");
+    EXPECT_EQ(r->commandType, "set_config");
+    EXPECT_EQ(r->commandDataJson, R"({"type":"set_config","fps":15})");
+    EXPECT_EQ(r->status, "pending");
+    EXPECT_EQ(r->origin, "v1");
+    EXPECT_EQ(r->createdAtMs, 5000);
+    EXPECT_EQ(r->targetInstanceId, "inst");
+    auto again = router.prepare("office-pc", "", fps(15), "v1", 5000);
+    EXPECT_NE(again->id, r->id);
+    auto given = router.prepare("office-pc", "my-id", fps(15), "v1", 5000);
+    EXPECT_EQ(given->id, "my-id");
+}
+
+TEST(CommandRouter, PrepareRefusesBadInput) {
+    CommandRouter router;
+    EXPECT_EQ(router.prepare("bad id", "", fps(15), "v", 0).error().field, "desktopClientId");
+    EXPECT_EQ(router.prepare("pc", "bad id", fps(15), "v", 0).error().field, "commandId");
+    auto r = router.prepare("pc", "", fps(0), "v", 0);  // built by hand, out of range
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().code, ErrorCode::BadRequest);
+    EXPECT_EQ(r.error().field, "command.fps");
+}
+
+TEST(CommandRouter, HttpBody) {
+    CommandRouter router;
+    auto r = router.prepareHttp("office-pc", R"({"command":{"type":"request_keyframe"},"commandId":"c-9"})", 7);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(r->id, "c-9");
+    EXPECT_EQ(r->origin, "http");
+    EXPECT_EQ(r->commandType, "request_keyframe");
+    EXPECT_FALSE(router.prepareHttp("office-pc", "{", 7).ok());
+    EXPECT_FALSE(router.prepareHttp("office-pc", "[]", 7).ok());
+    EXPECT_EQ(router.prepareHttp("office-pc", R"({"command":{"type":"nope"}})", 7).error().field,
+              "command.type");
+    EXPECT_EQ(router.prepareHttp("office-pc", R"({})", 7).error().field, "command");
+    EXPECT_EQ(router.prepareHttp("a/b", R"({"command":{"type":"start_stream"}})", 7).error().field,
+              "desktopClientId");
+}
+
+TEST(CommandRouter, DeliveryDecision) {
+    CommandRouter router;
+    EXPECT_EQ(router.decideDelivery(true, "", "me"), Delivery::DeliverHere);
+    EXPECT_EQ(router.decideDelivery(true, "other", "me"), Delivery::DeliverHere);
+    EXPECT_EQ(router.decideDelivery(false, "other", "me"), Delivery::NotifyInstance);
+    EXPECT_EQ(router.decideDelivery(false, "me", "me"), Delivery::WaitForAgent);
+    EXPECT_EQ(router.decideDelivery(false, "", "me"), Delivery::WaitForAgent);
+}
+
+TEST(CommandRouter, DeliveryMessageFromAStoredRecord) {
+    CommandRouter router;
+    auto rec = router.prepare("office-pc", "c1", fps(20), "v1", 0).value();
+    auto m = router.deliveryMessage(rec);
+    ASSERT_TRUE(m.ok());
+    EXPECT_EQ(m->commandId, "c1");
+    EXPECT_EQ(m->command, fps(20));
+    EXPECT_TRUE(m->desktopClientId.empty());
+    EXPECT_EQ(serialize(m.value()),
+              R"({"type":"command","commandId":"c1","command":{"type":"set_config","fps":20}})");
+    rec.commandDataJson = "{corrupt";
+    auto bad = router.deliveryMessage(rec);
+    ASSERT_FALSE(bad.ok());
+    EXPECT_EQ(bad.error().code, ErrorCode::Internal);
+}
+
+TEST(CommandRouter, ResultGoesBackToTheOriginatingViewerOnce) {
+    CommandRouter router;
+    auto rec = router.prepare("office-pc", "c1", fps(20), "v1", 1000).value();
+    CommandQueued q = router.onStored(rec, 100, 1000);
+    EXPECT_EQ(q.commandId, "c1");
+    EXPECT_EQ(q.status, "pending");
+    auto http = router.prepare("office-pc", "c2", fps(20), "http", 1000).value();
+    router.onStored(http, 0, 1000);  // nobody to answer
+    EXPECT_EQ(router.routeCount(), 1u);
+
+    CommandResult res{"c1", CommandStatus::Failed, "no input device", ""};
+    auto route = router.onResult(res, "office-pc");
+    ASSERT_TRUE(route);
+    EXPECT_EQ(route->viewer, 100u);
+    EXPECT_EQ(route->message.desktopClientId, "office-pc");
+    EXPECT_EQ(route->message.error, "no input device");
+    EXPECT_FALSE(router.onResult(res, "office-pc"));  // once
+    EXPECT_FALSE(router.onResult(CommandResult{"c2", CommandStatus::Done, "", ""}, "office-pc"));
+    EXPECT_EQ(CommandRouter::resultJson(res), R"({"status":"failed","error":"no input device"})");
+}
+
+TEST(CommandRouter, RoutesAreBoundedAndExpire) {
+    CommandPolicy p;
+    p.maxRoutes = 3;
+    p.ttlMs = 1000;
+    CommandRouter router(p);
+    for (int i = 0; i < 5; ++i) {
+        auto rec = router.prepare("pc", "c" + std::to_string(i), fps(5), "v", i).value();
+        router.onStored(rec, 10 + i, i);
+    }
+    EXPECT_EQ(router.routeCount(), 3u);
+    EXPECT_FALSE(router.onResult(CommandResult{"c0", CommandStatus::Done, "", ""}, "pc"));
+    EXPECT_EQ(router.onTick(1002), 1u);  // c2 (since 2) is older than 1000 ms at 1002
+    EXPECT_EQ(router.routeCount(), 2u);
+    router.forgetViewer(13);
+    EXPECT_EQ(router.routeCount(), 1u);
+    EXPECT_EQ(router.onTick(5000), 1u);
+    EXPECT_EQ(router.routeCount(), 0u);
+}
+
+TEST(CommandRouter, ExpiryPolicy) {
+    CommandPolicy p;
+    p.ttlMs = 60000;
+    p.maxAttempts = 3;
+    CommandRouter router(p);
+    CommandRecord r;
+    r.createdAtMs = 1000;
+    r.status = "pending";
+    EXPECT_FALSE(router.shouldExpire(r, 60999));
+    EXPECT_TRUE(router.shouldExpire(r, 61000));
+    r.status = "delivered";
+    r.attempts = 3;
+    EXPECT_FALSE(router.shouldExpire(r, 2000));
+    r.attempts = 4;
+    EXPECT_TRUE(router.shouldExpire(r, 2000));
+    r.status = "done";
+    EXPECT_FALSE(router.shouldExpire(r, 999999));
+    EXPECT_EQ(router.expiryCutoff(100000), 40000);
+}
+
+TEST(CommandDedup, ExecutesEachIdOnceWithBoundedMemory) {
+    CommandDedup d(3);
+    EXPECT_TRUE(d.markExecuted("a"));
+    EXPECT_FALSE(d.markExecuted("a"));
+    EXPECT_TRUE(d.markExecuted("b"));
+    EXPECT_TRUE(d.markExecuted("c"));
+    EXPECT_FALSE(d.markExecuted("a"));  // "a" becomes the most recent again
+    EXPECT_TRUE(d.markExecuted("d"));   // evicts "b", the least recent
+    EXPECT_EQ(d.size(), 3u);
+    EXPECT_TRUE(d.seen("a"));
+    EXPECT_FALSE(d.seen("b"));
+    EXPECT_TRUE(d.markExecuted("b"));
+    for (int i = 0; i < 10000; ++i) d.markExecuted("x" + std::to_string(i));
+    EXPECT_EQ(d.size(), 3u);
+}
