@@ -1,0 +1,93 @@
+#include "deskstream/host/host.hpp"
+
+#include "deskstream/host/instances.hpp"
+#include "deskstream/host/services.hpp"
+
+#include <Poco/Logger.h>
+
+#include <filesystem>
+
+namespace deskstream::host {
+
+Host::Host(const Configuration &config) : config_(config) {}
+
+Host::~Host() { stop(); }
+
+void Host::loadPlugins() { plugins_.scan(config_.host().pluginsPath); }
+
+void Host::addDefaultServices() {
+    HostConfig h = config_.host();
+    if (h.runsAgent()) addService(std::make_unique<AgentBootstrapService>(config_, plugins_));
+    if (h.runsRelay()) addService(std::make_unique<HealthService>(config_, plugins_));
+}
+
+void Host::addService(std::unique_ptr<Service> service) { services_.push_back(std::move(service)); }
+
+Service *Host::service(const std::string &name) const {
+    for (const auto &s : services_)
+        if (s->name() == name) return s.get();
+    return nullptr;
+}
+
+void Host::start() {
+    Poco::Logger &log = Poco::Logger::get("host");
+    std::error_code ec;
+    std::string stateDir = config_.host().stateDir;
+    std::filesystem::create_directories(stateDir, ec);
+    if (ec) throw std::runtime_error("[host] state_dir '" + stateDir + "' cannot be created: " + ec.message());
+    for (; started_ < services_.size(); ++started_) {
+        Service &s = *services_[started_];
+        try {
+            s.start();
+        } catch (...) {
+            s.stop(); // a partly started service releases what it holds
+            stop();
+            throw;
+        }
+        log.information("service '" + s.name() + "' started");
+    }
+}
+
+void Host::stop() noexcept {
+    while (started_ > 0) {
+        Service &s = *services_[--started_];
+        s.stop();
+        try {
+            Poco::Logger::get("host").information("service '" + s.name() + "' stopped");
+        } catch (...) {
+        }
+    }
+}
+
+const PluginInfo &selectCapture(const PluginRegistry &plugins, const Configuration &config,
+                                std::string &why) {
+    std::string wanted = config.agent().capture;
+    if (wanted != "auto") {
+        const PluginInfo &p = plugins.require(DS_KIND_CAPTURE, wanted, "[agent] capture");
+        std::string reason = probeCapture(p, config.poco());
+        if (!reason.empty())
+            throw std::runtime_error("[agent] capture = " + wanted + ": the plugin says it cannot work here: " +
+                                     reason);
+        why = "capture '" + p.name + "' chosen by [agent] capture";
+        return p;
+    }
+    std::string rejected;
+    for (const PluginInfo *p : plugins.ofKind(DS_KIND_CAPTURE)) {
+        std::string reason = probeCapture(*p, config.poco());
+        if (reason.empty()) {
+            why = "capture auto: chose '" + p->name + "' (rank " + std::to_string(p->rank) +
+                  (p->capture.probe ? ", probe succeeded" : ", has no probe") + ")" +
+                  (rejected.empty() ? "" : "; passed over " + rejected);
+            return *p;
+        }
+        rejected += (rejected.empty() ? "" : "; ") + p->name + " (rank " + std::to_string(p->rank) +
+                    "): " + reason;
+    }
+    std::string folders;
+    for (const auto &f : plugins.folders()) folders += (folders.empty() ? "" : ", ") + f;
+    throw std::runtime_error("[agent] capture = auto: no capture plugin can work here" +
+                             (rejected.empty() ? std::string(" (none is loaded; searched ") + folders + ")"
+                                               : ": " + rejected));
+}
+
+} // namespace deskstream::host

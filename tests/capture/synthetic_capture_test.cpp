@@ -1,0 +1,223 @@
+// The synthetic capture plugin, loaded through the C entry point exactly as the host does.
+#include "ds_test/plugin_fixture.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace {
+
+using ds_test::LoadedPlugin;
+using ds_test::TestConfig;
+using ds_test::TestHost;
+
+const LoadedPlugin &plugin() {
+    static LoadedPlugin p(ds_test::pluginPath("capture", "synthetic"));
+    return p;
+}
+
+// One capture instance; destroyed at the end of the test.
+struct Instance {
+    explicit Instance(std::map<std::string, std::string> values = {})
+        : config("capture.synthetic", std::move(values)) {
+        char err[256] = "";
+        ds_status s = plugin().capture().create(host.api(), config.get(), &handle, err, sizeof err);
+        EXPECT_EQ(s, DS_OK) << err;
+    }
+    ~Instance() {
+        if (handle) plugin().capture().destroy(handle);
+    }
+    ds_frame grab(uint32_t monitor) {
+        ds_frame f{};
+        f.struct_size = sizeof f;
+        char err[256] = "";
+        ds_status s = plugin().capture().grab_frame(handle, monitor, 100, &f, err, sizeof err);
+        EXPECT_EQ(s, DS_OK) << err;
+        return f;
+    }
+    void release(ds_frame &f) { plugin().capture().release_frame(handle, &f); }
+    std::vector<uint8_t> grabCopy(uint32_t monitor, ds_frame *meta = nullptr) {
+        ds_frame f = grab(monitor);
+        std::vector<uint8_t> bytes(f.data, f.data + size_t{f.stride} * f.height);
+        if (meta) *meta = f;
+        release(f);
+        return bytes;
+    }
+    TestHost host;
+    TestConfig config;
+    void *handle = nullptr;
+};
+
+// Reads the 7-segment counter back, following the layout documented in synthetic.cpp (and
+// docs/plugins.md): digit i at (12 + 28 i, 12), 20 x 40 px, segments 4 px thick.
+long long readCounter(const ds_frame &f) {
+    static const int segmentsOf[10] = {0x3F, 0x06, 0x5B, 0x4F, 0x66, 0x6D, 0x7D, 0x07, 0x7F, 0x6F};
+    auto lit = [&](int x, int y) {
+        const uint8_t *p = f.data + size_t(y) * f.stride + size_t(x) * 4;
+        return p[0] > 200 && p[1] > 200 && p[2] > 200;
+    };
+    long long value = 0;
+    for (int i = 0; i < 10; ++i) {
+        int ox = 12 + 28 * i, oy = 12;
+        int bits = (lit(ox + 10, oy + 2) << 0) | (lit(ox + 18, oy + 10) << 1) | (lit(ox + 18, oy + 30) << 2) |
+                   (lit(ox + 10, oy + 38) << 3) | (lit(ox + 2, oy + 30) << 4) | (lit(ox + 2, oy + 10) << 5) |
+                   (lit(ox + 10, oy + 20) << 6);
+        int digit = -1;
+        for (int d = 0; d < 10; ++d)
+            if (segmentsOf[d] == bits) digit = d;
+        if (digit < 0) return -1;
+        value = value * 10 + digit;
+    }
+    return value;
+}
+
+TEST(SyntheticCapture, DescriptorDeclaresKindNameAndKeys) {
+    const ds_plugin_descriptor &d = plugin().descriptor();
+    EXPECT_EQ(d.kind, DS_KIND_CAPTURE);
+    EXPECT_STREQ(d.name, "synthetic");
+    EXPECT_EQ(d.abi_major, DS_ABI_MAJOR);
+    ASSERT_EQ(d.config_key_count, 3u);
+    EXPECT_STREQ(d.config_keys[0].key, "width");
+    EXPECT_STREQ(d.config_keys[1].key, "height");
+    EXPECT_STREQ(d.config_keys[2].key, "monitors");
+    ASSERT_NE(plugin().capture().probe, nullptr);
+    TestHost host;
+    TestConfig config("capture.synthetic");
+    char err[64] = "";
+    EXPECT_EQ(plugin().capture().probe(host.api(), config.get(), err, sizeof err), DS_OK);
+}
+
+TEST(SyntheticCapture, DefaultsAre1080pOneMonitor) {
+    Instance inst;
+    ds_frame meta{};
+    inst.grabCopy(0, &meta);
+    EXPECT_EQ(meta.width, 1920u);
+    EXPECT_EQ(meta.height, 1080u);
+    EXPECT_EQ(meta.stride, 1920u * 4);
+    EXPECT_EQ(meta.format, DS_PIXEL_BGRA);
+}
+
+TEST(SyntheticCapture, SizesAndMonitorsFollowConfiguration) {
+    Instance inst({{"width", "320"}, {"height", "200"}, {"monitors", "3"}});
+    ds_monitor_info infos[4]{};
+    uint32_t count = 0;
+    char err[128] = "";
+    ASSERT_EQ(plugin().capture().list_monitors(inst.handle, infos, 4, &count, err, sizeof err), DS_OK) << err;
+    ASSERT_EQ(count, 3u);
+    for (uint32_t m = 0; m < 3; ++m) {
+        EXPECT_EQ(infos[m].index, m);
+        EXPECT_EQ(infos[m].width, 320u);
+        EXPECT_EQ(infos[m].height, 200u);
+        EXPECT_EQ(infos[m].x, int32_t(m * 320));
+        EXPECT_EQ(infos[m].primary, m == 0 ? 1 : 0);
+        EXPECT_EQ(std::string(infos[m].name), "synthetic-" + std::to_string(m));
+    }
+    // A too small array still reports the full count.
+    ASSERT_EQ(plugin().capture().list_monitors(inst.handle, infos, 1, &count, err, sizeof err), DS_OK);
+    EXPECT_EQ(count, 3u);
+    ds_frame f = inst.grab(2);
+    EXPECT_EQ(f.monitor, 2u);
+    EXPECT_EQ(f.width, 320u);
+    EXPECT_EQ(f.height, 200u);
+    EXPECT_EQ(f.stride, 1280u);
+    EXPECT_GT(f.capture_time_us, 0u);
+    inst.release(f);
+}
+
+TEST(SyntheticCapture, SameSequenceGivesSameBytesAcrossInstances) {
+    Instance a({{"width", "640"}, {"height", "360"}});
+    Instance b({{"width", "640"}, {"height", "360"}});
+    std::vector<uint8_t> a1 = a.grabCopy(0), a2 = a.grabCopy(0), a3 = a.grabCopy(0);
+    std::vector<uint8_t> b1 = b.grabCopy(0), b2 = b.grabCopy(0), b3 = b.grabCopy(0);
+    EXPECT_TRUE(a1 == b1);
+    EXPECT_TRUE(a2 == b2);
+    EXPECT_TRUE(a3 == b3);
+    EXPECT_FALSE(a1 == a2); // the picture moves
+    EXPECT_FALSE(a2 == a3);
+}
+
+TEST(SyntheticCapture, CounterReadsBackAsTheSequence) {
+    Instance inst({{"width", "640"}, {"height", "360"}});
+    for (uint64_t expected = 1; expected <= 12; ++expected) {
+        ds_frame f = inst.grab(0);
+        EXPECT_EQ(f.sequence, expected);
+        EXPECT_EQ(readCounter(f), static_cast<long long>(expected));
+        inst.release(f);
+    }
+}
+
+TEST(SyntheticCapture, MonitorsDifferAndCountSeparately) {
+    Instance inst({{"width", "320"}, {"height", "240"}, {"monitors", "2"}});
+    ds_frame m0{}, m1{};
+    std::vector<uint8_t> p0 = inst.grabCopy(0, &m0);
+    std::vector<uint8_t> p1 = inst.grabCopy(1, &m1);
+    EXPECT_EQ(m0.sequence, 1u);
+    EXPECT_EQ(m1.sequence, 1u);
+    EXPECT_FALSE(p0 == p1);
+    EXPECT_EQ(inst.grabCopy(0, &m0).size(), p0.size());
+    EXPECT_EQ(m0.sequence, 2u);
+}
+
+TEST(SyntheticCapture, BuffersAreReusedAndHeldFramesAreProtected) {
+    Instance inst({{"width", "64"}, {"height", "64"}});
+    ds_frame f1 = inst.grab(0);
+    const uint8_t *first = f1.data;
+    inst.release(f1);
+    ds_frame f2 = inst.grab(0);
+    EXPECT_EQ(f2.data, first); // no new allocation per frame
+    ds_frame f3 = inst.grab(0); // f2 still held: the other buffer
+    EXPECT_NE(f3.data, f2.data);
+    ds_frame f4{};
+    f4.struct_size = sizeof f4;
+    char err[128] = "";
+    EXPECT_EQ(plugin().capture().grab_frame(inst.handle, 0, 0, &f4, err, sizeof err), DS_ERR_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(err).find("still held"), std::string::npos) << err;
+    inst.release(f2);
+    inst.release(f3);
+}
+
+TEST(SyntheticCapture, TinyPicturesDoNotCrash) {
+    Instance inst({{"width", "1"}, {"height", "1"}});
+    ds_frame meta{};
+    EXPECT_EQ(inst.grabCopy(0, &meta).size(), 4u);
+    EXPECT_EQ(meta.width, 1u);
+}
+
+TEST(SyntheticCapture, UnknownMonitorIsAnError) {
+    Instance inst({{"width", "64"}, {"height", "64"}});
+    ds_frame f{};
+    f.struct_size = sizeof f;
+    char err[128] = "";
+    EXPECT_EQ(plugin().capture().grab_frame(inst.handle, 1, 0, &f, err, sizeof err), DS_ERR_INVALID_ARGUMENT);
+    EXPECT_STREQ(err, "monitor 1 does not exist (there are 1)");
+}
+
+struct BadConfig {
+    std::string key, value, message;
+};
+void PrintTo(const BadConfig &c, std::ostream *os) { *os << c.key << "=" << c.value; }
+
+class SyntheticBadConfig : public ::testing::TestWithParam<BadConfig> {};
+
+TEST_P(SyntheticBadConfig, CreateFailsWithConfigError) {
+    const BadConfig &c = GetParam();
+    TestHost host;
+    TestConfig config("capture.synthetic", {{c.key, c.value}});
+    void *handle = nullptr;
+    char err[256] = "";
+    EXPECT_EQ(plugin().capture().create(host.api(), config.get(), &handle, err, sizeof err), DS_ERR_CONFIG);
+    EXPECT_EQ(handle, nullptr);
+    EXPECT_EQ(std::string(err), c.message);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Values, SyntheticBadConfig,
+    ::testing::Values(BadConfig{"width", "0", "[capture.synthetic] width = 0 is out of range [1, 8192]"},
+                      BadConfig{"height", "-5", "[capture.synthetic] height = -5 is out of range [1, 8192]"},
+                      BadConfig{"width", "wide", "[capture.synthetic] width = 'wide' is not an integer"},
+                      BadConfig{"monitors", "17", "[capture.synthetic] monitors = 17 is out of range [1, 16]"}),
+    [](const ::testing::TestParamInfo<BadConfig> &i) { return i.param.key + "_" + std::to_string(i.index); });
+
+} // namespace

@@ -1,0 +1,442 @@
+// The real deskstream binary as a subprocess: options, --list-plugins, --check-config exit
+// statuses, start-up failures with their messages, and a start / GET /healthz / signal stop.
+#include "deskstream/host/config.hpp"
+#include "deskstream/host/host.hpp"
+#include "deskstream/host/services.hpp"
+#include "deskstream/host/instances.hpp"
+#include "deskstream/host/plugin_registry.hpp"
+#include "deskstream/plugin.h"
+
+#include <Poco/Net/HTTPClientSession.h>
+#include <Poco/Net/HTTPRequest.h>
+#include <Poco/Net/HTTPResponse.h>
+#include <Poco/Net/ServerSocket.h>
+#include <Poco/Net/SocketAddress.h>
+#include <Poco/StreamCopier.h>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+std::string folder(const std::string &name) { return std::string(DS_TEST_PLUGIN_ROOT) + "/" + name; }
+std::string lib(const std::string &f, const std::string &stem) { return folder(f) + "/" + stem + ".so"; }
+
+std::string readFile(const std::string &path) {
+    std::ifstream in(path);
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+fs::path processTempRoot() { return fs::path(DS_BINARY_DIR) / "tmp" / std::to_string(::getpid()); }
+
+// Removes this process's temporary folders at the end of the run.
+class TempCleanup : public ::testing::Environment {
+public:
+    void TearDown() override {
+        std::error_code ec;
+        fs::remove_all(processTempRoot(), ec);
+    }
+};
+const auto *const kCleanup = ::testing::AddGlobalTestEnvironment(new TempCleanup);
+
+// A fresh folder per use under the test's build folder.
+std::string tempDir() {
+    static std::atomic<int> counter{0};
+    fs::path p = processTempRoot() / std::to_string(counter++);
+    fs::remove_all(p);
+    fs::create_directories(p);
+    return p.string();
+}
+
+struct Result {
+    int status = -1; // exit status, or 128 + signal
+    std::string out, err;
+};
+
+// deskstream as a child process; stdout and stderr go to files (no pipe can fill up).
+class Child {
+public:
+    explicit Child(std::vector<std::string> args, const std::string &program = DS_DESKSTREAM_EXE)
+        : dir_(tempDir()) {
+        args.insert(args.begin(), program);
+        std::vector<char *> argv;
+        for (auto &a : args) argv.push_back(a.data());
+        argv.push_back(nullptr);
+        posix_spawn_file_actions_t actions;
+        posix_spawn_file_actions_init(&actions);
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+        posix_spawn_file_actions_addopen(&actions, 1, (dir_ + "/stdout").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        posix_spawn_file_actions_addopen(&actions, 2, (dir_ + "/stderr").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int rc = posix_spawn(&pid_, program.c_str(), &actions, nullptr, argv.data(), environ);
+        posix_spawn_file_actions_destroy(&actions);
+        if (rc != 0) throw std::runtime_error("cannot start " + program);
+    }
+    ~Child() {
+        if (pid_ > 0) {
+            ::kill(pid_, SIGKILL);
+            ::waitpid(pid_, nullptr, 0);
+        }
+    }
+    void signal(int sig) { ::kill(pid_, sig); }
+    std::string out() const { return readFile(dir_ + "/stdout"); }
+    std::string err() const { return readFile(dir_ + "/stderr"); }
+    bool running() {
+        if (pid_ <= 0) return false;
+        int st = 0;
+        if (::waitpid(pid_, &st, WNOHANG) == pid_) {
+            status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+            pid_ = -1;
+            return false;
+        }
+        return true;
+    }
+    // Waits for the exit; kills the child and fails after `timeout`.
+    Result wait(std::chrono::milliseconds timeout) {
+        auto deadline = std::chrono::steady_clock::now() + timeout;
+        while (running()) {
+            if (std::chrono::steady_clock::now() > deadline) {
+                ADD_FAILURE() << "deskstream did not exit within " << timeout.count() << " ms\nstderr:\n" << err();
+                ::kill(pid_, SIGKILL);
+                ::waitpid(pid_, nullptr, 0);
+                pid_ = -1;
+                break;
+            }
+            std::this_thread::sleep_for(20ms);
+        }
+        return Result{status_, out(), err()};
+    }
+    const std::string &dir() const { return dir_; }
+
+private:
+    std::string dir_;
+    pid_t pid_ = -1;
+    int status_ = -1;
+};
+
+Result run(std::vector<std::string> args) { return Child(std::move(args)).wait(60s); }
+
+// Plugins for a role=all start with the synthetic capture and the test encoder/store.
+std::vector<std::string> workingSetup(const std::string &stateDir) {
+    return {"--set", "host.plugins.path=" + std::string(DS_BUILD_PLUGIN_DIR) + ";" + folder("c_raw") + ";" + folder("memory"),
+            "--set", "host.state_dir=" + stateDir,
+            "--set", "agent.capture=synthetic",
+            "--set", "capture.synthetic.width=320",
+            "--set", "capture.synthetic.height=200",
+            "--set", "agent.encoder=test_c_raw",
+            "--set", "relay.store=test_memory"};
+}
+
+uint16_t freePort() {
+    Poco::Net::ServerSocket s(Poco::Net::SocketAddress("127.0.0.1", 0));
+    return s.address().port();
+}
+
+// GET http://127.0.0.1:port/path; status 0 when nothing answers.
+std::pair<int, std::string> httpGet(uint16_t port, const std::string &path) {
+    try {
+        Poco::Net::HTTPClientSession session("127.0.0.1", port);
+        session.setTimeout(Poco::Timespan(2, 0));
+        Poco::Net::HTTPRequest request(Poco::Net::HTTPRequest::HTTP_GET, path, Poco::Net::HTTPMessage::HTTP_1_1);
+        session.sendRequest(request);
+        Poco::Net::HTTPResponse response;
+        std::istream &body = session.receiveResponse(response);
+        std::string text;
+        Poco::StreamCopier::copyToString(body, text);
+        return {response.getStatus(), text};
+    } catch (const Poco::Exception &) {
+        return {0, ""};
+    }
+}
+
+TEST(Cli, Version) {
+    Result r = run({"--version"});
+    EXPECT_EQ(r.status, 0);
+    EXPECT_EQ(r.out, "deskstream 0.1.0 (plugin ABI " + std::to_string(DS_ABI_MAJOR) + "." +
+                         std::to_string(DS_ABI_MINOR) + ")\n");
+}
+
+TEST(Cli, HelpListsTheOptions) {
+    Result r = run({"--help"});
+    EXPECT_EQ(r.status, 0);
+    for (const char *opt : {"--config", "--set", "--role", "--list-plugins", "--check-config", "--version"})
+        EXPECT_NE(r.out.find(opt), std::string::npos) << opt;
+}
+
+TEST(Cli, UnknownOptionAndStrayArgumentsAreUsageErrors) {
+    EXPECT_NE(run({"--frobnicate"}).status, 0);
+    Result r = run({"something"});
+    EXPECT_EQ(r.status, 64);
+    EXPECT_NE(r.err.find("unexpected argument 'something'"), std::string::npos) << r.err;
+}
+
+TEST(Cli, ListPluginsShowsKindNameVersionFileAndRefusals) {
+    Result r = run({"--list-plugins", "--set",
+                    "host.plugins.path=" + folder("good") + ";" + folder("c_raw") + ";" + folder("broken_abi_major") +
+                        ";" + DS_BUILD_PLUGIN_DIR});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.out.find("capture\ttest_good\t2.3.4\trank 5\t" + lib("good", "deskstream_capture_test_good") +
+                         "\tA good test capture\n"),
+              std::string::npos)
+        << r.out;
+    EXPECT_NE(r.out.find("encoder\ttest_c_raw\t1.0.0\trank 0\t" + lib("c_raw", "deskstream_encoder_test_c_raw")),
+              std::string::npos)
+        << r.out;
+    EXPECT_NE(r.out.find("capture\tsynthetic\t1.0.0\trank 1\t" + std::string(DS_BUILD_PLUGIN_DIR) +
+                         "/deskstream_capture_synthetic.so"),
+              std::string::npos)
+        << r.out;
+    EXPECT_NE(r.out.find("refused\t" + lib("broken_abi_major", "deskstream_capture_broken_abi_major") +
+                         "\tbuilt for plugin ABI 2."),
+              std::string::npos)
+        << r.out;
+    // The refusal is also one log line on stderr.
+    EXPECT_NE(r.err.find("skipped plugin file " + lib("broken_abi_major", "deskstream_capture_broken_abi_major")),
+              std::string::npos)
+        << r.err;
+}
+
+TEST(Cli, CheckConfigAcceptsAValidFile) {
+    std::string dir = tempDir();
+    std::string ini = dir + "/ok.ini";
+    std::ofstream(ini) << "[host]\nrole = relay\nplugins.path = " << folder("memory") << "\n[relay]\nstore = test_memory\n"
+                       << "listen = 127.0.0.1:9999\n";
+    Result r = run({"--check-config", ini});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, ini + ": configuration is valid\n");
+    // The same through --config, with a --set that breaks it.
+    r = run({"--config", ini, "--check-config", "--set", "relay.viewer_queue=0"});
+    EXPECT_EQ(r.status, 78);
+    EXPECT_NE(r.err.find("error: --set: [relay] viewer_queue = '0': is out of range [1, 64]"), std::string::npos) << r.err;
+}
+
+TEST(Cli, CheckConfigReportsEveryProblemAndFails) {
+    std::string dir = tempDir();
+    std::string ini = dir + "/bad.ini";
+    std::ofstream(ini) << "[host]\nrole = relay\nplugins.path = " << folder("memory") << ";" << folder("good")
+                       << "\n[relay]\nstore = test_memory\nlisten = nowhere\n[agent]\nfps = 0\ncolour = red\n"
+                       << "[bogus]\n[capture.test_good]\nsize = big\nshade = 3\n";
+    Result r = run({"--check-config", ini});
+    EXPECT_EQ(r.status, 78);
+    for (const std::string &line :
+         {ini + ":9: [agent] colour = 'red': unknown key", ini + ":8: [agent] fps = '0': is out of range [1, 120]",
+          ini + ":10: [bogus]: unknown section", ini + ":6: [relay] listen = 'nowhere': is not host:port",
+          ini + ":13: [capture.test_good] shade = '3': unknown key (plugin 'test_good' 2.3.4 does not declare it)",
+          ini + ":12: [capture.test_good] size = 'big': is not an integer"})
+        EXPECT_NE(r.err.find("error: " + line + "\n"), std::string::npos) << line << "\n" << r.err;
+    EXPECT_EQ(r.out, ini + ": configuration has errors\n");
+}
+
+TEST(Cli, CheckConfigOfAMissingFileFails) {
+    Result r = run({"--check-config", "/nonexistent/x.ini"});
+    EXPECT_EQ(r.status, 78);
+    EXPECT_NE(r.err.find("cannot read configuration file '/nonexistent/x.ini'"), std::string::npos) << r.err;
+}
+
+TEST(Cli, MissingConfiguredPluginStopsStartUpNamingFoldersAndReason) {
+    std::string state = tempDir();
+    Result r = run({"--role", "agent", "--set", "host.state_dir=" + state, "--set",
+                    "host.plugins.path=" + folder("c_raw") + ";" + folder("broken_abi_major"), "--set",
+                    "agent.capture=broken_abi_major", "--set", "agent.encoder=test_c_raw"});
+    EXPECT_EQ(r.status, 78);
+    std::string expected = "[agent] capture = 'broken_abi_major': capture plugin 'broken_abi_major' was not loaded: " +
+                           lib("broken_abi_major", "deskstream_capture_broken_abi_major") +
+                           " was refused: built for plugin ABI 2.";
+    EXPECT_NE(r.err.find(expected), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("(searched " + folder("c_raw") + ", " + folder("broken_abi_major")), std::string::npos) << r.err;
+
+    r = run({"--role", "agent", "--set", "host.state_dir=" + state, "--set", "host.plugins.path=" + folder("c_raw"),
+             "--set", "agent.capture=x11", "--set", "agent.encoder=test_c_raw"});
+    EXPECT_EQ(r.status, 78);
+    EXPECT_NE(r.err.find("[agent] capture = 'x11': capture plugin 'x11' was not found (searched " + folder("c_raw") +
+                         "; see [host] plugins.path); available capture plugins: none"),
+              std::string::npos)
+        << r.err;
+}
+
+TEST(Cli, FailingCreateStopsStartUpWithThePluginMessage) {
+    std::string state = tempDir();
+    Result r = run({"--role", "agent", "--set", "host.state_dir=" + state, "--set",
+                    "host.plugins.path=" + std::string(DS_BUILD_PLUGIN_DIR) + ";" + folder("failing"), "--set",
+                    "agent.encoder=test_failing"});
+    EXPECT_EQ(r.status, 78);
+    EXPECT_NE(r.err.find("deskstream: start-up failed: encoder plugin 'test_failing': create failed (DS_ERR_CONFIG): "
+                         "test_failing refuses to start (encoder.test_failing)"),
+              std::string::npos)
+        << r.err;
+    EXPECT_NE(r.err.find("capture auto: chose 'synthetic'"), std::string::npos) << r.err;
+}
+
+TEST(Cli, PortInUseStopsStartUp) {
+    Poco::Net::ServerSocket taken(Poco::Net::SocketAddress("127.0.0.1", 0));
+    std::string state = tempDir();
+    std::vector<std::string> args = workingSetup(state);
+    args.insert(args.end(), {"--role", "relay", "--set", "relay.listen=127.0.0.1:" + std::to_string(taken.address().port())});
+    Result r = run(args);
+    EXPECT_EQ(r.status, 78);
+    EXPECT_NE(r.err.find("cannot listen"), std::string::npos) << r.err;
+}
+
+class StartStop : public ::testing::TestWithParam<int> {};
+
+TEST_P(StartStop, ServesHealthzAndStopsCleanlyOnSignal) {
+    std::string state = tempDir();
+    uint16_t port = freePort();
+    std::vector<std::string> args = workingSetup(state);
+    args.insert(args.end(), {"--set", "relay.listen=127.0.0.1:" + std::to_string(port)});
+    Child child(args);
+    std::pair<int, std::string> health{0, ""};
+    auto deadline = std::chrono::steady_clock::now() + 30s;
+    while (std::chrono::steady_clock::now() < deadline && child.running()) {
+        health = httpGet(port, "/healthz");
+        if (health.first != 0) break;
+        std::this_thread::sleep_for(50ms);
+    }
+    ASSERT_EQ(health.first, 200) << "stderr:\n" << child.err();
+    EXPECT_EQ(health.second, "{\"status\":\"ok\"}");
+    EXPECT_EQ(httpGet(port, "/nothing-here").first, 404);
+    EXPECT_NE(child.out().find("viewer: http://127.0.0.1:" + std::to_string(port) + "/"), std::string::npos)
+        << child.out();
+    EXPECT_NE(child.err().find("agent ready: capture 'synthetic' (1 monitor(s), 320x200), encoder 'test_c_raw' "
+                               "(first frame 256000 bytes)"),
+              std::string::npos)
+        << child.err();
+
+    auto t0 = std::chrono::steady_clock::now();
+    child.signal(GetParam());
+    Result r = child.wait(10s);
+    auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_LT(took.count(), 5000);
+    EXPECT_NE(r.err.find("service 'http' stopped"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("service 'agent' stopped"), std::string::npos) << r.err;
+    EXPECT_EQ(httpGet(port, "/healthz").first, 0) << "nothing listens after the stop";
+}
+
+INSTANTIATE_TEST_SUITE_P(Signals, StartStop, ::testing::Values(SIGTERM, SIGINT),
+                         [](const ::testing::TestParamInfo<int> &i) {
+                             return std::string(i.param == SIGTERM ? "SIGTERM" : "SIGINT");
+                         });
+
+// The host as a library, as a vendor embeds it: configure, load plugins, start, serve, stop.
+deskstream::host::Configuration embeddedConfig(const std::string &state) {
+    deskstream::host::Configuration config;
+    config.set("host.plugins.path=" + std::string(DS_BUILD_PLUGIN_DIR) + ";" + folder("c_raw") + ";" +
+               folder("memory"));
+    config.set("host.state_dir=" + state);
+    config.set("agent.capture=synthetic");
+    config.set("capture.synthetic.width=64");
+    config.set("capture.synthetic.height=48");
+    config.set("agent.encoder=test_c_raw");
+    config.set("relay.store=test_memory");
+    config.set("relay.listen=127.0.0.1:0");
+    return config;
+}
+
+TEST(Embedding, HostStartsServesAndStops) {
+    std::string state = tempDir() + "/state/nested";
+    deskstream::host::Configuration config = embeddedConfig(state);
+    deskstream::host::Host host(config);
+    host.loadPlugins();
+    ASSERT_TRUE(config.validate(&host.plugins()).empty());
+    host.addDefaultServices();
+    host.start();
+    EXPECT_TRUE(fs::is_directory(state)) << "the state folder is created at start";
+    auto *http = dynamic_cast<deskstream::host::HealthService *>(host.service("http"));
+    auto *agent = dynamic_cast<deskstream::host::AgentBootstrapService *>(host.service("agent"));
+    ASSERT_NE(http, nullptr);
+    ASSERT_NE(agent, nullptr);
+    ASSERT_NE(http->port(), 0) << "port 0 binds a free port";
+    EXPECT_EQ(httpGet(http->port(), "/healthz"), std::make_pair(200, std::string("{\"status\":\"ok\"}")));
+    ASSERT_NE(agent->capture(), nullptr);
+    EXPECT_EQ(agent->capture()->plugin().name, "synthetic");
+    uint16_t port = http->port();
+    host.stop();
+    EXPECT_EQ(httpGet(port, "/healthz").first, 0);
+    EXPECT_EQ(agent->capture(), nullptr) << "stop releases the plugin instances";
+}
+
+TEST(Embedding, AFailedStartStopsWhatAlreadyStarted) {
+    deskstream::host::Configuration config = embeddedConfig(tempDir());
+    config.set("store.test_memory.fail_check=true");
+    deskstream::host::Host host(config);
+    host.loadPlugins();
+    host.addDefaultServices();
+    try {
+        host.start();
+        FAIL() << "no exception";
+    } catch (const deskstream::host::PluginError &e) {
+        EXPECT_EQ(e.status(), DS_ERR_STORE_UNAVAILABLE);
+        EXPECT_STREQ(e.what(), "store plugin 'test_memory': check failed (DS_ERR_STORE_UNAVAILABLE): test_memory check "
+                               "fails on request");
+    }
+    auto *agent = dynamic_cast<deskstream::host::AgentBootstrapService *>(host.service("agent"));
+    ASSERT_NE(agent, nullptr);
+    EXPECT_EQ(agent->capture(), nullptr) << "the agent, started first, was stopped again";
+}
+
+// examples/plugin_skeleton configured and built out of tree against sdk/include only, then
+// loaded by the host's loader and driven through the C ABI.
+TEST(PluginSkeleton, BuildsOutOfTreeAndLoads) {
+    std::string build = tempDir();
+    Result r = Child({"-S", std::string(DS_SOURCE_DIR) + "/examples/plugin_skeleton", "-B", build,
+                      "-DCMAKE_BUILD_TYPE=Release", "-DCMAKE_CXX_COMPILER=" + std::string(DS_CXX_COMPILER),
+                      "-DDESKSTREAM_SDK_INCLUDE_DIR=" + std::string(DS_SOURCE_DIR) + "/sdk/include"},
+                     DS_CMAKE_COMMAND)
+                   .wait(120s);
+    ASSERT_EQ(r.status, 0) << r.out << r.err;
+    r = Child({"--build", build}, DS_CMAKE_COMMAND).wait(300s);
+    ASSERT_EQ(r.status, 0) << r.out << r.err;
+
+    deskstream::host::PluginRegistry plugins;
+    auto outcomes = plugins.scan({build});
+    ASSERT_EQ(outcomes.size(), 1u);
+    ASSERT_TRUE(outcomes[0].loaded) << outcomes[0].reason;
+    const auto &info = plugins.require(DS_KIND_CAPTURE, "skeleton", "");
+    EXPECT_EQ(info.version, "0.1.0");
+    EXPECT_EQ(info.vendor, "Example Vendor");
+    ASSERT_EQ(info.configKeys.size(), 3u);
+
+    deskstream::host::Configuration config;
+    config.set("capture.skeleton.width=4");
+    config.set("capture.skeleton.height=2");
+    config.set("capture.skeleton.color=ff8000");
+    EXPECT_TRUE(config.validate(nullptr).empty());
+    deskstream::host::CaptureInstance capture(info, config.poco());
+    deskstream::host::CaptureInstance::Frame frame;
+    ASSERT_EQ(capture.grab(0, 0, frame), DS_OK);
+    EXPECT_EQ(frame->width, 4u);
+    EXPECT_EQ(frame->height, 2u);
+    EXPECT_EQ(frame->data[0], 0x00); // B
+    EXPECT_EQ(frame->data[1], 0x80); // G
+    EXPECT_EQ(frame->data[2], 0xFF); // R
+
+    config.set("capture.skeleton.color=orange");
+    try {
+        deskstream::host::CaptureInstance bad(info, config.poco());
+        FAIL() << "no exception";
+    } catch (const deskstream::host::PluginError &e) {
+        EXPECT_STREQ(e.what(), "capture plugin 'skeleton': create failed (DS_ERR_CONFIG): [capture.skeleton] color = "
+                               "'orange' is not RRGGBB");
+    }
+}
+
+} // namespace

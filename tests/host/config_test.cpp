@@ -1,0 +1,281 @@
+// Configuration model: defaults, layers, --set parsing, validation of every error class, typed
+// accessors, and the docs/example checked against the schema.
+#include "deskstream/host/config.hpp"
+#include "deskstream/host/plugin_registry.hpp"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+using namespace deskstream::host;
+
+namespace {
+
+std::string folder(const std::string &name) { return std::string(DS_TEST_PLUGIN_ROOT) + "/" + name; }
+
+std::vector<std::string> texts(const std::vector<Problem> &problems) {
+    std::vector<std::string> out;
+    for (const auto &p : problems) out.push_back(p.text());
+    return out;
+}
+
+std::string one(const std::string &ini, const PluginRegistry *plugins = nullptr) {
+    Configuration c;
+    c.loadString(ini, "t.ini");
+    auto p = texts(c.validate(plugins));
+    if (p.size() != 1) {
+        std::string all;
+        for (const auto &s : p) all += s + "\n";
+        return "expected exactly one problem, got " + std::to_string(p.size()) + ":\n" + all;
+    }
+    return p[0];
+}
+
+TEST(Config, DefaultsAreTheEmbeddedSetup) {
+    Configuration c;
+    EXPECT_TRUE(c.validate(nullptr).empty());
+    HostConfig h = c.host();
+    EXPECT_EQ(h.role, Role::All);
+    EXPECT_TRUE(h.runsAgent());
+    EXPECT_TRUE(h.runsRelay());
+    ASSERT_EQ(h.pluginsPath.size(), 1u);
+    EXPECT_EQ(h.pluginsPath[0],
+              (std::filesystem::path(executableDir()) / ".." / "plugins").lexically_normal().string());
+    EXPECT_EQ(h.stateDir, (std::filesystem::current_path() / "var").string());
+    EXPECT_EQ(h.logLevel, "information");
+    RelayConfig r = c.relay();
+    EXPECT_EQ(r.listenHost, "127.0.0.1");
+    EXPECT_EQ(r.listenPort, 8080);
+    EXPECT_EQ(r.store, "sqlite");
+    EXPECT_EQ(r.viewerQueue, 3);
+    EXPECT_EQ(r.maxMessageBytes, 16777216);
+    EXPECT_EQ(r.instanceId.size(), 36u) << "a random UUID";
+    EXPECT_EQ(c.relay().instanceId, r.instanceId) << "chosen once per process";
+    HeartbeatConfig hb = c.heartbeat();
+    EXPECT_EQ(hb.intervalMs, 5000);
+    EXPECT_EQ(hb.missedLimit, 3);
+    AgentConfig a = c.agent();
+    EXPECT_EQ(a.capture, "auto");
+    EXPECT_EQ(a.encoder, "jpeg");
+    EXPECT_EQ(a.fps, 8);
+    EXPECT_EQ(a.quality, 75);
+    EXPECT_TRUE(a.monitors.empty());
+    EXPECT_EQ(a.layout, Layout::Separate);
+    EXPECT_FALSE(a.clientId.empty()) << "defaults to the host name";
+    EXPECT_EQ(a.name, a.clientId);
+    EXPECT_TRUE(c.auth().secret.empty());
+}
+
+TEST(Config, FileThenSetOverrides) {
+    Configuration c;
+    c.loadString("[agent]\nfps = 15 ; inline comment\nmonitors = 0, 2\nname = a;b\n[auth]\n"
+                 "allowed_origins = http://a, http://b\n",
+                 "t.ini");
+    EXPECT_EQ(c.agent().fps, 15);
+    EXPECT_EQ(c.agent().monitors, (std::vector<uint32_t>{0, 2}));
+    EXPECT_EQ(c.agent().name, "a;b") << "';' without a space before it is part of the value";
+    EXPECT_EQ(c.auth().allowedOrigins, (std::vector<std::string>{"http://a", "http://b"}));
+    c.set("agent.fps=20");
+    c.set("host.plugins.path=/x; relative");
+    c.set("capture.synthetic.width=640");
+    c.set("relay.listen = 127.0.0.1:0");
+    EXPECT_EQ(c.agent().fps, 20);
+    EXPECT_EQ(c.host().pluginsPath,
+              (std::vector<std::string>{"/x", (std::filesystem::current_path() / "relative").string()}));
+    EXPECT_EQ(c.get("capture.synthetic", "width"), "640");
+    EXPECT_EQ(c.poco().getString("capture.synthetic.width"), "640");
+    EXPECT_EQ(c.relay().listenPort, 0);
+    EXPECT_EQ(c.userKeys("agent"), (std::vector<std::string>{"fps", "monitors", "name"}));
+    EXPECT_TRUE(c.validate(nullptr).empty()) << texts(c.validate(nullptr)).front();
+}
+
+TEST(Config, ExeDirTokenAndRelativeFolders) {
+    Configuration c;
+    c.set("host.plugins.path={exe_dir}/p;;/abs/q");
+    EXPECT_EQ(c.host().pluginsPath, (std::vector<std::string>{executableDir() + "/p", "/abs/q"}));
+}
+
+TEST(Config, MalformedSetIsRefused) {
+    Configuration c;
+    EXPECT_THROW(c.set("agent"), ConfigError);
+    EXPECT_THROW(c.set("fps=3"), ConfigError);
+    EXPECT_THROW(c.set("=3"), ConfigError);
+    EXPECT_THROW(c.set("capture.x=1"), ConfigError);
+}
+
+TEST(Config, UnreadableFileIsAnError) {
+    Configuration c;
+    try {
+        c.loadFile("/nonexistent/deskstream.ini");
+        FAIL();
+    } catch (const ConfigError &e) {
+        EXPECT_STREQ(e.what(), "cannot read configuration file '/nonexistent/deskstream.ini'");
+    }
+}
+
+TEST(ConfigCheck, UnknownSection) {
+    EXPECT_EQ(one("[bogus]\nx = 1\n"), "error: t.ini:1: [bogus]: unknown section");
+    EXPECT_EQ(one("[empty]\n"), "error: t.ini:1: [empty]: unknown section");
+}
+
+TEST(ConfigCheck, UnknownKey) {
+    EXPECT_EQ(one("[agent]\ncolour = red\n"), "error: t.ini:2: [agent] colour = 'red': unknown key");
+}
+
+TEST(ConfigCheck, WrongType) {
+    EXPECT_EQ(one("[agent]\nfps = fast\n"), "error: t.ini:2: [agent] fps = 'fast': is not an integer");
+    EXPECT_EQ(one("[relay]\nlisten = localhost\n"), "error: t.ini:2: [relay] listen = 'localhost': is not host:port");
+    EXPECT_EQ(one("[agent]\nmonitors = 0,x\n"),
+              "error: t.ini:2: [agent] monitors = '0,x': is not 'all' or a comma-separated list of monitor "
+              "indices (0..255)");
+}
+
+TEST(ConfigCheck, OutOfRange) {
+    EXPECT_EQ(one("[agent]\nfps = 0\n"), "error: t.ini:2: [agent] fps = '0': is out of range [1, 120]");
+    EXPECT_EQ(one("[heartbeat]\nmissed_limit = 1000\n"),
+              "error: t.ini:2: [heartbeat] missed_limit = '1000': is out of range [1, 100]");
+    EXPECT_EQ(one("[relay]\nlisten = 127.0.0.1:70000\n"),
+              "error: t.ini:2: [relay] listen = '127.0.0.1:70000': has a port out of range [0, 65535]");
+}
+
+TEST(ConfigCheck, BadChoice) {
+    EXPECT_EQ(one("[host]\nrole = both\n"), "error: t.ini:2: [host] role = 'both': is not one of relay|agent|all");
+    EXPECT_EQ(one("[agent]\nlayout = stacked\n"),
+              "error: t.ini:2: [agent] layout = 'stacked': is not one of separate|combined");
+}
+
+TEST(ConfigCheck, RulesBetweenKeys) {
+    EXPECT_EQ(one("[agent]\nquality = 95\n"),
+              "error: t.ini:2: [agent] quality = '95': must lie within quality.min .. quality.max (30 .. 90)");
+    EXPECT_EQ(one("[agent]\nadapt.low_latency_ms = 600\n"),
+              "error: t.ini:2: [agent] adapt.low_latency_ms = '600': must be below adapt.high_latency_ms (500)");
+}
+
+TEST(ConfigCheck, SyntaxErrors) {
+    EXPECT_EQ(one("[agent\n"), "error: t.ini:1: malformed section header '[agent'");
+    EXPECT_EQ(one("[agent]\njust words\n"), "error: t.ini:2: [agent]: line 'just words' is not 'key = value'");
+    EXPECT_EQ(one("fps = 3\n"), "error: t.ini:1: fps = '3': key outside of any section");
+}
+
+TEST(ConfigCheck, EveryProblemIsReportedNotJustTheFirst) {
+    Configuration c;
+    c.loadString("[agent]\nfps = 0\ncolour = red\nlayout = x\n[nope]\n[host]\nrole = both\n", "t.ini");
+    c.set("heartbeat.interval_ms=soon");
+    auto p = texts(c.validate(nullptr));
+    EXPECT_EQ(p, (std::vector<std::string>{
+                     "error: t.ini:3: [agent] colour = 'red': unknown key",
+                     "error: t.ini:2: [agent] fps = '0': is out of range [1, 120]",
+                     "error: t.ini:4: [agent] layout = 'x': is not one of separate|combined",
+                     "error: --set: [heartbeat] interval_ms = 'soon': is not an integer",
+                     "error: t.ini:7: [host] role = 'both': is not one of relay|agent|all",
+                     "error: t.ini:5: [nope]: unknown section",
+                 }));
+}
+
+TEST(ConfigCheck, TypedAccessorsRefuseInvalidValues) {
+    Configuration c;
+    c.set("agent.fps=fast");
+    try {
+        c.agent();
+        FAIL();
+    } catch (const ConfigError &e) {
+        EXPECT_STREQ(e.what(), "[agent] fps = 'fast': is not an integer");
+    }
+}
+
+class PluginSectionTest : public ::testing::Test {
+protected:
+    void SetUp() override { plugins.scan({folder("good"), folder("c_raw"), folder("memory")}); }
+    PluginRegistry plugins;
+    const std::string roleOk = "[host]\nrole = all\n[agent]\ncapture = test_good\nencoder = test_c_raw\n"
+                               "[relay]\nstore = test_memory\n";
+};
+
+TEST_F(PluginSectionTest, ValidPluginSectionPasses) {
+    Configuration c;
+    c.loadString(roleOk + "[capture.test_good]\nsize = 10\nmode = b\nflag = yes\nratio = 1.5\n", "t.ini");
+    EXPECT_TRUE(c.validate(&plugins).empty()) << texts(c.validate(&plugins)).front();
+}
+
+TEST_F(PluginSectionTest, PluginKeysAreCheckedAgainstTheDescriptor) {
+    EXPECT_EQ(one(roleOk + "[capture.test_good]\ncolour = red\n", &plugins),
+              "error: t.ini:9: [capture.test_good] colour = 'red': unknown key (plugin 'test_good' 2.3.4 does "
+              "not declare it)");
+    EXPECT_EQ(one(roleOk + "[capture.test_good]\nsize = big\n", &plugins),
+              "error: t.ini:9: [capture.test_good] size = 'big': is not an integer");
+    EXPECT_EQ(one(roleOk + "[capture.test_good]\nsize = 101\n", &plugins),
+              "error: t.ini:9: [capture.test_good] size = '101': is out of range [1, 100]");
+    EXPECT_EQ(one(roleOk + "[capture.test_good]\nmode = c\n", &plugins),
+              "error: t.ini:9: [capture.test_good] mode = 'c': is not one of a|b");
+    EXPECT_EQ(one(roleOk + "[capture.test_good]\nflag = maybe\n", &plugins),
+              "error: t.ini:9: [capture.test_good] flag = 'maybe': is not a boolean (true|false)");
+    EXPECT_EQ(one(roleOk + "[capture.test_good]\nratio = half\n", &plugins),
+              "error: t.ini:9: [capture.test_good] ratio = 'half': is not a number");
+}
+
+TEST_F(PluginSectionTest, SectionOfAPluginNotLoadedIsAWarning) {
+    Configuration c;
+    c.loadString(roleOk + "[encoder.webp]\nquality = 3\n", "t.ini");
+    auto p = c.validate(&plugins);
+    ASSERT_EQ(p.size(), 1u);
+    EXPECT_EQ(p[0].severity, Problem::Severity::Warning);
+    EXPECT_EQ(p[0].text(),
+              "warning: t.ini:8: [encoder.webp]: no encoder plugin named 'webp' is loaded; its keys were not checked");
+}
+
+TEST_F(PluginSectionTest, PluginsTheRoleNeedsMustBeLoaded) {
+    std::string prefix = "error: t.ini:9: [agent] encoder = 'jpeg': encoder plugin 'jpeg' was not found (searched ";
+    std::string got = one(roleOk + "[agent]\nencoder = jpeg\n", &plugins);
+    EXPECT_EQ(got.rfind(prefix, 0), 0u) << got;
+    // The relay role does not need agent plugins.
+    Configuration c;
+    c.loadString("[host]\nrole = relay\n[relay]\nstore = test_memory\n[agent]\nencoder = jpeg\n", "t.ini");
+    EXPECT_TRUE(c.validate(&plugins).empty());
+    c.set("relay.store=sqlite");
+    ASSERT_EQ(c.validate(&plugins).size(), 1u);
+    EXPECT_EQ(c.validate(&plugins)[0].key, "store");
+}
+
+// ---------------------------------------------------------------- docs against the schema
+std::string readFile(const std::string &path) {
+    std::ifstream in(path);
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+TEST(ConfigDocs, ExampleIniHasEveryKeyWithItsDefault) {
+    std::string path = std::string(DS_SOURCE_DIR) + "/examples/deskstream.ini";
+    std::vector<Problem> problems;
+    auto entries = parseIni(readFile(path), path, problems);
+    EXPECT_TRUE(problems.empty());
+    for (const KeySpec &k : schema()) {
+        auto it = std::find_if(entries.begin(), entries.end(),
+                               [&](const IniEntry &e) { return e.section == k.section && e.key == k.key; });
+        ASSERT_NE(it, entries.end()) << "examples/deskstream.ini lacks [" << k.section << "] " << k.key;
+        EXPECT_EQ(it->value, k.defaultValue) << "[" << k.section << "] " << k.key;
+    }
+    Configuration c;
+    c.loadFile(path);
+    for (const auto &p : c.validate(nullptr)) ADD_FAILURE() << p.text();
+}
+
+TEST(ConfigDocs, ConfigurationReferenceListsEveryKeyWithItsDefault) {
+    std::string doc = readFile(std::string(DS_SOURCE_DIR) + "/docs/configuration.md");
+    ASSERT_FALSE(doc.empty());
+    std::string section;
+    for (const KeySpec &k : schema()) {
+        std::string heading = std::string("### [") + k.section + "]";
+        size_t at = doc.find(heading);
+        ASSERT_NE(at, std::string::npos) << heading;
+        size_t end = doc.find("\n### ", at + 1);
+        std::string part = doc.substr(at, end == std::string::npos ? std::string::npos : end - at);
+        std::string def = *k.defaultValue ? "`" + std::string(k.defaultValue) + "`" : "(empty)";
+        std::string row = "| `" + std::string(k.key) + "` | " + def + " |";
+        EXPECT_NE(part.find(row), std::string::npos) << "docs/configuration.md lacks the row " << row;
+    }
+}
+
+} // namespace
