@@ -101,6 +101,13 @@ ds_status CaptureInstance::grab(uint32_t monitor, uint32_t timeoutMs, Frame &out
     return DS_OK;
 }
 
+void CaptureInstance::inject(const ds_input_event &event) {
+    if (!canInject())
+        throw PluginError(DS_ERR_UNSUPPORTED, "capture plugin '" + plugin_.name + "' cannot inject input");
+    char err[kErrSize] = "";
+    throwIfError(plugin_, "inject_input", plugin_.capture.inject_input(instance_, &event, err, sizeof err), err);
+}
+
 CaptureInstance::Frame::Frame(Frame &&other) noexcept : owner_(other.owner_), frame_(other.frame_) {
     other.owner_ = nullptr;
 }

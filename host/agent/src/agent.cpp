@@ -77,9 +77,10 @@ std::string registrationAdvice(core::ErrorCode code) {
 // A captured set of frames for one tick: one per selected monitor (or the composite).
 struct CaptureJob {
     struct Item {
-        ds_frame frame{};
+        CaptureInstance::Frame held;  // the plugin's frame, released when destroyed
+        ds_frame composite{};         // the combined picture (then `held` is empty)
         std::uint16_t monitor = 0;
-        bool owned = true;  // false: points into the composite buffer (no release)
+        const ds_frame& frame() const { return held ? *held : composite; }
     };
     std::vector<Item> items;
     std::uint64_t captureTimeUs = 0;
@@ -88,8 +89,8 @@ struct CaptureJob {
 struct AgentRuntime::Impl {
     AgentRuntime& owner;
     AgentOptions options;
-    std::unique_ptr<CaptureHandle> capture;
-    std::unique_ptr<EncoderHandle> encoder;
+    std::unique_ptr<CaptureInstance> capture;
+    std::unique_ptr<EncoderInstance> encoder;
     EncoderFactory encoderFactory;
     Poco::Logger& log = Poco::Logger::get("agent");
 
@@ -110,13 +111,15 @@ struct AgentRuntime::Impl {
     std::string fatal;
 
     std::mutex captureMutex;  // every call on the capture instance
-    std::mutex encoderMutex;  // every call on the encoder instance, and swapping it
+    mutable std::mutex encoderMutex;  // every call on the encoder instance, and swapping it
     std::mutex sendMutex;     // one writer at a time on the socket (Poco is not thread-safe)
     std::shared_ptr<WebSocket> socket;  // guarded by `mutex`
 
     // ---- pipeline hand-over: capture -> encode (one job in hand, one in the mailbox)
     std::optional<CaptureJob> mailbox;           // guarded by `mutex`
-    std::vector<ds_frame> toRelease;             // frames the encoder is done with (`mutex`)
+    // Frames the encoder is done with (`mutex`): destroyed, i.e. released, by the capture
+    // thread under captureMutex, so only that thread ever calls into the capture instance.
+    std::vector<CaptureJob> toRelease;
     // Combined layout pictures, double-buffered: the encoder may still read picture N while
     // the capture thread composes N+1 (never more: it waits for the mailbox to empty).
     std::vector<std::uint8_t> composite[2];
@@ -128,12 +131,13 @@ struct AgentRuntime::Impl {
         commandsExecuted{0}, commandsDuplicate{0}, captureErrors{0}, encodeErrors{0};
     std::atomic<std::int64_t> lastLatencyMs{-1};
     core::CommandDedup dedup{4096};
-    std::string breakerState = "closed";
+    std::string breakerState = "closed";  // guarded by `mutex`
+    std::string encoderLabel;             // guarded by `mutex` (the encoder may be swapped)
 
     std::thread connThread, captureThread, encodeThread;
 
-    Impl(AgentRuntime& o, AgentOptions opts, std::unique_ptr<CaptureHandle> c,
-         std::unique_ptr<EncoderHandle> e, EncoderFactory f)
+    Impl(AgentRuntime& o, AgentOptions opts, std::unique_ptr<CaptureInstance> c,
+         std::unique_ptr<EncoderInstance> e, EncoderFactory f)
         : owner(o), options(std::move(opts)), capture(std::move(c)), encoder(std::move(e)),
           encoderFactory(std::move(f)), flow(options.flow) {}
 
@@ -303,7 +307,10 @@ struct AgentRuntime::Impl {
             mi.primary = m.primary != 0;
             h.monitors.push_back(mi);
         }
-        h.capabilities.codecs = {codecName(encoder->codec())};
+        {
+            std::lock_guard<std::mutex> lock(encoderMutex);
+            h.capabilities.codecs = {codecName(encoder->codec())};
+        }
         h.capabilities.input = capture->canInject();
         return h;
     }
@@ -524,11 +531,15 @@ struct AgentRuntime::Impl {
                 if (!known) return "set_config: monitor " + std::to_string(idx) + " does not exist";
             }
         }
-        if (cfg.encoder && *cfg.encoder != encoder->name()) {
+        if (cfg.encoder && *cfg.encoder != encoderName()) {
             if (!encoderFactory) return "set_config: this agent cannot switch encoders";
-            std::unique_ptr<EncoderHandle> next = encoderFactory(*cfg.encoder);  // throws
+            std::unique_ptr<EncoderInstance> next = encoderFactory(*cfg.encoder);  // throws
             std::lock_guard<std::mutex> lock(encoderMutex);
             encoder.swap(next);
+            {
+                std::lock_guard<std::mutex> stateLock(mutex);
+                encoderLabel = *cfg.encoder;
+            }
             log.information("agent %s: encoder switched to %s", options.clientId, *cfg.encoder);
         }
         std::lock_guard<std::mutex> lock(mutex);
@@ -539,8 +550,14 @@ struct AgentRuntime::Impl {
         return {};
     }
 
+    std::string encoderName() {
+        std::lock_guard<std::mutex> lock(encoderMutex);
+        return encoder->plugin().name;
+    }
+
     std::string applyInput(const core::InputCommand& in) {
-        if (!capture->canInject()) return "input: the capture plugin '" + capture->name() + "' cannot inject input";
+        if (!capture->canInject())
+            return "input: the capture plugin '" + capture->plugin().name + "' cannot inject input";
         ds_input_event ev{};
         ev.struct_size = sizeof ev;
         switch (in.event) {
@@ -559,21 +576,21 @@ struct AgentRuntime::Impl {
         ev.delta_y = in.deltaY.value_or(0);
         std::string key = in.key.value_or("");
         ev.key = in.key ? key.c_str() : nullptr;
-        std::string error;
         std::lock_guard<std::mutex> lock(captureMutex);
-        return capture->inject(ev, error) < 0 ? error : std::string();
+        capture->inject(ev);  // throws PluginError with the plugin's message
+        return {};
     }
 
     // ------------------------------------------------------------------ capture thread
     void releaseDone() {
-        std::vector<ds_frame> done;
+        std::vector<CaptureJob> done;
         {
             std::lock_guard<std::mutex> lock(mutex);
             done.swap(toRelease);
         }
         if (done.empty()) return;
         std::lock_guard<std::mutex> lock(captureMutex);
-        for (auto& f : done) capture->release(f);
+        done.clear();  // releases the frames
     }
 
     void captureLoop() {
@@ -630,14 +647,8 @@ struct AgentRuntime::Impl {
             left.swap(mailbox);
         }
         releaseDone();
-        if (left) releaseJob(*left);
-    }
-
-    void releaseJob(CaptureJob& job) {
         std::lock_guard<std::mutex> lock(captureMutex);
-        for (auto& item : job.items)
-            if (item.owned) capture->release(item.frame);
-        job.items.clear();
+        left.reset();
     }
 
     bool grabAll(const std::vector<int>& monitors, CaptureJob& job, std::string& lastError) {
@@ -646,9 +657,15 @@ struct AgentRuntime::Impl {
             CaptureJob::Item item;
             item.monitor = static_cast<std::uint16_t>(idx);
             std::string error;
-            ds_status s = capture->grab(static_cast<uint32_t>(idx), 200, item.frame, error);
+            ds_status s = DS_OK;  // grab throws PluginError for errors
+            try {
+                s = capture->grab(static_cast<uint32_t>(idx), 200, item.held);
+            } catch (const std::exception& e) {
+                s = DS_ERR_INTERNAL;
+                error = e.what();
+            }
             if (s == DS_OK) {
-                job.items.push_back(item);
+                job.items.push_back(std::move(item));
                 continue;
             }
             if (s == DS_TIMEOUT) continue;  // no new picture on that monitor
@@ -665,7 +682,7 @@ struct AgentRuntime::Impl {
         }
         if (job.items.empty()) return false;
         lastError.clear();
-        if (options.combined && job.items.size() > 1) compose(job);
+        if (options.combined && job.items.size() > 1) compose(job);  // captureMutex held
         return true;
     }
 
@@ -673,34 +690,34 @@ struct AgentRuntime::Impl {
     void compose(CaptureJob& job) {
         std::uint32_t width = 0, height = 0;
         for (auto& it : job.items) {
-            width += it.frame.width;
-            height = std::max(height, it.frame.height);
+            width += it.frame().width;
+            height = std::max(height, it.frame().height);
         }
         const std::size_t stride = static_cast<std::size_t>(width) * 4;
         std::vector<std::uint8_t>& picture = composite[compositeIndex];
         compositeIndex ^= 1;
         picture.assign(stride * height, 0);  // capacity is kept: no allocation once sized
         std::size_t xOffset = 0;
-        ds_pixel_format format = job.items.front().frame.format;
+        ds_pixel_format format = job.items.front().frame().format;
         for (auto& it : job.items) {
-            for (std::uint32_t y = 0; y < it.frame.height; ++y)
+            const ds_frame& f = it.frame();
+            for (std::uint32_t y = 0; y < f.height; ++y)
                 std::memcpy(picture.data() + y * stride + xOffset * 4,
-                            it.frame.data + static_cast<std::size_t>(y) * it.frame.stride,
-                            static_cast<std::size_t>(it.frame.width) * 4);
-            xOffset += it.frame.width;
-            capture->release(it.frame);  // captureMutex is held by grabAll
+                            f.data + static_cast<std::size_t>(y) * f.stride,
+                            static_cast<std::size_t>(f.width) * 4);
+            xOffset += f.width;
         }
         CaptureJob::Item c;
-        c.owned = false;
         c.monitor = 0;
-        c.frame.struct_size = sizeof(ds_frame);
-        c.frame.width = width;
-        c.frame.height = height;
-        c.frame.stride = static_cast<uint32_t>(stride);
-        c.frame.format = format;
-        c.frame.data = picture.data();
-        c.frame.capture_time_us = job.captureTimeUs;
-        job.items.assign(1, c);
+        c.composite.struct_size = sizeof(ds_frame);
+        c.composite.width = width;
+        c.composite.height = height;
+        c.composite.stride = static_cast<uint32_t>(stride);
+        c.composite.format = format;
+        c.composite.data = picture.data();
+        c.composite.capture_time_us = job.captureTimeUs;
+        job.items.clear();  // releases the monitors' frames (captureMutex is held by grabAll)
+        job.items.push_back(std::move(c));
     }
 
     // ------------------------------------------------------------------ encode thread
@@ -721,8 +738,7 @@ struct AgentRuntime::Impl {
             // Hand the frames back: only the capture thread calls release_frame.
             {
                 std::lock_guard<std::mutex> lock(mutex);
-                for (auto& item : job.items)
-                    if (item.owned) toRelease.push_back(item.frame);
+                toRelease.push_back(std::move(job));
             }
             wake.notify_all();
         }
@@ -741,14 +757,15 @@ struct AgentRuntime::Impl {
         params.quality = quality;
         params.keyframe = 1;
         ds_encoded out{};
-        std::string error;
+        const ds_frame& frame = item.frame();
         std::unique_lock<std::mutex> encLock(encoderMutex);
-        ds_status s = encoder->encode(item.frame, params, out, error);
-        if (s != DS_OK) {
+        try {
+            out = encoder->encode(frame, params);
+        } catch (const std::exception& e) {
             ++encodeErrors;
-            if (error != lastError) {
-                log.error("agent %s: encoder %s failed: %s", options.clientId, encoder->name(), error);
-                lastError = error;
+            if (e.what() != lastError) {  // one line per distinct problem, not per frame
+                log.error("agent %s: %s", options.clientId, std::string(e.what()));
+                lastError = e.what();
             }
             return;
         }
@@ -758,16 +775,16 @@ struct AgentRuntime::Impl {
         core::FrameHeader h;
         h.codec = static_cast<core::FrameCodec>(out.codec);
         h.flags = core::frame_flags::kKey | core::frame_flags::kLastRect;
-        h.captureTimeUs = item.frame.capture_time_us ? item.frame.capture_time_us : captureTimeUs;
+        h.captureTimeUs = frame.capture_time_us ? frame.capture_time_us : captureTimeUs;
         h.streamId = stream;
         h.monitor = item.monitor;
         h.quality = static_cast<std::uint8_t>(std::clamp(out.quality ? out.quality : quality, 0, 100));
-        h.screenWidth = item.frame.width;
-        h.screenHeight = item.frame.height;
+        h.screenWidth = frame.width;
+        h.screenHeight = frame.height;
         h.rectX = 0;
         h.rectY = 0;
-        h.rectWidth = item.frame.width;
-        h.rectHeight = item.frame.height;
+        h.rectWidth = frame.width;
+        h.rectHeight = frame.height;
         h.payloadLength = static_cast<std::uint32_t>(out.size);
         message.resize(core::kFrameHeaderSize + out.size);  // capacity reused across frames
         std::memcpy(message.data() + core::kFrameHeaderSize, out.data, out.size);
@@ -787,8 +804,8 @@ struct AgentRuntime::Impl {
 
 // ---------------------------------------------------------------------- AgentRuntime
 
-AgentRuntime::AgentRuntime(AgentOptions options, std::unique_ptr<CaptureHandle> capture,
-                           std::unique_ptr<EncoderHandle> encoder, EncoderFactory encoderFactory)
+AgentRuntime::AgentRuntime(AgentOptions options, std::unique_ptr<CaptureInstance> capture,
+                           std::unique_ptr<EncoderInstance> encoder, EncoderFactory encoderFactory)
     : impl_(std::make_unique<Impl>(*this, std::move(options), std::move(capture),
                                    std::move(encoder), std::move(encoderFactory))) {}
 
@@ -801,7 +818,8 @@ void AgentRuntime::start() {
         throw std::runtime_error("[agent] client_id '" + d.options.clientId +
                                  "' is invalid: use 1-128 of A-Z a-z 0-9 . _ -");
     d.monitorInfo = d.capture->monitors();
-    if (d.monitorInfo.empty()) throw std::runtime_error("capture plugin '" + d.capture->name() + "' reports no monitor");
+    if (d.monitorInfo.empty())
+        throw std::runtime_error("capture plugin '" + d.capture->plugin().name + "' reports no monitor");
     std::vector<int> selected;
     if (d.options.allMonitors) {
         for (const auto& m : d.monitorInfo) selected.push_back(static_cast<int>(m.index));
@@ -820,12 +838,13 @@ void AgentRuntime::start() {
         std::lock_guard<std::mutex> lock(d.mutex);
         if (d.running) return;
         d.selected = selected;
+        d.encoderLabel = d.encoder->plugin().name;
         d.running = true;
         d.finished = false;
     }
     d.log.information("agent %s: starting: relay %s, capture %s (%z monitors), encoder %s, %.1f fps, quality %d",
-                      d.options.clientId, d.options.relayUrl, d.capture->name(),
-                      selected.size(), d.encoder->name(), d.options.flow.fps, d.options.flow.quality);
+                      d.options.clientId, d.options.relayUrl, d.capture->plugin().name,
+                      selected.size(), d.encoder->plugin().name, d.options.flow.fps, d.options.flow.quality);
     d.connThread = std::thread([&d] { d.connectionLoop(); });
     d.captureThread = std::thread([&d] { d.captureLoop(); });
     d.encodeThread = std::thread([&d] { d.encodeLoop(); });
@@ -878,7 +897,7 @@ AgentStats AgentRuntime::stats() const {
     s.quality = d.flow.quality();
     s.fps = d.flow.fps();
     s.lastAckLatencyMs = d.lastLatencyMs;
-    s.encoder = d.encoder ? d.encoder->name() : "";
+    s.encoder = d.encoderLabel;
     s.breaker = d.breakerState;
     return s;
 }

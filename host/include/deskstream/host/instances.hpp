@@ -61,6 +61,9 @@ public:
 
     // DS_OK: `out` holds the frame; DS_TIMEOUT / DS_REINIT returned as such; errors throw.
     ds_status grab(uint32_t monitor, uint32_t timeoutMs, Frame &out);
+    // Input injection (mouse, keyboard); only when canInject(). Errors throw PluginError.
+    bool canInject() const { return plugin_.capture.inject_input != nullptr; }
+    void inject(const ds_input_event &event);
     const PluginInfo &plugin() const { return plugin_; }
 
 private:
@@ -77,6 +80,7 @@ public:
 
     // The output stays valid until the next encode() or the destruction of this object.
     ds_encoded encode(const ds_frame &frame, const ds_encode_params &params);
+    ds_codec codec() const { return plugin_.encoder.codec; }
     const PluginInfo &plugin() const { return plugin_; }
 
 private:

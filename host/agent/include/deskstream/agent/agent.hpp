@@ -13,9 +13,9 @@
 // An idle desktop (no start_stream from the relay) captures and encodes nothing.
 #pragma once
 
-#include "deskstream/agent/plugin_handles.hpp"
 #include "deskstream/agent/reconnect.hpp"
 #include "deskstream/core/flow.hpp"
+#include "deskstream/host/instances.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -70,13 +70,16 @@ struct AgentStats {
     std::string breaker;  // closed | open | half-open
 };
 
+using host::CaptureInstance;
+using host::EncoderInstance;
+
 /// Creates an encoder instance by plugin name (set_config encoder); throws with the reason.
-using EncoderFactory = std::function<std::unique_ptr<EncoderHandle>(const std::string& name)>;
+using EncoderFactory = std::function<std::unique_ptr<EncoderInstance>(const std::string& name)>;
 
 class AgentRuntime {
 public:
-    AgentRuntime(AgentOptions options, std::unique_ptr<CaptureHandle> capture,
-                 std::unique_ptr<EncoderHandle> encoder, EncoderFactory encoderFactory = {});
+    AgentRuntime(AgentOptions options, std::unique_ptr<CaptureInstance> capture,
+                 std::unique_ptr<EncoderInstance> encoder, EncoderFactory encoderFactory = {});
     ~AgentRuntime();
     AgentRuntime(const AgentRuntime&) = delete;
     AgentRuntime& operator=(const AgentRuntime&) = delete;
