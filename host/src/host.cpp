@@ -17,8 +17,9 @@ void Host::loadPlugins() { plugins_.scan(config_.host().pluginsPath); }
 
 void Host::addDefaultServices() {
     HostConfig h = config_.host();
-    if (h.runsAgent()) addService(std::make_unique<AgentBootstrapService>(config_, plugins_));
+    // The relay first: in role all the agent connects to it as soon as it starts.
     if (h.runsRelay()) addService(std::make_unique<HealthService>(config_, plugins_));
+    if (h.runsAgent()) addService(std::make_unique<AgentService>(config_, plugins_));
 }
 
 void Host::addService(std::unique_ptr<Service> service) { services_.push_back(std::move(service)); }
@@ -27,6 +28,14 @@ Service *Host::service(const std::string &name) const {
     for (const auto &s : services_)
         if (s->name() == name) return s.get();
     return nullptr;
+}
+
+std::string Host::fatalError() const {
+    for (const auto &s : services_) {
+        std::string why = s->fatalError();
+        if (!why.empty()) return s->name() + ": " + why;
+    }
+    return {};
 }
 
 void Host::start() {

@@ -80,6 +80,27 @@ void holdTerminationSignals() {
 #endif
 }
 
+// Waits for SIGINT/SIGTERM/SIGQUIT (held by holdTerminationSignals) or for a service that
+// ended by itself; returns that service's reason, "" for a termination request.
+std::string waitForStop(const Host &host) {
+#if defined(POCO_OS_FAMILY_UNIX)
+    sigset_t set;
+    sigemptyset(&set);
+    if (!std::getenv("POCO_ENABLE_DEBUGGER")) sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGQUIT);
+    sigaddset(&set, SIGTERM);
+    for (;;) {
+        timespec tick{0, 200 * 1000 * 1000};
+        if (sigtimedwait(&set, nullptr, &tick) > 0) return {};
+        std::string fatal = host.fatalError();
+        if (!fatal.empty()) return fatal;
+    }
+#else
+    (void)host;
+    return {};
+#endif
+}
+
 class DeskstreamApp : public Poco::Util::ServerApplication {
 protected:
     void defineOptions(OptionSet &options) override {
@@ -211,7 +232,13 @@ protected:
             } else {
                 std::cout << "deskstream " << version() << " running (role " << h.roleName << ")\n" << std::flush;
             }
-            waitForTerminationRequest();
+            std::string fatal = waitForStop(host);
+            if (!fatal.empty()) {
+                Poco::Logger::get("host").error("stopping: " + fatal);
+                host.stop();
+                std::cerr << "deskstream: " << fatal << "\n";
+                return EXIT_UNAVAILABLE;
+            }
             Poco::Logger::get("host").information("termination requested, stopping");
             host.stop();
             return EXIT_OK;

@@ -1,6 +1,9 @@
 #include "deskstream/host/services.hpp"
 
 #include "deskstream/host/host.hpp"
+#include "deskstream/agent/agent.hpp"
+
+#include <Poco/Environment.h>
 
 #include <Poco/Logger.h>
 #include <Poco/Net/HTTPRequestHandler.h>
@@ -94,48 +97,90 @@ void HealthService::stop() noexcept {
     store_.reset();
 }
 
-AgentBootstrapService::AgentBootstrapService(const Configuration &config, const PluginRegistry &plugins)
+AgentService::AgentService(const Configuration &config, const PluginRegistry &plugins)
     : config_(config), plugins_(plugins) {}
 
-AgentBootstrapService::~AgentBootstrapService() { stop(); }
+AgentService::~AgentService() { stop(); }
 
-void AgentBootstrapService::start() {
+namespace {
+agent::AgentOptions agentOptions(const AgentConfig &a, const HeartbeatConfig &hb) {
+    agent::AgentOptions o;
+    o.relayUrl = a.relayUrl;
+    o.clientId = a.clientId;
+    o.name = a.name;
+    o.hostname = Poco::Environment::nodeName();
+    o.token = a.token;
+    o.flow.fps = a.fps;
+    o.flow.quality = a.quality;
+    o.flow.qualityMin = a.qualityMin;
+    o.flow.qualityMax = a.qualityMax;
+    o.flow.maxInFlight = a.maxInFlight;
+    o.flow.highLatencyMs = a.adaptHighLatencyMs;
+    o.flow.lowLatencyMs = a.adaptLowLatencyMs;
+    o.flow.stepDown = a.adaptStepDown;
+    o.flow.stepUp = a.adaptStepUp;
+    o.allMonitors = a.monitors.empty();
+    for (uint32_t m : a.monitors) o.monitors.push_back(static_cast<int>(m));
+    o.combined = a.layout == Layout::Combined;
+    o.heartbeatInterval = std::chrono::milliseconds(hb.intervalMs);
+    o.missedLimit = hb.missedLimit;
+    return o;
+}
+} // namespace
+
+void AgentService::start() {
     Poco::Logger &log = Poco::Logger::get("host.agent");
-    AgentConfig agent = config_.agent();
+    AgentConfig agentConfig = config_.agent();
     std::string why;
     const PluginInfo &capturePlugin = selectCapture(plugins_, config_, why);
     log.information(why);
-    const PluginInfo &encoderPlugin = plugins_.require(DS_KIND_ENCODER, agent.encoder, "[agent] encoder");
-    capture_ = std::make_unique<CaptureInstance>(capturePlugin, config_.poco());
-    encoder_ = std::make_unique<EncoderInstance>(encoderPlugin, config_.poco());
+    const PluginInfo &encoderPlugin = plugins_.require(DS_KIND_ENCODER, agentConfig.encoder, "[agent] encoder");
+    auto capture = std::make_unique<CaptureInstance>(capturePlugin, config_.poco());
+    auto encoder = std::make_unique<EncoderInstance>(encoderPlugin, config_.poco());
 
     // One frame through both plugins proves the pair works before we claim to be running.
-    std::vector<ds_monitor_info> monitors = capture_->monitors();
+    std::vector<ds_monitor_info> monitors = capture->monitors();
     if (monitors.empty()) throw std::runtime_error("capture plugin '" + capturePlugin.name + "' reports no monitor");
-    for (uint32_t m : agent.monitors)
-        if (m >= monitors.size())
-            throw std::runtime_error("[agent] monitors names monitor " + std::to_string(m) + " but capture '" +
-                                     capturePlugin.name + "' has " + std::to_string(monitors.size()));
-    CaptureInstance::Frame frame;
-    ds_status s = capture_->grab(agent.monitors.empty() ? 0 : agent.monitors.front(), 1000, frame);
-    if (s == DS_OK) {
-        ds_encode_params params{};
-        params.struct_size = sizeof params;
-        params.quality = agent.quality;
-        params.keyframe = 1;
-        ds_encoded out = encoder_->encode(*frame, params);
-        log.information("agent ready: capture '" + capturePlugin.name + "' (" + std::to_string(monitors.size()) +
-                        " monitor(s), " + std::to_string(frame->width) + "x" + std::to_string(frame->height) +
-                        "), encoder '" + encoderPlugin.name + "' (first frame " + std::to_string(out.size) +
-                        " bytes); streaming is not implemented yet");
-    } else {
-        log.warning("agent ready, but the first grab returned status " + std::to_string(s));
+    {
+        CaptureInstance::Frame frame;
+        uint32_t first = agentConfig.monitors.empty() ? monitors.front().index : agentConfig.monitors.front();
+        if (capture->grab(first, 1000, frame) == DS_OK) {
+            ds_encode_params params{};
+            params.struct_size = sizeof params;
+            params.quality = agentConfig.quality;
+            params.keyframe = 1;
+            ds_encoded out = encoder->encode(*frame, params);
+            log.information("agent ready: capture '" + capturePlugin.name + "' (" + std::to_string(monitors.size()) +
+                            " monitor(s), " + std::to_string(frame->width) + "x" + std::to_string(frame->height) +
+                            "), encoder '" + encoderPlugin.name + "' (first frame " + std::to_string(out.size) +
+                            " bytes)");
+        }
+    }
+    const PluginRegistry &plugins = plugins_;
+    const Configuration &config = config_;
+    agent::EncoderFactory factory = [&plugins, &config](const std::string &name) {
+        const PluginInfo &p = plugins.require(DS_KIND_ENCODER, name, "set_config encoder");
+        return std::make_unique<EncoderInstance>(p, config.poco());
+    };
+    runtime_ = std::make_unique<agent::AgentRuntime>(agentOptions(agentConfig, config_.heartbeat()),
+                                                     std::move(capture), std::move(encoder), factory);
+    runtime_->start();
+}
+
+void AgentService::stop() noexcept {
+    try {
+        if (runtime_) {
+            runtime_->stop();
+            if (runtime_->exitCode() != 0) fatal_ = runtime_->fatalReason();
+        }
+        runtime_.reset();  // destroys the capture and encoder instances
+    } catch (...) {
     }
 }
 
-void AgentBootstrapService::stop() noexcept {
-    encoder_.reset();
-    capture_.reset();
+std::string AgentService::fatalError() const {
+    if (runtime_ && runtime_->exitCode() != 0) return runtime_->fatalReason();
+    return fatal_;
 }
 
 } // namespace deskstream::host

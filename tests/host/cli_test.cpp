@@ -2,6 +2,7 @@
 // statuses, start-up failures with their messages, and a start / GET /healthz / signal stop.
 #include "deskstream/host/config.hpp"
 #include "deskstream/host/host.hpp"
+#include "deskstream/agent/agent.hpp"
 #include "deskstream/host/services.hpp"
 #include "deskstream/host/instances.hpp"
 #include "deskstream/host/plugin_registry.hpp"
@@ -361,17 +362,18 @@ TEST(Embedding, HostStartsServesAndStops) {
     host.start();
     EXPECT_TRUE(fs::is_directory(state)) << "the state folder is created at start";
     auto *http = dynamic_cast<deskstream::host::HealthService *>(host.service("http"));
-    auto *agent = dynamic_cast<deskstream::host::AgentBootstrapService *>(host.service("agent"));
+    auto *agent = dynamic_cast<deskstream::host::AgentService *>(host.service("agent"));
     ASSERT_NE(http, nullptr);
     ASSERT_NE(agent, nullptr);
     ASSERT_NE(http->port(), 0) << "port 0 binds a free port";
     EXPECT_EQ(httpGet(http->port(), "/healthz"), std::make_pair(200, std::string("{\"status\":\"ok\"}")));
-    ASSERT_NE(agent->capture(), nullptr);
-    EXPECT_EQ(agent->capture()->plugin().name, "synthetic");
+    ASSERT_NE(agent->runtime(), nullptr);
+    EXPECT_EQ(agent->runtime()->stats().encoder, "test_c_raw");
+    EXPECT_EQ(agent->fatalError(), "");
     uint16_t port = http->port();
     host.stop();
     EXPECT_EQ(httpGet(port, "/healthz").first, 0);
-    EXPECT_EQ(agent->capture(), nullptr) << "stop releases the plugin instances";
+    EXPECT_EQ(agent->runtime(), nullptr) << "stop releases the plugin instances";
 }
 
 TEST(Embedding, AFailedStartStopsWhatAlreadyStarted) {
@@ -388,9 +390,9 @@ TEST(Embedding, AFailedStartStopsWhatAlreadyStarted) {
         EXPECT_STREQ(e.what(), "store plugin 'test_memory': check failed (DS_ERR_STORE_UNAVAILABLE): test_memory check "
                                "fails on request");
     }
-    auto *agent = dynamic_cast<deskstream::host::AgentBootstrapService *>(host.service("agent"));
+    auto *agent = dynamic_cast<deskstream::host::AgentService *>(host.service("agent"));
     ASSERT_NE(agent, nullptr);
-    EXPECT_EQ(agent->capture(), nullptr) << "the agent, started first, was stopped again";
+    EXPECT_EQ(agent->runtime(), nullptr) << "the relay starts first; its failure stops start-up before the agent";
 }
 
 // examples/plugin_skeleton configured and built out of tree against sdk/include only, then

@@ -43,6 +43,8 @@ public:
     PluginRegistry &plugins() { return plugins_; }
     const PluginRegistry &plugins() const { return plugins_; }
     Service *service(const std::string &name) const;
+    // "<service>: <reason>" of the first service that ended by itself, "" while all run.
+    std::string fatalError() const;
 
 private:
     const Configuration &config_;

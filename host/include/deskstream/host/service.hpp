@@ -14,6 +14,9 @@ public:
     virtual void start() = 0;
     // Must be safe to call after a failed or partial start(), and must not throw.
     virtual void stop() noexcept = 0;
+    // Non-empty when the service ended by itself and the process should exit (e.g. the agent
+    // after registration_failed); the host then stops and exits with a non-zero status.
+    virtual std::string fatalError() const { return {}; }
 };
 
 } // namespace deskstream::host

@@ -8,6 +8,10 @@
 #include <memory>
 #include <string>
 
+namespace deskstream::agent {
+class AgentRuntime;
+}
+
 namespace Poco::Net {
 class HTTPServer;
 }
@@ -34,24 +38,25 @@ private:
     uint16_t port_ = 0;
 };
 
-// Creates the configured capture and encoder instances at start (so a misconfiguration stops
-// start-up), grabs and encodes one frame as a smoke test, and holds them. The streaming agent
-// itself is a later piece of work.
-class AgentBootstrapService : public Service {
+// The streaming agent ([agent] section): creates the configured capture and encoder plugins,
+// proves the pair with one frame, then runs the agent runtime (host/agent) against
+// [agent] relay_url until stopped. fatalError() is set when the relay refused the registration.
+class AgentService : public Service {
 public:
-    AgentBootstrapService(const Configuration &config, const PluginRegistry &plugins);
-    ~AgentBootstrapService() override;
+    AgentService(const Configuration &config, const PluginRegistry &plugins);
+    ~AgentService() override;
     std::string name() const override { return "agent"; }
     void start() override;
     void stop() noexcept override;
-    CaptureInstance *capture() const { return capture_.get(); }
-    EncoderInstance *encoder() const { return encoder_.get(); }
+    std::string fatalError() const override;
+    // The running agent (for statistics and embedding); null before start().
+    agent::AgentRuntime *runtime() const { return runtime_.get(); }
 
 private:
     const Configuration &config_;
     const PluginRegistry &plugins_;
-    std::unique_ptr<CaptureInstance> capture_;
-    std::unique_ptr<EncoderInstance> encoder_;
+    std::unique_ptr<agent::AgentRuntime> runtime_;
+    std::string fatal_;  // kept after stop()
 };
 
 } // namespace deskstream::host
