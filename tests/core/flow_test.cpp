@@ -131,35 +131,3 @@ TEST(AgentFlow, PacingAtFps) {
     EXPECT_DOUBLE_EQ(f.fps(), 0.1);
     EXPECT_EQ(f.period(), 10s);
 }
-
-// ---------------------------------------------------------------- reconnect backoff
-#include "deskstream/core/backoff.hpp"
-
-TEST(ReconnectBackoff, GrowsExponentiallyUpToTheCap) {
-    BackoffConfig c;
-    c.initial = 500ms;
-    c.max = 30s;
-    c.factor = 2;
-    c.jitter = 0;
-    ReconnectBackoff b(c);
-    const Duration expected[] = {500ms, 1s, 2s, 4s, 8s, 16s, 30s, 30s};
-    for (Duration e : expected) EXPECT_EQ(b.next(0.7), e);
-    b.reset();
-    EXPECT_EQ(b.next(0.7), 500ms);
-    for (int i = 0; i < 5000; ++i) b.next(0.5);  // no overflow however long it fails
-    EXPECT_EQ(b.next(0.5), 30s);
-}
-
-TEST(ReconnectBackoff, JitterStaysWithinItsBand) {
-    BackoffConfig c;
-    c.initial = 1s;
-    c.max = 60s;
-    c.jitter = 0.2;
-    ReconnectBackoff low(c), high(c), mid(c);
-    EXPECT_EQ(low.next(0.0), 800ms);
-    EXPECT_EQ(mid.next(0.5), 1s);
-    EXPECT_EQ(high.next(0.999999), Duration(1199999));
-    ReconnectBackoff capped(c);
-    for (int i = 0; i < 20; ++i) EXPECT_LE(capped.next(0.999), 60s);
-    EXPECT_EQ(capped.next(std::nan("")), 60s);  // garbage randomness: the midpoint, capped
-}

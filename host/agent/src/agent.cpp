@@ -203,7 +203,7 @@ struct AgentRuntime::Impl {
     void connectionLoop() {
         std::mt19937_64 rng{std::random_device{}()};
         std::uniform_real_distribution<double> uniform(0.0, 1.0);
-        ReconnectPolicy policy(options.reconnect, [&] { return uniform(rng); });
+        core::ReconnectPolicy policy(options.reconnect, [&] { return uniform(rng); });
         while (isRunning()) {
             policy.onAttempt();
             logBreakerChange(policy);
@@ -237,18 +237,18 @@ struct AgentRuntime::Impl {
         }
     }
 
-    void logBreakerChange(ReconnectPolicy& policy) {
+    void logBreakerChange(core::ReconnectPolicy& policy) {
         if (auto change = policy.takeStateChange()) {
             {
                 std::lock_guard<std::mutex> lock(mutex);
-                breakerState = toString(*change);
+                breakerState = core::toString(*change);
             }
-            if (*change == BreakerState::Open)
+            if (*change == core::BreakerState::Open)
                 log.error("agent %s: circuit breaker open after %d failed attempts to reach %s; "
                           "next attempt in %d s",
                           options.clientId, policy.consecutiveFailures(), options.relayUrl,
                           static_cast<int>(options.reconnect.openDuration.count() / 1000));
-            else if (*change == BreakerState::HalfOpen)
+            else if (*change == core::BreakerState::HalfOpen)
                 log.information("agent %s: circuit breaker half-open: probing %s",
                                 options.clientId, options.relayUrl);
             else
@@ -316,7 +316,7 @@ struct AgentRuntime::Impl {
     }
 
     // Returns true when the session got registered (then lost).
-    bool runSession(ReconnectPolicy& policy) {
+    bool runSession(core::ReconnectPolicy& policy) {
         auto ws = openSocket();
         {
             std::lock_guard<std::mutex> lock(mutex);

@@ -13,8 +13,8 @@
 // An idle desktop (no start_stream from the relay) captures and encodes nothing.
 #pragma once
 
-#include "deskstream/agent/reconnect.hpp"
 #include "deskstream/core/flow.hpp"
+#include "deskstream/core/reconnect.hpp"
 #include "deskstream/host/instances.hpp"
 
 #include <atomic>
@@ -43,7 +43,7 @@ struct AgentOptions {
     std::chrono::milliseconds handshakeTimeout{10000};
     std::chrono::milliseconds sendTimeout{10000};
     std::size_t maxMessageBytes = 16u * 1024u * 1024u;
-    ReconnectOptions reconnect;
+    core::ReconnectOptions reconnect;
 };
 
 struct AgentStats {

@@ -1,9 +1,9 @@
-#include "deskstream/agent/reconnect.hpp"
+#include "deskstream/core/reconnect.hpp"
 
 #include <algorithm>
 #include <cmath>
 
-namespace deskstream::agent {
+namespace deskstream::core {
 
 const char* toString(BreakerState s) {
     switch (s) {
@@ -42,7 +42,8 @@ std::chrono::milliseconds ReconnectPolicy::onFailure() {
     double cap = static_cast<double>(options_.maxDelay.count());
     double exp = static_cast<double>(options_.baseDelay.count()) * std::pow(2.0, failures_ - 1);
     double ceiling = std::min(cap, exp);
-    double r = uniform01_ ? std::clamp(uniform01_(), 0.0, 1.0) : 0.5;
+    double r = uniform01_ ? uniform01_() : 0.5;
+    if (!(r >= 0.0 && r <= 1.0)) r = 0.5;  // garbage randomness (NaN, out of range): the midpoint
     return std::chrono::milliseconds(static_cast<std::int64_t>(r * ceiling));
 }
 
@@ -55,4 +56,4 @@ void ReconnectPolicy::onAttempt() {
     if (state_ == BreakerState::Open) setState(BreakerState::HalfOpen);
 }
 
-}  // namespace deskstream::agent
+}  // namespace deskstream::core

@@ -1,4 +1,4 @@
-// deskstream agent: reconnection policy — exponential backoff with full jitter behind a circuit
+// deskstream core: reconnection policy — exponential backoff with full jitter behind a circuit
 // breaker (sans-IO: time and randomness are passed in, so tests need no sleeps).
 //
 //   closed     every failure waits random(0, min(maxDelay, baseDelay * 2^attempt)) (full jitter,
@@ -15,7 +15,7 @@
 #include <optional>
 #include <string>
 
-namespace deskstream::agent {
+namespace deskstream::core {
 
 struct ReconnectOptions {
     std::chrono::milliseconds baseDelay{500};
@@ -55,4 +55,4 @@ private:
     std::optional<BreakerState> changed_;
 };
 
-}  // namespace deskstream::agent
+}  // namespace deskstream::core

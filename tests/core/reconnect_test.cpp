@@ -1,9 +1,11 @@
 // Reconnection policy: full-jitter exponential backoff and the circuit breaker's state changes.
-#include "deskstream/agent/reconnect.hpp"
+#include "deskstream/core/reconnect.hpp"
+
+#include <cmath>
 
 #include <gtest/gtest.h>
 
-using namespace deskstream::agent;
+using namespace deskstream::core;
 using std::chrono::milliseconds;
 
 namespace {
@@ -56,6 +58,14 @@ TEST(ReconnectPolicy, BreakerOpensAfterThresholdAndReportsEachChangeOnce) {
     EXPECT_EQ(p.state(), BreakerState::Closed);
     EXPECT_EQ(p.consecutiveFailures(), 0);
     EXPECT_EQ(p.takeStateChange(), BreakerState::Closed);
+}
+
+TEST(ReconnectPolicy, NeverOverflowsAndToleratesGarbageRandomness) {
+    ReconnectOptions o = opts();
+    o.failureThreshold = 1000000;
+    ReconnectPolicy p(o, [] { return std::nan(""); });
+    for (int i = 0; i < 5000; ++i) EXPECT_LE(p.onFailure(), milliseconds(1000));
+    EXPECT_EQ(p.onFailure(), milliseconds(500));  // NaN -> the middle of [0, cap]
 }
 
 TEST(ReconnectPolicy, SuccessResetsTheBackoff) {

@@ -1,0 +1,299 @@
+// Streaming path, end to end over real sockets: the agent runtime with the synthetic capture
+// plugin and the real JPEG encoder plugin, a real relay with the SQLite store, and WebSocket
+// viewers that ack like the browser does (issue 5 acceptance).
+#include "deskstream/agent/agent.hpp"
+#include "deskstream/core/frame_header.hpp"
+#include "relay_fixture.hpp"
+
+#include <Poco/Net/HTTPServer.h>
+#include <Poco/Net/HTTPRequestHandler.h>
+#include <Poco/Net/HTTPRequestHandlerFactory.h>
+#include <Poco/Net/HTTPServerRequest.h>
+#include <Poco/Net/HTTPServerResponse.h>
+#include <Poco/Net/NetException.h>
+#include <Poco/Net/ServerSocket.h>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <deque>
+#include <fstream>
+#include <mutex>
+#include <thread>
+
+using namespace std::chrono_literals;
+using deskstream::agent::AgentOptions;
+using deskstream::agent::AgentRuntime;
+using deskstream::agent::CaptureHandle;
+using deskstream::agent::EncoderHandle;
+using Poco::Net::WebSocket;
+
+namespace {
+
+long rssKb() {
+    std::ifstream f("/proc/self/status");
+    std::string line;
+    while (std::getline(f, line))
+        if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+    return 0;
+}
+
+// A viewer on its own thread: receives frames, acks each one (optionally after a delay),
+// can stop reading altogether (a stalled browser tab).
+class Viewer {
+public:
+    Viewer(uint16_t port, const std::string& desktop) : desktop_(desktop) {
+        ws_ = std::make_unique<ds_itest::WsClient>(port, "/ws/viewer", true);
+        ws_->send(ds_itest::viewerHandshake());
+        if (!ws_->waitFor("handshake_ack", 3000)) throw std::runtime_error("viewer: no handshake_ack");
+        ws_->send("{\"type\":\"subscribe\",\"desktopClientId\":\"" + desktop + "\"}");
+        if (!ws_->waitFor("subscribed", 3000)) throw std::runtime_error("viewer: not subscribed");
+        thread_ = std::thread([this] { run(); });
+    }
+    ~Viewer() {
+        stop_ = true;
+        if (thread_.joinable()) thread_.join();
+    }
+    void setAckDelay(std::chrono::milliseconds d) { ackDelayMs_ = d.count(); }
+    void stopReading() { reading_ = false; }
+    uint64_t frames() const { return frames_; }
+
+private:
+    void run() {
+        std::deque<std::pair<std::chrono::steady_clock::time_point, uint64_t>> pendingAcks;
+        while (!stop_) {
+            auto now = std::chrono::steady_clock::now();
+            while (!pendingAcks.empty() && pendingAcks.front().first <= now) {
+                sendAck(pendingAcks.front().second);
+                pendingAcks.pop_front();
+            }
+            if (!reading_) {
+                std::this_thread::sleep_for(20ms);
+                continue;
+            }
+            auto f = ws_->receive(20);
+            if (f.closed) break;
+            if (f.timeout || f.opcode != WebSocket::FRAME_OP_BINARY) continue;
+            auto d = deskstream::core::decodeFrame(reinterpret_cast<const uint8_t*>(f.data.data()),
+                                                   f.data.size(), 0);
+            if (!d.ok) continue;
+            ++frames_;
+            if (ackDelayMs_ > 0)
+                pendingAcks.emplace_back(now + std::chrono::milliseconds(ackDelayMs_.load()),
+                                         d.header.frameNumber);
+            else
+                sendAck(d.header.frameNumber);
+        }
+    }
+    void sendAck(uint64_t n) {
+        try {
+            ws_->send("{\"type\":\"frame_ack\",\"desktopClientId\":\"" + desktop_ +
+                      "\",\"frameNumber\":" + std::to_string(n) + ",\"latency\":5}");
+        } catch (...) {
+        }
+    }
+
+    std::string desktop_;
+    std::unique_ptr<ds_itest::WsClient> ws_;
+    std::thread thread_;
+    std::atomic<bool> stop_{false}, reading_{true};
+    std::atomic<int64_t> ackDelayMs_{0};
+    std::atomic<uint64_t> frames_{0};
+};
+
+class StreamingTest : public ds_itest::RelayTest {
+protected:
+    void SetUp() override {
+        RelayTest::SetUp();
+        synthetic = std::make_unique<ds_test::LoadedPlugin>(ds_test::pluginPath("capture", "synthetic"));
+        jpeg = std::make_unique<ds_test::LoadedPlugin>(ds_test::pluginPath("encoder", "jpeg"));
+    }
+
+    AgentOptions agentOptions(double fps, uint16_t relayPort) {
+        AgentOptions o;
+        o.relayUrl = "ws://127.0.0.1:" + std::to_string(relayPort) + "/ws/agent";
+        o.clientId = "stream-pc";
+        o.name = "Streaming test";
+        o.hostname = "test";
+        o.flow.fps = fps;
+        o.heartbeatInterval = 200ms;
+        o.reconnect.baseDelay = 50ms;
+        o.reconnect.maxDelay = 300ms;
+        o.reconnect.failureThreshold = 1000;
+        return o;
+    }
+
+    std::unique_ptr<AgentRuntime> startAgent(AgentOptions o, int width = 1920, int height = 1080) {
+        ds_test::TestConfig cap("capture.synthetic",
+                                {{"width", std::to_string(width)}, {"height", std::to_string(height)}});
+        ds_test::TestConfig enc("encoder.jpeg", {});
+        auto agent = std::make_unique<AgentRuntime>(
+            std::move(o),
+            CaptureHandle::create("synthetic", synthetic->capture(), host.api(), cap.get()),
+            EncoderHandle::create("jpeg", jpeg->encoder(), host.api(), enc.get()));
+        agent->start();
+        return agent;
+    }
+
+    std::unique_ptr<ds_test::LoadedPlugin> synthetic, jpeg;
+};
+
+// A relay stand-in that registers the agent, starts the stream and never acknowledges a frame.
+class SilentRelay {
+public:
+    SilentRelay() : socket_(Poco::Net::SocketAddress("127.0.0.1", 0)) {
+        auto* params = new Poco::Net::HTTPServerParams;
+        params->setMaxThreads(4);
+        server_ = std::make_unique<Poco::Net::HTTPServer>(new Factory(*this), socket_, params);
+        server_->start();
+    }
+    ~SilentRelay() {
+        stop_ = true;
+        server_->stopAll(true);
+    }
+    uint16_t port() const { return socket_.address().port(); }
+    uint64_t frames() const { return frames_; }
+
+private:
+    struct Handler : Poco::Net::HTTPRequestHandler {
+        explicit Handler(SilentRelay& r) : relay(r) {}
+        void handleRequest(Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& resp) override {
+            try {
+                WebSocket ws(req, resp);
+                ws.setReceiveTimeout(Poco::Timespan(0, 100000));
+                Poco::Buffer<char> buf(0);
+                int flags = 0;
+                bool acked = false;
+                while (!relay.stop_) {
+                    buf.resize(0);
+                    try {
+                        int n = ws.receiveFrame(buf, flags);
+                        if (n == 0 && flags == 0) break;
+                    } catch (const Poco::TimeoutException&) {
+                        continue;
+                    }
+                    int op = flags & WebSocket::FRAME_OP_BITMASK;
+                    if (op == WebSocket::FRAME_OP_CLOSE) break;
+                    if (op == WebSocket::FRAME_OP_BINARY) {
+                        ++relay.frames_;
+                    } else if (op == WebSocket::FRAME_OP_TEXT && !acked) {
+                        std::string ack = "{\"type\":\"handshake_ack\",\"clientId\":\"stream-pc\",\"dbRegistered\":true,"
+                                          "\"instanceId\":\"silent\",\"streamId\":1,\"heartbeatIntervalMs\":60000,\"maxInFlight\":10}";
+                        ws.sendFrame(ack.data(), static_cast<int>(ack.size()));
+                        std::string start = "{\"type\":\"start_stream\"}";
+                        ws.sendFrame(start.data(), static_cast<int>(start.size()));
+                        acked = true;
+                    }
+                }
+            } catch (...) {
+            }
+        }
+        SilentRelay& relay;
+    };
+    struct Factory : Poco::Net::HTTPRequestHandlerFactory {
+        explicit Factory(SilentRelay& r) : relay(r) {}
+        Poco::Net::HTTPRequestHandler* createRequestHandler(const Poco::Net::HTTPServerRequest&) override {
+            return new Handler(relay);
+        }
+        SilentRelay& relay;
+    };
+    Poco::Net::ServerSocket socket_;
+    std::unique_ptr<Poco::Net::HTTPServer> server_;
+    std::atomic<bool> stop_{false};
+    std::atomic<uint64_t> frames_{0};
+};
+
+}  // namespace
+
+TEST_F(StreamingTest, WithoutAcksTheWindowBoundsFramesInFlightAndDropsAreCounted) {
+    SilentRelay silent;
+    auto o = agentOptions(60, silent.port());
+    o.flow.maxInFlight = 4;
+    auto agent = startAgent(o, 640, 360);
+    ASSERT_TRUE(ds_itest::eventually([&] { return agent->stats().framesDroppedWindow >= 20; }, 8000))
+        << "dropped " << agent->stats().framesDroppedWindow;
+    auto s = agent->stats();
+    EXPECT_LE(s.inFlight, 4);
+    EXPECT_LE(s.framesSent, 4u);
+    EXPECT_LE(silent.frames(), 4u);
+    EXPECT_EQ(s.framesAcked, 0u);
+}
+
+TEST_F(StreamingTest, IdleDesktopEncodesNothingUntilAViewerSubscribes) {
+    auto agent = startAgent(agentOptions(30, port()), 640, 360);
+    ASSERT_TRUE(ds_itest::eventually([&] { return agent->stats().registered; }, 5000));
+    std::this_thread::sleep_for(1s);
+    EXPECT_EQ(agent->stats().framesEncoded, 0u);
+    EXPECT_FALSE(agent->stats().streaming);
+    {
+        Viewer v(port(), "stream-pc");
+        ASSERT_TRUE(ds_itest::eventually([&] { return v.frames() >= 5; }, 5000));
+        EXPECT_GT(agent->stats().framesEncoded, 0u);
+    }
+    // The last viewer left: stop_stream, and the counter stands still again.
+    ASSERT_TRUE(ds_itest::eventually([&] { return !agent->stats().streaming; }, 5000));
+    std::this_thread::sleep_for(300ms);
+    auto before = agent->stats().framesEncoded;
+    std::this_thread::sleep_for(1s);
+    EXPECT_EQ(agent->stats().framesEncoded, before);
+}
+
+TEST_F(StreamingTest, StalledViewerDoesNotSlowTheOtherAndMemoryStaysBounded) {
+    auto agent = startAgent(agentOptions(30, port()));
+    ASSERT_TRUE(ds_itest::eventually([&] { return agent->stats().registered; }, 5000));
+    Viewer healthy(port(), "stream-pc");
+    Viewer stalled(port(), "stream-pc");
+    ASSERT_TRUE(ds_itest::eventually([&] { return healthy.frames() >= 30 && stalled.frames() >= 5; }, 10000));
+
+    // Reference rate with both viewers reading.
+    auto f0 = healthy.frames();
+    std::this_thread::sleep_for(3s);
+    double reference = (healthy.frames() - f0) / 3.0;
+
+    stalled.stopReading();
+    std::this_thread::sleep_for(2s);  // let its socket buffers fill up
+    long rssBefore = rssKb();
+    auto f1 = healthy.frames();
+    std::this_thread::sleep_for(20s);
+    double withStall = (healthy.frames() - f1) / 20.0;
+    long rssGrowthMb = (rssKb() - rssBefore) / 1024;
+
+    RecordProperty("reference_fps", std::to_string(reference));
+    RecordProperty("with_stalled_viewer_fps", std::to_string(withStall));
+    std::printf("healthy viewer: %.1f fps before, %.1f fps with a stalled viewer; RSS growth %ld MB\n",
+                reference, withStall, rssGrowthMb);
+    EXPECT_GE(withStall, 0.9 * reference);
+    EXPECT_LT(rssGrowthMb, 64);
+}
+
+TEST_F(StreamingTest, SlowAcksDriveQualityToMinimumAndItRecovers) {
+    auto o = agentOptions(10, port());
+    o.flow.quality = 75;
+    o.flow.qualityMin = 30;
+    o.flow.qualityMax = 90;
+    auto agent = startAgent(o, 640, 360);
+    ASSERT_TRUE(ds_itest::eventually([&] { return agent->stats().registered; }, 5000));
+    Viewer v(port(), "stream-pc");
+    v.setAckDelay(700ms);
+    ASSERT_TRUE(ds_itest::eventually([&] { return agent->stats().quality == 30; }, 20000))
+        << "quality stayed at " << agent->stats().quality;
+    v.setAckDelay(0ms);
+    ASSERT_TRUE(ds_itest::eventually([&] { return agent->stats().quality >= 40; }, 20000))
+        << "quality did not climb back: " << agent->stats().quality;
+}
+
+TEST_F(StreamingTest, AgentReconnectsAfterTheRelayRestarts) {
+    auto agent = startAgent(agentOptions(15, port()), 640, 360);
+    ASSERT_TRUE(ds_itest::eventually([&] { return agent->stats().registered; }, 5000));
+    const uint16_t relayPort = port();
+    relay->stop();
+    ASSERT_TRUE(ds_itest::eventually([&] { return !agent->stats().registered; }, 5000));
+    auto o = testOptions();
+    o.listen = "127.0.0.1:" + std::to_string(relayPort);
+    relay = std::make_unique<deskstream::relay::Relay>(o, *store, host.logger());
+    relay->start();
+    ASSERT_TRUE(ds_itest::eventually([&] { return agent->stats().registered; }, 10000));
+    EXPECT_GE(agent->stats().connections, 2u);
+    Viewer v(relay->port(), "stream-pc");
+    EXPECT_TRUE(ds_itest::eventually([&] { return v.frames() >= 5; }, 10000));
+}
