@@ -2,6 +2,8 @@
 # folder, owned by the unprivileged 'postgres' user, listening on 127.0.0.1 and a free port only.
 # Source this file, then: pg_test_start; ...; pg_test_stop
 # Exports DESKSTREAM_TEST_PG (a libpq connection string for the superuser 'deskstream_admin').
+# Connections over 127.0.0.1 use password authentication (scram-sha-256); the Unix socket in
+# $PG_TEST_DIR trusts the local 'postgres' user (used only by this script).
 
 pg_bin() {
   local d
@@ -24,13 +26,19 @@ pg_test_start() {
   chmod 755 "$PG_TEST_DIR"
   chown postgres:postgres "$PG_TEST_DIR"
   PG_TEST_PORT=$(free_port) || { echo "postgres: no free port" >&2; return 1; }
-  runuser -u postgres -- "$bin/initdb" -D "$PG_TEST_DIR/data" -U postgres -A trust -E UTF8 >"$PG_TEST_DIR/initdb.log" 2>&1 \
+  runuser -u postgres -- "$bin/initdb" -D "$PG_TEST_DIR/data" -U postgres --auth-local=trust --auth-host=scram-sha-256 -E UTF8 >"$PG_TEST_DIR/initdb.log" 2>&1 \
     || { echo "postgres: initdb failed:" >&2; cat "$PG_TEST_DIR/initdb.log" >&2; return 1; }
   runuser -u postgres -- "$bin/pg_ctl" -D "$PG_TEST_DIR/data" -l "$PG_TEST_DIR/server.log" -w -t 60 \
     -o "-c listen_addresses=127.0.0.1 -p $PG_TEST_PORT -k $PG_TEST_DIR -c fsync=on -c max_connections=200" start >/dev/null \
     || { echo "postgres: server did not start:" >&2; cat "$PG_TEST_DIR/server.log" >&2; return 1; }
-  runuser -u postgres -- psql -h 127.0.0.1 -p "$PG_TEST_PORT" -U postgres -qAt -c \
-    "CREATE ROLE deskstream_admin LOGIN SUPERUSER PASSWORD 'deskstream'; CREATE DATABASE deskstream_test OWNER deskstream_admin;" >/dev/null
+  # The superuser connects over the Unix socket (trust); TCP clients must give a password
+  # (scram-sha-256), so authentication failures are real and testable.
+  # One -c per statement: CREATE DATABASE cannot run inside the implicit transaction of a
+  # multi-statement -c.
+  runuser -u postgres -- psql -h "$PG_TEST_DIR" -p "$PG_TEST_PORT" -U postgres -qAt -v ON_ERROR_STOP=1 \
+    -c "CREATE ROLE deskstream_admin LOGIN SUPERUSER PASSWORD 'deskstream'" \
+    -c "CREATE DATABASE deskstream_test OWNER deskstream_admin" >/dev/null \
+    || { echo "postgres: cannot create the test role and database" >&2; return 1; }
   export PG_TEST_DIR PG_TEST_PORT
   export DESKSTREAM_TEST_PG="host=127.0.0.1 port=$PG_TEST_PORT dbname=deskstream_test user=deskstream_admin password=deskstream connect_timeout=3"
   # Tests that stop and restart the server use these.

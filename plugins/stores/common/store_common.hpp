@@ -1,0 +1,110 @@
+// Helpers shared by the store plugins (header-only, no library of its own): owned copies of the
+// records that cross the ABI, argument checks and the command status vocabulary.
+#pragma once
+
+#include "deskstream/plugin.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace deskstream::stores {
+
+// Latest schema version this build knows. Both stores share the numbering so that
+// docs/stores.md can describe one history.
+constexpr int kSchemaVersion = 1;
+
+inline std::string str(const char *s) { return s ? std::string(s) : std::string(); }
+
+inline std::optional<std::string> opt(const char *s) {
+    if (!s) return std::nullopt;
+    return std::string(s);
+}
+
+// Ids are caller-chosen text; refuse the ones that would make rows unreachable.
+inline void requireId(const char *value, const char *what) {
+    if (!value || !*value)
+        throw Error(DS_ERR_INVALID_ARGUMENT, std::string(what) + " is missing (NULL or empty)");
+    if (std::char_traits<char>::length(value) > 255)
+        throw Error(DS_ERR_INVALID_ARGUMENT, std::string(what) + " is longer than 255 bytes");
+}
+
+inline bool isFinalStatus(const char *s) {
+    return s && (std::string(s) == "done" || std::string(s) == "failed");
+}
+
+// A client row owned by the plugin while its ds_client_record view is handed to a callback.
+struct ClientRow {
+    std::string clientId, name, hostname, instanceId, monitors, capabilities;
+    int64_t connectedAt = 0, lastPing = 0;
+    ds_client_record record() const {
+        ds_client_record r{};
+        r.struct_size = sizeof(r);
+        r.client_id = clientId.c_str();
+        r.name = name.c_str();
+        r.hostname = hostname.c_str();
+        r.instance_id = instanceId.c_str();
+        r.monitors_json = monitors.c_str();
+        r.capabilities_json = capabilities.c_str();
+        r.connected_at_ms = connectedAt;
+        r.last_ping_ms = lastPing;
+        return r;
+    }
+};
+
+struct CommandRow {
+    std::string id, clientId, type, data, status;
+    std::optional<std::string> target, result, origin;
+    int64_t createdAt = 0, deliveredAt = 0, completedAt = 0, claimedUntil = 0;
+    int32_t attempts = 0;
+    ds_command_record record() const {
+        ds_command_record r{};
+        r.struct_size = sizeof(r);
+        r.id = id.c_str();
+        r.client_id = clientId.c_str();
+        r.command_type = type.c_str();
+        r.command_data_json = data.c_str();
+        r.target_instance_id = target ? target->c_str() : nullptr;
+        r.status = status.c_str();
+        r.result_json = result ? result->c_str() : nullptr;
+        r.origin = origin ? origin->c_str() : nullptr;
+        r.created_at_ms = createdAt;
+        r.delivered_at_ms = deliveredAt;
+        r.completed_at_ms = completedAt;
+        r.claimed_until_ms = claimedUntil;
+        r.attempts = attempts;
+        return r;
+    }
+};
+
+struct InstanceRow {
+    std::string instanceId, publicUrl;
+    int64_t startedAt = 0, lastSeen = 0;
+    ds_instance_record record() const {
+        ds_instance_record r{};
+        r.struct_size = sizeof(r);
+        r.instance_id = instanceId.c_str();
+        r.public_url = publicUrl.c_str();
+        r.started_at_ms = startedAt;
+        r.last_seen_ms = lastSeen;
+        return r;
+    }
+};
+
+inline void validateClient(const ds_client_record &r) {
+    requireId(r.client_id, "client_id");
+}
+
+inline void validateCommand(const ds_command_record &r) {
+    requireId(r.id, "command id");
+    requireId(r.client_id, "command client_id");
+    if (!r.command_type || !*r.command_type)
+        throw Error(DS_ERR_INVALID_ARGUMENT, "command_type is missing");
+}
+
+inline void validateLease(int64_t leaseMs, uint32_t maxCount) {
+    if (leaseMs <= 0) throw Error(DS_ERR_INVALID_ARGUMENT, "lease_ms must be > 0");
+    if (maxCount == 0) throw Error(DS_ERR_INVALID_ARGUMENT, "max_count must be > 0");
+}
+
+} // namespace deskstream::stores
