@@ -200,3 +200,11 @@ TEST_F(SqliteFailure, LockedByAnotherProcessGivesUnavailableAfterBusyTimeout) {
 }
 
 } // namespace
+
+// A relative [store.sqlite] path is placed in the host's state folder (host-provided key).
+TEST_F(SqliteFailure, RelativePathIsTakenInsideTheHostStateDir) {
+    auto r = openAt("relative.db", {{"host.state_dir", dir_.string()}});
+    ASSERT_TRUE(r.ok()) << r.message;
+    EXPECT_TRUE(std::filesystem::exists(dir_ / "relative.db"));
+    EXPECT_FALSE(std::filesystem::exists("relative.db")) << "not in the working directory";
+}

@@ -83,7 +83,7 @@ class SqliteStore : public ds::Store {
 public:
     static constexpr ds_config_key kConfigKeys[] = {
         {"path", DS_CONFIG_STRING, "deskstream.db", 1, 0, nullptr,
-         "Database file. A relative path is resolved by the host against [host] state_dir."},
+         "Database file. A relative path is taken inside [host] state_dir."},
         {"synchronous", DS_CONFIG_STRING, "full", 1, 0, "full|normal",
          "full: an acknowledged write survives a power cut; normal: faster, may lose the last "
          "writes on power loss (never corrupts)."},
@@ -96,6 +96,11 @@ public:
     SqliteStore(const ds::Host &host, const ds::Config &config) : host_(host) {
         path_ = config.getString("path", "deskstream.db");
         if (path_.empty()) throw ds::Error(DS_ERR_CONFIG, "[store.sqlite] path is empty");
+        // A relative path lives in the host's state folder (host-provided key, see plugin.h).
+        if (std::filesystem::path(path_).is_relative() && path_.rfind("file:", 0) != 0) {
+            if (auto stateDir = config.get("host.state_dir"); stateDir && !stateDir->empty())
+                path_ = (std::filesystem::path(*stateDir) / path_).string();
+        }
         std::string sync = config.getString("synchronous", "full");
         if (sync != "full" && sync != "normal")
             throw ds::Error(DS_ERR_CONFIG, "[store.sqlite] synchronous = '" + sync +

@@ -124,7 +124,9 @@ typedef enum ds_log_level {
 /* ---------------------------------------------------------------- host API */
 /* A scoped view of the plugin's own INI section ([capture.x11], [encoder.jpeg], ...).
  * get() copies the value of `key` into out (NUL-terminated, truncated to out_size) and returns
- * the full length of the value, or -1 when the key is not set. Valid during create() only. */
+ * the full length of the value, or -1 when the key is not set. Valid during create() only.
+ * Host-provided keys (not in the section, always answered by the deskstream host):
+ *   "host.state_dir"  the absolute folder for the process's local state (SQLite files...). */
 typedef struct ds_config {
     uint32_t struct_size;
     void *ctx;
