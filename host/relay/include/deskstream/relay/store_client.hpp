@@ -1,0 +1,84 @@
+// StoreClient: the relay's typed view of a store plugin instance (ds_store_vtable + instance).
+// Turns status codes and caller-owned error buffers into StoreStatus values and copies records
+// out of the plugin's callbacks into owned C++ structs. It does not own the instance: whoever
+// created it (the host's plugin loader, or a test) destroys it after the relay stopped.
+#pragma once
+
+#include "deskstream/plugin.h"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace deskstream::relay {
+
+struct StoreStatus {
+    ds_status code = DS_OK;
+    std::string message; // the plugin's message (or ours when a function is missing)
+    bool ok() const { return code == DS_OK; }
+    explicit operator bool() const { return ok(); }
+    std::string describe() const; // "store_unavailable: <message>"
+};
+
+struct ClientRecord {
+    std::string client_id, name, hostname, instance_id;
+    std::string monitors_json = "[]";
+    std::string capabilities_json = "{}";
+    int64_t connected_at_ms = 0;
+    int64_t last_ping_ms = 0;
+};
+
+struct CommandRecord {
+    std::string id, client_id, command_type, command_data_json, target_instance_id;
+    std::string status = "pending";
+    std::string result_json, origin;
+    int64_t created_at_ms = 0, delivered_at_ms = 0, completed_at_ms = 0, claimed_until_ms = 0;
+    int32_t attempts = 0;
+};
+
+struct InstanceRecord {
+    std::string instance_id, public_url;
+    int64_t started_at_ms = 0, last_seen_ms = 0;
+};
+
+// Name of a status code as text ("store_unavailable", "not_found", ...).
+const char *statusName(ds_status code);
+
+class StoreClient {
+public:
+    // `vtable` is copied (min(struct_size, sizeof)) so a plugin built against an older minor
+    // reads as NULL for the functions it does not have.
+    StoreClient(const ds_store_vtable *vtable, void *instance);
+
+    bool valid() const { return instance_ != nullptr && vt_.register_client != nullptr; }
+    bool hasNotifications() const { return vt_.poll_notifications != nullptr; }
+
+    StoreStatus check() const;
+    StoreStatus registerClient(const ClientRecord &record) const;
+    StoreStatus touchClient(const std::string &clientId, const std::string &instanceId,
+                            int64_t nowMs) const;
+    // instanceId empty: whoever holds the row.
+    StoreStatus unregisterClient(const std::string &clientId, const std::string &instanceId) const;
+    StoreStatus listClients(std::vector<ClientRecord> &out) const;
+    StoreStatus reapClients(int64_t olderThanMs, const std::string &instanceId,
+                            uint32_t &removed) const;
+    StoreStatus unregisterInstanceClients(const std::string &instanceId, uint32_t &removed) const;
+    StoreStatus upsertInstance(const InstanceRecord &record) const;
+    StoreStatus listInstances(std::vector<InstanceRecord> &out) const;
+    StoreStatus enqueueCommand(const CommandRecord &record, bool &created) const;
+    StoreStatus claimCommands(const std::string &clientId, int64_t nowMs, int64_t leaseMs,
+                              uint32_t maxCount, std::vector<CommandRecord> &out) const;
+    StoreStatus completeCommand(const std::string &commandId, const std::string &status,
+                                const std::string &resultJson, int64_t nowMs) const;
+    StoreStatus getCommand(const std::string &commandId, std::optional<CommandRecord> &out) const;
+    StoreStatus expireCommands(int64_t olderThanMs, int64_t nowMs, uint32_t &expired) const;
+    // DS_TIMEOUT (not an error) when nothing arrived; clientIds gets one entry per notification.
+    StoreStatus pollNotifications(uint32_t timeoutMs, std::vector<std::string> &clientIds) const;
+
+private:
+    ds_store_vtable vt_{};
+    void *instance_ = nullptr;
+};
+
+} // namespace deskstream::relay

@@ -1,0 +1,309 @@
+#include "relay_fixture.hpp"
+
+#include <Poco/AutoPtr.h>
+#include <Poco/ConsoleChannel.h>
+#include <Poco/JSON/Parser.h>
+#include <Poco/Logger.h>
+#include <Poco/Net/HTTPRequest.h>
+#include <Poco/Net/HTTPResponse.h>
+#include <Poco/Net/NetException.h>
+#include <Poco/StreamCopier.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <random>
+#include <thread>
+
+namespace ds_itest {
+
+using Poco::Net::WebSocket;
+
+Json parseJson(const std::string &text) {
+    try {
+        Poco::JSON::Parser p;
+        return p.parse(text).extract<Json>();
+    } catch (...) {
+        return nullptr;
+    }
+}
+
+std::string str(const Json &o, const std::string &key) {
+    if (!o || !o->has(key)) return {};
+    try {
+        return o->getValue<std::string>(key);
+    } catch (...) {
+        return {};
+    }
+}
+
+WsClient::WsClient(uint16_t port, const std::string &path, bool autoPong, const std::string &origin)
+    : session_("127.0.0.1", port), autoPong_(autoPong) {
+    Poco::Net::HTTPRequest req(Poco::Net::HTTPRequest::HTTP_GET, path, Poco::Net::HTTPMessage::HTTP_1_1);
+    if (!origin.empty()) req.set("Origin", origin);
+    Poco::Net::HTTPResponse resp;
+    ws_ = std::make_unique<WebSocket>(session_, req, resp);
+    ws_->setNoDelay(true);
+    ws_->setMaxPayloadSize(64 * 1024 * 1024);
+}
+
+WsClient::~WsClient() {
+    try {
+        ws_->close();
+    } catch (...) {
+    }
+}
+
+void WsClient::send(const std::string &text) {
+    ws_->sendFrame(text.data(), static_cast<int>(text.size()), WebSocket::FRAME_TEXT);
+}
+
+void WsClient::sendBinary(const std::vector<uint8_t> &bytes) {
+    ws_->sendFrame(bytes.data(), static_cast<int>(bytes.size()), WebSocket::FRAME_BINARY);
+}
+
+void WsClient::sendFrame(const void *data, int size, int flags) { ws_->sendFrame(data, size, flags); }
+
+WsClient::Frame WsClient::receive(int timeoutMs) {
+    Frame f;
+    if (closed_) {
+        f.closed = true;
+        f.closeCode = closeCode_;
+        return f;
+    }
+    try {
+        ws_->setReceiveTimeout(Poco::Timespan(static_cast<long>(timeoutMs) * 1000));
+        Poco::Buffer<char> buf(0);
+        int flags = 0;
+        int n = ws_->receiveFrame(buf, flags);
+        if (n == 0 && flags == 0) {
+            closed_ = true;
+            closeCode_ = closeCode_ ? closeCode_ : 1006;
+            f.closed = true;
+            f.closeCode = closeCode_;
+            return f;
+        }
+        f.opcode = flags & WebSocket::FRAME_OP_BITMASK;
+        f.data.assign(buf.begin(), static_cast<size_t>(n));
+        if (f.opcode == WebSocket::FRAME_OP_CLOSE) {
+            closed_ = true;
+            closeCode_ = n >= 2 ? ((static_cast<unsigned char>(f.data[0]) << 8) |
+                                   static_cast<unsigned char>(f.data[1]))
+                                : 1005;
+            f.closed = true;
+            f.closeCode = closeCode_;
+            try { // answer the close handshake like a polite peer
+                ws_->sendFrame(f.data.data(), static_cast<int>(std::min<size_t>(f.data.size(), 2)),
+                               WebSocket::FRAME_OP_CLOSE | WebSocket::FRAME_FLAG_FIN);
+            } catch (...) {
+            }
+        }
+    } catch (const Poco::TimeoutException &) {
+        f.timeout = true;
+    } catch (const Poco::Exception &) {
+        closed_ = true;
+        closeCode_ = closeCode_ ? closeCode_ : 1006;
+        f.closed = true;
+        f.closeCode = closeCode_;
+    }
+    return f;
+}
+
+Json WsClient::next(int timeoutMs) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeoutMs);
+    for (;;) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                              deadline - std::chrono::steady_clock::now()).count();
+        if (left <= 0) return nullptr;
+        Frame f = receive(static_cast<int>(left));
+        if (f.timeout || f.closed) return nullptr;
+        if (f.opcode != WebSocket::FRAME_OP_TEXT) continue;
+        Json j = parseJson(f.data);
+        if (!j) continue;
+        if (str(j, "type") == "ping" && autoPong_) {
+            send("{\"type\":\"pong\",\"timestamp\":" + std::to_string(j->getValue<int64_t>("timestamp")) +
+                 ",\"serverTime\":0}");
+            continue;
+        }
+        return j;
+    }
+}
+
+Json WsClient::waitFor(const std::string &type, int timeoutMs) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeoutMs);
+    for (;;) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                              deadline - std::chrono::steady_clock::now()).count();
+        if (left <= 0) return nullptr;
+        Json j = next(static_cast<int>(left));
+        if (!j) return nullptr;
+        if (str(j, "type") == type) return j;
+    }
+}
+
+std::string WsClient::waitBinary(int timeoutMs) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeoutMs);
+    for (;;) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                              deadline - std::chrono::steady_clock::now()).count();
+        if (left <= 0) return {};
+        Frame f = receive(static_cast<int>(left));
+        if (f.timeout || f.closed) return {};
+        if (f.opcode == WebSocket::FRAME_OP_BINARY) return f.data;
+        if (f.opcode == WebSocket::FRAME_OP_TEXT && autoPong_) {
+            Json j = parseJson(f.data);
+            if (j && str(j, "type") == "ping")
+                send("{\"type\":\"pong\",\"timestamp\":" +
+                     std::to_string(j->getValue<int64_t>("timestamp")) + ",\"serverTime\":0}");
+        }
+    }
+}
+
+int WsClient::waitClose(int timeoutMs) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeoutMs);
+    while (!closed_) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                              deadline - std::chrono::steady_clock::now()).count();
+        if (left <= 0) return -1;
+        Frame f = receive(static_cast<int>(left));
+        if (f.closed) break;
+        if (f.opcode == WebSocket::FRAME_OP_TEXT && autoPong_) {
+            Json j = parseJson(f.data);
+            if (j && str(j, "type") == "ping")
+                send("{\"type\":\"pong\",\"timestamp\":" +
+                     std::to_string(j->getValue<int64_t>("timestamp")) + ",\"serverTime\":0}");
+        }
+    }
+    return closeCode_;
+}
+
+std::string agentHandshake(const std::string &clientId, const std::string &token) {
+    return "{\"type\":\"handshake\",\"protocol\":1,\"role\":\"desktop\",\"clientId\":\"" + clientId +
+           "\",\"token\":\"" + token +
+           "\",\"name\":\"Test PC\",\"hostname\":\"testhost\",\"monitors\":[{\"index\":0,\"name\":"
+           "\"HDMI-1\",\"x\":0,\"y\":0,\"width\":1920,\"height\":1080,\"primary\":true}],"
+           "\"capabilities\":{\"codecs\":[\"jpeg\"],\"input\":true}}";
+}
+
+std::string viewerHandshake(const std::string &token) {
+    return "{\"type\":\"handshake\",\"protocol\":1,\"role\":\"viewer\",\"token\":\"" + token + "\"}";
+}
+
+HttpResult httpRequest(uint16_t port, const std::string &method, const std::string &path,
+                       const std::string &body) {
+    Poco::Net::HTTPClientSession s("127.0.0.1", port);
+    s.setTimeout(Poco::Timespan(5, 0));
+    Poco::Net::HTTPRequest req(method, path, Poco::Net::HTTPMessage::HTTP_1_1);
+    if (!body.empty() || method == "POST") {
+        req.setContentType("application/json");
+        req.setContentLength(static_cast<std::streamsize>(body.size()));
+        s.sendRequest(req) << body;
+    } else {
+        s.sendRequest(req);
+    }
+    Poco::Net::HTTPResponse resp;
+    std::istream &in = s.receiveResponse(resp);
+    HttpResult r;
+    r.status = resp.getStatus();
+    Poco::StreamCopier::copyToString(in, r.body);
+    return r;
+}
+
+bool eventually(const std::function<bool()> &cond, int timeoutMs) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeoutMs);
+    while (std::chrono::steady_clock::now() < deadline) {
+        if (cond()) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return cond();
+}
+
+RelayOptions RelayTest::testOptions() {
+    RelayOptions o;
+    o.listen = "127.0.0.1:0";
+    o.heartbeat_interval_ms = 150;
+    o.missed_limit = 2;
+    o.handshake_timeout_ms = 600;
+    o.reaper_interval_ms = 200;
+    o.registration_ttl_ms = 60000;
+    o.max_message_bytes = 256 * 1024;
+    o.close_grace_ms = 300;
+    o.send_timeout_ms = 2000;
+    o.receive_timeout_ms = 2000;
+    o.bad_message_limit = 20;
+    o.http_max_threads = 64;
+    return o;
+}
+
+void RelayTest::SetUp() {
+    static bool loggerSet = [] {
+        Poco::Logger::root().setChannel(Poco::AutoPtr<Poco::Channel>(new Poco::ConsoleChannel));
+        // DS_RELAY_TEST_LOG=information (or debug) shows the relay's log while debugging.
+        const char *level = std::getenv("DS_RELAY_TEST_LOG");
+        Poco::Logger::root().setLevel(level && *level ? level : "warning");
+        return true;
+    }();
+    (void)loggerSet;
+    std::random_device rd;
+    dir = (std::filesystem::temp_directory_path() /
+           ("ds-relay-it-" + std::to_string(rd()) + std::to_string(rd())))
+              .string();
+    std::filesystem::create_directories(dir);
+    dbPath = dir + "/relay.db";
+    plugin = std::make_unique<ds_test::LoadedPlugin>(ds_test::pluginPath("store", "sqlite"));
+    ds_test::TestConfig config("store.sqlite", {{"path", dbPath}, {"busy_timeout_ms", "100"},
+                                                {"synchronous", "normal"}});
+    char err[512] = {0};
+    ds_status st = plugin->store().create(host.api(), config.get(), &storeInstance, err, sizeof err);
+    ASSERT_EQ(st, DS_OK) << "SQLite store plugin could not open " << dbPath << ": " << err;
+    store = std::make_unique<deskstream::relay::StoreClient>(&plugin->store(), storeInstance);
+    startRelay(testOptions());
+}
+
+void RelayTest::startRelay(RelayOptions o) {
+    if (relay) relay->stop();
+    relay.reset();
+    o.listen = "127.0.0.1:0";
+    relay = std::make_unique<deskstream::relay::Relay>(o, *store, Poco::Logger::get("relay-test"));
+    relay->start();
+    ASSERT_NE(relay->port(), 0);
+}
+
+void RelayTest::TearDown() {
+    if (relay) relay->stop();
+    relay.reset();
+    if (plugin && storeInstance) plugin->store().destroy(storeInstance);
+    storeInstance = nullptr;
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+}
+
+std::unique_ptr<WsClient> RelayTest::connectAgent(const std::string &clientId, const std::string &token) {
+    auto c = std::make_unique<WsClient>(port(), "/ws/agent");
+    c->send(agentHandshake(clientId, token));
+    Json ack = c->waitFor("handshake_ack");
+    EXPECT_TRUE(ack) << "no handshake_ack for " << clientId;
+    return c;
+}
+
+std::unique_ptr<WsClient> RelayTest::connectViewer(const std::string &token) {
+    auto c = std::make_unique<WsClient>(port(), "/ws/viewer");
+    c->send(viewerHandshake(token));
+    Json ack = c->waitFor("handshake_ack");
+    EXPECT_TRUE(ack) << "no viewer handshake_ack";
+    return c;
+}
+
+std::vector<deskstream::relay::ClientRecord> RelayTest::rows() {
+    std::vector<deskstream::relay::ClientRecord> out;
+    auto st = store->listClients(out);
+    EXPECT_TRUE(st.ok()) << st.describe();
+    return out;
+}
+
+bool RelayTest::hasRow(const std::string &clientId) {
+    for (const auto &r : rows())
+        if (r.client_id == clientId) return true;
+    return false;
+}
+
+} // namespace ds_itest

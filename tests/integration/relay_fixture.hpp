@@ -1,0 +1,109 @@
+// Integration fixture for the relay: a real relay on 127.0.0.1 (free port), a real SQLite store
+// plugin loaded through its entry symbol, and Poco::Net::WebSocket clients.
+#pragma once
+
+#include "deskstream/relay/relay.hpp"
+#include "ds_test/plugin_fixture.hpp"
+
+#include <Poco/JSON/Object.h>
+#include <Poco/Net/HTTPClientSession.h>
+#include <Poco/Net/WebSocket.h>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace ds_itest {
+
+using Json = Poco::JSON::Object::Ptr;
+using deskstream::relay::RelayOptions;
+
+// Parses a JSON object; null when the text is not one.
+Json parseJson(const std::string &text);
+std::string str(const Json &o, const std::string &key);
+
+// One WebSocket client. With autoPong it answers the relay's JSON pings (a healthy peer).
+class WsClient {
+public:
+    WsClient(uint16_t port, const std::string &path, bool autoPong = true,
+             const std::string &origin = "");
+    ~WsClient();
+
+    void send(const std::string &text);
+    void sendBinary(const std::vector<uint8_t> &bytes);
+    void sendFrame(const void *data, int size, int flags);
+
+    struct Frame {
+        int opcode = 0; // Poco FRAME_OP_*; 0 with timeout/closed
+        std::string data;
+        bool timeout = false;
+        bool closed = false; // CLOSE received or connection dropped
+        int closeCode = 0;
+    };
+    Frame receive(int timeoutMs);
+    // Next text message as JSON (pings answered/skipped when autoPong); null on timeout/close.
+    Json next(int timeoutMs = 2000);
+    // Skips messages until one of `type` arrives; null on timeout/close.
+    Json waitFor(const std::string &type, int timeoutMs = 2000);
+    // Next binary message; empty on timeout/close.
+    std::string waitBinary(int timeoutMs = 2000);
+    // Reads until the CLOSE frame: its code; -1 on timeout; 1006 when dropped without CLOSE.
+    int waitClose(int timeoutMs = 3000);
+    bool closed() const { return closed_; }
+    int closeCode() const { return closeCode_; }
+    void setAutoPong(bool on) { autoPong_ = on; }
+
+private:
+    Poco::Net::HTTPClientSession session_;
+    std::unique_ptr<Poco::Net::WebSocket> ws_;
+    bool autoPong_;
+    bool closed_ = false;
+    int closeCode_ = 0;
+};
+
+std::string agentHandshake(const std::string &clientId, const std::string &token = "");
+std::string viewerHandshake(const std::string &token = "");
+
+struct HttpResult {
+    int status = 0;
+    std::string body;
+};
+HttpResult httpRequest(uint16_t port, const std::string &method, const std::string &path,
+                       const std::string &body = "");
+
+// Polls `cond` every 10 ms until it holds or timeoutMs passed.
+bool eventually(const std::function<bool()> &cond, int timeoutMs = 2000);
+
+class RelayTest : public ::testing::Test {
+protected:
+    void SetUp() override;
+    void TearDown() override;
+
+    // Short timers so each test takes a fraction of a second to a few seconds.
+    static RelayOptions testOptions();
+    // (Re)starts the relay with `o` (listen forced to 127.0.0.1:0).
+    void startRelay(RelayOptions o);
+
+    // Registered agent (handshake_ack checked) that answers pings.
+    std::unique_ptr<WsClient> connectAgent(const std::string &clientId, const std::string &token = "");
+    std::unique_ptr<WsClient> connectViewer(const std::string &token = "");
+
+    std::vector<deskstream::relay::ClientRecord> rows();
+    bool hasRow(const std::string &clientId);
+    uint64_t counter(const std::string &name) { return relay->counters().at(name); }
+    uint16_t port() const { return relay->port(); }
+
+    std::string dir;
+    std::string dbPath;
+    ds_test::TestHost host;
+    std::unique_ptr<ds_test::LoadedPlugin> plugin;
+    void *storeInstance = nullptr;
+    std::unique_ptr<deskstream::relay::StoreClient> store;
+    std::unique_ptr<deskstream::relay::Relay> relay;
+};
+
+} // namespace ds_itest
