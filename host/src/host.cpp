@@ -18,7 +18,7 @@ void Host::loadPlugins() { plugins_.scan(config_.host().pluginsPath); }
 void Host::addDefaultServices() {
     HostConfig h = config_.host();
     // The relay first: in role all the agent connects to it as soon as it starts.
-    if (h.runsRelay()) addService(std::make_unique<HealthService>(config_, plugins_));
+    if (h.runsRelay()) addService(std::make_unique<RelayService>(config_, plugins_));
     if (h.runsAgent()) addService(std::make_unique<AgentService>(config_, plugins_));
 }
 

@@ -223,7 +223,7 @@ protected:
             host.start();
             HostConfig h = config.host();
             if (h.runsRelay()) {
-                auto *http = dynamic_cast<HealthService *>(host.service("http"));
+                auto *http = dynamic_cast<RelayService *>(host.service("relay"));
                 RelayConfig relay = config.relay();
                 std::cout << "deskstream " << version() << " running (role " << h.roleName << ")\n"
                           << "viewer: http://" << relay.listenHost << ":" << (http ? http->port() : relay.listenPort)

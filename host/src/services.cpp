@@ -2,99 +2,136 @@
 
 #include "deskstream/host/host.hpp"
 #include "deskstream/agent/agent.hpp"
+#include "deskstream/relay/relay.hpp"
 
 #include <Poco/Environment.h>
 
 #include <Poco/Logger.h>
-#include <Poco/Net/HTTPRequestHandler.h>
-#include <Poco/Net/HTTPRequestHandlerFactory.h>
-#include <Poco/Net/HTTPServer.h>
-#include <Poco/Net/HTTPServerParams.h>
 #include <Poco/Net/HTTPServerRequest.h>
 #include <Poco/Net/HTTPServerResponse.h>
-#include <Poco/Net/ServerSocket.h>
-#include <Poco/Net/SocketAddress.h>
+#include <Poco/URI.h>
 
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <vector>
 
 namespace deskstream::host {
 
+namespace fs = std::filesystem;
+
 namespace {
 
-class JsonHandler : public Poco::Net::HTTPRequestHandler {
-public:
-    JsonHandler(Poco::Net::HTTPResponse::HTTPStatus status, std::string body)
-        : status_(status), body_(std::move(body)) {}
-    void handleRequest(Poco::Net::HTTPServerRequest &, Poco::Net::HTTPServerResponse &response) override {
-        response.setStatus(status_);
-        response.setContentType("application/json");
-        response.setContentLength(static_cast<std::streamsize>(body_.size()));
-        response.set("Cache-Control", "no-store");
-        response.send() << body_;
-    }
+const char *contentType(const std::string &path) {
+    static const std::pair<const char *, const char *> types[] = {
+        {".html", "text/html; charset=utf-8"}, {".js", "text/javascript; charset=utf-8"},
+        {".css", "text/css; charset=utf-8"},   {".json", "application/json"},
+        {".svg", "image/svg+xml"},             {".png", "image/png"},
+        {".ico", "image/x-icon"}};
+    for (const auto &t : types)
+        if (path.size() >= std::strlen(t.first) &&
+            path.compare(path.size() - std::strlen(t.first), std::string::npos, t.first) == 0)
+            return t.second;
+    return "application/octet-stream";
+}
 
-private:
-    Poco::Net::HTTPResponse::HTTPStatus status_;
-    std::string body_;
-};
-
-class Factory : public Poco::Net::HTTPRequestHandlerFactory {
-public:
-    Poco::Net::HTTPRequestHandler *createRequestHandler(const Poco::Net::HTTPServerRequest &request) override {
-        using S = Poco::Net::HTTPResponse;
-        std::string path = request.getURI().substr(0, request.getURI().find('?'));
-        if (path == "/healthz") {
-            if (request.getMethod() != "GET" && request.getMethod() != "HEAD")
-                return new JsonHandler(S::HTTP_METHOD_NOT_ALLOWED, "{\"error\":\"method not allowed\"}");
-            return new JsonHandler(S::HTTP_OK, "{\"status\":\"ok\"}");
+// Serves GET/HEAD of the viewer page (/), the dashboard (/dashboard) and files of web_root.
+// Paths are resolved inside web_root only: ".." or links leading outside are not served.
+relay::HttpFallback staticFiles(const std::string &webRoot) {
+    return [webRoot](Poco::Net::HTTPServerRequest &req, Poco::Net::HTTPServerResponse &resp) -> bool {
+        if (req.getMethod() != "GET" && req.getMethod() != "HEAD") return false;
+        std::string path = Poco::URI(req.getURI()).getPath();
+        if (path == "/") path = "/index.html";
+        else if (path == "/dashboard") path = "/dashboard.html";
+        std::error_code ec;
+        fs::path root = fs::weakly_canonical(webRoot, ec);
+        fs::path file = fs::weakly_canonical(root / fs::path(path).relative_path(), ec);
+        if (ec || file.string().rfind(root.string() + "/", 0) != 0 || !fs::is_regular_file(file)) {
+            if (path != "/index.html") return false;  // 404 JSON from the relay
+            std::string body = "<!doctype html><title>deskstream</title><p>The viewer files were not found in "
+                               "[relay] web_root = " + webRoot + ".</p>";
+            resp.setStatus(Poco::Net::HTTPResponse::HTTP_NOT_FOUND);
+            resp.setContentType("text/html; charset=utf-8");
+            resp.sendBuffer(body.data(), body.size());
+            return true;
         }
-        return new JsonHandler(S::HTTP_NOT_FOUND, "{\"error\":\"not found\"}");
+        std::ifstream in(file, std::ios::binary);
+        std::string body((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        resp.setStatus(Poco::Net::HTTPResponse::HTTP_OK);
+        resp.setContentType(contentType(file.string()));
+        resp.set("Cache-Control", "no-cache");
+        resp.set("X-Content-Type-Options", "nosniff");
+        if (req.getMethod() == "HEAD") {
+            resp.setContentLength(static_cast<std::streamsize>(body.size()));
+            resp.send();
+        } else {
+            resp.sendBuffer(body.data(), body.size());
+        }
+        return true;
+    };
+}
+
+std::vector<std::string> splitList(const std::vector<std::string> &items) {
+    std::vector<std::string> out;
+    for (const auto &item : items) {
+        std::stringstream ss(item);
+        std::string part;
+        while (std::getline(ss, part, ',')) {
+            part.erase(0, part.find_first_not_of(" \t"));
+            part.erase(part.find_last_not_of(" \t") + 1);
+            if (!part.empty()) out.push_back(part);
+        }
     }
-};
+    return out;
+}
+
+relay::RelayOptions relayOptions(const RelayConfig &r, const HeartbeatConfig &hb, const AuthConfig &auth) {
+    relay::RelayOptions o;
+    o.listen = r.listenHost + ":" + std::to_string(r.listenPort);
+    o.public_url = r.publicUrl;
+    o.instance_id = r.instanceId;
+    o.max_message_bytes = r.maxMessageBytes;
+    o.viewer_queue = r.viewerQueue;
+    o.reaper_interval_ms = r.reaperIntervalMs;
+    o.registration_ttl_ms = r.registrationTtlMs;
+    o.max_viewers = r.maxViewers;
+    o.http_max_threads = r.maxThreads;
+    o.http_max_queued = r.maxQueued;
+    o.heartbeat_interval_ms = hb.intervalMs;
+    o.missed_limit = hb.missedLimit;
+    o.handshake_timeout_ms = hb.handshakeTimeoutMs;
+    o.auth_secret = auth.secret;
+    o.allowed_origins = splitList(auth.allowedOrigins);
+    o.http_fallback = staticFiles(r.webRoot);
+    return o;
+}
 
 } // namespace
 
-HealthService::HealthService(const Configuration &config, const PluginRegistry &plugins)
+RelayService::RelayService(const Configuration &config, const PluginRegistry &plugins)
     : config_(config), plugins_(plugins) {}
 
-HealthService::~HealthService() { stop(); }
+RelayService::~RelayService() { stop(); }
 
-void HealthService::start() {
-    RelayConfig relay = config_.relay();
-    const PluginInfo &store = plugins_.require(DS_KIND_STORE, relay.store, "[relay] store");
-    store_ = std::make_unique<StoreInstance>(store, config_.poco());
+void RelayService::start() {
+    RelayConfig r = config_.relay();
+    const PluginInfo &storePlugin = plugins_.require(DS_KIND_STORE, r.store, "[relay] store");
+    store_ = std::make_unique<StoreInstance>(storePlugin, config_.poco());
     store_->check();
-
-    Poco::Net::ServerSocket socket;
-    try {
-        // SO_REUSEADDR for quick restarts, but not SO_REUSEPORT: a second process must not share
-        // the port silently.
-        socket.bind(Poco::Net::SocketAddress(relay.listenHost, relay.listenPort), true, false);
-        socket.listen(64);
-    } catch (const Poco::Exception &e) {
-        throw std::runtime_error("[relay] listen = " + relay.listenHost + ":" + std::to_string(relay.listenPort) +
-                                 ": cannot listen: " + e.displayText());
-    }
-    port_ = socket.address().port();
-    auto *params = new Poco::Net::HTTPServerParams;
-    params->setMaxThreads(relay.maxThreads);
-    params->setMaxQueued(relay.maxQueued);
-    server_ = std::make_unique<Poco::Net::HTTPServer>(new Factory, socket, params);
-    server_->start();
-    Poco::Logger::get("host.http").information("listening on " + relay.listenHost + ":" + std::to_string(port_) +
-                                               " (instance " + relay.instanceId + ", store " + store.name + ")");
+    relay_ = std::make_unique<relay::Relay>(relayOptions(r, config_.heartbeat(), config_.auth()),
+                                            &store_->vtable(), store_->handle(), Poco::Logger::get("relay"));
+    relay_->start();
+    port_ = relay_->port();
 }
 
-void HealthService::stop() noexcept {
+void RelayService::stop() noexcept {
     try {
-        if (server_) {
-            // Stop accepting, then close the open connections ourselves (POCO-PITFALLS.md).
-            server_->stopAll(true);
-            server_.reset();
-        }
+        if (relay_) relay_->stop();  // closes every connection, then the server
+        relay_.reset();
     } catch (...) {
     }
-    store_.reset();
+    store_.reset();  // after the relay: it does not own the store instance
 }
 
 AgentService::AgentService(const Configuration &config, const PluginRegistry &plugins)

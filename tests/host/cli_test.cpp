@@ -135,7 +135,8 @@ private:
 
 Result run(std::vector<std::string> args) { return Child(std::move(args)).wait(60s); }
 
-// Plugins for a role=all start with the synthetic capture and the test encoder/store.
+// Plugins for a role=all start with the synthetic capture, the test encoder and the real SQLite
+// store (the relay registers agents for real, so it needs a store that stores).
 std::vector<std::string> workingSetup(const std::string &stateDir) {
     return {"--set", "host.plugins.path=" + std::string(DS_BUILD_PLUGIN_DIR) + ";" + folder("c_raw") + ";" + folder("memory"),
             "--set", "host.state_dir=" + stateDir,
@@ -143,7 +144,7 @@ std::vector<std::string> workingSetup(const std::string &stateDir) {
             "--set", "capture.synthetic.width=320",
             "--set", "capture.synthetic.height=200",
             "--set", "agent.encoder=test_c_raw",
-            "--set", "relay.store=test_memory"};
+            "--set", "relay.store=sqlite"};
 }
 
 uint16_t freePort() {
@@ -302,7 +303,8 @@ TEST_P(StartStop, ServesHealthzAndStopsCleanlyOnSignal) {
     std::string state = tempDir();
     uint16_t port = freePort();
     std::vector<std::string> args = workingSetup(state);
-    args.insert(args.end(), {"--set", "relay.listen=127.0.0.1:" + std::to_string(port)});
+    args.insert(args.end(), {"--set", "relay.listen=127.0.0.1:" + std::to_string(port), "--set",
+                             "relay.web_root=" + std::string(DS_SOURCE_DIR) + "/web"});
     Child child(args);
     std::pair<int, std::string> health{0, ""};
     auto deadline = std::chrono::steady_clock::now() + 30s;
@@ -314,6 +316,13 @@ TEST_P(StartStop, ServesHealthzAndStopsCleanlyOnSignal) {
     ASSERT_EQ(health.first, 200) << "stderr:\n" << child.err();
     EXPECT_EQ(health.second, "{\"status\":\"ok\"}");
     EXPECT_EQ(httpGet(port, "/nothing-here").first, 404);
+    // The viewer page and its files come from [relay] web_root, and nothing outside it.
+    auto page = httpGet(port, "/");
+    EXPECT_EQ(page.first, 200);
+    EXPECT_NE(page.second.find("<title>deskstream viewer</title>"), std::string::npos);
+    EXPECT_EQ(httpGet(port, "/viewer.js").first, 200);
+    EXPECT_EQ(httpGet(port, "/../CMakeLists.txt").first, 404);
+    EXPECT_EQ(httpGet(port, "/%2e%2e/CMakeLists.txt").first, 404);
     EXPECT_NE(child.out().find("viewer: http://127.0.0.1:" + std::to_string(port) + "/"), std::string::npos)
         << child.out();
     EXPECT_NE(child.err().find("agent ready: capture 'synthetic' (1 monitor(s), 320x200), encoder 'test_c_raw' "
@@ -327,7 +336,7 @@ TEST_P(StartStop, ServesHealthzAndStopsCleanlyOnSignal) {
     auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
     EXPECT_EQ(r.status, 0) << r.err;
     EXPECT_LT(took.count(), 5000);
-    EXPECT_NE(r.err.find("service 'http' stopped"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("service 'relay' stopped"), std::string::npos) << r.err;
     EXPECT_NE(r.err.find("service 'agent' stopped"), std::string::npos) << r.err;
     EXPECT_EQ(httpGet(port, "/healthz").first, 0) << "nothing listens after the stop";
 }
@@ -347,7 +356,7 @@ deskstream::host::Configuration embeddedConfig(const std::string &state) {
     config.set("capture.synthetic.width=64");
     config.set("capture.synthetic.height=48");
     config.set("agent.encoder=test_c_raw");
-    config.set("relay.store=test_memory");
+    config.set("relay.store=sqlite");
     config.set("relay.listen=127.0.0.1:0");
     return config;
 }
@@ -361,7 +370,7 @@ TEST(Embedding, HostStartsServesAndStops) {
     host.addDefaultServices();
     host.start();
     EXPECT_TRUE(fs::is_directory(state)) << "the state folder is created at start";
-    auto *http = dynamic_cast<deskstream::host::HealthService *>(host.service("http"));
+    auto *http = dynamic_cast<deskstream::host::RelayService *>(host.service("relay"));
     auto *agent = dynamic_cast<deskstream::host::AgentService *>(host.service("agent"));
     ASSERT_NE(http, nullptr);
     ASSERT_NE(agent, nullptr);
@@ -378,6 +387,7 @@ TEST(Embedding, HostStartsServesAndStops) {
 
 TEST(Embedding, AFailedStartStopsWhatAlreadyStarted) {
     deskstream::host::Configuration config = embeddedConfig(tempDir());
+    config.set("relay.store=test_memory");
     config.set("store.test_memory.fail_check=true");
     deskstream::host::Host host(config);
     host.loadPlugins();

@@ -407,7 +407,8 @@ struct AgentRuntime::Impl {
     static std::string closeReason(const Poco::Buffer<char>& b) {
         if (b.size() < 2) return {};
         int code = (static_cast<unsigned char>(b[0]) << 8) | static_cast<unsigned char>(b[1]);
-        return std::to_string(code) + " " + std::string(b.begin() + 2, b.size() - 2);
+        std::string text(b.begin() + 2, b.size() - 2);
+        return text.empty() ? std::to_string(code) : std::to_string(code) + " " + text;
     }
 
     void closeQuietly(WebSocket& ws, int code, const std::string& reason) {
@@ -445,8 +446,8 @@ struct AgentRuntime::Impl {
         }
         if (changed) {
             log.information("agent %s: %s", options.clientId,
-                            on ? "streaming started (a viewer is watching)"
-                               : "streaming stopped (no viewer): idle, encoding nothing");
+                            std::string(on ? "streaming started (a viewer is watching)"
+                                           : "streaming stopped (no viewer): idle, encoding nothing"));
             wake.notify_all();
         }
     }

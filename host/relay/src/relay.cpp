@@ -164,7 +164,9 @@ void RelayImpl::start() {
 
     Poco::Net::ServerSocket socket;
     try {
-        socket.bind(address, true);
+        // SO_REUSEADDR for quick restarts, but not SO_REUSEPORT (which Poco 1.11's
+        // bind(address, true) also sets): a second process must not share the port silently.
+        socket.bind(address, true, false);
         socket.listen(std::max(64, o.http_max_queued));
     } catch (const Poco::Exception &e) {
         throw std::runtime_error("relay: cannot listen on " + o.listen + ": " + e.displayText());

@@ -11,30 +11,31 @@
 namespace deskstream::agent {
 class AgentRuntime;
 }
-
-namespace Poco::Net {
-class HTTPServer;
+namespace deskstream::relay {
+class Relay;
 }
+
 
 namespace deskstream::host {
 
-// A small HTTP server on [relay] listen answering GET /healthz with {"status":"ok"}; it also
-// opens the configured store so a bad [relay] store stops start-up. A placeholder for the
-// relay (host/relay), which replaces it.
-class HealthService : public Service {
+// The relay ([relay], [heartbeat], [auth]): opens the configured store plugin and runs the
+// relay (host/relay) on [relay] listen, serving the viewer page and dashboard from
+// [relay] web_root.
+class RelayService : public Service {
 public:
-    HealthService(const Configuration &config, const PluginRegistry &plugins);
-    ~HealthService() override;
-    std::string name() const override { return "http"; }
+    RelayService(const Configuration &config, const PluginRegistry &plugins);
+    ~RelayService() override;
+    std::string name() const override { return "relay"; }
     void start() override;
     void stop() noexcept override;
     uint16_t port() const { return port_; } // the bound port (useful with listen port 0)
+    relay::Relay *relay() const { return relay_.get(); }
 
 private:
     const Configuration &config_;
     const PluginRegistry &plugins_;
     std::unique_ptr<StoreInstance> store_;
-    std::unique_ptr<Poco::Net::HTTPServer> server_;
+    std::unique_ptr<relay::Relay> relay_;
     uint16_t port_ = 0;
 };
 

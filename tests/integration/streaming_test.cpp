@@ -3,7 +3,11 @@
 // viewers that ack like the browser does (issue 5 acceptance).
 #include "deskstream/agent/agent.hpp"
 #include "deskstream/core/frame_header.hpp"
+#include "deskstream/host/config.hpp"
+#include "deskstream/host/plugin_registry.hpp"
 #include "relay_fixture.hpp"
+
+#include <Poco/Logger.h>
 
 #include <Poco/Net/HTTPServer.h>
 #include <Poco/Net/HTTPRequestHandler.h>
@@ -24,8 +28,8 @@
 using namespace std::chrono_literals;
 using deskstream::agent::AgentOptions;
 using deskstream::agent::AgentRuntime;
-using deskstream::agent::CaptureHandle;
-using deskstream::agent::EncoderHandle;
+using deskstream::host::CaptureInstance;
+using deskstream::host::EncoderInstance;
 using Poco::Net::WebSocket;
 
 namespace {
@@ -73,7 +77,16 @@ private:
             }
             auto f = ws_->receive(20);
             if (f.closed) break;
-            if (f.timeout || f.opcode != WebSocket::FRAME_OP_BINARY) continue;
+            if (f.timeout) continue;
+            if (f.opcode == WebSocket::FRAME_OP_TEXT) {
+                // Answer the relay's heartbeat like the browser does.
+                auto msg = ds_itest::parseJson(f.data);
+                if (msg && ds_itest::str(msg, "type") == "ping")
+                    ws_->send("{\"type\":\"pong\",\"timestamp\":" + std::to_string(msg->getValue<int64_t>("timestamp")) +
+                              ",\"serverTime\":0}");
+                continue;
+            }
+            if (f.opcode != WebSocket::FRAME_OP_BINARY) continue;
             auto d = deskstream::core::decodeFrame(reinterpret_cast<const uint8_t*>(f.data.data()),
                                                    f.data.size(), 0);
             if (!d.ok) continue;
@@ -105,8 +118,12 @@ class StreamingTest : public ds_itest::RelayTest {
 protected:
     void SetUp() override {
         RelayTest::SetUp();
-        synthetic = std::make_unique<ds_test::LoadedPlugin>(ds_test::pluginPath("capture", "synthetic"));
-        jpeg = std::make_unique<ds_test::LoadedPlugin>(ds_test::pluginPath("encoder", "jpeg"));
+        auto o = testOptions();
+        o.max_message_bytes = 16 * 1024 * 1024;  // 1080p JPEG frames are ~300 KB
+        startRelay(o);
+        // The agent gets its plugins exactly as the host gives them: loaded and validated by
+        // the host's registry, configured from a host Configuration.
+        plugins.scan({DS_TEST_PLUGIN_DIR});
     }
 
     AgentOptions agentOptions(double fps, uint16_t relayPort) {
@@ -124,18 +141,18 @@ protected:
     }
 
     std::unique_ptr<AgentRuntime> startAgent(AgentOptions o, int width = 1920, int height = 1080) {
-        ds_test::TestConfig cap("capture.synthetic",
-                                {{"width", std::to_string(width)}, {"height", std::to_string(height)}});
-        ds_test::TestConfig enc("encoder.jpeg", {});
+        config.set("capture.synthetic", "width", std::to_string(width));
+        config.set("capture.synthetic", "height", std::to_string(height));
         auto agent = std::make_unique<AgentRuntime>(
             std::move(o),
-            CaptureHandle::create("synthetic", synthetic->capture(), host.api(), cap.get()),
-            EncoderHandle::create("jpeg", jpeg->encoder(), host.api(), enc.get()));
+            std::make_unique<CaptureInstance>(plugins.require(DS_KIND_CAPTURE, "synthetic", "test"), config.poco()),
+            std::make_unique<EncoderInstance>(plugins.require(DS_KIND_ENCODER, "jpeg", "test"), config.poco()));
         agent->start();
         return agent;
     }
 
-    std::unique_ptr<ds_test::LoadedPlugin> synthetic, jpeg;
+    deskstream::host::PluginRegistry plugins;
+    deskstream::host::Configuration config;
 };
 
 // A relay stand-in that registers the agent, starts the stream and never acknowledges a frame.
@@ -276,7 +293,12 @@ TEST_F(StreamingTest, SlowAcksDriveQualityToMinimumAndItRecovers) {
     Viewer v(port(), "stream-pc");
     v.setAckDelay(700ms);
     ASSERT_TRUE(ds_itest::eventually([&] { return agent->stats().quality == 30; }, 20000))
-        << "quality stayed at " << agent->stats().quality;
+        << "quality stayed at " << agent->stats().quality << " (acked " << agent->stats().framesAcked
+        << ", last latency " << agent->stats().lastAckLatencyMs << " ms, sent " << agent->stats().framesSent
+        << ", viewer frames " << v.frames() << ", streaming " << agent->stats().streaming << ", captured "
+        << agent->stats().framesCaptured << ", encoded " << agent->stats().framesEncoded << ", window drops "
+        << agent->stats().framesDroppedWindow << ", in flight " << agent->stats().inFlight << ", capture errors "
+        << agent->stats().captureErrors << ")";
     v.setAckDelay(0ms);
     ASSERT_TRUE(ds_itest::eventually([&] { return agent->stats().quality >= 40; }, 20000))
         << "quality did not climb back: " << agent->stats().quality;
@@ -290,7 +312,7 @@ TEST_F(StreamingTest, AgentReconnectsAfterTheRelayRestarts) {
     ASSERT_TRUE(ds_itest::eventually([&] { return !agent->stats().registered; }, 5000));
     auto o = testOptions();
     o.listen = "127.0.0.1:" + std::to_string(relayPort);
-    relay = std::make_unique<deskstream::relay::Relay>(o, *store, host.logger());
+    relay = std::make_unique<deskstream::relay::Relay>(o, *store, Poco::Logger::get("relay"));
     relay->start();
     ASSERT_TRUE(ds_itest::eventually([&] { return agent->stats().registered; }, 10000));
     EXPECT_GE(agent->stats().connections, 2u);
