@@ -9,9 +9,35 @@ constexpr Duration kRateWindow = std::chrono::seconds(1);
 void prune(std::deque<TimePoint>& events, TimePoint now) {
     while (!events.empty() && now - events.front() >= kRateWindow) events.pop_front();
 }
+
+double rate(const std::deque<TimePoint>& events, TimePoint now) {
+    std::size_t n = 0;
+    for (TimePoint t : events)
+        if (now - t < kRateWindow) ++n;
+    return static_cast<double>(n);
+}
 }  // namespace
 
-FanOut::FanOut(FanOutConfig config) : config_(config) {
+void LatencyRing::add(std::int64_t ms) {
+    if (samples_.size() < capacity_) {
+        samples_.push_back(ms);
+    } else {
+        samples_[next_] = ms;
+        next_ = (next_ + 1) % samples_.size();
+    }
+}
+
+std::optional<std::int64_t> LatencyRing::percentile(double q) const {
+    if (samples_.empty()) return std::nullopt;
+    std::vector<std::int64_t> sorted = samples_;
+    std::sort(sorted.begin(), sorted.end());
+    q = std::clamp(q, 0.0, 1.0);
+    std::size_t idx = static_cast<std::size_t>(q * static_cast<double>(sorted.size() - 1) + 0.5);
+    return sorted[std::min(idx, sorted.size() - 1)];
+}
+
+FanOut::FanOut(FanOutConfig config)
+    : config_(config), latencies_(std::max<std::size_t>(1, config.latencySamples)) {
     config_.viewerQueue = std::max<std::size_t>(1, config_.viewerQueue);
     config_.maxPendingAcks = std::max<std::size_t>(1, config_.maxPendingAcks);
     config_.latencySamples = std::max<std::size_t>(1, config_.latencySamples);
@@ -89,6 +115,8 @@ std::optional<QueuedFrame> FanOut::pop(ConnId viewer, TimePoint now) {
     QueuedFrame f = std::move(it->second.queue.front());
     it->second.queue.pop_front();
     ++it->second.stats.delivered;
+    prune(it->second.outEvents, now);
+    it->second.outEvents.push_back(now);
     ++framesOut_;
     prune(outEvents_, now);
     outEvents_.push_back(now);
@@ -108,7 +136,8 @@ std::vector<AgentFrameAck> FanOut::onViewerAck(ConnId viewer, std::uint64_t fram
     Viewer& v = vit->second;
     latencyMs = std::max<std::int64_t>(0, latencyMs);
     ++v.stats.acked;
-    recordLatency(latencyMs);
+    v.latencies.add(latencyMs);
+    latencies_.add(latencyMs);
     // Caught up: it acknowledges with nothing left queued.
     if (v.lagging && v.queue.empty()) v.lagging = false;
 
@@ -158,35 +187,33 @@ bool FanOut::lagging(ConnId viewer) const {
     return it != viewers_.end() && it->second.lagging;
 }
 
-std::optional<ViewerStats> FanOut::viewerStats(ConnId viewer) const {
+std::optional<ViewerStats> FanOut::viewerStats(ConnId viewer, TimePoint now) const {
     auto it = viewers_.find(viewer);
     if (it == viewers_.end()) return std::nullopt;
     ViewerStats s = it->second.stats;
     s.queued = it->second.queue.size();
     s.lagging = it->second.lagging;
+    s.fpsOut = rate(it->second.outEvents, now);
+    s.latencyP50Ms = it->second.latencies.percentile(0.50);
+    s.latencyP95Ms = it->second.latencies.percentile(0.95);
     return s;
+}
+
+std::vector<ConnId> FanOut::viewerIds() const {
+    std::vector<ConnId> ids;
+    for (const auto& [id, v] : viewers_) {
+        (void)v;
+        ids.push_back(id);
+    }
+    return ids;
 }
 
 FanOutStats FanOut::stats(TimePoint now) const {
     FanOutStats s;
-    auto rate = [&](const std::deque<TimePoint>& events) {
-        std::size_t n = 0;
-        for (TimePoint t : events)
-            if (now - t < kRateWindow) ++n;
-        return static_cast<double>(n);
-    };
-    s.fpsIn = rate(inEvents_);
-    s.fpsOut = rate(outEvents_);
-    if (!latencies_.empty()) {
-        std::vector<std::int64_t> sorted = latencies_;
-        std::sort(sorted.begin(), sorted.end());
-        auto pct = [&](double q) {
-            std::size_t idx = static_cast<std::size_t>(q * static_cast<double>(sorted.size() - 1) + 0.5);
-            return sorted[std::min(idx, sorted.size() - 1)];
-        };
-        s.latencyP50Ms = pct(0.50);
-        s.latencyP95Ms = pct(0.95);
-    }
+    s.fpsIn = rate(inEvents_, now);
+    s.fpsOut = rate(outEvents_, now);
+    s.latencyP50Ms = latencies_.percentile(0.50);
+    s.latencyP95Ms = latencies_.percentile(0.95);
     s.framesIn = framesIn_;
     s.framesOut = framesOut_;
     s.drops = drops_;
@@ -217,15 +244,6 @@ void FanOut::stopWaitingFor(ConnId viewer, std::vector<AgentFrameAck>& out) {
         p.waiting.erase(viewer);
     }
     completeReady(out);
-}
-
-void FanOut::recordLatency(std::int64_t ms) {
-    if (latencies_.size() < config_.latencySamples) {
-        latencies_.push_back(ms);
-    } else {
-        latencies_[latencyNext_] = ms;
-        latencyNext_ = (latencyNext_ + 1) % latencies_.size();
-    }
 }
 
 }  // namespace deskstream::core

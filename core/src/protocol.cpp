@@ -143,6 +143,11 @@ bool CommandResult::operator==(const CommandResult& o) const {
     return commandId == o.commandId && status == o.status && error == o.error &&
            desktopClientId == o.desktopClientId;
 }
+bool AgentStats::operator==(const AgentStats& o) const {
+    return quality == o.quality && fps == o.fps && inFlight == o.inFlight &&
+           framesEncoded == o.framesEncoded && framesSent == o.framesSent &&
+           framesDroppedWindow == o.framesDroppedWindow && latencyMs == o.latencyMs;
+}
 
 // ======================================================================== strict reader
 
@@ -571,7 +576,7 @@ Message readCommandMessage(const Reader& r, Channel ch) {
 
 bool allowed(const std::string& type, Channel ch) {
     static const std::set<std::string> agentToRelay = {"handshake", "ping", "pong",
-                                                       "command_result", "error"};
+                                                       "command_result", "agent_stats", "error"};
     static const std::set<std::string> viewerToRelay = {
         "handshake", "ping", "pong", "subscribe", "unsubscribe", "frame_ack", "command", "error"};
     static const std::set<std::string> relayToAgent = {
@@ -595,7 +600,7 @@ bool knownType(const std::string& t) {
         "handshake", "handshake_ack", "registration_failed", "ping", "pong", "subscribe",
         "subscribed", "unsubscribe", "unsubscribed", "desktop_disconnected", "redirect", "error",
         "frame_ack", "start_stream", "stop_stream", "command", "command_queued",
-        "command_result"};
+        "command_result", "agent_stats"};
     return all.count(t) != 0;
 }
 
@@ -693,6 +698,17 @@ Message readMessage(const Reader& r, const std::string& type, Channel ch) {
         a.frameNumber = r.uint64("frameNumber");
         a.latency = r.integer("latency", 0, 3600000);
         a.viewers = static_cast<int>(r.integer("viewers", 0, 1000000));
+        return a;
+    }
+    if (type == "agent_stats") {
+        AgentStats a;
+        a.quality = static_cast<int>(r.integer("quality", 0, 100));
+        a.fps = static_cast<int>(r.integer("fps", 0, 1000));
+        a.inFlight = static_cast<int>(r.integer("inFlight", 0, 1000000));
+        a.framesEncoded = r.uint64("framesEncoded");
+        a.framesSent = r.uint64("framesSent");
+        a.framesDroppedWindow = r.uint64("framesDroppedWindow");
+        a.latencyMs = r.optInteger("latencyMs", 0, 3600000);
         return a;
     }
     if (type == "start_stream") return StartStream{};
@@ -794,6 +810,7 @@ const char* typeName(const Message& m) {
         const char* operator()(const CommandMessage&) const { return "command"; }
         const char* operator()(const CommandQueued&) const { return "command_queued"; }
         const char* operator()(const CommandResult&) const { return "command_result"; }
+        const char* operator()(const AgentStats&) const { return "agent_stats"; }
     };
     return std::visit(V{}, m);
 }
@@ -883,6 +900,15 @@ struct Writer {
         setU64(o, "frameNumber", a.frameNumber);
         setI64(o, "latency", a.latency);
         o->set("viewers", a.viewers);
+    }
+    void operator()(const AgentStats& a) {
+        o->set("quality", a.quality);
+        o->set("fps", a.fps);
+        o->set("inFlight", a.inFlight);
+        setU64(o, "framesEncoded", a.framesEncoded);
+        setU64(o, "framesSent", a.framesSent);
+        setU64(o, "framesDroppedWindow", a.framesDroppedWindow);
+        if (a.latencyMs) setI64(o, "latencyMs", *a.latencyMs);
     }
     void operator()(const StartStream&) {}
     void operator()(const StopStream&) {}

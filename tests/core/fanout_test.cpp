@@ -87,7 +87,7 @@ TEST(FanOut, LaggardGetsTheNewestFrameAndNeverBlocksTheOthers) {
     auto q = f.pop(2, t0 + 1s);
     ASSERT_TRUE(q);
     EXPECT_GE(q->frameNumber, 8u);
-    auto st = f.viewerStats(2);
+    auto st = f.viewerStats(2, t0 + 1s);
     ASSERT_TRUE(st);
     EXPECT_GE(st->dropped, 7u);
     FanOutStats s = f.stats(t0 + 340ms);
@@ -178,4 +178,30 @@ TEST(FanOut, Statistics) {
     EXPECT_EQ(*s.latencyP95Ms, 100);
     EXPECT_EQ(f.stats(t0 + 10s).fpsIn, 0);
     EXPECT_EQ(s.acksToAgent, 30u);
+}
+
+TEST(FanOut, PerViewerRatesAndLatencies) {
+    FanOut f;
+    const TimePoint t0{std::chrono::seconds(100)};
+    f.addViewer(1);
+    f.addViewer(2);
+    EXPECT_EQ(f.viewerIds(), (std::vector<ConnId>{1, 2}));
+    auto bytes = std::make_shared<const std::vector<std::uint8_t>>(std::vector<std::uint8_t>(10, 1));
+    for (std::uint64_t n = 1; n <= 20; ++n) {
+        TimePoint now = t0 + std::chrono::milliseconds(50 * n);
+        f.onFrame(bytes, n, 0, true, now);
+        if (f.pop(1, now)) f.onViewerAck(1, n, 10 + static_cast<std::int64_t>(n), now);
+        if (n % 2 == 0 && f.pop(2, now)) f.onViewerAck(2, n, 200, now);  // reads every other frame
+    }
+    const TimePoint end = t0 + std::chrono::milliseconds(1050);
+    auto a = f.viewerStats(1, end);
+    auto b = f.viewerStats(2, end);
+    ASSERT_TRUE(a && b);
+    EXPECT_EQ(a->fpsOut, 19.0);  // frames 2..20 fall within the last second
+    EXPECT_EQ(b->fpsOut, 10.0);
+    EXPECT_EQ(a->latencyP50Ms, 21);
+    EXPECT_EQ(a->latencyP95Ms, 29);
+    EXPECT_EQ(b->latencyP50Ms, 200);
+    EXPECT_FALSE(f.viewerStats(3, end));
+    EXPECT_EQ(f.viewerStats(1, end + std::chrono::seconds(5))->fpsOut, 0.0);  // idle since
 }

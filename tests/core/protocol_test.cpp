@@ -391,3 +391,32 @@ TEST(Protocol, IdRules) {
     EXPECT_TRUE(isValidId(u));
     EXPECT_NE(u, newUuid());
 }
+
+TEST(Protocol, AgentStatsRoundTripsAndIsValidated) {
+    AgentStats s;
+    s.quality = 62;
+    s.fps = 30;
+    s.inFlight = 4;
+    s.framesEncoded = 1000;
+    s.framesSent = 990;
+    s.framesDroppedWindow = 10;
+    s.latencyMs = 42;
+    expectRoundTrip(s, Channel::AgentToRelay);
+    s.latencyMs.reset();
+    expectRoundTrip(s, Channel::AgentToRelay);
+    // Only agents send it.
+    auto r = parseMessage(serialize(s), Channel::ViewerToRelay);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().field, "type");
+    // Out of range and wrong types name the field.
+    auto bad = parseMessage(R"({"type":"agent_stats","quality":101,"fps":8,"inFlight":0,)"
+                            R"("framesEncoded":0,"framesSent":0,"framesDroppedWindow":0})",
+                            Channel::AgentToRelay);
+    ASSERT_FALSE(bad.ok());
+    EXPECT_EQ(bad.error().field, "quality");
+    bad = parseMessage(R"({"type":"agent_stats","quality":50,"fps":8,"inFlight":"2",)"
+                       R"("framesEncoded":0,"framesSent":0,"framesDroppedWindow":0})",
+                       Channel::AgentToRelay);
+    ASSERT_FALSE(bad.ok());
+    EXPECT_EQ(bad.error().field, "inFlight");
+}

@@ -246,6 +246,26 @@ TEST_F(StreamingTest, IdleDesktopEncodesNothingUntilAViewerSubscribes) {
         Viewer v(port(), "stream-pc");
         ASSERT_TRUE(ds_itest::eventually([&] { return v.frames() >= 5; }, 5000));
         EXPECT_GT(agent->stats().framesEncoded, 0u);
+        // /api/desktops carries the stream's statistics: the relay's and the agent's own.
+        Poco::JSON::Object::Ptr stats, viewer;
+        ASSERT_TRUE(ds_itest::eventually([&] {
+            auto r = ds_itest::httpRequest(port(), "GET", "/api/desktops");
+            auto o = ds_itest::parseJson(r.body);
+            if (!o) return false;
+            auto d = o->getArray("desktops")->getObject(0);
+            stats = d->getObject("stats");
+            auto vs = d->getArray("viewerStats");
+            viewer = vs && vs->size() == 1 ? vs->getObject(0) : nullptr;
+            return stats && viewer && stats->has("quality") && stats->getValue<double>("fpsIn") > 0 &&
+                   viewer->getValue<double>("fpsOut") > 0;
+        }, 8000)) << ds_itest::httpRequest(port(), "GET", "/api/desktops").body;
+        EXPECT_GE(stats->getValue<int>("quality"), 30);
+        EXPECT_LE(stats->getValue<int>("quality"), 90);
+        EXPECT_GE(stats->getValue<int>("inFlight"), 0);
+        EXPECT_EQ(stats->getValue<int>("dropsWindow"), 0);
+        EXPECT_EQ(stats->getValue<int>("dropsLagging"), 0);
+        EXPECT_FALSE(viewer->getValue<bool>("lagging"));
+        EXPECT_FALSE(viewer->isNull("latencyP50Ms"));
     }
     // The last viewer left: stop_stream, and the counter stands still again.
     ASSERT_TRUE(ds_itest::eventually([&] { return !agent->stats().streaming; }, 5000));
@@ -271,15 +291,22 @@ TEST_F(StreamingTest, StalledViewerDoesNotSlowTheOtherAndMemoryStaysBounded) {
     std::this_thread::sleep_for(2s);  // let its socket buffers fill up
     long rssBefore = rssKb();
     auto f1 = healthy.frames();
+    auto sent1 = agent->stats().framesSent;
     std::this_thread::sleep_for(20s);
     double withStall = (healthy.frames() - f1) / 20.0;
+    double agentRate = (agent->stats().framesSent - sent1) / 20.0;
     long rssGrowthMb = (rssKb() - rssBefore) / 1024;
 
     RecordProperty("reference_fps", std::to_string(reference));
     RecordProperty("with_stalled_viewer_fps", std::to_string(withStall));
-    std::printf("healthy viewer: %.1f fps before, %.1f fps with a stalled viewer; RSS growth %ld MB\n",
-                reference, withStall, rssGrowthMb);
-    EXPECT_GE(withStall, 0.9 * reference);
+    std::printf("healthy viewer: %.1f fps before, %.1f fps with a stalled viewer (agent sent %.1f fps); "
+                "RSS growth %ld MB\n",
+                reference, withStall, agentRate, rssGrowthMb);
+    // The healthy viewer gets at least 90% of what the agent sends while the other one is
+    // stalled. Compared with the agent's own rate in the same window, so a machine busy with
+    // other work (which slows capture and encoding for everyone) does not decide the result.
+    EXPECT_GE(withStall, 0.9 * agentRate);
+    EXPECT_GE(agentRate, 0.5 * 30) << "the agent itself was starved: the measurement means little";
     EXPECT_LT(rssGrowthMb, 64);
 }
 

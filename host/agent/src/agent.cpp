@@ -16,6 +16,7 @@
 #include <Poco/URI.h>
 
 #include <algorithm>
+#include <cmath>
 #include <condition_variable>
 #include <cstring>
 #include <mutex>
@@ -329,6 +330,7 @@ struct AgentRuntime::Impl {
         core::Heartbeat heartbeat(options.heartbeatInterval, options.missedLimit);
         const TimePoint handshakeDeadline = monoNow() + options.handshakeTimeout;
         bool registeredHere = false;
+        TimePoint nextStats{0};
         Poco::Buffer<char> buffer(0);
 
         while (isRunning()) {
@@ -345,14 +347,20 @@ struct AgentRuntime::Impl {
                     closeQuietly(*ws, core::close_code::kHeartbeatTimeout, "heartbeat timeout");
                     return true;
                 }
-                std::lock_guard<std::mutex> lock(mutex);
-                flow.onTick(now);
+                {
+                    std::lock_guard<std::mutex> lock(mutex);
+                    flow.onTick(now);
+                }
+                if (now >= nextStats) {  // the figures only the agent knows, for /api/desktops
+                    sendMessage(statsMessage());
+                    nextStats = now + kStatsInterval;
+                }
             } else if (now >= handshakeDeadline) {
                 throw std::runtime_error("no handshake_ack within " +
                                          std::to_string(options.handshakeTimeout.count()) + " ms");
             }
 
-            TimePoint next = registeredHere ? heartbeat.nextDeadline() : handshakeDeadline;
+            TimePoint next = registeredHere ? std::min(heartbeat.nextDeadline(), nextStats) : handshakeDeadline;
             auto waitUs = std::clamp<std::int64_t>((next - now).count(), 1000, 50000);
             if (!ws->poll(Poco::Timespan(waitUs), Poco::Net::Socket::SELECT_READ)) continue;
 
@@ -402,6 +410,21 @@ struct AgentRuntime::Impl {
         }
         closeQuietly(*ws, core::close_code::kNormal, "agent stopping");
         return registeredHere;
+    }
+
+    static constexpr core::Duration kStatsInterval = std::chrono::seconds(2);
+
+    core::AgentStats statsMessage() {
+        std::lock_guard<std::mutex> lock(mutex);
+        core::AgentStats s;
+        s.quality = flow.quality();
+        s.fps = static_cast<int>(std::lround(flow.fps()));
+        s.inFlight = static_cast<int>(flow.inFlight());
+        s.framesEncoded = encoded;
+        s.framesSent = flow.sent();
+        s.framesDroppedWindow = flow.dropped();
+        if (lastLatencyMs >= 0) s.latencyMs = lastLatencyMs.load();
+        return s;
     }
 
     static std::string closeReason(const Poco::Buffer<char>& b) {

@@ -219,10 +219,10 @@ private:
             int viewers = 0;
             bool here = false;
             for (const auto &a : local) {
-                if (a.clientId == row.client_id) {
-                    viewers = static_cast<int>(a.viewers);
-                    here = true;
-                }
+                if (a.clientId != row.client_id) continue;
+                viewers = static_cast<int>(a.viewers);
+                here = true;
+                if (auto snap = relay_.streamSnapshot(a.conn)) addStats(*d, *snap);
             }
             d->set("viewers", viewers);
             d->set("local", here);
@@ -231,6 +231,49 @@ private:
         Poco::JSON::Object o;
         o.set("desktops", list);
         sendJson(resp, HTTPResponse::HTTP_OK, stringify(o));
+    }
+
+    // "stats" (the desktop's stream) and "viewerStats" (each subscribed viewer) of a local desktop.
+    static void addStats(Poco::JSON::Object &d, const RelayImpl::StreamSnapshot &snap) {
+        auto optional = [](Poco::JSON::Object &o, const char *key, const std::optional<int64_t> &v) {
+            if (v) o.set(key, *v);
+            else o.set(key, Poco::Dynamic::Var());
+        };
+        Poco::JSON::Object::Ptr s = new Poco::JSON::Object;
+        s->set("fpsIn", snap.fanout.fpsIn);
+        s->set("fpsOut", snap.fanout.fpsOut);
+        optional(*s, "latencyP50Ms", snap.fanout.latencyP50Ms);
+        optional(*s, "latencyP95Ms", snap.fanout.latencyP95Ms);
+        s->set("framesIn", snap.fanout.framesIn);
+        s->set("framesOut", snap.fanout.framesOut);
+        s->set("dropsLagging", snap.fanout.drops);
+        s->set("laggingViewers", static_cast<uint64_t>(snap.fanout.laggingViewers));
+        s->set("acksToAgent", snap.fanout.acksToAgent);
+        if (snap.agent) {  // the agent's own figures (agent_stats)
+            s->set("quality", snap.agent->quality);
+            s->set("fps", snap.agent->fps);
+            s->set("inFlight", snap.agent->inFlight);
+            s->set("framesEncoded", snap.agent->framesEncoded);
+            s->set("framesSent", snap.agent->framesSent);
+            s->set("dropsWindow", snap.agent->framesDroppedWindow);
+            optional(*s, "ackLatencyMs", snap.agent->latencyMs);
+        }
+        d.set("stats", s);
+        Poco::JSON::Array::Ptr viewers = new Poco::JSON::Array;
+        for (const auto &[id, v] : snap.viewers) {
+            Poco::JSON::Object::Ptr o = new Poco::JSON::Object;
+            o->set("viewerId", id);
+            o->set("fpsOut", v.fpsOut);
+            optional(*o, "latencyP50Ms", v.latencyP50Ms);
+            optional(*o, "latencyP95Ms", v.latencyP95Ms);
+            o->set("delivered", v.delivered);
+            o->set("acked", v.acked);
+            o->set("dropsLagging", v.dropped);
+            o->set("queued", static_cast<uint64_t>(v.queued));
+            o->set("lagging", v.lagging);
+            viewers->add(o);
+        }
+        d.set("viewerStats", viewers);
     }
 
     void postCommand(const std::string &clientId, HTTPServerRequest &req, HTTPServerResponse &resp) {

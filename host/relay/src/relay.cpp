@@ -429,6 +429,32 @@ Bytes RelayImpl::pullFrame(core::ConnId viewer) {
     return nullptr;
 }
 
+void RelayImpl::onAgentStats(core::ConnId agent, const core::AgentStats &stats) {
+    auto s = stream(agent, true);
+    std::lock_guard<std::mutex> lock(s->mutex);
+    s->agentStats = stats;
+}
+
+std::optional<RelayImpl::StreamSnapshot> RelayImpl::streamSnapshot(core::ConnId agent) {
+    auto s = stream(agent, false);
+    if (!s) return std::nullopt;
+    StreamSnapshot snap;
+    std::vector<core::ConnId> ids;
+    const core::TimePoint now = monoNow();
+    {
+        std::lock_guard<std::mutex> lock(s->mutex);
+        snap.fanout = s->fanout.stats(now);
+        snap.agent = s->agentStats;
+        for (core::ConnId v : s->fanout.viewerIds())
+            if (auto vs = s->fanout.viewerStats(v, now)) snap.viewers.emplace_back(std::to_string(v), *vs);
+    }
+    // Viewer ids as the protocol names them (registry lock taken after the stream lock is released).
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto &v : snap.viewers)
+        if (auto id = registry_.viewerId(static_cast<core::ConnId>(std::stoull(v.first)))) v.first = *id;
+    return snap;
+}
+
 void RelayImpl::onViewerAck(core::ConnId viewer, const core::ViewerFrameAck &ack) {
     std::optional<core::AgentInfo> agent;
     {

@@ -121,6 +121,15 @@ public:
     Bytes pullFrame(core::ConnId viewer);
     void onViewerAck(core::ConnId viewer, const core::ViewerFrameAck &ack);
     void tickStream(core::ConnId agent);
+    // The agent's own figures (agent_stats), kept for /api/desktops.
+    void onAgentStats(core::ConnId agent, const core::AgentStats &stats);
+    struct StreamSnapshot {
+        core::FanOutStats fanout;
+        std::vector<std::pair<std::string, core::ViewerStats>> viewers; // by viewerId
+        std::optional<core::AgentStats> agent;
+    };
+    // Statistics of the stream of agent connection `agent`; nullopt when it has none yet.
+    std::optional<StreamSnapshot> streamSnapshot(core::ConnId agent);
     void dropStream(core::ConnId agent);
     void dropViewerStreams(core::ConnId viewer);
 
@@ -154,6 +163,7 @@ private:
         explicit AgentStream(core::FanOutConfig c) : fanout(c) {}
         std::mutex mutex; // guards fanout; never held with mutex_ or across I/O
         core::FanOut fanout;
+        std::optional<core::AgentStats> agentStats; // the latest agent_stats
     };
     std::shared_ptr<AgentStream> stream(core::ConnId agent, bool create);
     void attachViewer(core::ConnId agent, core::ConnId viewer, std::optional<int> monitor);

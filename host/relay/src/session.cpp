@@ -295,6 +295,8 @@ void Session::onAgentMessage(const core::Message &m) {
     } else if (auto *result = std::get_if<core::CommandResult>(&m)) {
         auto r = relay_.onCommandResult(clientId_, *result);
         if (!r.ok()) badInput(Counter::BadJson, r.error());
+    } else if (auto *stats = std::get_if<core::AgentStats>(&m)) {
+        relay_.onAgentStats(id_, *stats);
     } else if (auto *err = std::get_if<core::ErrorMessage>(&m)) {
         relay_.log().warning("agent %s reports an error: %s: %s", clientId_,
                              std::string(core::toString(err->code)), err->message);

@@ -26,6 +26,7 @@
 #include "deskstream/core/protocol.hpp"
 #include "deskstream/core/types.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -74,6 +75,22 @@ struct ViewerStats {
     std::uint64_t delivered = 0, dropped = 0, acked = 0;
     std::size_t queued = 0;
     bool lagging = false;
+    double fpsOut = 0;                                       // frames handed to its writer (last second)
+    std::optional<std::int64_t> latencyP50Ms, latencyP95Ms;  // its reported latencies (last 64)
+};
+
+/// The last `capacity` latency samples and their percentiles.
+class LatencyRing {
+public:
+    explicit LatencyRing(std::size_t capacity) : capacity_(std::max<std::size_t>(1, capacity)) {}
+    void add(std::int64_t ms);
+    /// q in [0, 1]; nullopt without samples.
+    std::optional<std::int64_t> percentile(double q) const;
+
+private:
+    std::size_t capacity_;
+    std::vector<std::int64_t> samples_;
+    std::size_t next_ = 0;
 };
 
 class FanOut {
@@ -104,7 +121,9 @@ public:
     TimePoint nextDeadline() const;
 
     bool lagging(ConnId viewer) const;
-    std::optional<ViewerStats> viewerStats(ConnId viewer) const;
+    std::optional<ViewerStats> viewerStats(ConnId viewer, TimePoint now) const;
+    /// The subscribed viewers, in id order.
+    std::vector<ConnId> viewerIds() const;
     FanOutStats stats(TimePoint now) const;
     std::size_t pendingAcks() const { return pending_.size(); }
     const FanOutConfig& config() const { return config_; }
@@ -115,6 +134,8 @@ private:
         std::deque<QueuedFrame> queue;
         bool lagging = false;
         ViewerStats stats;
+        std::deque<TimePoint> outEvents;  // last second, for its fps
+        LatencyRing latencies{64};
     };
     struct PendingAck {
         std::set<ConnId> waiting;
@@ -124,13 +145,12 @@ private:
     };
     void completeReady(std::vector<AgentFrameAck>& out);
     void stopWaitingFor(ConnId viewer, std::vector<AgentFrameAck>& out);
-    void recordLatency(std::int64_t ms);
+
 
     FanOutConfig config_;
     std::map<ConnId, Viewer> viewers_;
     std::map<std::uint64_t, PendingAck> pending_;
-    std::vector<std::int64_t> latencies_;
-    std::size_t latencyNext_ = 0;
+    LatencyRing latencies_;
     std::deque<TimePoint> inEvents_, outEvents_;  // last second, for fps
     std::uint64_t framesIn_ = 0, framesOut_ = 0, drops_ = 0, acksToAgent_ = 0;
 };

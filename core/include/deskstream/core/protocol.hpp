@@ -26,7 +26,7 @@ const char* toString(Role role);  // "desktop" | "viewer"
 /// Who sent the message to whom. Decides which types (and which form of frame_ack, command,
 /// handshake_ack, command_result) are accepted.
 enum class Channel {
-    AgentToRelay,   // handshake(desktop), ping, pong, command_result, error
+    AgentToRelay,   // handshake(desktop), ping, pong, command_result, agent_stats, error
     ViewerToRelay,  // handshake(viewer), ping, pong, subscribe, unsubscribe, frame_ack, command
     RelayToAgent,   // handshake_ack, registration_failed, ping, pong, frame_ack, start_stream,
                     // stop_stream, command, error
@@ -254,11 +254,24 @@ struct CommandResult {
     bool operator==(const CommandResult& o) const;
 };
 
+/// Addition: agent -> relay every few seconds while registered: the agent-side figures the
+/// relay cannot observe itself, shown in GET /api/desktops.
+struct AgentStats {
+    int quality = 0;                       // current adaptive quality, 0..100
+    int fps = 0;                           // configured capture rate (rounded), 0..1000
+    int inFlight = 0;                      // frames sent and not yet acknowledged
+    std::uint64_t framesEncoded = 0;
+    std::uint64_t framesSent = 0;
+    std::uint64_t framesDroppedWindow = 0; // dropped because the window was full
+    std::optional<std::int64_t> latencyMs; // last acknowledged latency, ms
+    bool operator==(const AgentStats& o) const;
+};
+
 using Message = std::variant<Handshake, AgentHandshakeAck, ViewerHandshakeAck, RegistrationFailed,
                              Ping, Pong, Subscribe, Subscribed, Unsubscribe, Unsubscribed,
                              DesktopDisconnected, Redirect, ErrorMessage, ViewerFrameAck,
                              AgentFrameAck, StartStream, StopStream, CommandMessage,
-                             CommandQueued, CommandResult>;
+                             CommandQueued, CommandResult, AgentStats>;
 
 /// The wire "type" string of a message ("handshake", "frame_ack", ...).
 const char* typeName(const Message& m);
