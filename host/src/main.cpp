@@ -7,6 +7,7 @@
 //
 // Exit statuses: 0 ok, 64 unexpected argument, 78 configuration or start-up problem (Poco's
 // option parser also answers an unknown option with 78).
+#include "deskstream/core/auth.hpp"
 #include "deskstream/host/config.hpp"
 #include "deskstream/host/host.hpp"
 #include "deskstream/host/services.hpp"
@@ -22,12 +23,14 @@
 #include <Poco/Util/OptionSet.h>
 #include <Poco/Util/ServerApplication.h>
 
+#include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <functional>
 #include <iostream>
 #include <map>
 #include <set>
+#include <stdexcept>
 
 #if defined(POCO_OS_FAMILY_UNIX)
 #include <pthread.h>
@@ -49,8 +52,55 @@ std::map<std::string, std::pair<std::string, Subcommand>> &subcommands() {
     return s;
 }
 
+// Arguments after the subcommand's name, kept away from Poco's option parser (which would take
+// `token --role desktop` for the global --role option). Filled by main() below.
+std::vector<std::string> &subcommandArgs() {
+    static std::vector<std::string> a;
+    return a;
+}
+
+// deskstream [--config FILE] token --role desktop|viewer --sub NAME [--ttl 1h]
+int tokenMain(Configuration &config, const std::vector<std::string> &args) {
+    std::string role, sub, ttl = "1h";
+    for (size_t i = 0; i < args.size(); ++i) {
+        const std::string &a = args[i];
+        auto value = [&](std::string &out) {
+            if (i + 1 >= args.size()) throw std::invalid_argument(a + " needs a value");
+            out = args[++i];
+        };
+        if (a == "--role") value(role);
+        else if (a == "--sub") value(sub);
+        else if (a == "--ttl") value(ttl);
+        else throw std::invalid_argument("unknown argument '" + a + "'");
+    }
+    deskstream::core::Role r;
+    if (role == "desktop") r = deskstream::core::Role::Desktop;
+    else if (role == "viewer") r = deskstream::core::Role::Viewer;
+    else throw std::invalid_argument("--role must be desktop or viewer");
+    if (sub.empty()) throw std::invalid_argument("--sub NAME is required (the clientId or user)");
+    // 90s, 30m, 1h, 7d
+    size_t unitAt = ttl.find_first_not_of("0123456789");
+    if (ttl.empty() || unitAt == 0 || unitAt == std::string::npos || unitAt + 1 != ttl.size())
+        throw std::invalid_argument("--ttl must be a number with a unit s, m, h or d (e.g. 1h)");
+    long long n = std::stoll(ttl.substr(0, unitAt));
+    const long long unit = ttl[unitAt] == 's' ? 1 : ttl[unitAt] == 'm' ? 60 : ttl[unitAt] == 'h' ? 3600
+                         : ttl[unitAt] == 'd' ? 86400 : 0;
+    if (unit == 0 || n <= 0 || n > 366LL * 86400 / unit)
+        throw std::invalid_argument("--ttl must be a positive duration of at most 366 days, with a unit s, m, h or d");
+    std::string secret = config.auth().secret;
+    if (secret.empty()) {
+        std::cerr << "deskstream: token: [auth] secret is empty: set it in the configuration (or --set auth.secret=...)\n";
+        return Poco::Util::Application::EXIT_CONFIG;
+    }
+    auto nowMs = std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::system_clock::now().time_since_epoch()).count();
+    std::cout << deskstream::core::mintToken(secret, r, sub, std::chrono::seconds(n * unit), nowMs) << "\n";
+    return Poco::Util::Application::EXIT_OK;
+}
+
 void registerSubcommands() {
-    // subcommands()["token"] = {"print a viewer/agent token signed with [auth] secret", &tokenMain};
+    subcommands()["token"] = {"mint a token: token --role desktop|viewer --sub NAME [--ttl 1h] (signed with [auth] secret)",
+                              &tokenMain};
 }
 
 void setupLogging(const std::string &level) {
@@ -192,7 +242,18 @@ protected:
             setupLogging("information");
         }
 
-        if (sub) return (*sub)(config, rest);
+        if (sub) {
+            rest.insert(rest.end(), subcommandArgs().begin(), subcommandArgs().end());
+            try {
+                return (*sub)(config, rest);
+            } catch (const std::invalid_argument &e) {
+                std::cerr << "deskstream: " << e.what() << " (see --help)\n";
+                return EXIT_USAGE;
+            } catch (const std::exception &e) {
+                std::cerr << "deskstream: " << e.what() << "\n";
+                return EXIT_SOFTWARE;
+            }
+        }
 
         try {
             Host host(config);
@@ -276,4 +337,28 @@ private:
 
 } // namespace
 
-POCO_SERVER_MAIN(DeskstreamApp)
+int main(int argc, char **argv) {
+    // Everything after a subcommand's name belongs to the subcommand.
+    registerSubcommands();
+    std::vector<char *> kept;
+    for (int i = 0; i < argc; ++i) {
+        if (i > 0 && subcommands().count(argv[i])) {
+            kept.push_back(argv[i]);
+            for (int j = i + 1; j < argc; ++j) subcommandArgs().push_back(argv[j]);
+            break;
+        }
+        kept.push_back(argv[i]);
+        // Values of options that take one are not subcommand names (e.g. --config token).
+        std::string a = argv[i];
+        if (i + 1 < argc && (a == "--config" || a == "-c" || a == "--set" || a == "-s" || a == "--role" || a == "-r"))
+            kept.push_back(argv[++i]);
+    }
+    kept.push_back(nullptr);
+    try {
+        DeskstreamApp app;
+        return app.run(static_cast<int>(kept.size()) - 1, kept.data());
+    } catch (const Poco::Exception &e) {
+        std::cerr << "deskstream: " << e.displayText() << "\n";
+        return Poco::Util::Application::EXIT_USAGE;
+    }
+}

@@ -3,6 +3,7 @@
 #include "deskstream/host/config.hpp"
 #include "deskstream/host/host.hpp"
 #include "deskstream/agent/agent.hpp"
+#include "deskstream/core/auth.hpp"
 #include "deskstream/host/services.hpp"
 #include "deskstream/host/instances.hpp"
 #include "deskstream/host/plugin_registry.hpp"
@@ -174,6 +175,41 @@ TEST(Cli, Version) {
     EXPECT_EQ(r.status, 0);
     EXPECT_EQ(r.out, "deskstream 0.1.0 (plugin ABI " + std::to_string(DS_ABI_MAJOR) + "." +
                          std::to_string(DS_ABI_MINOR) + ")\n");
+}
+
+// deskstream token mints an HS256 token from [auth] secret that the relay's verifier accepts
+// for the named role only.
+TEST(Cli, TokenMintsAVerifiableToken) {
+    Result r = run({"--set", "auth.secret=s3cret-key", "token", "--role", "desktop", "--sub", "office-pc", "--ttl", "2h"});
+    ASSERT_EQ(r.status, 0) << r.err;
+    ASSERT_FALSE(r.out.empty());
+    std::string token = r.out.substr(0, r.out.find('\n'));
+    auto nowMs = std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::system_clock::now().time_since_epoch()).count();
+    using deskstream::core::Role;
+    auto ok = deskstream::core::verifyToken(token, "s3cret-key", Role::Desktop, nowMs);
+    ASSERT_TRUE(ok.ok()) << ok.error().message;
+    EXPECT_EQ(ok.value().sub, "office-pc");
+    EXPECT_NEAR(static_cast<double>(ok.value().exp - nowMs / 1000), 7200.0, 5.0);
+    EXPECT_FALSE(deskstream::core::verifyToken(token, "s3cret-key", Role::Viewer, nowMs).ok());
+    EXPECT_FALSE(deskstream::core::verifyToken(token, "other", Role::Desktop, nowMs).ok());
+    EXPECT_FALSE(deskstream::core::verifyToken(token, "s3cret-key", Role::Desktop, nowMs + 3 * 3600 * 1000).ok());
+}
+
+TEST(Cli, TokenRefusesBadArgumentsAndAMissingSecret) {
+    Result r = run({"token", "--role", "viewer", "--sub", "alice"});
+    EXPECT_EQ(r.status, 78);
+    EXPECT_NE(r.err.find("[auth] secret is empty"), std::string::npos) << r.err;
+    r = run({"--set", "auth.secret=k", "token", "--role", "admin", "--sub", "alice"});
+    EXPECT_EQ(r.status, 64);
+    EXPECT_NE(r.err.find("--role must be desktop or viewer"), std::string::npos) << r.err;
+    r = run({"--set", "auth.secret=k", "token", "--role", "viewer"});
+    EXPECT_EQ(r.status, 64);
+    EXPECT_NE(r.err.find("--sub NAME is required"), std::string::npos) << r.err;
+    r = run({"--set", "auth.secret=k", "token", "--role", "viewer", "--sub", "a", "--ttl", "10x"});
+    EXPECT_EQ(r.status, 64);
+    EXPECT_NE(r.err.find("--ttl"), std::string::npos) << r.err;
+    EXPECT_EQ(r.out, "") << "nothing printed on error";
 }
 
 TEST(Cli, HelpListsTheOptions) {
