@@ -488,6 +488,9 @@ RelayConfig Configuration::relay() const {
     r.maxThreads = static_cast<int>(intValue(*this, "relay", "max_threads"));
     r.maxQueued = static_cast<int>(intValue(*this, "relay", "max_queued"));
     r.maxViewers = static_cast<int>(intValue(*this, "relay", "max_viewers"));
+    r.commandTtlMs = intValue(*this, "relay", "command.ttl_ms");
+    r.commandLeaseMs = intValue(*this, "relay", "command.lease_ms");
+    r.viewerAckTimeoutMs = intValue(*this, "relay", "viewer_ack_timeout_ms");
     return r;
 }
 

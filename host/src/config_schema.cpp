@@ -46,6 +46,12 @@ std::vector<KeySpec> makeSchema() {
          "connections waiting for a thread before new ones are refused"},
         {"relay", "max_viewers", T::Int, "200", 1, 100000, {},
          "viewer connections accepted at once over all desktops"},
+        {"relay", "command.ttl_ms", T::Int, "300000", 1000, kDay, {},
+         "pending or delivered commands older than this expire with a reason"},
+        {"relay", "command.lease_ms", T::Int, "30000", 100, 3600000, {},
+         "a delivered command without a result is delivered again after this"},
+        {"relay", "viewer_ack_timeout_ms", T::Int, "2000", 100, 60000, {},
+         "a viewer that acknowledges nothing for this long is skipped (lagging)"},
         // [heartbeat]
         {"heartbeat", "interval_ms", T::Int, "5000", 100, 3600000, {}, "ping period"},
         {"heartbeat", "missed_limit", T::Int, "3", 1, 100, {},

@@ -96,6 +96,9 @@ relay::RelayOptions relayOptions(const RelayConfig &r, const HeartbeatConfig &hb
     o.reaper_interval_ms = r.reaperIntervalMs;
     o.registration_ttl_ms = r.registrationTtlMs;
     o.max_viewers = r.maxViewers;
+    o.command_ttl_ms = r.commandTtlMs;
+    o.command_lease_ms = r.commandLeaseMs;
+    o.viewer_ack_timeout_ms = r.viewerAckTimeoutMs;
     o.http_max_threads = r.maxThreads;
     o.http_max_queued = r.maxQueued;
     o.heartbeat_interval_ms = hb.intervalMs;

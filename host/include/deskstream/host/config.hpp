@@ -95,6 +95,9 @@ struct RelayConfig {
     int maxThreads = 0;
     int maxQueued = 0;
     int maxViewers = 0;
+    long long commandTtlMs = 0;
+    long long commandLeaseMs = 0;
+    long long viewerAckTimeoutMs = 0;
 };
 
 struct HeartbeatConfig {
