@@ -29,51 +29,6 @@ using namespace deskstream::stores;
 
 namespace {
 
-const char *const kMigrations[] = {
-    // 1: the tables of the original system (times as epoch ms), plus claimed_until and origin.
-    R"SQL(
-CREATE TABLE active_desktop_clients (
-    client_id    TEXT PRIMARY KEY,
-    name         TEXT NOT NULL DEFAULT '',
-    hostname     TEXT NOT NULL DEFAULT '',
-    instance_id  TEXT NOT NULL DEFAULT '',
-    monitors     TEXT NOT NULL DEFAULT '[]',
-    capabilities TEXT NOT NULL DEFAULT '{}',
-    connected_at BIGINT NOT NULL,
-    last_ping    BIGINT NOT NULL
-);
-CREATE INDEX active_desktop_clients_instance ON active_desktop_clients (instance_id);
-CREATE INDEX active_desktop_clients_last_ping ON active_desktop_clients (last_ping);
-CREATE TABLE desktop_commands (
-    id                 TEXT PRIMARY KEY,
-    desktop_client_id  TEXT NOT NULL,
-    command_type       TEXT NOT NULL,
-    command_data       TEXT NOT NULL DEFAULT '{}',
-    target_instance_id TEXT,
-    status             TEXT NOT NULL DEFAULT 'pending'
-                       CHECK (status IN ('pending','delivered','done','failed','expired')),
-    result             TEXT,
-    origin             TEXT,
-    created_at         BIGINT NOT NULL,
-    delivered_at       BIGINT,
-    completed_at       BIGINT,
-    claimed_until      BIGINT,
-    attempts           INTEGER NOT NULL DEFAULT 0
-);
--- Claims look up a desktop's pending rows and its delivered rows whose lease ran out; with
--- claimed_until in the key, delivered rows still under lease are never scanned.
-CREATE INDEX desktop_commands_claim ON desktop_commands (desktop_client_id, status, claimed_until);
-CREATE INDEX desktop_commands_created ON desktop_commands (created_at);
-CREATE TABLE relay_instances (
-    instance_id TEXT PRIMARY KEY,
-    public_url  TEXT NOT NULL DEFAULT '',
-    started_at  BIGINT NOT NULL,
-    last_seen   BIGINT NOT NULL
-);
-)SQL",
-};
-static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSchemaVersion,
-              "one migration per schema version");
 
 const char *const kCommandColumns =
     "id, desktop_client_id, command_type, command_data, target_instance_id, status, result, "
