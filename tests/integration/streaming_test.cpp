@@ -46,6 +46,10 @@ long rssKb() {
 // can stop reading altogether (a stalled browser tab).
 class Viewer {
 public:
+    struct Seen {
+        uint16_t monitor;
+        uint32_t screenWidth, screenHeight;
+    };
     Viewer(uint16_t port, const std::string& desktop) : desktop_(desktop) {
         ws_ = std::make_unique<ds_itest::WsClient>(port, "/ws/viewer", true);
         ws_->send(ds_itest::viewerHandshake());
@@ -61,6 +65,10 @@ public:
     void setAckDelay(std::chrono::milliseconds d) { ackDelayMs_ = d.count(); }
     void stopReading() { reading_ = false; }
     uint64_t frames() const { return frames_; }
+    std::vector<Seen> seen() const {
+        std::lock_guard<std::mutex> lock(seenMutex_);
+        return seen_;
+    }
 
 private:
     void run() {
@@ -91,6 +99,11 @@ private:
                                                    f.data.size(), 0);
             if (!d.ok) continue;
             ++frames_;
+            {
+                std::lock_guard<std::mutex> lock(seenMutex_);
+                if (seen_.size() < 1000)
+                    seen_.push_back({d.header.monitor, d.header.screenWidth, d.header.screenHeight});
+            }
             if (ackDelayMs_ > 0)
                 pendingAcks.emplace_back(now + std::chrono::milliseconds(ackDelayMs_.load()),
                                          d.header.frameNumber);
@@ -112,6 +125,8 @@ private:
     std::atomic<bool> stop_{false}, reading_{true};
     std::atomic<int64_t> ackDelayMs_{0};
     std::atomic<uint64_t> frames_{0};
+    mutable std::mutex seenMutex_;
+    std::vector<Seen> seen_;
 };
 
 class StreamingTest : public ds_itest::RelayTest {
@@ -140,9 +155,11 @@ protected:
         return o;
     }
 
-    std::unique_ptr<AgentRuntime> startAgent(AgentOptions o, int width = 1920, int height = 1080) {
+    std::unique_ptr<AgentRuntime> startAgent(AgentOptions o, int width = 1920, int height = 1080,
+                                             int monitors = 1) {
         config.set("capture.synthetic", "width", std::to_string(width));
         config.set("capture.synthetic", "height", std::to_string(height));
+        config.set("capture.synthetic", "monitors", std::to_string(monitors));
         auto agent = std::make_unique<AgentRuntime>(
             std::move(o),
             std::make_unique<CaptureInstance>(plugins.require(DS_KIND_CAPTURE, "synthetic", "test"), config.poco()),
@@ -345,4 +362,70 @@ TEST_F(StreamingTest, AgentReconnectsAfterTheRelayRestarts) {
     EXPECT_GE(agent->stats().connections, 2u);
     Viewer v(relay->port(), "stream-pc");
     EXPECT_TRUE(ds_itest::eventually([&] { return v.frames() >= 5; }, 10000));
+}
+
+TEST_F(StreamingTest, SeparateLayoutStreamsEachMonitorWithItsIndex) {
+    auto agent = startAgent(agentOptions(15, port()), 320, 200, 2);
+    ASSERT_TRUE(ds_itest::eventually([&] { return agent->stats().registered; }, 5000));
+    Viewer v(port(), "stream-pc");
+    ASSERT_TRUE(ds_itest::eventually([&] { return v.frames() >= 10; }, 5000));
+    bool m0 = false, m1 = false;
+    for (const auto& f : v.seen()) {
+        EXPECT_EQ(f.screenWidth, 320u);
+        EXPECT_EQ(f.screenHeight, 200u);
+        m0 |= f.monitor == 0;
+        m1 |= f.monitor == 1;
+    }
+    EXPECT_TRUE(m0 && m1) << "frames of both monitors arrive, each with its index";
+}
+
+TEST_F(StreamingTest, CombinedLayoutSendsOneSideBySidePicture) {
+    auto o = agentOptions(15, port());
+    o.combined = true;
+    auto agent = startAgent(o, 320, 200, 2);
+    ASSERT_TRUE(ds_itest::eventually([&] { return agent->stats().registered; }, 5000));
+    Viewer v(port(), "stream-pc");
+    ASSERT_TRUE(ds_itest::eventually([&] { return v.frames() >= 5; }, 5000));
+    for (const auto& f : v.seen()) {
+        EXPECT_EQ(f.monitor, 0u);
+        EXPECT_EQ(f.screenWidth, 640u) << "two 320-pixel monitors side by side";
+        EXPECT_EQ(f.screenHeight, 200u);
+    }
+}
+
+TEST_F(StreamingTest, AgentExecutesCommandsOnceAndReportsResults) {
+    auto agent = startAgent(agentOptions(10, port()), 320, 200);
+    ASSERT_TRUE(ds_itest::eventually([&] { return agent->stats().registered; }, 5000));
+    auto post = [&](const std::string& body) {
+        return ds_itest::httpRequest(port(), "POST", "/api/desktops/stream-pc/commands", body);
+    };
+    auto r = post(R"({"commandId":"cfg-1","command":{"type":"set_config","fps":5,"quality":50}})");
+    ASSERT_EQ(r.status, 202) << r.body;
+    ASSERT_TRUE(ds_itest::eventually([&] { return agent->stats().quality == 50 && agent->stats().fps == 5; }, 5000));
+    ASSERT_TRUE(ds_itest::eventually([&] { return agent->stats().commandsExecuted == 1; }, 5000));
+    // The same commandId again (a retry) is confirmed but not executed twice.
+    r = post(R"({"commandId":"cfg-1","command":{"type":"set_config","fps":5,"quality":50}})");
+    EXPECT_EQ(r.status, 202) << r.body;
+    // Input needs a capture plugin that can inject; synthetic cannot: the result says failed.
+    r = post(R"({"commandId":"in-1","command":{"type":"input","event":"mouse_move","x":10,"y":20}})");
+    ASSERT_EQ(r.status, 202) << r.body;
+    // A monitor that does not exist is refused by the agent.
+    r = post(R"({"commandId":"cfg-2","command":{"type":"set_config","monitors":[7]}})");
+    ASSERT_EQ(r.status, 202) << r.body;
+    ASSERT_TRUE(ds_itest::eventually([&] { return agent->stats().commandsExecuted == 3; }, 5000))
+        << "executed " << agent->stats().commandsExecuted;
+    EXPECT_EQ(agent->stats().quality, 50);
+    // Results are stored: done, failed with the reason, failed with the reason.
+    auto result = [&](const std::string& id) {
+        std::optional<deskstream::relay::CommandRecord> rec;
+        store->getCommand(id, rec);
+        return rec;
+    };
+    ASSERT_TRUE(ds_itest::eventually([&] {
+        auto a = result("cfg-1"), b = result("in-1"), c = result("cfg-2");
+        return a && b && c && a->status == "done" && b->status == "failed" && c->status == "failed";
+    }, 5000));
+    EXPECT_NE(result("in-1")->result_json.find("cannot inject input"), std::string::npos) << result("in-1")->result_json;
+    EXPECT_NE(result("cfg-2")->result_json.find("monitor 7 does not exist"), std::string::npos)
+        << result("cfg-2")->result_json;
 }
