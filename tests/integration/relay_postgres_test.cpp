@@ -1,0 +1,152 @@
+// The relay over the real PostgreSQL store plugin (server started by scripts/test.sh, reached
+// through DESKSTREAM_TEST_PG): registrations land in PostgreSQL, and a database role without the
+// INSERT privilege on active_desktop_clients (the original system's row-level-security failure)
+// makes the relay refuse the agent with registration_failed and 1008, leaving no trace, while
+// it keeps serving everyone else.
+#include "relay_fixture.hpp"
+
+#include <Poco/Logger.h>
+
+#include <libpq-fe.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <random>
+
+using namespace ds_itest;
+using deskstream::relay::Relay;
+using deskstream::relay::StoreClient;
+
+namespace {
+
+std::string adminConninfo() {
+    const char *c = std::getenv("DESKSTREAM_TEST_PG");
+    return c ? c : "";
+}
+
+void adminExec(const std::string &sql) {
+    PGconn *c = PQconnectdb(adminConninfo().c_str());
+    if (PQstatus(c) != CONNECTION_OK) {
+        std::string why = PQerrorMessage(c);
+        PQfinish(c);
+        throw std::runtime_error("cannot connect to the test PostgreSQL: " + why);
+    }
+    PGresult *r = PQexec(c, sql.c_str());
+    std::string why = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK
+                          ? ""
+                          : PQresultErrorMessage(r);
+    PQclear(r);
+    PQfinish(c);
+    if (!why.empty()) throw std::runtime_error(sql + ": " + why);
+}
+
+std::string uniqueName(const std::string &prefix) {
+    std::random_device rd;
+    return prefix + std::to_string(rd() % 1000000000u);
+}
+
+// One PostgreSQL store plugin instance (loaded through its entry symbol) behind a relay.
+struct PgRelay {
+    ds_test::TestHost host;
+    std::unique_ptr<ds_test::LoadedPlugin> plugin;
+    void *instance = nullptr;
+    std::unique_ptr<StoreClient> store;
+    std::unique_ptr<Relay> relay;
+
+    PgRelay(const std::string &conninfo, const std::string &schema) {
+        plugin = std::make_unique<ds_test::LoadedPlugin>(ds_test::pluginPath("store", "postgres"));
+        ds_test::TestConfig cfg("store.postgres", {{"connection", conninfo}, {"schema", schema}});
+        char err[512] = "";
+        ds_status s = plugin->store().create(host.api(), cfg.get(), &instance, err, sizeof err);
+        if (s != DS_OK) throw std::runtime_error(std::string("postgres store: ") + err);
+        store = std::make_unique<StoreClient>(&plugin->store(), instance);
+        deskstream::relay::RelayOptions o;
+        o.listen = "127.0.0.1:0";
+        o.heartbeat_interval_ms = 150;
+        relay = std::make_unique<Relay>(o, *store, Poco::Logger::get("relay"));
+        relay->start();
+    }
+    ~PgRelay() {
+        relay->stop();
+        relay.reset();
+        plugin->store().destroy(instance);
+    }
+    std::vector<deskstream::relay::ClientRecord> rows() {
+        std::vector<deskstream::relay::ClientRecord> out;
+        auto s = store->listClients(out);
+        if (!s.ok()) throw std::runtime_error(s.describe());
+        return out;
+    }
+};
+
+class RelayPostgres : public ::testing::Test {
+protected:
+    void SetUp() override {
+        ASSERT_FALSE(adminConninfo().empty())
+            << "DESKSTREAM_TEST_PG is not set: run the suite with scripts/test.sh, which starts a "
+               "PostgreSQL server for it";
+        schema = uniqueName("relay_it_");
+    }
+    void TearDown() override {
+        try {
+            adminExec("DROP SCHEMA IF EXISTS " + schema + " CASCADE");
+        } catch (...) {
+        }
+    }
+    std::string schema;
+};
+
+}  // namespace
+
+TEST_F(RelayPostgres, RegistrationIsStoredInPostgres) {
+    PgRelay pg(adminConninfo(), schema);
+    WsClient agent(pg.relay->port(), "/ws/agent");
+    agent.send(agentHandshake("pg-pc"));
+    Json ack = agent.waitFor("handshake_ack", 5000);
+    ASSERT_TRUE(ack);
+    EXPECT_TRUE(ack->getValue<bool>("dbRegistered"));
+    auto rows = pg.rows();
+    ASSERT_EQ(rows.size(), 1u);
+    EXPECT_EQ(rows[0].client_id, "pg-pc");
+    EXPECT_EQ(rows[0].instance_id, pg.relay->instanceId());
+}
+
+TEST_F(RelayPostgres, RoleWithoutInsertGetsRegistrationFailedAndNoRow) {
+    { PgRelay migrate(adminConninfo(), schema); }  // creates the schema as the admin role
+    const std::string role = uniqueName("noins_");
+    adminExec("CREATE ROLE " + role + " LOGIN PASSWORD 'limitedpw'");
+    struct DropRole {
+        std::string role, schema;
+        ~DropRole() {
+            try {
+                adminExec("DROP SCHEMA IF EXISTS " + schema + " CASCADE; DROP OWNED BY " + role + "; DROP ROLE " + role);
+            } catch (...) {
+            }
+        }
+    } dropRole{role, schema};
+    // Everything a relay needs except INSERT on the registrations table.
+    adminExec("GRANT USAGE ON SCHEMA " + schema + " TO " + role + "; GRANT SELECT, UPDATE, DELETE ON ALL TABLES IN SCHEMA " +
+              schema + " TO " + role + "; GRANT INSERT ON " + schema + ".relay_instances, " + schema +
+              ".desktop_commands TO " + role);
+
+    PgRelay limited(adminConninfo() + " user=" + role + " password=limitedpw", schema);
+    WsClient agent(limited.relay->port(), "/ws/agent");
+    agent.send(agentHandshake("blocked-pc"));
+    Json failed = agent.waitFor("registration_failed", 5000);
+    ASSERT_TRUE(failed);
+    EXPECT_EQ(str(failed, "clientId"), "blocked-pc");
+    EXPECT_EQ(str(failed, "code"), "store_unavailable");
+    const std::string why = str(failed, "error");
+    EXPECT_NE(why.find("permission denied"), std::string::npos) << why;
+    EXPECT_NE(why.find("INSERT"), std::string::npos) << why;
+    EXPECT_EQ(why.find("limitedpw"), std::string::npos) << "no secret in the message";
+    EXPECT_EQ(agent.waitClose(3000), 1008);
+    EXPECT_TRUE(limited.rows().empty());
+    EXPECT_EQ(limited.relay->agentCount(), 0u);
+
+    // The relay keeps serving: a viewer connects, and health answers.
+    WsClient viewer(limited.relay->port(), "/ws/viewer");
+    viewer.send(viewerHandshake());
+    EXPECT_TRUE(viewer.waitFor("handshake_ack", 3000));
+    EXPECT_EQ(httpRequest(limited.relay->port(), "GET", "/healthz").status, 200);
+}
