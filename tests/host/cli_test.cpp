@@ -377,6 +377,32 @@ TEST_P(StartStop, ServesHealthzAndStopsCleanlyOnSignal) {
     EXPECT_EQ(httpGet(port, "/healthz").first, 0) << "nothing listens after the stop";
 }
 
+// An agent whose registration the relay refuses (here: a bad token) logs the code, the reason
+// and what to check, and the process exits non-zero (69) instead of retrying for ever.
+TEST(Cli, AgentExitsWhenTheRelayRefusesRegistration) {
+    uint16_t port = freePort();
+    std::vector<std::string> relayArgs = workingSetup(tempDir());
+    relayArgs.insert(relayArgs.end(), {"--role", "relay", "--set", "relay.listen=127.0.0.1:" + std::to_string(port),
+                                       "--set", "auth.secret=relay-secret"});
+    Child relay(relayArgs);
+    auto deadline = std::chrono::steady_clock::now() + 30s;
+    while (std::chrono::steady_clock::now() < deadline && httpGet(port, "/healthz").first != 200)
+        std::this_thread::sleep_for(50ms);
+    ASSERT_EQ(httpGet(port, "/healthz").first, 200) << relay.err();
+
+    std::vector<std::string> agentArgs = workingSetup(tempDir());
+    agentArgs.insert(agentArgs.end(), {"--role", "agent", "--set",
+                                       "agent.relay_url=ws://127.0.0.1:" + std::to_string(port) + "/ws/agent",
+                                       "--set", "agent.client_id=refused-pc", "--set", "agent.token=not-a-token"});
+    Result r = Child(agentArgs).wait(30s);
+    EXPECT_EQ(r.status, 69) << r.err;
+    EXPECT_NE(r.err.find("registration refused by the relay: code unauthorized"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("check [agent] token"), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("not-a-token"), std::string::npos) << "the token is never logged";
+    relay.signal(SIGTERM);
+    EXPECT_EQ(relay.wait(10s).status, 0);
+}
+
 INSTANTIATE_TEST_SUITE_P(Signals, StartStop, ::testing::Values(SIGTERM, SIGINT),
                          [](const ::testing::TestParamInfo<int> &i) {
                              return std::string(i.param == SIGTERM ? "SIGTERM" : "SIGINT");
