@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# The relay fan-out benchmark of issue 5, in one command (everything on 127.0.0.1, bounded):
+#   A. 200 viewers, replay source at 30 fps (1080p JPEG q75): per-viewer fps, relay-added
+#      latency, relay CPU and peak RSS;
+#   B. 50 viewers, replay source uncapped (window-limited): the relay's delivered GB/s;
+#   C. the bare Poco sender (ds_fanout_ceiling) with 50 raw receivers: the ceiling GB/s;
+#   D. (run right after A) the bare Poco sender paced at 30 fps to 200 raw receivers: the
+#      latency floor of A on this machine (receive wall time - send tick stamped in the header).
+#
+#   bench/relay/run_fanout.sh [BUILD_DIR]      (default: build/bench-relay, Release)
+#
+# Environment: SECONDS_A / SECONDS_B / SECONDS_C (measured seconds, default 10), VIEWERS_A (200),
+# VIEWERS_B (50), WARMUP (2), OUT (folder for the JSON results, default a temp folder).
+# The relay is ds_relay_harness (deskstream_relay + the SQLite store plugin) until the
+# `deskstream` binary serves the relay itself. Each scenario gets a fresh server process, so
+# its peak RSS is that scenario's.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD=${1:-$ROOT/build/bench-relay}
+SECONDS_A=${SECONDS_A:-10}
+SECONDS_B=${SECONDS_B:-10}
+SECONDS_C=${SECONDS_C:-10}
+VIEWERS_A=${VIEWERS_A:-200}
+VIEWERS_B=${VIEWERS_B:-50}
+WARMUP=${WARMUP:-2}
+OUT=${OUT:-$(mktemp -d /tmp/ds-fanout-XXXXXX)}
+PNG=$ROOT/../shared/data/desktop-1080p.png
+mkdir -p "$OUT"
+
+if [ ! -x "$BUILD/bench/relay/ds_loadgen" ] || [ ! -x "$BUILD/bench/relay/ds_relay_harness" ]; then
+  echo "== building the benchmark tools (Release) in $BUILD"
+  cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDESKSTREAM_SANITIZE=OFF \
+        -DDESKSTREAM_AREAS="core;relay;stores;integration" >/dev/null
+  cmake --build "$BUILD" -j2 --target ds_loadgen ds_fanout_ceiling ds_make_jpeg ds_relay_harness \
+        deskstream_store_sqlite
+fi
+BIN=$BUILD/bench/relay
+[ -f "$PNG" ] || { echo "run_fanout: missing test picture $PNG" >&2; exit 1; }
+
+FRAME=$OUT/desktop-1080p-q75.jpg
+"$BIN/ds_make_jpeg" "$PNG" "$FRAME" 75
+
+SERVER_PID=""
+cleanup() {
+  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
+  SERVER_PID=""
+}
+trap cleanup EXIT
+
+# start_server NAME CMD...: starts a server that prints "PORT n"; sets SERVER_PID and PORT.
+start_server() {
+  local name=$1; shift
+  "$@" >"$OUT/$name.out" 2>"$OUT/$name.err" &
+  SERVER_PID=$!
+  PORT=""
+  for _ in $(seq 1 100); do
+    PORT=$(awk '/^PORT /{print $2}' "$OUT/$name.out" 2>/dev/null || true)
+    [ -n "$PORT" ] && break
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [ -z "$PORT" ]; then
+    echo "run_fanout: $name did not start:" >&2
+    cat "$OUT/$name.err" >&2
+    exit 1
+  fi
+}
+
+budget() { echo $(( $1 + WARMUP + 60 )); }  # a server never outlives its scenario by much
+json_field() { sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p" "$1"; }
+
+echo "== $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "== frame: $(stat -c %s "$FRAME") bytes; results in $OUT"
+
+echo "== A. relay, $VIEWERS_A viewers, replay source at 30 fps"
+start_server relay-a "$BIN/ds_relay_harness" --max-seconds "$(budget "$SECONDS_A")"
+"$BIN/ds_loadgen" --url "ws://127.0.0.1:$PORT" --desktop bench-pc --viewers "$VIEWERS_A" \
+  --seconds "$SECONDS_A" --warmup-seconds "$WARMUP" --source replay --frame "$FRAME" --fps 30 \
+  --relay-pid "$SERVER_PID" --json-out "$OUT/a.json" || echo "run_fanout: scenario A failed (exit $?)"
+cleanup
+
+echo "== D. latency floor: bare Poco WebSocket sender at 30 fps, $VIEWERS_A raw receivers"
+start_server ceiling-30 "$BIN/ds_fanout_ceiling" --frame "$FRAME" --fps 30 --max-seconds "$(budget "$SECONDS_A")"
+"$BIN/ds_loadgen" --raw --url "ws://127.0.0.1:$PORT" --viewers "$VIEWERS_A" \
+  --seconds "$SECONDS_A" --warmup-seconds "$WARMUP" --relay-pid "$SERVER_PID" \
+  --json-out "$OUT/d.json" || echo "run_fanout: scenario D failed (exit $?)"
+cleanup
+
+echo "== B. relay, $VIEWERS_B viewers, replay source uncapped (window 10)"
+start_server relay-b "$BIN/ds_relay_harness" --max-seconds "$(budget "$SECONDS_B")"
+"$BIN/ds_loadgen" --url "ws://127.0.0.1:$PORT" --desktop bench-pc --viewers "$VIEWERS_B" \
+  --seconds "$SECONDS_B" --warmup-seconds "$WARMUP" --source replay --frame "$FRAME" --fps 0 \
+  --relay-pid "$SERVER_PID" --json-out "$OUT/b.json" || echo "run_fanout: scenario B failed (exit $?)"
+cleanup
+
+echo "== C. ceiling: bare Poco WebSocket sender, $VIEWERS_B raw receivers"
+start_server ceiling "$BIN/ds_fanout_ceiling" --frame "$FRAME" --max-seconds "$(budget "$SECONDS_C")"
+"$BIN/ds_loadgen" --raw --url "ws://127.0.0.1:$PORT" --viewers "$VIEWERS_B" \
+  --seconds "$SECONDS_C" --warmup-seconds "$WARMUP" --relay-pid "$SERVER_PID" \
+  --json-out "$OUT/c.json" || echo "run_fanout: scenario C failed (exit $?)"
+cleanup
+
+B=$(json_field "$OUT/b.json" gbPerSecond 2>/dev/null || true)
+C=$(json_field "$OUT/c.json" gbPerSecond 2>/dev/null || true)
+echo "== summary"
+if [ -n "$B" ] && [ -n "$C" ]; then
+  awk -v b="$B" -v c="$C" 'BEGIN { printf "relay %.3f GB/s, ceiling %.3f GB/s, ratio %.2f (aim >= 0.8)\n", b, c, (c > 0 ? b / c : 0) }'
+else
+  echo "ratio not available (scenario B or C produced no result)"
+fi
+latency_of() { sed -n 's/.*"p50":\([0-9.]*\),"p99":\([0-9.]*\).*/p50 \1 ms, p99 \2 ms/p' "$1" 2>/dev/null || true; }
+echo "200 viewers at 30 fps: relay-added latency $(latency_of "$OUT/a.json"); bare Poco floor $(latency_of "$OUT/d.json")"
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
