@@ -10,7 +10,7 @@ AgentFlow::AgentFlow(FlowConfig config) : config_(config) {
     config_.qualityMax = std::clamp(config_.qualityMax, config_.qualityMin, 100);
     config_.stepDown = std::max(0, config_.stepDown);
     config_.stepUp = std::max(0, config_.stepUp);
-    config_.fps = std::clamp(config_.fps, 0.1, 120.0);
+    config_.fps = std::clamp(config_.fps, 0.1, 1000.0);
     quality_ = clampQuality(config_.quality);
 }
 
@@ -30,7 +30,7 @@ void AgentFlow::onCaptured(TimePoint now) {
     if (nextCapture_ <= now) nextCapture_ = now + p;
 }
 
-void AgentFlow::setFps(double fps) { config_.fps = std::clamp(fps, 0.1, 120.0); }
+void AgentFlow::setFps(double fps) { config_.fps = std::clamp(fps, 0.1, 1000.0); }
 
 int AgentFlow::window() const {
     return relayWindow_ > 0 ? std::min(relayWindow_, config_.maxInFlight) : config_.maxInFlight;

@@ -72,7 +72,7 @@ std::vector<KeySpec> makeSchema() {
         {"agent", "capture", T::String, "auto", 0, 0, {},
          "capture plugin name, or auto: the highest-ranked capture plugin whose probe succeeds"},
         {"agent", "encoder", T::String, "jpeg", 0, 0, {}, "encoder plugin name"},
-        {"agent", "fps", T::Int, "8", 1, 120, {}, "frames per second sent at most"},
+        {"agent", "fps", T::Int, "8", 1, 1000, {}, "frames per second sent at most"},
         {"agent", "quality", T::Int, "75", 0, 100, {}, "starting encoder quality"},
         {"agent", "quality.min", T::Int, "30", 0, 100, {}, "lowest quality adaptation may use"},
         {"agent", "quality.max", T::Int, "90", 0, 100, {}, "highest quality adaptation may use"},

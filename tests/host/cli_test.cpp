@@ -275,7 +275,7 @@ TEST(Cli, CheckConfigReportsEveryProblemAndFails) {
     Result r = run({"--check-config", ini});
     EXPECT_EQ(r.status, 78);
     for (const std::string &line :
-         {ini + ":9: [agent] colour = 'red': unknown key", ini + ":8: [agent] fps = '0': is out of range [1, 120]",
+         {ini + ":9: [agent] colour = 'red': unknown key", ini + ":8: [agent] fps = '0': is out of range [1, 1000]",
           ini + ":10: [bogus]: unknown section", ini + ":6: [relay] listen = 'nowhere': is not host:port",
           ini + ":13: [capture.test_good] shade = '3': unknown key (plugin 'test_good' 2.3.4 does not declare it)",
           ini + ":12: [capture.test_good] size = 'big': is not an integer"})

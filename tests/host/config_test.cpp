@@ -133,7 +133,7 @@ TEST(ConfigCheck, WrongType) {
 }
 
 TEST(ConfigCheck, OutOfRange) {
-    EXPECT_EQ(one("[agent]\nfps = 0\n"), "error: t.ini:2: [agent] fps = '0': is out of range [1, 120]");
+    EXPECT_EQ(one("[agent]\nfps = 0\n"), "error: t.ini:2: [agent] fps = '0': is out of range [1, 1000]");
     EXPECT_EQ(one("[heartbeat]\nmissed_limit = 1000\n"),
               "error: t.ini:2: [heartbeat] missed_limit = '1000': is out of range [1, 100]");
     EXPECT_EQ(one("[relay]\nlisten = 127.0.0.1:70000\n"),
@@ -166,7 +166,7 @@ TEST(ConfigCheck, EveryProblemIsReportedNotJustTheFirst) {
     auto p = texts(c.validate(nullptr));
     EXPECT_EQ(p, (std::vector<std::string>{
                      "error: t.ini:3: [agent] colour = 'red': unknown key",
-                     "error: t.ini:2: [agent] fps = '0': is out of range [1, 120]",
+                     "error: t.ini:2: [agent] fps = '0': is out of range [1, 1000]",
                      "error: t.ini:4: [agent] layout = 'x': is not one of separate|combined",
                      "error: --set: [heartbeat] interval_ms = 'soon': is not an integer",
                      "error: t.ini:7: [host] role = 'both': is not one of relay|agent|all",

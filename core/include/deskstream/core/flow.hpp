@@ -32,7 +32,7 @@ struct FlowConfig {
     int stepDown = 5;
     int stepUp = 2;
     int lowInFlightBelow = 3;
-    double fps = 8;                    // [agent] fps, clamped to 0.1..120
+    double fps = 8;                    // [agent] fps, clamped to 0.1..1000
     Duration inFlightTimeout = std::chrono::seconds(10);
 };
 
@@ -55,7 +55,7 @@ public:
     /// A capture happened at `now`: schedules the next one a period later. When more than a
     /// period late, the schedule restarts from now (no burst of catch-up captures).
     void onCaptured(TimePoint now);
-    /// Changes fps (clamped to 0.1..120); takes effect from the next onCaptured.
+    /// Changes fps (clamped to 0.1..1000); takes effect from the next onCaptured.
     void setFps(double fps);
     double fps() const { return config_.fps; }
     Duration period() const;
