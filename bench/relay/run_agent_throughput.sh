@@ -27,7 +27,7 @@ if [ "${INSTALL:-0}" = 1 ] && { ! command -v Xvfb >/dev/null || ! command -v ffm
 fi
 
 TARGETS=(deskstream deskstream_capture_synthetic deskstream_encoder_jpeg deskstream_store_sqlite
-         ds_relay_harness ds_loadgen)
+         ds_loadgen)
 if [ ! -x "$BUILD/host/deskstream" ] || [ ! -x "$BUILD/bench/relay/ds_loadgen" ] ||
    [ ! -f "$BUILD/plugins/deskstream_encoder_jpeg.so" ]; then
   echo "== building (Release) in $BUILD"
@@ -69,11 +69,14 @@ if command -v Xvfb >/dev/null; then
 fi
 [ "$CAPTURE" = x11 ] && [ -z "$DISPLAY_NUM" ] && { echo "run_agent_throughput: x11 capture needs Xvfb" >&2; exit 1; }
 
-# ---- deskstream: relay harness + agent at its maximum fps + one viewer
-"$BUILD/bench/relay/ds_relay_harness" --max-seconds $((SECONDS_RUN + 90)) >"$OUT/relay.out" 2>"$OUT/relay.err" &
+# ---- deskstream: relay (deskstream --role relay) + agent uncapped + one viewer
+mkdir -p "$OUT/relay-state"
+timeout $((SECONDS_RUN + 90)) "$BUILD/host/deskstream" --role relay --set relay.listen=127.0.0.1:0 \
+  --set host.plugins.path="$BUILD/plugins" --set host.state_dir="$OUT/relay-state" \
+  --set host.log.level=warning >"$OUT/relay.out" 2>"$OUT/relay.err" &
 PIDS+=($!)
 PORT=""
-for _ in $(seq 1 100); do PORT=$(awk '/^PORT /{print $2}' "$OUT/relay.out" 2>/dev/null || true); [ -n "$PORT" ] && break; sleep 0.1; done
+for _ in $(seq 1 100); do PORT=$(sed -n 's#^viewer: http://[^:]*:\([0-9]*\)/$#\1#p' "$OUT/relay.out" 2>/dev/null || true); [ -n "$PORT" ] && break; sleep 0.1; done
 [ -n "$PORT" ] || { echo "run_agent_throughput: relay did not start" >&2; cat "$OUT/relay.err" >&2; exit 1; }
 mkdir -p "$OUT/agent-state"
 DISPLAY=${DISPLAY_NUM:+:$DISPLAY_NUM} timeout $((SECONDS_RUN + 60)) "$BUILD/host/deskstream" --role agent \

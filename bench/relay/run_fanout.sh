@@ -11,9 +11,8 @@
 #
 # Environment: SECONDS_A / SECONDS_B / SECONDS_C (measured seconds, default 10), VIEWERS_A (200),
 # VIEWERS_B (50), WARMUP (2), OUT (folder for the JSON results, default a temp folder).
-# The relay is ds_relay_harness (deskstream_relay + the SQLite store plugin) until the
-# `deskstream` binary serves the relay itself. Each scenario gets a fresh server process, so
-# its peak RSS is that scenario's.
+# The relay is the deskstream binary itself (`--role relay`, SQLite store in a temp folder).
+# Each scenario gets a fresh server process, so its peak RSS is that scenario's.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -28,11 +27,10 @@ OUT=${OUT:-$(mktemp -d /tmp/ds-fanout-XXXXXX)}
 PNG=$ROOT/../shared/data/desktop-1080p.png
 mkdir -p "$OUT"
 
-if [ ! -x "$BUILD/bench/relay/ds_loadgen" ] || [ ! -x "$BUILD/bench/relay/ds_relay_harness" ]; then
+if [ ! -x "$BUILD/bench/relay/ds_loadgen" ] || [ ! -x "$BUILD/host/deskstream" ]; then
   echo "== building the benchmark tools (Release) in $BUILD"
-  cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDESKSTREAM_SANITIZE=OFF \
-        -DDESKSTREAM_AREAS="core;relay;stores;integration" >/dev/null
-  cmake --build "$BUILD" -j2 --target ds_loadgen ds_fanout_ceiling ds_make_jpeg ds_relay_harness \
+  cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDESKSTREAM_SANITIZE=OFF >/dev/null
+  cmake --build "$BUILD" -j2 --target ds_loadgen ds_fanout_ceiling ds_make_jpeg deskstream \
         deskstream_store_sqlite
 fi
 BIN=$BUILD/bench/relay
@@ -51,14 +49,23 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# start_server NAME CMD...: starts a server that prints "PORT n"; sets SERVER_PID and PORT.
+# The relay under test: the deskstream binary (exec: its PID is the one measured; the trap
+# below stops it at the end of its scenario).
+relay() {
+  mkdir -p "$OUT/state-$1"
+  exec "$BUILD/host/deskstream" --role relay --set relay.listen=127.0.0.1:0 \
+    --set relay.max_viewers=1000 --set host.state_dir="$OUT/state-$1" --set host.log.level=warning
+}
+
+# start_server NAME CMD...: starts a server that prints "PORT n" (the tools) or
+# "viewer: http://host:n/" (deskstream); sets SERVER_PID and PORT.
 start_server() {
   local name=$1; shift
   "$@" >"$OUT/$name.out" 2>"$OUT/$name.err" &
   SERVER_PID=$!
   PORT=""
   for _ in $(seq 1 100); do
-    PORT=$(awk '/^PORT /{print $2}' "$OUT/$name.out" 2>/dev/null || true)
+    PORT=$( { awk '/^PORT /{print $2}' "$OUT/$name.out"; sed -n 's#^viewer: http://[^:]*:\([0-9]*\)/$#\1#p' "$OUT/$name.out"; } 2>/dev/null | head -n 1 || true)
     [ -n "$PORT" ] && break
     kill -0 "$SERVER_PID" 2>/dev/null || break
     sleep 0.1
@@ -77,7 +84,7 @@ echo "== $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load average $(cut -d
 echo "== frame: $(stat -c %s "$FRAME") bytes; results in $OUT"
 
 echo "== A. relay, $VIEWERS_A viewers, replay source at 30 fps"
-start_server relay-a "$BIN/ds_relay_harness" --max-seconds "$(budget "$SECONDS_A")"
+start_server relay-a relay a
 "$BIN/ds_loadgen" --url "ws://127.0.0.1:$PORT" --desktop bench-pc --viewers "$VIEWERS_A" \
   --seconds "$SECONDS_A" --warmup-seconds "$WARMUP" --source replay --frame "$FRAME" --fps 30 \
   --relay-pid "$SERVER_PID" --json-out "$OUT/a.json" || echo "run_fanout: scenario A failed (exit $?)"
@@ -91,7 +98,7 @@ start_server ceiling-30 "$BIN/ds_fanout_ceiling" --frame "$FRAME" --fps 30 --max
 cleanup
 
 echo "== B. relay, $VIEWERS_B viewers, replay source uncapped (window 10)"
-start_server relay-b "$BIN/ds_relay_harness" --max-seconds "$(budget "$SECONDS_B")"
+start_server relay-b relay b
 "$BIN/ds_loadgen" --url "ws://127.0.0.1:$PORT" --desktop bench-pc --viewers "$VIEWERS_B" \
   --seconds "$SECONDS_B" --warmup-seconds "$WARMUP" --source replay --frame "$FRAME" --fps 0 \
   --relay-pid "$SERVER_PID" --json-out "$OUT/b.json" || echo "run_fanout: scenario B failed (exit $?)"
