@@ -4,14 +4,11 @@
 // makes the relay refuse the agent with registration_failed and 1008, leaving no trace, while
 // it keeps serving everyone else.
 #include "relay_fixture.hpp"
+#include "store_harness.hpp"
 
 #include <Poco/Logger.h>
 
-#include <libpq-fe.h>
-
-#include <chrono>
 #include <cstdlib>
-#include <random>
 
 using namespace ds_itest;
 using deskstream::relay::Relay;
@@ -22,27 +19,6 @@ namespace {
 std::string adminConninfo() {
     const char *c = std::getenv("DESKSTREAM_TEST_PG");
     return c ? c : "";
-}
-
-void adminExec(const std::string &sql) {
-    PGconn *c = PQconnectdb(adminConninfo().c_str());
-    if (PQstatus(c) != CONNECTION_OK) {
-        std::string why = PQerrorMessage(c);
-        PQfinish(c);
-        throw std::runtime_error("cannot connect to the test PostgreSQL: " + why);
-    }
-    PGresult *r = PQexec(c, sql.c_str());
-    std::string why = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK
-                          ? ""
-                          : PQresultErrorMessage(r);
-    PQclear(r);
-    PQfinish(c);
-    if (!why.empty()) throw std::runtime_error(sql + ": " + why);
-}
-
-std::string uniqueName(const std::string &prefix) {
-    std::random_device rd;
-    return prefix + std::to_string(rd() % 1000000000u);
 }
 
 // One PostgreSQL store plugin instance (loaded through its entry symbol) behind a relay.
@@ -85,11 +61,11 @@ protected:
         ASSERT_FALSE(adminConninfo().empty())
             << "DESKSTREAM_TEST_PG is not set: run the suite with scripts/test.sh, which starts a "
                "PostgreSQL server for it";
-        schema = uniqueName("relay_it_");
+        schema = store_test::uniqueName("relay_it_");
     }
     void TearDown() override {
         try {
-            adminExec("DROP SCHEMA IF EXISTS " + schema + " CASCADE");
+            store_test::adminExec("DROP SCHEMA IF EXISTS " + schema + " CASCADE");
         } catch (...) {
         }
     }
@@ -113,23 +89,14 @@ TEST_F(RelayPostgres, RegistrationIsStoredInPostgres) {
 
 TEST_F(RelayPostgres, RoleWithoutInsertGetsRegistrationFailedAndNoRow) {
     { PgRelay migrate(adminConninfo(), schema); }  // creates the schema as the admin role
-    const std::string role = uniqueName("noins_");
-    adminExec("CREATE ROLE " + role + " LOGIN PASSWORD 'limitedpw'");
-    struct DropRole {
-        std::string role, schema;
-        ~DropRole() {
-            try {
-                adminExec("DROP SCHEMA IF EXISTS " + schema + " CASCADE; DROP OWNED BY " + role + "; DROP ROLE " + role);
-            } catch (...) {
-            }
-        }
-    } dropRole{role, schema};
+    store_test::ScopedPgRole limitedRole("noins_", schema);
+    const std::string &role = limitedRole.name();
     // Everything a relay needs except INSERT on the registrations table.
-    adminExec("GRANT USAGE ON SCHEMA " + schema + " TO " + role + "; GRANT SELECT, UPDATE, DELETE ON ALL TABLES IN SCHEMA " +
+    store_test::adminExec("GRANT USAGE ON SCHEMA " + schema + " TO " + role + "; GRANT SELECT, UPDATE, DELETE ON ALL TABLES IN SCHEMA " +
               schema + " TO " + role + "; GRANT INSERT ON " + schema + ".relay_instances, " + schema +
               ".desktop_commands TO " + role);
 
-    PgRelay limited(adminConninfo() + " user=" + role + " password=limitedpw", schema);
+    PgRelay limited(limitedRole.conninfo(), schema);
     WsClient agent(limited.relay->port(), "/ws/agent");
     agent.send(agentHandshake("blocked-pc"));
     Json failed = agent.waitFor("registration_failed", 5000);

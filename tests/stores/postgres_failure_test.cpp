@@ -31,21 +31,6 @@ std::string env(const char *name) {
     return v;
 }
 
-void adminExec(const std::string &sql) {
-    PGconn *c = PQconnectdb(requirePgConninfo().c_str());
-    if (PQstatus(c) != CONNECTION_OK) {
-        std::string m = PQerrorMessage(c);
-        PQfinish(c);
-        throw std::runtime_error("admin connection failed: " + m);
-    }
-    PGresult *r = PQexec(c, sql.c_str());
-    std::string m = PQresultErrorMessage(r);
-    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
-    PQclear(r);
-    PQfinish(c);
-    if (!ok) throw std::runtime_error(sql + ": " + m);
-}
-
 long long msSince(Clock::time_point t0) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
 }
@@ -349,21 +334,12 @@ TEST_F(PostgresFailure, BadConnectionStringIsAConfigErrorWithoutThePassword) {
 TEST_F(PostgresFailure, RoleWithoutInsertPrivilegeCannotRegister) {
     std::unique_ptr<StoreHandle> admin;
     ASSERT_STORE_OK(open(admin, conninfo_)); // creates the schema at the current version
-    std::string role = uniqueName("ro_");
-    adminExec("CREATE ROLE " + role + " LOGIN PASSWORD 'limitedpw'");
-    struct DropRole {
-        std::string role, schema;
-        ~DropRole() {
-            try {
-                adminExec("DROP SCHEMA IF EXISTS " + schema + " CASCADE; DROP OWNED BY " + role + "; DROP ROLE " + role);
-            } catch (...) {
-            }
-        }
-    } dropRole{role, schema_};
+    ScopedPgRole limitedRole("ro_", schema_);
+    const std::string &role = limitedRole.name();
     adminExec("GRANT USAGE ON SCHEMA " + schema_ + " TO " + role + "; GRANT SELECT, UPDATE, DELETE ON ALL TABLES IN SCHEMA " +
               schema_ + " TO " + role);
     std::unique_ptr<StoreHandle> limited;
-    ASSERT_STORE_OK(open(limited, conninfo_ + " user=" + role + " password=limitedpw"));
+    ASSERT_STORE_OK(open(limited, limitedRole.conninfo()));
     std::vector<Client> clients;
     EXPECT_STORE_OK(limited->listClients(clients)); // SELECT is granted
     Result r = limited->registerClient("c1", "relay-a", 1, 1);

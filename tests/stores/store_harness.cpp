@@ -185,6 +185,35 @@ std::string uniqueName(const std::string &prefix) {
            std::to_string(counter++);
 }
 
+void adminExec(const std::string &sql) {
+    PGconn *c = PQconnectdb(requirePgConninfo().c_str());
+    if (PQstatus(c) != CONNECTION_OK) {
+        std::string m = PQerrorMessage(c);
+        PQfinish(c);
+        throw std::runtime_error("admin connection failed: " + m);
+    }
+    PGresult *r = PQexec(c, sql.c_str());
+    std::string m = PQresultErrorMessage(r);
+    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+    PQclear(r);
+    PQfinish(c);
+    if (!ok) throw std::runtime_error(sql + ": " + m);
+}
+
+ScopedPgRole::ScopedPgRole(std::string prefix, std::string schema)
+    : name_(uniqueName(prefix)), schema_(std::move(schema)) {
+    adminExec("CREATE ROLE " + name_ + " LOGIN PASSWORD 'limitedpw'");
+}
+
+ScopedPgRole::~ScopedPgRole() {
+    try {
+        adminExec("DROP SCHEMA IF EXISTS " + schema_ + " CASCADE; DROP OWNED BY " + name_ + "; DROP ROLE " + name_);
+    } catch (...) {
+    }
+}
+
+std::string ScopedPgRole::conninfo() const { return requirePgConninfo() + " user=" + name_ + " password=limitedpw"; }
+
 std::string requirePgConninfo() {
     const char *c = std::getenv("DESKSTREAM_TEST_PG");
     if (!c || !*c)

@@ -116,5 +116,23 @@ private:
 // Environment checks shared by the PostgreSQL tests.
 std::string requirePgConninfo(); // FAILS the test (throws) when DESKSTREAM_TEST_PG is not set
 std::string uniqueName(const std::string &prefix);
+// Runs SQL as the test server's superuser; throws with the server's message on failure.
+void adminExec(const std::string &sql);
+
+// A login role (password "limitedpw") created for one test and dropped, with everything it owns
+// and `schema`, when the test ends: for privilege tests (e.g. no INSERT on a table).
+class ScopedPgRole {
+public:
+    ScopedPgRole(std::string prefix, std::string schema);
+    ~ScopedPgRole();
+    ScopedPgRole(const ScopedPgRole &) = delete;
+    ScopedPgRole &operator=(const ScopedPgRole &) = delete;
+    const std::string &name() const { return name_; }
+    // requirePgConninfo() logged in as this role.
+    std::string conninfo() const;
+
+private:
+    std::string name_, schema_;
+};
 
 } // namespace store_test
