@@ -121,6 +121,10 @@ struct AgentRuntime::Impl {
     // Frames the encoder is done with (`mutex`): destroyed, i.e. released, by the capture
     // thread under captureMutex, so only that thread ever calls into the capture instance.
     std::vector<CaptureJob> toRelease;
+    // Capture-thread only: released jobs kept for reuse (their vectors keep their capacity),
+    // the swap partner of toRelease, and the monitor list of the current tick.
+    std::vector<CaptureJob> spareJobs, releasing;
+    std::vector<int> tickMonitors;
     // Combined layout pictures, double-buffered: the encoder may still read picture N while
     // the capture thread composes N+1 (never more: it waits for the mailbox to empty).
     std::vector<std::uint8_t> composite[2];
@@ -607,21 +611,23 @@ struct AgentRuntime::Impl {
 
     // ------------------------------------------------------------------ capture thread
     void releaseDone() {
-        std::vector<CaptureJob> done;
         {
             std::lock_guard<std::mutex> lock(mutex);
-            done.swap(toRelease);
+            releasing.swap(toRelease);  // both keep their capacity: no allocation per frame
         }
-        if (done.empty()) return;
+        if (releasing.empty()) return;
         std::lock_guard<std::mutex> lock(captureMutex);
-        done.clear();  // releases the frames
+        for (auto& job : releasing) {
+            job.items.clear();  // releases the frames; the vector keeps its capacity
+            spareJobs.push_back(std::move(job));
+        }
+        releasing.clear();
     }
 
     void captureLoop() {
         std::string lastError;
         while (true) {
             releaseDone();
-            std::vector<int> monitors;
             {
                 std::unique_lock<std::mutex> lock(mutex);
                 // Wait until streaming, registered, the pacing slot has come and the mailbox
@@ -646,13 +652,18 @@ struct AgentRuntime::Impl {
                     flow.onFrameReady(++frameNumber, now);
                     continue;
                 }
-                monitors = selected;
+                tickMonitors.assign(selected.begin(), selected.end());
             }
 
             CaptureJob job;
+            if (!spareJobs.empty()) {
+                job = std::move(spareJobs.back());
+                spareJobs.pop_back();
+            }
             job.captureTimeUs = wallUs();
-            bool ok = grabAll(monitors, job, lastError);
+            bool ok = grabAll(tickMonitors, job, lastError);
             if (!ok) {
+                spareJobs.push_back(std::move(job));
                 std::unique_lock<std::mutex> lock(mutex);
                 wake.wait_for(lock, std::chrono::milliseconds(100));
                 continue;
@@ -673,6 +684,7 @@ struct AgentRuntime::Impl {
         releaseDone();
         std::lock_guard<std::mutex> lock(captureMutex);
         left.reset();
+        spareJobs.clear();
     }
 
     bool grabAll(const std::vector<int>& monitors, CaptureJob& job, std::string& lastError) {
