@@ -39,7 +39,7 @@ std::vector<KeySpec> makeSchema() {
         {"relay", "registration.ttl_ms", T::Int, "60000", 1000, kDay, {},
          "a registration not refreshed for this long is stale"},
         {"relay", "instance_id", T::String, "", 0, 0, {},
-         "this relay instance's id in the store; empty: a random UUID per start"},
+         "this relay instance's id in the store; empty: a UUID kept in state_dir/relay-instance-id"},
         {"relay", "max_threads", T::Int, "512", 2, 4096, {},
          "HTTP server threads (one per open WebSocket)"},
         {"relay", "max_queued", T::Int, "256", 1, 65536, {},

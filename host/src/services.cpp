@@ -2,6 +2,7 @@
 
 #include "deskstream/host/host.hpp"
 #include "deskstream/agent/agent.hpp"
+#include "deskstream/core/types.hpp"
 #include "deskstream/relay/relay.hpp"
 
 #include <Poco/Environment.h>
@@ -86,6 +87,22 @@ std::vector<std::string> splitList(const std::vector<std::string> &items) {
     return out;
 }
 
+// The relay's instance id when [relay] instance_id is not set: kept in the state folder, so a
+// restarted relay recognises (and removes at start-up) the registrations its previous run left
+// behind. Two relays on one machine need distinct state folders or explicit ids.
+std::string persistentInstanceId(const std::string &stateDir, const std::string &fresh) {
+    Poco::Logger &log = Poco::Logger::get("host.relay");
+    const fs::path file = fs::path(stateDir) / "relay-instance-id";
+    std::ifstream in(file);
+    std::string id;
+    if (in && std::getline(in, id) && core::isValidId(id)) return id;
+    std::ofstream out(file, std::ios::trunc);
+    out << fresh << "\n";
+    if (!out) log.warning("cannot keep the relay instance id in " + file.string() +
+                          ": a restart will not recognise this run's registrations (the reaper removes them)");
+    return fresh;
+}
+
 relay::RelayOptions relayOptions(const RelayConfig &r, const HeartbeatConfig &hb, const AuthConfig &auth) {
     relay::RelayOptions o;
     o.listen = r.listenHost + ":" + std::to_string(r.listenPort);
@@ -119,6 +136,8 @@ RelayService::~RelayService() { stop(); }
 
 void RelayService::start() {
     RelayConfig r = config_.relay();
+    if (config_.get("relay", "instance_id").value_or("").empty())
+        r.instanceId = persistentInstanceId(config_.host().stateDir, r.instanceId);
     const PluginInfo &storePlugin = plugins_.require(DS_KIND_STORE, r.store, "[relay] store");
     store_ = std::make_unique<StoreInstance>(storePlugin, config_.poco());
     store_->check();

@@ -4,6 +4,7 @@
 #include "deskstream/host/host.hpp"
 #include "deskstream/agent/agent.hpp"
 #include "deskstream/core/auth.hpp"
+#include "deskstream/relay/relay.hpp"
 #include "deskstream/host/services.hpp"
 #include "deskstream/host/instances.hpp"
 #include "deskstream/host/plugin_registry.hpp"
@@ -445,6 +446,45 @@ TEST(Embedding, HostStartsServesAndStops) {
     host.stop();
     EXPECT_EQ(httpGet(port, "/healthz").first, 0);
     EXPECT_EQ(agent->runtime(), nullptr) << "stop releases the plugin instances";
+}
+
+// Without [relay] instance_id the relay keeps its id in the state folder: a restart is the same
+// instance, so it removes the registrations its previous run left behind.
+TEST(Embedding, RelayKeepsItsInstanceIdAcrossRestarts) {
+    std::string state = tempDir();
+    std::string first;
+    {
+        deskstream::host::Configuration config = embeddedConfig(state);
+        config.set("host.role=relay");
+        deskstream::host::Host host(config);
+        host.loadPlugins();
+        host.addDefaultServices();
+        host.start();
+        auto *relay = dynamic_cast<deskstream::host::RelayService *>(host.service("relay"));
+        ASSERT_NE(relay, nullptr);
+        first = relay->relay()->instanceId();
+        host.stop();
+    }
+    EXPECT_TRUE(fs::exists(fs::path(state) / "relay-instance-id"));
+    deskstream::host::Configuration config = embeddedConfig(state);
+    config.set("host.role=relay");
+    deskstream::host::Host host(config);
+    host.loadPlugins();
+    host.addDefaultServices();
+    host.start();
+    auto *relay = dynamic_cast<deskstream::host::RelayService *>(host.service("relay"));
+    EXPECT_EQ(relay->relay()->instanceId(), first);
+    host.stop();
+    // An explicit id wins.
+    deskstream::host::Configuration explicitConfig = embeddedConfig(state);
+    explicitConfig.set("host.role=relay");
+    explicitConfig.set("relay.instance_id=relay-b");
+    deskstream::host::Host other(explicitConfig);
+    other.loadPlugins();
+    other.addDefaultServices();
+    other.start();
+    EXPECT_EQ(dynamic_cast<deskstream::host::RelayService *>(other.service("relay"))->relay()->instanceId(), "relay-b");
+    other.stop();
 }
 
 TEST(Embedding, AFailedStartStopsWhatAlreadyStarted) {
