@@ -4,9 +4,11 @@
 
 #include "deskstream/plugin.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace deskstream::stores {
 
@@ -82,6 +84,13 @@ inline bool isFinalStatus(const char *s) {
     return s && (std::string(s) == "done" || std::string(s) == "failed");
 }
 
+// complete_command accepts only the final statuses.
+inline void requireFinalStatus(const char *status) {
+    if (!isFinalStatus(status))
+        throw Error(DS_ERR_INVALID_ARGUMENT,
+                    "complete status must be done or failed, not '" + str(status) + "'");
+}
+
 // A client row owned by the plugin while its ds_client_record view is handed to a callback.
 struct ClientRow {
     std::string clientId, name, hostname, instanceId, monitors, capabilities;
@@ -125,6 +134,13 @@ struct CommandRow {
         return r;
     }
 };
+
+// Claimed commands are handed out oldest first (ties by id), whatever order the SQL gave.
+inline void sortOldestFirst(std::vector<CommandRow> &rows) {
+    std::sort(rows.begin(), rows.end(), [](const CommandRow &a, const CommandRow &b) {
+        return a.createdAt != b.createdAt ? a.createdAt < b.createdAt : a.id < b.id;
+    });
+}
 
 struct InstanceRow {
     std::string instanceId, publicUrl;

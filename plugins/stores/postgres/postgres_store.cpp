@@ -314,18 +314,14 @@ public:
         });
         std::vector<CommandRow> rows;
         for (int i = 0; i < res.rows(); ++i) rows.push_back(readCommand(res, i));
-        std::sort(rows.begin(), rows.end(), [](const CommandRow &a, const CommandRow &b) {
-            return a.createdAt != b.createdAt ? a.createdAt < b.createdAt : a.id < b.id;
-        });
+        sortOldestFirst(rows);
         for (const auto &c : rows) fn(c.record());
     }
 
     void completeCommand(const char *commandId, const char *status, const char *resultJson,
                          int64_t nowMs) override {
         requireId(commandId, "command id");
-        if (!isFinalStatus(status))
-            throw ds::Error(DS_ERR_INVALID_ARGUMENT, "complete status must be done or failed, not '" +
-                                                         str(status) + "'");
+        requireFinalStatus(status);
         Params p;
         p.add(commandId).add(status).add(resultJson).add(nowMs);
         uint32_t n = 0;

@@ -212,18 +212,14 @@ public:
             s.text(1, clientId).i64(2, nowMs).i64(3, leaseMs).i64(4, maxCount);
             while (s.step()) rows.push_back(readCommand(s));
         }
-        std::sort(rows.begin(), rows.end(), [](const CommandRow &a, const CommandRow &b) {
-            return a.createdAt != b.createdAt ? a.createdAt < b.createdAt : a.id < b.id;
-        });
+        sortOldestFirst(rows);
         for (const auto &c : rows) fn(c.record());
     }
 
     void completeCommand(const char *commandId, const char *status, const char *resultJson,
                          int64_t nowMs) override {
         requireId(commandId, "command id");
-        if (!isFinalStatus(status))
-            throw ds::Error(DS_ERR_INVALID_ARGUMENT, "complete status must be done or failed, not '" +
-                                                         str(status) + "'");
+        requireFinalStatus(status);
         std::lock_guard<std::mutex> lock(mutex_);
         Stmt s(*this, "UPDATE desktop_commands SET status = ?2, result = ?3, completed_at = ?4 "
                       "WHERE id = ?1");
