@@ -47,17 +47,6 @@ std::uint64_t wallUs() {
                                           .count());
 }
 
-const char* codecName(ds_codec c) {
-    switch (c) {
-        case DS_CODEC_JPEG: return "jpeg";
-        case DS_CODEC_WEBP: return "webp";
-        case DS_CODEC_AVIF: return "avif";
-        case DS_CODEC_PNG: return "png";
-        case DS_CODEC_RAW_BGRA: return "raw";
-    }
-    return "unknown";
-}
-
 // What to tell the operator after registration_failed, by code.
 std::string registrationAdvice(core::ErrorCode code) {
     switch (code) {
@@ -314,7 +303,8 @@ struct AgentRuntime::Impl {
         }
         {
             std::lock_guard<std::mutex> lock(encoderMutex);
-            h.capabilities.codecs = {codecName(encoder->codec())};
+            // The SDK's codec numbers are the protocol's codec byte (plugin.h), checked by the loader.
+            h.capabilities.codecs = {core::toString(static_cast<core::FrameCodec>(encoder->codec()))};
         }
         h.capabilities.input = capture->canInject();
         return h;
