@@ -118,14 +118,21 @@ void setupLogging(const std::string &level) {
 // inherit the mask. Otherwise a signal arriving while the services start (or later, on a
 // thread that does not block it: Poco's pool threads block SIGTERM but not SIGINT) takes the
 // default action and kills the process without a clean stop. A request held this way is
-// collected by waitForTerminationRequest() (sigwait) as soon as start-up is complete.
-void holdTerminationSignals() {
+// collected by waitForStop() (sigtimedwait) as soon as start-up is complete.
 #if defined(POCO_OS_FAMILY_UNIX)
+sigset_t terminationSignals() {
     sigset_t set;
     sigemptyset(&set);
     if (!std::getenv("POCO_ENABLE_DEBUGGER")) sigaddset(&set, SIGINT); // Poco's own rule
     sigaddset(&set, SIGQUIT);
     sigaddset(&set, SIGTERM);
+    return set;
+}
+#endif
+
+void holdTerminationSignals() {
+#if defined(POCO_OS_FAMILY_UNIX)
+    sigset_t set = terminationSignals();
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
 #endif
 }
@@ -134,11 +141,7 @@ void holdTerminationSignals() {
 // ended by itself; returns that service's reason, "" for a termination request.
 std::string waitForStop(const Host &host) {
 #if defined(POCO_OS_FAMILY_UNIX)
-    sigset_t set;
-    sigemptyset(&set);
-    if (!std::getenv("POCO_ENABLE_DEBUGGER")) sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGQUIT);
-    sigaddset(&set, SIGTERM);
+    const sigset_t set = terminationSignals();
     for (;;) {
         timespec tick{0, 200 * 1000 * 1000};
         if (sigtimedwait(&set, nullptr, &tick) > 0) return {};
