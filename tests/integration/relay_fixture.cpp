@@ -119,13 +119,16 @@ Json WsClient::next(int timeoutMs) {
         if (f.opcode != WebSocket::FRAME_OP_TEXT) continue;
         Json j = parseJson(f.data);
         if (!j) continue;
-        if (str(j, "type") == "ping" && autoPong_) {
-            send("{\"type\":\"pong\",\"timestamp\":" + std::to_string(j->getValue<int64_t>("timestamp")) +
-                 ",\"serverTime\":0}");
-            continue;
-        }
+        if (answerIfPing(j)) continue;
         return j;
     }
+}
+
+bool WsClient::answerIfPing(const Json &j) {
+    if (!autoPong_ || !j || str(j, "type") != "ping") return false;
+    send("{\"type\":\"pong\",\"timestamp\":" + std::to_string(j->getValue<int64_t>("timestamp")) +
+         ",\"serverTime\":0}");
+    return true;
 }
 
 Json WsClient::waitFor(const std::string &type, int timeoutMs) {
@@ -149,12 +152,7 @@ std::string WsClient::waitBinary(int timeoutMs) {
         Frame f = receive(static_cast<int>(left));
         if (f.timeout || f.closed) return {};
         if (f.opcode == WebSocket::FRAME_OP_BINARY) return f.data;
-        if (f.opcode == WebSocket::FRAME_OP_TEXT && autoPong_) {
-            Json j = parseJson(f.data);
-            if (j && str(j, "type") == "ping")
-                send("{\"type\":\"pong\",\"timestamp\":" +
-                     std::to_string(j->getValue<int64_t>("timestamp")) + ",\"serverTime\":0}");
-        }
+        if (f.opcode == WebSocket::FRAME_OP_TEXT) answerIfPing(parseJson(f.data));
     }
 }
 
@@ -166,12 +164,7 @@ int WsClient::waitClose(int timeoutMs) {
         if (left <= 0) return -1;
         Frame f = receive(static_cast<int>(left));
         if (f.closed) break;
-        if (f.opcode == WebSocket::FRAME_OP_TEXT && autoPong_) {
-            Json j = parseJson(f.data);
-            if (j && str(j, "type") == "ping")
-                send("{\"type\":\"pong\",\"timestamp\":" +
-                     std::to_string(j->getValue<int64_t>("timestamp")) + ",\"serverTime\":0}");
-        }
+        if (f.opcode == WebSocket::FRAME_OP_TEXT) answerIfPing(parseJson(f.data));
     }
     return closeCode_;
 }

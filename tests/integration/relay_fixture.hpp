@@ -56,6 +56,9 @@ public:
     bool closed() const { return closed_; }
     int closeCode() const { return closeCode_; }
     void setAutoPong(bool on) { autoPong_ = on; }
+    // With autoPong: answers `j` when it is the relay's JSON ping (as the browser does) and
+    // returns true; false for anything else.
+    bool answerIfPing(const Json &j);
 
 private:
     Poco::Net::HTTPClientSession session_;

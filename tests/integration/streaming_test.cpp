@@ -87,11 +87,7 @@ private:
             if (f.closed) break;
             if (f.timeout) continue;
             if (f.opcode == WebSocket::FRAME_OP_TEXT) {
-                // Answer the relay's heartbeat like the browser does.
-                auto msg = ds_itest::parseJson(f.data);
-                if (msg && ds_itest::str(msg, "type") == "ping")
-                    ws_->send("{\"type\":\"pong\",\"timestamp\":" + std::to_string(msg->getValue<int64_t>("timestamp")) +
-                              ",\"serverTime\":0}");
+                ws_->answerIfPing(ds_itest::parseJson(f.data));  // the relay's heartbeat
                 continue;
             }
             if (f.opcode != WebSocket::FRAME_OP_BINARY) continue;
