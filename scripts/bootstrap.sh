@@ -9,8 +9,12 @@ PACKAGES=(
   # libraries
   libpoco-dev libturbojpeg0-dev libjpeg62-turbo-dev libwebp-dev libavif-dev libpng-dev
   libpq-dev libsqlite3-dev
+  # x11 capture plugin
+  libx11-dev libxext-dev libxrandr-dev libxfixes-dev libxdamage-dev libxtst-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev postgresql sqlite3 procps
+  # x11 capture tests (an Xvfb server, xrandr, xdpyinfo) and bench/capture (a moving picture, ffmpeg)
+  xvfb x11-xserver-utils x11-utils ffmpeg gstreamer1.0-tools gstreamer1.0-x gstreamer1.0-plugins-base
 )
 
 missing=()
