@@ -1,0 +1,162 @@
+// End to end with a real screen (issue 10 acceptance): the agent runtime with `capture = x11` on
+// the Xvfb of scripts/test.sh (DESKSTREAM_TEST_X11_DISPLAY) and the JPEG encoder, a real relay
+// with the SQLite store, and a WebSocket viewer that decodes what it receives. The root window
+// is painted one colour per monitor; every frame the viewer gets must be that colour.
+#include "deskstream/agent/agent.hpp"
+#include "deskstream/core/frame_header.hpp"
+#include "deskstream/host/config.hpp"
+#include "deskstream/host/plugin_registry.hpp"
+#include "relay_fixture.hpp"
+
+#include <gtest/gtest.h>
+#include <turbojpeg.h>
+
+// After gtest and Poco: Xlib's macros (None, Bool, Status) would break their templates.
+#include <X11/Xlib.h>
+
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+using deskstream::agent::AgentOptions;
+using deskstream::agent::AgentRuntime;
+using deskstream::host::CaptureInstance;
+using deskstream::host::EncoderInstance;
+using Poco::Net::WebSocket;
+
+namespace {
+
+std::string testDisplay() {
+    const char* d = std::getenv("DESKSTREAM_TEST_X11_DISPLAY");
+    return d ? d : "";
+}
+
+int xrandr(const std::string& args) {
+    return std::system(("xrandr --display " + testDisplay() + " " + args + " >/dev/null 2>&1").c_str());
+}
+
+constexpr unsigned long kLeftColour = 0x3366CC, kRightColour = 0xCC7722;
+
+class X11StreamingTest : public ds_itest::RelayTest {
+protected:
+    void SetUp() override {
+        ASSERT_FALSE(testDisplay().empty())
+            << "DESKSTREAM_TEST_X11_DISPLAY is not set: run scripts/test.sh, or `source scripts/lib/xvfb.sh; "
+               "xvfb_test_start` first (this test needs a real X server)";
+        RelayTest::SetUp();
+        auto o = testOptions();
+        o.max_message_bytes = 16 * 1024 * 1024;
+        startRelay(o);
+        plugins.scan({DS_TEST_PLUGIN_DIR});
+
+        // 3840x1080 as two monitors, each painted its own colour.
+        xrandr("--output screen --mode 3840x1080 --fb 3840x1080");
+        xrandr("--delmonitor left");
+        xrandr("--delmonitor right");
+        ASSERT_EQ(xrandr("--setmonitor '*left' 1920/508x1080/286+0+0 screen"), 0);
+        ASSERT_EQ(xrandr("--setmonitor right 1920/508x1080/286+1920+0 none"), 0);
+        Display* dpy = XOpenDisplay(testDisplay().c_str());
+        ASSERT_NE(dpy, nullptr) << "cannot open " << testDisplay();
+        Window root = DefaultRootWindow(dpy);
+        GC gc = XCreateGC(dpy, root, 0, nullptr);
+        XSetForeground(dpy, gc, kLeftColour);
+        XFillRectangle(dpy, root, gc, 0, 0, 1920, 1080);
+        XSetForeground(dpy, gc, kRightColour);
+        XFillRectangle(dpy, root, gc, 1920, 0, 1920, 1080);
+        XFreeGC(dpy, gc);
+        XSync(dpy, False);
+        XCloseDisplay(dpy);
+    }
+
+    std::unique_ptr<AgentRuntime> startAgent() {
+        AgentOptions o;
+        o.relayUrl = "ws://127.0.0.1:" + std::to_string(port()) + "/ws/agent";
+        o.clientId = "x11-pc";
+        o.name = "X11 test";
+        o.hostname = "test";
+        o.flow.fps = 10;
+        o.flow.quality = 90;
+        o.heartbeatInterval = std::chrono::milliseconds(200);
+        config.set("capture.x11", "display", testDisplay());
+        config.set("capture.x11", "cursor", "false");  // the pixels are the root window's alone
+        auto agent = std::make_unique<AgentRuntime>(
+            std::move(o),
+            std::make_unique<CaptureInstance>(plugins.require(DS_KIND_CAPTURE, "x11", "test"), config.poco()),
+            std::make_unique<EncoderInstance>(plugins.require(DS_KIND_ENCODER, "jpeg", "test"), config.poco()));
+        agent->start();
+        return agent;
+    }
+
+    deskstream::host::PluginRegistry plugins;
+    deskstream::host::Configuration config;
+};
+
+struct Decoded {
+    int width = 0, height = 0;
+    std::vector<unsigned char> rgb;
+};
+
+Decoded decodeJpeg(const std::string& message, const deskstream::core::FrameHeader& h) {
+    Decoded d;
+    const auto* jpeg = reinterpret_cast<const unsigned char*>(message.data()) + h.headerLength;
+    tjhandle tj = tjInitDecompress();
+    int subsamp = 0, colorspace = 0;
+    if (tjDecompressHeader3(tj, jpeg, h.payloadLength, &d.width, &d.height, &subsamp, &colorspace) == 0) {
+        d.rgb.resize(static_cast<size_t>(d.width) * d.height * 3);
+        if (tjDecompress2(tj, jpeg, h.payloadLength, d.rgb.data(), d.width, 0, d.height, TJPF_RGB, 0) != 0)
+            d.rgb.clear();
+    }
+    tjDestroy(tj);
+    return d;
+}
+
+}  // namespace
+
+TEST_F(X11StreamingTest, ViewerReceivesFramesOfTheRootWindowsColourOnEachMonitor) {
+    auto agent = startAgent();
+    ASSERT_TRUE(ds_itest::eventually([&] { return agent->stats().registered; }, 5000));
+
+    // The handshake carried the X monitors.
+    auto desktops = ds_itest::parseJson(ds_itest::httpRequest(port(), "GET", "/api/desktops").body);
+    ASSERT_TRUE(desktops);
+    auto monitors = desktops->getArray("desktops")->getObject(0)->getArray("monitors");
+    ASSERT_EQ(monitors->size(), 2u);
+    EXPECT_EQ(monitors->getObject(0)->getValue<std::string>("name"), "left");
+    EXPECT_EQ(monitors->getObject(1)->getValue<std::string>("name"), "right");
+    EXPECT_EQ(monitors->getObject(1)->getValue<int>("x"), 1920);
+    EXPECT_EQ(monitors->getObject(1)->getValue<int>("width"), 1920);
+
+    ds_itest::WsClient viewer(port(), "/ws/viewer", true);
+    viewer.send(ds_itest::viewerHandshake());
+    ASSERT_TRUE(viewer.waitFor("handshake_ack", 3000));
+    viewer.send(R"({"type":"subscribe","desktopClientId":"x11-pc"})");
+    ASSERT_TRUE(viewer.waitFor("subscribed", 3000));
+
+    bool seen[2] = {false, false};
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+    while (!(seen[0] && seen[1]) && std::chrono::steady_clock::now() < deadline) {
+        std::string message = viewer.waitBinary(2000);
+        if (message.empty()) continue;
+        auto f = deskstream::core::decodeFrame(reinterpret_cast<const uint8_t*>(message.data()), message.size(), 0);
+        ASSERT_TRUE(f.ok);
+        ASSERT_LT(f.header.monitor, 2u);
+        EXPECT_EQ(f.header.codec, deskstream::core::FrameCodec::Jpeg);
+        EXPECT_EQ(f.header.screenWidth, 1920u);
+        EXPECT_EQ(f.header.screenHeight, 1080u);
+        Decoded d = decodeJpeg(message, f.header);
+        ASSERT_FALSE(d.rgb.empty()) << "the payload is a decodable JPEG";
+        ASSERT_EQ(d.width, 1920);
+        ASSERT_EQ(d.height, 1080);
+        const unsigned long colour = f.header.monitor == 0 ? kLeftColour : kRightColour;
+        const int want[3] = {int(colour >> 16 & 0xFF), int(colour >> 8 & 0xFF), int(colour & 0xFF)};
+        // Every 37th pixel, all over the picture: a flat colour survives JPEG within a few levels.
+        int worst = 0;
+        for (size_t i = 0; i < d.rgb.size(); i += 3 * 37)
+            for (int c = 0; c < 3; ++c) worst = std::max(worst, std::abs(int(d.rgb[i + c]) - want[c]));
+        EXPECT_LE(worst, 6) << "monitor " << f.header.monitor << " differs from the root colour by " << worst;
+        viewer.send(R"({"type":"frame_ack","desktopClientId":"x11-pc","frameNumber":)" +
+                    std::to_string(f.header.frameNumber) + R"(,"latency":5})");
+        seen[f.header.monitor] = true;
+    }
+    EXPECT_TRUE(seen[0] && seen[1]) << "frames of both monitors arrive";
+}
