@@ -15,14 +15,20 @@
 #include <X11/keysym.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <vector>
+
+extern char **environ;
 
 namespace {
 
@@ -504,6 +510,54 @@ TEST_F(X11CaptureTest, ResizeGivesReinitThenFramesOfTheNewSizeAndLeaksNoSegment)
     EXPECT_EQ(f.width, 1920u);
     release(f);
 
+    plugin().capture().destroy(handle);
+    handle = nullptr;
+    EXPECT_EQ(shmSegmentsOfThisProcess(), 0) << "no shared memory segment outlives the capture";
+}
+
+// A private Xvfb (not the shared test display) is killed under a running capture: the calls that
+// follow fail with DS_ERR_IO and a clear message; Xlib's default (exit the process) never runs.
+TEST_F(X11CaptureTest, LosingTheXServerIsAnErrorNotAnExit) {
+    int number = 0;
+    for (int n = 190; n < 290 && number == 0; ++n) {
+        struct stat st;
+        const std::string lock = "/tmp/.X" + std::to_string(n) + "-lock";
+        const std::string sock = "/tmp/.X11-unix/X" + std::to_string(n);
+        if (stat(lock.c_str(), &st) != 0 && stat(sock.c_str(), &st) != 0) number = n;
+    }
+    ASSERT_NE(number, 0);
+    const std::string name = ":" + std::to_string(number);
+    std::vector<std::string> args = {"Xvfb", name, "-screen", "0", "640x480x24", "-nolisten", "tcp"};
+    std::vector<char *> argv;
+    for (auto &a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    pid_t pid = 0;
+    ASSERT_EQ(posix_spawnp(&pid, "Xvfb", nullptr, nullptr, argv.data(), environ), 0) << "Xvfb must be installed";
+    Display *probe = nullptr;
+    for (int i = 0; i < 100 && !probe; ++i) { // up to 10 s on a busy machine
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        probe = XOpenDisplay(name.c_str());
+    }
+    ASSERT_NE(probe, nullptr) << "the private Xvfb " << name << " did not start";
+    create({{"cursor", "true"}, {"display", name}});
+    XCloseDisplay(probe); // the capture is now the server's only client
+    ds_frame f;
+    ASSERT_EQ(grab(0, f), DS_OK);
+    EXPECT_EQ(f.width, 640u);
+    release(f);
+
+    kill(pid, SIGTERM); // Xvfb removes its lock file and socket on SIGTERM
+    waitpid(pid, nullptr, 0);
+    f = ds_frame{};
+    f.struct_size = sizeof f;
+    char err[256] = "";
+    EXPECT_EQ(plugin().capture().grab_frame(handle, 0, 1000, &f, err, sizeof err), DS_ERR_IO);
+    EXPECT_NE(std::string(err).find("connection to the X server was lost"), std::string::npos) << err;
+    EXPECT_EQ(plugin().capture().grab_frame(handle, 0, 10, &f, err, sizeof err), DS_ERR_IO) << "and stays so";
+    ds_input_event ev{};
+    ev.type = DS_INPUT_MOUSE_MOVE;
+    std::string error;
+    EXPECT_EQ(inject(ev, &error), DS_ERR_IO);
     plugin().capture().destroy(handle);
     handle = nullptr;
     EXPECT_EQ(shmSegmentsOfThisProcess(), 0) << "no shared memory segment outlives the capture";

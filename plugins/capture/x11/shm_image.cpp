@@ -23,11 +23,18 @@ int recordError(Display *, XErrorEvent *event) {
     return 0;
 }
 
+// Returns to Xlib, which then calls the display's exit handler: the capture's own (it marks the
+// connection lost) or, for other connections of the process, Xlib's default, which exits.
+int ignoreIOError(Display *) { return 0; }
+
 } // namespace
 
 void installErrorTrap() {
     static std::once_flag once;
-    std::call_once(once, [] { XSetErrorHandler(&recordError); });
+    std::call_once(once, [] {
+        XSetErrorHandler(&recordError);
+        XSetIOErrorHandler(&ignoreIOError);
+    });
 }
 
 int takeError() { return g_lastError.exchange(0); }

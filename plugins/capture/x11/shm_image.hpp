@@ -25,6 +25,8 @@ public:
     const uint8_t *data() const { return reinterpret_cast<const uint8_t *>(image_->data); }
     uint8_t *data() { return reinterpret_cast<uint8_t *>(image_->data); }
     uint32_t stride() const { return static_cast<uint32_t>(image_->bytes_per_line); }
+    // The X connection is gone: the destructor then only detaches this process's side.
+    void abandon() { attached_ = false; }
 
 private:
     Display *display_;
@@ -35,7 +37,9 @@ private:
 
 // Xlib reports protocol errors through one process-wide handler whose default exits the
 // process. installErrorTrap() replaces it (once) by one that records the error code;
-// takeError() returns and clears the last recorded code (0: none).
+// takeError() returns and clears the last recorded code (0: none). It also replaces the I/O
+// error handler (whose default exits too) by one that returns, so that a lost connection
+// reaches the per-display exit handler (XSetIOErrorExitHandler) of the capture.
 void installErrorTrap();
 int takeError();
 

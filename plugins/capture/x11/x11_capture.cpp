@@ -135,6 +135,9 @@ public:
         ds_x11::installErrorTrap();
         display_ = openDisplay(name_, ext_);
         Display *d = display_.get();
+        // Xlib's default on a lost connection is exit(); this handler returns instead, and
+        // every call after it reports the loss as an error (checkConnection).
+        XSetIOErrorExitHandler(d, &onConnectionLost, this);
         screen_ = DefaultScreen(d);
         root_ = RootWindow(d, screen_);
         visual_ = DefaultVisual(d, screen_);
@@ -162,6 +165,16 @@ public:
     }
 
     ~X11Capture() override {
+        if (lost_) { // nothing can be sent any more: only this process's side is undone
+            for (Monitor &m : monitors_)
+                for (auto &b : m.buffers)
+                    if (b && b->shm) b->shm->abandon();
+            for (auto &b : retired_)
+                if (b->shm) b->shm->abandon();
+            monitors_.clear();
+            retired_.clear();
+            return; // display_ is closed by its deleter
+        }
         monitors_.clear(); // detaches the segments while the display is open
         retired_.clear();
         if (display_) {
@@ -172,6 +185,7 @@ public:
     }
 
     std::vector<ds_monitor_info> monitors() override {
+        checkConnection();
         pumpEvents();
         if (layoutChanged_) applyNewLayout(); // the caller asks for the new layout: it is told
         std::vector<ds_monitor_info> out;
@@ -181,6 +195,7 @@ public:
 
     ds_status grab(uint32_t monitor, uint32_t timeoutMs, ds_frame &out) override {
         const uint64_t deadline = host_.monotonicUs() + uint64_t{timeoutMs} * 1000;
+        checkConnection();
         pumpEvents();
         if (layoutChanged_) return applyNewLayout();
         Monitor &mon = monitorAt(monitor);
@@ -209,6 +224,7 @@ public:
         ds_x11::takeError();
         if (!XShmGetImage(display_.get(), root_, buf->shm->image(), mon.info.x, mon.info.y, AllPlanes)) {
             const int error = ds_x11::takeError();
+            checkConnection();
             // The usual cause: the screen shrank under the monitor since the layout was read.
             checkLayout();
             if (layoutChanged_) return applyNewLayout();
@@ -249,6 +265,7 @@ public:
 
     void injectInput(const ds_input_event &ev) {
         Display *d = display_.get();
+        checkConnection();
         pumpEvents();
         const Monitor &mon = monitorAt(ev.monitor);
         const bool pointerEvent = ev.type == DS_INPUT_MOUSE_MOVE || ev.type == DS_INPUT_MOUSE_DOWN ||
@@ -284,6 +301,7 @@ public:
         default: throw Error(DS_ERR_INVALID_ARGUMENT, "input: unknown event type " + std::to_string(ev.type));
         }
         XSync(d, False);
+        checkConnection();
         if (int e = ds_x11::takeError())
             throw Error(DS_ERR_IO, "input: the X server refused the event (X error " + std::to_string(e) + ")");
     }
@@ -359,7 +377,8 @@ private:
             if (list) XRRFreeMonitors(list);
         }
         if (out.empty()) add("screen", 0, 0, rootW, rootH, true);
-        if (std::none_of(out.begin(), out.end(), [](const ds_monitor_info &m) { return m.primary != 0; }))
+        if (!out.empty() &&
+            std::none_of(out.begin(), out.end(), [](const ds_monitor_info &m) { return m.primary != 0; }))
             out.front().primary = 1; // the host shows the primary first; X may not name one
         lastLayoutCheckUs_ = host_.monotonicUs();
         return out;
@@ -380,6 +399,7 @@ private:
     ds_status applyNewLayout() {
         layoutChanged_ = false;
         std::vector<ds_monitor_info> layout = readLayout();
+        checkConnection();
         rebuildMonitors(layout);
         std::string list;
         for (const auto &m : layout)
@@ -391,6 +411,7 @@ private:
     }
 
     void checkLayout() {
+        if (lost_) return;
         std::vector<ds_monitor_info> current;
         for (const Monitor &m : monitors_) current.push_back(m.info);
         if (!sameLayout(current, readLayout())) layoutChanged_ = true;
@@ -407,7 +428,7 @@ private:
     void pumpEvents() {
         Display *d = display_.get();
         bool layoutEvent = false;
-        while (XPending(d) > 0) {
+        while (!lost_ && XPending(d) > 0) {
             XEvent ev;
             XNextEvent(d, &ev);
             if (ev.type == ext_.damageEvent + XDamageNotify) {
@@ -422,7 +443,15 @@ private:
                 layoutEvent = true;
             }
         }
+        checkConnection();
         if (layoutEvent || host_.monotonicUs() - lastLayoutCheckUs_ >= kLayoutRecheckUs) checkLayout();
+        checkConnection();
+    }
+
+    static void onConnectionLost(Display *, void *self) { static_cast<X11Capture *>(self)->lost_ = true; }
+
+    void checkConnection() const {
+        if (lost_) throw Error(DS_ERR_IO, "X display '" + name_ + "': the connection to the X server was lost");
     }
 
     // Moves the damage accumulated by the server into each monitor's pending list.
@@ -569,6 +598,7 @@ private:
     std::vector<Monitor> monitors_;
     std::vector<std::unique_ptr<Buffer>> retired_; // held frames of a previous layout
     bool layoutChanged_ = false;
+    bool lost_ = false; // the X connection broke (server gone): every call fails with DS_ERR_IO
     uint64_t lastLayoutCheckUs_ = 0;
     int pointerX_ = 0, pointerY_ = 0;
     int cursorW_ = 32, cursorH_ = 32, cursorHotX_ = 16, cursorHotY_ = 16; // until the first image
