@@ -171,6 +171,23 @@ TEST_F(X11CaptureTest, DescriptorDeclaresDamageCursorInputAndItsKeys) {
     EXPECT_STREQ(d.config_keys[1].default_value, "true");
 }
 
+TEST_F(X11CaptureTest, ConfigurationReferenceListsEveryKeyWithItsDefault) {
+    std::ifstream f(std::string(DS_SOURCE_DIR) + "/docs/configuration.md");
+    std::stringstream text;
+    text << f.rdbuf();
+    const std::string doc = text.str();
+    const size_t at = doc.find("### [capture.x11]");
+    ASSERT_NE(at, std::string::npos) << "docs/configuration.md has no [capture.x11] section";
+    const std::string part = doc.substr(at, doc.find("\n### ", at + 1) - at);
+    const ds_plugin_descriptor &d = plugin().descriptor();
+    for (uint32_t i = 0; i < d.config_key_count; ++i) {
+        const ds_config_key &k = d.config_keys[i];
+        const std::string def = k.default_value && *k.default_value ? "`" + std::string(k.default_value) + "`" : "(empty)";
+        const std::string row = "| `" + std::string(k.key) + "` | " + def + " |";
+        EXPECT_NE(part.find(row), std::string::npos) << "docs/configuration.md lacks the row " << row;
+    }
+}
+
 TEST_F(X11CaptureTest, ProbeSucceedsOnTheDisplayAndExplainsAMissingOne) {
     TestConfig good("capture.x11", {{"display", testDisplay()}});
     char err[256] = "";
