@@ -6,7 +6,8 @@
 #   bench/relay/run_agent_throughput.sh [BUILD_DIR]    (default: build/bench-relay, Release)
 #
 # Environment: SECONDS_RUN (measured seconds, default 10), CAPTURE (agent capture plugin,
-# default x11 when built, else synthetic), INSTALL=1 to apt-get install xvfb and ffmpeg for this
+# default synthetic: the x11 plugin sends only changed pictures and the picture here is still;
+# bench/capture/run.sh measures x11 on a moving picture), INSTALL=1 to apt-get install xvfb and ffmpeg for this
 # benchmark only (they are not CI dependencies). Without Xvfb or ffmpeg the ffmpeg half is
 # reported as not measured.
 #
@@ -35,9 +36,7 @@ if [ ! -x "$BUILD/host/deskstream" ] || [ ! -x "$BUILD/bench/relay/ds_loadgen" ]
         -DDESKSTREAM_AREAS="core;host;relay;capture;encoders;stores;integration" >/dev/null
   cmake --build "$BUILD" -j2 --target "${TARGETS[@]}"
 fi
-if [ -z "${CAPTURE:-}" ]; then
-  if [ -f "$BUILD/plugins/deskstream_capture_x11.so" ]; then CAPTURE=x11; else CAPTURE=synthetic; fi
-fi
+CAPTURE=${CAPTURE:-synthetic}
 
 PIDS=()
 cleanup() {

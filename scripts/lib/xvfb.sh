@@ -1,5 +1,6 @@
 # Starts and stops a throw-away Xvfb X server for the x11 capture tests (docs/capture.md).
-# Source this file, then: xvfb_test_start; ...; xvfb_test_stop
+# Source this file, then: xvfb_test_start [SCREEN]; ...; xvfb_test_stop
+# (SCREEN is Xvfb's WxHxDEPTH, default 3840x1080x24; bench/capture uses 1920x1080x24.)
 # Exports DESKSTREAM_TEST_X11_DISPLAY (e.g. :93). The server:
 #   - takes the first free display number from 90 up (no lock file, no socket), so it does not
 #     clash with a desktop's :0 or with another test run;
@@ -10,19 +11,20 @@
 #   - listens on its Unix socket only (-nolisten tcp).
 
 xvfb_test_start() {
+  local screen=${1:-3840x1080x24}
   command -v Xvfb >/dev/null || { echo "xvfb: Xvfb is not installed (scripts/bootstrap.sh installs xvfb)" >&2; return 1; }
   local n
   XVFB_TEST_DIR=$(mktemp -d /tmp/deskstream-xvfb.XXXXXX)
   for n in $(seq 90 189); do
     [ -e "/tmp/.X$n-lock" ] || [ -e "/tmp/.X11-unix/X$n" ] && continue
-    Xvfb ":$n" -screen 0 3840x1080x24 -nolisten tcp -noreset >"$XVFB_TEST_DIR/xvfb.log" 2>&1 &
+    Xvfb ":$n" -screen 0 "$screen" -nolisten tcp -noreset >"$XVFB_TEST_DIR/xvfb.log" 2>&1 &
     XVFB_TEST_PID=$!
     local i
     for i in $(seq 1 50); do
       if DISPLAY=":$n" xdpyinfo >/dev/null 2>&1; then
         export DESKSTREAM_TEST_X11_DISPLAY=":$n"
         export XVFB_TEST_PID XVFB_TEST_DIR
-        echo "xvfb: test server on :$n (pid $XVFB_TEST_PID)"
+        echo "xvfb: test server on :$n, $screen (pid $XVFB_TEST_PID)"
         return 0
       fi
       kill -0 "$XVFB_TEST_PID" 2>/dev/null || break  # lost the race for this number
