@@ -315,7 +315,9 @@ TEST(Cli, FailingCreateStopsStartUpWithThePluginMessage) {
     std::string state = tempDir();
     Result r = run({"--role", "agent", "--set", "host.state_dir=" + state, "--set",
                     "host.plugins.path=" + std::string(DS_BUILD_PLUGIN_DIR) + ";" + folder("failing"), "--set",
-                    "agent.encoder=test_failing"});
+                    "agent.encoder=test_failing",
+                    // x11 must not find a display, whatever $DISPLAY the machine has: auto then picks synthetic
+                    "--set", "capture.x11.display=:1999"});
     EXPECT_EQ(r.status, 78);
     EXPECT_NE(r.err.find("deskstream: start-up failed: encoder plugin 'test_failing': create failed (DS_ERR_CONFIG): "
                          "test_failing refuses to start (encoder.test_failing)"),
