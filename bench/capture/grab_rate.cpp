@@ -4,8 +4,15 @@
 //
 //   ds_capture_grab_rate --plugin build/release/plugins/deskstream_capture_x11.so
 //                        [--set key=value ...] [--monitor 0] [--seconds 10] [--warmup-seconds 2]
+//                        [--poke-display :N]
+//
+// A damage-driven plugin (x11) delivers only changed pictures, so its rate is at most the rate
+// at which the screen changes. --poke-display draws one pixel at (0, 0) of that X display, over
+// any window, before every grab: each grab then finds damage and does its full work (a whole
+// monitor grabbed), which measures the grab path's own capacity, as ffmpeg's x11grab does.
 #include "deskstream/plugin.h"
 
+#include <X11/Xlib.h>
 #include <dlfcn.h>
 #include <sys/resource.h>
 
@@ -52,14 +59,14 @@ double cpuSeconds() {
 
 int usage() {
     std::fprintf(stderr, "usage: ds_capture_grab_rate --plugin FILE [--set key=value]... [--monitor N] "
-                         "[--seconds S] [--warmup-seconds S]\n");
+                         "[--seconds S] [--warmup-seconds S] [--poke-display :N]\n");
     return 2;
 }
 
 } // namespace
 
 int main(int argc, char **argv) {
-    std::string file;
+    std::string file, pokeDisplay;
     uint32_t monitor = 0;
     double seconds = 10, warmup = 2;
     for (int i = 1; i < argc; ++i) {
@@ -70,6 +77,7 @@ int main(int argc, char **argv) {
         else if (a == "--monitor") monitor = static_cast<uint32_t>(std::stoul(v));
         else if (a == "--seconds") seconds = std::stod(v);
         else if (a == "--warmup-seconds") warmup = std::stod(v);
+        else if (a == "--poke-display") pokeDisplay = v;
         else if (a == "--set" && v.find('=') != std::string::npos) g_values[v.substr(0, v.find('='))] = v.substr(v.find('=') + 1);
         else return usage();
     }
@@ -90,6 +98,16 @@ int main(int argc, char **argv) {
     if (v->create(&host, &config, &inst, err, sizeof err) != DS_OK)
         return std::fprintf(stderr, "create failed: %s\n", err), 1;
 
+    Display *poke = nullptr;
+    GC pokeGc = nullptr;
+    if (!pokeDisplay.empty()) {
+        poke = XOpenDisplay(pokeDisplay.c_str());
+        if (!poke) return std::fprintf(stderr, "cannot open X display %s\n", pokeDisplay.c_str()), 1;
+        pokeGc = XCreateGC(poke, DefaultRootWindow(poke), 0, nullptr);
+        XSetSubwindowMode(poke, pokeGc, IncludeInferiors); // drawn over the windows too
+    }
+    unsigned long pokeColour = 0;
+
     uint64_t frames = 0, timeouts = 0, reinits = 0, bytes = 0;
     uint32_t width = 0, height = 0;
     double cpu0 = 0;
@@ -105,6 +123,11 @@ int main(int argc, char **argv) {
             cpu0 = cpuSeconds();
         }
         if (now >= end) break;
+        if (poke) {
+            XSetForeground(poke, pokeGc, pokeColour++ & 0xFFFFFF);
+            XDrawPoint(poke, DefaultRootWindow(poke), pokeGc, 0, 0);
+            XFlush(poke);
+        }
         ds_frame f{};
         f.struct_size = sizeof f;
         ds_status s = v->grab_frame(inst, monitor, 100, &f, err, sizeof err);
@@ -125,9 +148,13 @@ int main(int argc, char **argv) {
     }
     const double cpu = cpuSeconds() - cpu0;
     v->destroy(inst);
-    std::printf("{\"plugin\":\"%s\",\"width\":%u,\"height\":%u,\"seconds\":%.1f,\"frames\":%llu,\"fps\":%.1f,"
+    if (poke) {
+        XFreeGC(poke, pokeGc);
+        XCloseDisplay(poke);
+    }
+    std::printf("{\"plugin\":\"%s\",\"poked\":%s,\"width\":%u,\"height\":%u,\"seconds\":%.1f,\"frames\":%llu,\"fps\":%.1f,"
                 "\"timeouts\":%llu,\"reinits\":%llu,\"cpuCores\":%.2f,\"cpuMsPerFrame\":%.2f,\"gbPerSecond\":%.2f}\n",
-                d->name, width, height, seconds, static_cast<unsigned long long>(frames), frames / seconds,
+                d->name, poke ? "true" : "false", width, height, seconds, static_cast<unsigned long long>(frames), frames / seconds,
                 static_cast<unsigned long long>(timeouts), static_cast<unsigned long long>(reinits), cpu / seconds,
                 frames ? cpu * 1000 / static_cast<double>(frames) : 0.0, static_cast<double>(bytes) / seconds / 1e9);
     return 0;

@@ -8,8 +8,11 @@
 # sideways (every pixel changes every frame), as fast as ximagesink can show them (sync=false),
 # so no grabber below is capped by the picture. Then, one after the other, SECONDS_RUN each
 # (default 10):
-#   1. ds_capture_grab_rate: x11 plugin frames per second, each frame released at once;
-#   2. ffmpeg -f x11grab -framerate 1000 -c:v rawvideo -f null -      (the baseline of 1);
+#   1. ds_capture_grab_rate: x11 plugin frames per second, each frame released at once:
+#      a. as the picture changes (distinct pictures only: at most the picture's own rate);
+#      b. with --poke-display (one pixel changed before each grab, so every grab does its full
+#         work): the grab path's capacity;
+#   2. ffmpeg -f x11grab -framerate 1000 -c:v rawvideo -f null -      (the baseline of 1b);
 #   3. deskstream --role relay + --role agent (capture x11, jpeg quality fixed at 75,
 #      [agent] fps = 1000, i.e. uncapped) + one acknowledging viewer (ds_loadgen);
 #   4. ffmpeg -f x11grab -framerate 1000 -c:v mjpeg -q:v 5 -f null -  (the baseline of 3).
@@ -69,13 +72,19 @@ ffmpeg_rate() {
   awk -v f="$frames" -v w="$wall" -v u="$user" -v s="$sys" 'BEGIN { printf "%.1f %.2f %d %.1f\n", f / w, (u + s) / w, f, w }'
 }
 
-# ---- 1. x11 grab rate
-echo "== 1. ds_capture_grab_rate, x11 plugin, monitor 0 (${SECONDS_RUN} s after 2 s warm-up)"
+# ---- 1. x11 grab rate: a. the picture's distinct frames, b. every grab a full one (poked)
+echo "== 1a. ds_capture_grab_rate, x11 plugin, monitor 0 (${SECONDS_RUN} s after 2 s warm-up)"
 "$BUILD/bench/capture/ds_capture_grab_rate" --plugin "$BUILD/plugins/deskstream_capture_x11.so" \
   --set display="$D" --seconds "$SECONDS_RUN" --warmup-seconds 2 >"$OUT/grab.json" 2>"$OUT/grab.err"
 cat "$OUT/grab.json"
-GRAB_FPS=$(sed -n 's/.*"fps":\([0-9.]*\).*/\1/p' "$OUT/grab.json")
-GRAB_CPU=$(sed -n 's/.*"cpuCores":\([0-9.]*\).*/\1/p' "$OUT/grab.json")
+PICTURE_FPS=$(sed -n 's/.*"fps":\([0-9.]*\).*/\1/p' "$OUT/grab.json")
+echo "== 1b. the same with --poke-display $D (${SECONDS_RUN} s after 2 s warm-up)"
+"$BUILD/bench/capture/ds_capture_grab_rate" --plugin "$BUILD/plugins/deskstream_capture_x11.so" \
+  --set display="$D" --seconds "$SECONDS_RUN" --warmup-seconds 2 --poke-display "$D" \
+  >"$OUT/grab-poked.json" 2>"$OUT/grab-poked.err"
+cat "$OUT/grab-poked.json"
+GRAB_FPS=$(sed -n 's/.*"fps":\([0-9.]*\).*/\1/p' "$OUT/grab-poked.json")
+GRAB_CPU=$(sed -n 's/.*"cpuCores":\([0-9.]*\).*/\1/p' "$OUT/grab-poked.json")
 
 # ---- 2. ffmpeg rawvideo
 echo "== 2. ffmpeg -f x11grab -framerate 1000 -video_size 1920x1080 -i $D -c:v rawvideo -f null - (${SECONDS_RUN} s)"
@@ -119,7 +128,8 @@ read -r MJPEG_FPS MJPEG_CPU MJPEG_FRAMES MJPEG_WALL < <(ffmpeg_rate mjpeg -c:v m
 echo "ffmpeg mjpeg: $MJPEG_FRAMES frames in $MJPEG_WALL s = $MJPEG_FPS fps, $MJPEG_CPU cores"
 
 echo "== summary ($OUT)"
-echo "x11 grab: ${GRAB_FPS:-n/a} fps (${GRAB_CPU:-n/a} cores in the grabbing process); ffmpeg rawvideo: $RAW_FPS fps ($RAW_CPU cores)"
+echo "x11 distinct pictures of the moving picture: ${PICTURE_FPS:-n/a} fps"
+echo "x11 grab (poked): ${GRAB_FPS:-n/a} fps (${GRAB_CPU:-n/a} cores in the grabbing process); ffmpeg rawvideo: $RAW_FPS fps ($RAW_CPU cores)"
 awk -v a="${GRAB_FPS:-0}" -v f="$RAW_FPS" 'BEGIN { if (f > 0) printf "ratio x11 grab / ffmpeg rawvideo: %.2f\n", a / f }'
 echo "agent (x11, jpeg q75, uncapped): ${AGENT_FPS:-n/a} fps (${AGENT_CPU:-n/a} cores); ffmpeg mjpeg -q:v 5: $MJPEG_FPS fps ($MJPEG_CPU cores)"
 awk -v a="${AGENT_FPS:-0}" -v f="$MJPEG_FPS" 'BEGIN { if (f > 0) printf "ratio agent / ffmpeg mjpeg: %.2f (aim >= 2.5)\n", a / f }'
