@@ -74,7 +74,7 @@ struct Extensions {
 DisplayPtr openDisplay(const std::string &name, Extensions &ext) {
     DisplayPtr d(XOpenDisplay(name.c_str()));
     if (!d) throw Error(DS_ERR_UNSUPPORTED, "cannot open X display '" + name + "'");
-    int major = 0, minor = 0, error = 0, opcode = 0;
+    int major = 0, minor = 0, error = 0;
     Bool pixmaps = False;
     if (!XShmQueryVersion(d.get(), &major, &minor, &pixmaps))
         throw Error(DS_ERR_UNSUPPORTED, "X display '" + name + "' has no MIT-SHM extension");
@@ -82,6 +82,7 @@ DisplayPtr openDisplay(const std::string &name, Extensions &ext) {
         throw Error(DS_ERR_UNSUPPORTED, "X display '" + name + "' has no DAMAGE extension");
     if (!XFixesQueryExtension(d.get(), &ext.fixesEvent, &error))
         throw Error(DS_ERR_UNSUPPORTED, "X display '" + name + "' has no XFIXES extension");
+    // XFIXES and DAMAGE require a client to announce its version before any other request.
     int fixesMajor = 0, fixesMinor = 0;
     XFixesQueryVersion(d.get(), &fixesMajor, &fixesMinor);
     int damageMajor = 0, damageMinor = 0;
@@ -91,7 +92,6 @@ DisplayPtr openDisplay(const std::string &name, Extensions &ext) {
         throw Error(DS_ERR_UNSUPPORTED, "X display '" + name + "' has no XTEST extension");
     if (XRRQueryExtension(d.get(), &ext.randrEvent, &error) && XRRQueryVersion(d.get(), &major, &minor))
         ext.monitors = major > 1 || (major == 1 && minor >= 5);
-    (void)opcode;
     return d;
 }
 
