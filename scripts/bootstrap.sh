@@ -12,6 +12,10 @@ PACKAGES=(
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev postgresql sqlite3 procps
 )
+# Browser end-to-end tests (tests/e2e): Debian's Chromium, and Node.js + npm when no Node.js is
+# installed yet; scripts/lib/e2e.sh then installs playwright-core into tests/e2e/node_modules.
+PACKAGES+=(chromium)
+command -v npm >/dev/null 2>&1 || PACKAGES+=(nodejs npm)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
