@@ -228,6 +228,7 @@ client.addEventListener('redirect', (e) => {
 });
 
 ui.retry.addEventListener('click', () => client.retryNow());
+window.addEventListener('online', () => client.retryNow()); // the network is back: no need to wait
 ui.monitor.addEventListener('change', () => {
   choice.monitor = ui.monitor.value === 'all' ? null : Number(ui.monitor.value);
   keepChoiceInUrl();

@@ -10,7 +10,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import {
-  Relay, Agent, freePort, scratch, launchBrowser, watchConsole, eventually, pictureMoves, viewerStatus, sleep,
+  Relay, Agent, DeskstreamProcess, freePort, scratch, launchBrowser, watchConsole, eventually, pictureMoves, viewerStatus, sleep,
 } from './lib/harness.mjs';
 
 const HEARTBEAT_BOUND_MS = 1000 * (3 + 1);
@@ -120,6 +120,32 @@ test('relay down for long: the breaker shows "relay unreachable, retrying in N s
   await page.click('#retry'); // the user need not wait for the countdown
   await eventually(async () => (await viewerStatus(page)).state === 'connected', { timeoutMs: 15000, what: 'connected after "retry now"' });
   downWindows[downWindows.length - 1][1] = Date.now();
+});
+
+test('a relay that refuses the token: "unauthorized" and no retry loop; a valid ?token= connects', async () => {
+  const securePort = await freePort();
+  const secure = await new Relay(securePort, join(dir, 'secure'), ['--set', 'auth.secret=e2e-secret']).startAndWait();
+  const p = await browser.newPage();
+  const log = watchConsole(p);
+  let attempts = 0;
+  p.on('websocket', () => { attempts += 1; });
+  try {
+    await p.goto(`${secure.base}/`);
+    await eventually(async () => (await viewerStatus(p)).state === 'offline', { what: 'offline: unauthorized' });
+    assert.match((await viewerStatus(p)).text, /^unauthorized: add \?token=/);
+    await sleep(3000);
+    assert.equal(attempts, 1, 'a refused token is not retried');
+    const token = await new Promise((resolve, reject) => {
+      const t = new DeskstreamProcess('token', ['--set', 'auth.secret=e2e-secret', 'token', '--role', 'viewer', '--sub', 'e2e-viewer', '--ttl', '1h']).start();
+      t.exited.then(({ code }) => (code === 0 ? resolve(t.log.trim()) : reject(new Error(t.log))));
+    });
+    await p.goto(`${secure.base}/?token=${encodeURIComponent(token)}`);
+    await eventually(async () => (await viewerStatus(p)).state === 'connected', { what: 'connected with the token' });
+    log.assertNone();
+  } finally {
+    await p.close();
+    await secure.stop();
+  }
 });
 
 test('no console errors apart from the refused connection while the relay was down', () => consoleLog.assertNone(refusedWhileDown));

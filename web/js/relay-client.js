@@ -258,7 +258,8 @@ export class RelayClient extends EventTarget {
   onError(msg) {
     const code = String(msg.code || 'error');
     const message = String(msg.message || '');
-    if (code === 'unauthorized') { this.refused('unauthorized: add ?token=… to the URL'); return; }
+    // Before handshake_ack an unauthorized error is the relay refusing this token (1008 follows).
+    if (code === 'unauthorized' && this.state !== 'connected') { this.refused('unauthorized: add ?token=… to the URL'); return; }
     if (code === 'not_found' && this.watching && !this.subscribed)
       this.emit('waiting', { desktopClientId: this.watching.desktopClientId, reason: 'desktop not connected; waiting for it' });
     this.emit('relayerror', { code, message });
