@@ -133,10 +133,11 @@ function renderState({ state, retryAt, reason }) {
     reconnecting: () => 'reconnecting…',
     offline: () => (retryAt ? `relay unreachable, retrying in ${Math.max(0, Math.ceil((retryAt - Date.now()) / 1000))} s` : reason),
   }[state];
+  const notice = () => { if (client.watching) showNotice(state === 'offline' ? ui.status.textContent : 'reconnecting to the relay…'); };
   ui.status.textContent = text();
   ui.status.title = reason || '';
-  if (state === 'offline' && retryAt) countdown = setInterval(() => { ui.status.textContent = text(); }, 250);
-  if (state !== 'connected' && client.watching) showNotice(state === 'offline' ? ui.status.textContent : 'reconnecting to the relay…');
+  if (state === 'offline' && retryAt) countdown = setInterval(() => { ui.status.textContent = text(); notice(); }, 250);
+  if (state !== 'connected') notice();
 }
 
 // ---------------------------------------------------------------- desktop list

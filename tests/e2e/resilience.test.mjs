@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import {
   Relay, Agent, DeskstreamProcess, freePort, scratch, launchBrowser, watchConsole, eventually, pictureMoves, viewerStatus, sleep,
+  screenshot,
 } from './lib/harness.mjs';
 
 const HEARTBEAT_BOUND_MS = 1000 * (3 + 1);
@@ -112,6 +113,10 @@ test('relay down for long: the breaker shows "relay unreachable, retrying in N s
   assert.ok(seconds >= 1 && seconds <= 20, shown.text);
   // 5 failures in a row open the breaker; backoff with jitter before: never a tight loop.
   assert.ok(attempts <= 5, `${attempts} attempts in ${Date.now() - downAt} ms`);
+  assert.match(await page.locator('#desktops button[data-client-id="resilient-pc"]').textContent(), /offline/,
+    'without the relay no desktop is shown online');
+  assert.match(await page.locator('#notice').textContent(), /^relay unreachable, retrying in \d+ s$/);
+  await screenshot(page, 'viewer-offline.png');
   await sleep(3000);
   assert.ok(attempts <= 5, `no attempt while the breaker is open (${attempts})`);
   assert.equal((await viewerStatus(page)).state, 'offline');

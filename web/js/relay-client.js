@@ -118,6 +118,11 @@ export class RelayClient extends EventTarget {
       this.subscribed = false;
       this.emit('waiting', { desktopClientId: this.watching.desktopClientId, reason: 'relay connection lost' });
     }
+    // Without the relay nothing is known to be online; the next handshake_ack tells again.
+    if ([...this.desktops.values()].some((d) => d.online)) {
+      for (const d of this.desktops.values()) d.online = false;
+      this.emitDesktops();
+    }
     const { delayMs, breakerOpen } = this.retry.failure();
     this.retryAt = Date.now() + delayMs;
     if (breakerOpen) this.setState('offline', `relay unreachable (${reason})`);
