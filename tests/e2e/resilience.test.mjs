@@ -10,7 +10,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import {
-  Relay, Agent, DeskstreamProcess, freePort, scratch, launchBrowser, watchConsole, eventually, pictureMoves, viewerStatus, sleep,
+  Relay, Agent, DeskstreamProcess, CuttableProxy, freePort, scratch, launchBrowser, watchConsole, eventually, pictureMoves, viewerStatus, sleep,
   screenshot,
 } from './lib/harness.mjs';
 
@@ -96,6 +96,29 @@ test('agent killed and restarted: the picture moves again without reload, on the
   assert.ok(notices.some((n) => n.desktopClientId === 'resilient-pc' && n.desktop?.clientId === 'resilient-pc'),
     `the relay sent desktop_connected (${JSON.stringify(notices)})`);
   assert.match(await item.textContent(), /online/);
+});
+
+test('the page alone loses its connection (agent still streaming): it subscribes again and the picture moves, no notice needed', async () => {
+  const proxy = await new CuttableProxy(port).start();
+  const p = await browser.newPage({ viewport: { width: 800, height: 600 } });
+  const log = watchConsole(p);
+  const seen = [];
+  p.on('websocket', (ws) => ws.on('framereceived', (f) => { if (typeof f.payload === 'string') seen.push(f.payload); }));
+  try {
+    await p.goto(`${proxy.base}/?desktop=resilient-pc`);
+    await pictureMoves(p, { what: 'the picture through the proxy moves' });
+    seen.length = 0;
+    proxy.cut();
+    await eventually(async () => (await viewerStatus(p)).state !== 'connected', { intervalMs: 20, what: 'the page notices the drop' });
+    await eventually(async () => (await viewerStatus(p)).state === 'connected', { timeoutMs: 15000, what: 'connected again' });
+    await pictureMoves(p, { what: 'the picture moves again after the page reconnected' });
+    assert.ok(!seen.some((m) => m.includes('"desktop_connected"')), 'no desktop registered meanwhile: the page resubscribed by itself');
+    assert.ok(seen.some((m) => m.includes('"subscribed"')), 'the page subscribed again');
+    log.assertNone((e) => /ERR_CONNECTION_RESET|WebSocket connection to .* failed/.test(e.text));
+  } finally {
+    await p.close();
+    await proxy.stop();
+  }
 });
 
 test('relay down for long: the breaker shows "relay unreachable, retrying in N s" and does not hammer', async () => {

@@ -7,7 +7,7 @@
 // (default /usr/bin/chromium) and DESKSTREAM_UPDATE_SCREENSHOTS=1 (also copy screenshots to
 // docs/images). A missing binary, browser or package is a failure with the reason, never a skip.
 import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
+import { createServer, connect } from 'node:net';
 import { existsSync, mkdirSync, readFileSync, copyFileSync, rmSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -99,6 +99,44 @@ export class DeskstreamProcess {
   }
 }
 
+/**
+ * A loopback TCP proxy in front of the relay for the page only, so a test can cut the page's
+ * connections (as a network drop would) while the agent stays connected to the relay directly.
+ */
+export class CuttableProxy {
+  constructor(targetPort) {
+    this.targetPort = targetPort;
+    this.sockets = new Set();
+  }
+
+  async start() {
+    this.server = createServer((client) => {
+      const upstream = connect(this.targetPort, '127.0.0.1');
+      for (const s of [client, upstream]) {
+        this.sockets.add(s);
+        s.on('close', () => this.sockets.delete(s));
+        s.on('error', () => {}); // the other side is destroyed with it
+      }
+      client.pipe(upstream);
+      upstream.pipe(client);
+      client.on('close', () => upstream.destroy());
+      upstream.on('close', () => client.destroy());
+    });
+    await new Promise((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    this.port = this.server.address().port;
+    this.base = `http://127.0.0.1:${this.port}`;
+    return this;
+  }
+
+  /** Drops every open connection at once (a TCP reset for the page); new ones are accepted. */
+  cut() { for (const s of this.sockets) s.destroy(); }
+
+  async stop() {
+    this.cut();
+    await new Promise((resolve) => this.server?.close(resolve));
+  }
+}
+
 /** The relay: SQLite store in its own state folder, 1 s heartbeats (bound 4 s), web pages. */
 export class Relay extends DeskstreamProcess {
   constructor(port, stateDir, extra = []) {
@@ -177,7 +215,7 @@ export function scratch(name) {
 
 /** Debian's Chromium, headless. */
 export async function launchBrowser() {
-  return chromium.launch({ executablePath: env.chromium, headless: true, args: ['--no-sandbox', '--disable-gpu'] });
+  return chromium.launch({ executablePath: env.chromium, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
 }
 
 /**
