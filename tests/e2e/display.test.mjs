@@ -2,7 +2,8 @@
 // Chromium, fed hand-built frames without a socket: partial rectangles composited per the
 // header flags (docs/protocol.md, "Frames"), acknowledgement once per completed frame,
 // latest-wins for full pictures (never for partial rects), raw BGRA, a resolution change,
-// coordinates mapped to remote pixels at any scale, and malformed headers refused.
+// coordinates mapped to remote pixels at any scale, malformed headers refused; and the retry
+// policy (web/js/retry.js) behind the viewer's reconnects.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -167,6 +168,24 @@ test('malformed frame headers are refused with the reason', async () => {
   });
   assert.deepEqual(errors, ['frame shorter than 64 bytes', 'frame magic is not DSF1', 'frame lengths disagree',
     'frame rect lies outside the screen', 'frame has an empty screen or rect', 'accepted']);
+});
+
+test('retry policy: full-jitter backoff within its ceilings, breaker after 5 failures, reset on success', async () => {
+  const r = await page.evaluate(async () => {
+    const { RetryPolicy } = await import('/js/retry.js');
+    const run = (random) => {
+      const p = new RetryPolicy({ random });
+      const out = [];
+      for (let i = 0; i < 7; i++) out.push(p.failure());
+      p.success();
+      out.push(p.failure());
+      return out;
+    };
+    return { top: run(() => 0.999999), bottom: run(() => 0) };
+  });
+  assert.deepEqual(r.top.map((x) => x.delayMs), [499, 999, 1999, 3999, 20000, 20000, 20000, 499]);
+  assert.deepEqual(r.top.map((x) => x.breakerOpen), [false, false, false, false, true, true, true, false]);
+  assert.deepEqual(r.bottom.map((x) => x.delayMs), [0, 0, 0, 0, 20000, 20000, 20000, 0], 'jitter reaches 0; the breaker pause does not jitter');
 });
 
 test('no console errors', () => consoleLog.assertNone());
