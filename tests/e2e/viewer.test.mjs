@@ -63,7 +63,7 @@ test('the list shows the agent; opening it draws a moving picture; fps > 0; acks
   await screenshot(page, 'viewer.png');
 });
 
-test('a link opens the same desktop and monitor; one monitor alone; fit and 1:1', async () => {
+test('a link opens the same desktop and monitor; one monitor alone; fit, 1:1 and full screen', async () => {
   await page.goto(`${relay.base}/?desktop=e2e-pc&monitor=1`);
   await pictureMoves(page, { what: 'monitor 1 alone moves' });
   let f = await canvasFingerprints(page);
@@ -79,6 +79,16 @@ test('a link opens the same desktop and monitor; one monitor alone; fit and 1:1'
   assert.equal(Math.round(one.height), 400);
   assert.equal(new URL(page.url()).searchParams.get('scale'), '1:1');
   await page.click('#scale-fit');
+  // Full screen: the picture area alone, the canvas fitted to the whole window.
+  await page.click('#fullscreen');
+  await eventually(async () => (await page.evaluate(() => document.fullscreenElement?.id)) === 'viewport', { what: 'full screen' });
+  await eventually(async () => {
+    const c = await page.locator('#screens canvas').boundingBox();
+    const vp = page.viewportSize();
+    return Math.abs(c.width - vp.width) <= 2 || Math.abs(c.height - vp.height) <= 2;
+  }, { what: 'the canvas fills the screen' });
+  await page.evaluate(() => document.exitFullscreen());
+  await eventually(async () => (await page.evaluate(() => document.fullscreenElement)) === null, { what: 'full screen left' });
   await page.selectOption('#monitor', 'all');
   await eventually(async () => (await canvasFingerprints(page)).length === 2, { what: 'both monitors again' });
   assert.equal(new URL(page.url()).searchParams.get('monitor'), null);
