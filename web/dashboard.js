@@ -33,6 +33,8 @@ function chart(points) {
   const ctx = canvas.getContext('2d');
   ctx.scale(dpr, dpr);
   const now = Date.now();
+  // The time axis covers what this page has seen: at least 1 minute, at most HISTORY_MS.
+  const span = Math.min(HISTORY_MS, Math.max(60000, points.length ? now - points[0].t : 0));
   ctx.fillStyle = 'rgba(255, 255, 255, 0.05)';
   ctx.fillRect(0, 0, 160, 36);
   const line = (key, color) => {
@@ -44,7 +46,7 @@ function chart(points) {
     let started = false;
     for (const p of points) {
       if (p[key] === null || p[key] === undefined) { started = false; continue; }
-      const x = 160 - ((now - p.t) / HISTORY_MS) * 160;
+      const x = 160 - ((now - p.t) / span) * 160;
       const y = 34 - (p[key] / max) * 30;
       if (started) ctx.lineTo(x, y); else ctx.moveTo(x, y);
       started = true;
@@ -59,7 +61,7 @@ function chart(points) {
   line('fps', '#6fcf6f');
   line('lat', '#f0a040');
   const last = points[points.length - 1];
-  canvas.title = last ? `fps ${fmt(last.fps, 1)}, latency p50 ${fmt(last.lat)} ms` : '';
+  canvas.title = last ? `last ${duration(span)}: fps ${fmt(last.fps, 1)}, latency p50 ${fmt(last.lat)} ms` : '';
   canvas.setAttribute('role', 'img');
   canvas.setAttribute('aria-label', `chart of the last minutes: ${canvas.title}`);
   return canvas;
