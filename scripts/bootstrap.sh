@@ -16,6 +16,10 @@ PACKAGES=(
   # x11 capture tests (an Xvfb server, xrandr, xdpyinfo) and bench/capture (a moving picture, ffmpeg)
   xvfb x11-xserver-utils x11-utils ffmpeg gstreamer1.0-tools gstreamer1.0-x gstreamer1.0-plugins-base
 )
+# Browser end-to-end tests (tests/e2e): Debian's Chromium, and Node.js + npm when no Node.js is
+# installed yet; scripts/lib/e2e.sh then installs playwright-core into tests/e2e/node_modules.
+PACKAGES+=(chromium)
+command -v npm >/dev/null 2>&1 || PACKAGES+=(nodejs npm)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

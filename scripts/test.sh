@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
 bash scripts/bootstrap.sh
+bash scripts/lib/e2e.sh ensure
 
 PRESET=${DESKSTREAM_PRESET:-debug}
 JOBS=${DESKSTREAM_JOBS:-$(nproc)}

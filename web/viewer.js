@@ -1,255 +1,277 @@
-// deskstream browser viewer: protocol v1 (docs/protocol.md).
-// Handshake, subscribe, draw binary frames on canvases, acknowledge each drawn frame,
-// heartbeat towards the relay with reconnect (exponential backoff, full jitter), input commands.
-'use strict';
+// The viewer page: wires the relay connection (js/relay-client.js), the display
+// (js/display.js) and the input controller (js/input.js) to the controls, the status line and
+// the overlay. The choice of desktop, monitor and scale is kept in the URL. Everything that
+// comes from agents or the relay is shown with textContent, never parsed as HTML.
+import { RelayClient } from './js/relay-client.js';
+import { Display } from './js/display.js';
+import { InputController } from './js/input.js';
 
-const HEADER_BYTES = 64;
-const MIME = { 1: 'image/jpeg', 2: 'image/webp', 3: 'image/avif', 4: 'image/png' };
+const $ = (id) => document.getElementById(id);
+const ui = {
+  status: $('status'), retry: $('retry'), desktops: $('desktops'), noDesktops: $('no-desktops'),
+  monitor: $('monitor'), scaleFit: $('scale-fit'), scale1: $('scale-1'), fullscreen: $('fullscreen'),
+  control: $('control'), viewport: $('viewport'), screens: $('screens'), overlay: $('overlay'), notice: $('notice'),
+};
+
 const params = new URLSearchParams(location.search);
 const token = params.get('token') || '';
-
-const ui = {
-  desktop: document.getElementById('desktop'),
-  monitor: document.getElementById('monitor'),
-  input: document.getElementById('input-enabled'),
-  status: document.getElementById('status'),
-  screens: document.getElementById('screens'),
-  empty: document.getElementById('empty'),
-  stats: document.getElementById('stats'),
+const choice = {
+  desktop: params.get('desktop') || '',
+  monitor: /^\d+$/.test(params.get('monitor') || '') ? Number(params.get('monitor')) : null,
+  scale: params.get('scale') === '1:1' ? '1:1' : 'fit',
 };
 
-const state = {
-  ws: null,
-  attempt: 0,
-  heartbeatMs: 5000,
-  missedLimit: 3,
-  lastPong: 0,
-  pingTimer: null,
-  subscribed: null,         // desktopClientId
-  wanted: params.get('desktop') || '',
-  monitors: [],
-  canvases: new Map(),      // monitor index -> canvas
-  drawing: new Map(),       // monitor index -> busy flag (latest frame wins while decoding)
-  pending: new Map(),       // monitor index -> newest undrawn frame
-  frames: 0, bytes: 0, lastStatsAt: performance.now(), latencies: [],
+function el(tag, className, text) {
+  const e = document.createElement(tag);
+  if (className) e.className = className;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+function keepChoiceInUrl() {
+  const p = new URLSearchParams(location.search);
+  for (const [k, v] of [['desktop', choice.desktop], ['monitor', choice.monitor === null ? '' : String(choice.monitor)],
+    ['scale', choice.scale === 'fit' ? '' : choice.scale]]) {
+    if (v) p.set(k, v); else p.delete(k);
+  }
+  const q = p.toString();
+  history.replaceState(null, '', q ? `?${q}` : location.pathname);
+}
+
+// ---------------------------------------------------------------- figures for the overlay
+const figures = {
+  drawn: [],            // [time, drawLatencyMs] of the last 2 s
+  quality: null,
+  viewerDrops: 0,       // latest-wins skips in this page
+  relayDrops: 0,        // this viewer's frames the relay dropped (lagging)
+  agentDrops: 0,        // frames the agent dropped (window full)
+  ackLatencyMs: null,   // the agent's last acknowledged latency (send -> ack)
+  lastFrameAt: 0,
 };
 
-function setStatus(text, s) { ui.status.textContent = text; ui.status.dataset.state = s; }
-
-function send(obj) {
-  if (state.ws && state.ws.readyState === WebSocket.OPEN) state.ws.send(JSON.stringify(obj));
-}
-
-function connect() {
-  const url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/ws/viewer';
-  setStatus('connecting…', 'connecting');
-  const ws = new WebSocket(url);
-  ws.binaryType = 'arraybuffer';
-  state.ws = ws;
-  ws.onopen = () => send({ type: 'handshake', protocol: 1, role: 'viewer', token });
-  ws.onmessage = (ev) => (typeof ev.data === 'string' ? onText(ev.data) : onFrame(ev.data));
-  ws.onclose = (ev) => {
-    stopHeartbeat();
-    state.subscribed = null;
-    setStatus(`disconnected (${ev.code}${ev.reason ? ' ' + ev.reason : ''}), retrying`, 'closed');
-    if (ev.code === 1008 && /unauthorized/.test(ev.reason)) { setStatus('unauthorized: add ?token=… to the URL', 'closed'); return; }
-    // Exponential backoff with full jitter, capped at 30 s.
-    const cap = Math.min(30000, 500 * 2 ** state.attempt++);
-    setTimeout(connect, Math.random() * cap);
-  };
-}
-
-function startHeartbeat() {
-  stopHeartbeat();
-  state.lastPong = performance.now();
-  state.pingTimer = setInterval(() => {
-    const silentFor = performance.now() - state.lastPong;
-    if (silentFor > state.heartbeatMs * (state.missedLimit + 1)) {
-      // The relay stopped answering: the socket may look open but is dead.
-      state.ws.close(4008, 'heartbeat timeout');
-      return;
-    }
-    send({ type: 'ping', timestamp: Date.now() });
-  }, state.heartbeatMs);
-}
-
-function stopHeartbeat() { if (state.pingTimer) clearInterval(state.pingTimer); state.pingTimer = null; }
-
-function onText(text) {
-  let msg;
-  try { msg = JSON.parse(text); } catch { console.warn('relay sent malformed JSON'); return; }
-  state.lastPong = performance.now(); // any message proves the relay is alive
-  switch (msg.type) {
-    case 'handshake_ack':
-      state.attempt = 0;
-      state.heartbeatMs = msg.heartbeatIntervalMs || 5000;
-      startHeartbeat();
-      setStatus('connected', 'open');
-      updateDesktops((msg.desktops || []).map((d) => (typeof d === 'string' ? { clientId: d } : d)));
-      break;
-    case 'ping': send({ type: 'pong', timestamp: msg.timestamp, serverTime: Date.now() }); break;
-    case 'pong':
-      if (Array.isArray(msg.availableDesktopClients)) updateDesktops(msg.availableDesktopClients.map((id) => ({ clientId: id })));
-      break;
-    case 'subscribed':
-      state.subscribed = msg.desktopClientId;
-      state.monitors = msg.monitors || [];
-      buildScreens();
-      break;
-    case 'redirect': location.href = msg.url.replace(/^ws/, 'http').replace(/\/ws\/viewer$/, '/') + location.search; break;
-    case 'error': console.warn('relay error', msg.code, msg.message); setStatus(`error: ${msg.code} ${msg.message || ''}`, 'open'); break;
-    case 'command_queued': case 'command_result': break;
-    default: break;
-  }
-}
-
-function updateDesktops(list) {
-  const current = ui.desktop.value || state.wanted;
-  const ids = list.map((d) => d.clientId);
-  const known = Array.from(ui.desktop.options).map((o) => o.value).filter(Boolean);
-  if (ids.length === known.length && ids.every((id) => known.includes(id))) return;
-  ui.desktop.innerHTML = '';
-  if (ids.length === 0) ui.desktop.append(new Option('(none connected)', ''));
-  for (const d of list) ui.desktop.append(new Option(d.name ? `${d.name} (${d.clientId})` : d.clientId, d.clientId));
-  const pick = ids.includes(current) ? current : ids[0] || '';
-  ui.desktop.value = pick;
-  if (pick && pick !== state.subscribed) subscribe(pick);
-  if (!pick) { state.subscribed = null; buildScreens(); }
-}
-
-function subscribe(id) {
-  if (state.subscribed && state.subscribed !== id) send({ type: 'unsubscribe', desktopClientId: state.subscribed });
-  const msg = { type: 'subscribe', desktopClientId: id };
-  if (ui.monitor.value !== '') msg.monitor = Number(ui.monitor.value);
-  send(msg);
-}
-
-function buildScreens() {
-  ui.screens.innerHTML = '';
-  state.canvases.clear();
-  ui.empty.hidden = !!state.subscribed;
-  const prev = ui.monitor.value;
-  ui.monitor.innerHTML = '';
-  ui.monitor.append(new Option('all', ''));
-  for (const m of state.monitors) ui.monitor.append(new Option(`${m.index}: ${m.name || ''} ${m.width}x${m.height}`, String(m.index)));
-  ui.monitor.value = prev;
-}
-
-function canvasFor(monitor, width, height) {
-  let c = state.canvases.get(monitor);
-  if (!c) {
-    c = document.createElement('canvas');
-    c.tabIndex = 0;
-    c.dataset.monitor = String(monitor);
-    attachInput(c, monitor);
-    ui.screens.append(c);
-    state.canvases.set(monitor, c);
-  }
-  if (c.width !== width || c.height !== height) { c.width = width; c.height = height; }
-  return c;
-}
-
-function parseHeader(buf) {
-  if (buf.byteLength < HEADER_BYTES) return null;
-  const v = new DataView(buf);
-  if (v.getUint32(0, false) !== 0x44534631) return null; // "DSF1"
-  const headerLength = v.getUint16(4, true);
-  const payloadLength = v.getUint32(56, true);
-  if (headerLength < HEADER_BYTES || headerLength + payloadLength !== buf.byteLength) return null;
-  return {
-    headerLength, codec: v.getUint8(6), flags: v.getUint8(7),
-    frameNumber: Number(v.getBigUint64(8, true)), captureTimeUs: Number(v.getBigUint64(16, true)),
-    monitor: v.getUint16(28, true), quality: v.getUint8(30),
-    screenWidth: v.getUint32(32, true), screenHeight: v.getUint32(36, true),
-    x: v.getUint32(40, true), y: v.getUint32(44, true), width: v.getUint32(48, true), height: v.getUint32(52, true),
-    payloadLength,
-  };
-}
-
-function onFrame(buf) {
-  const h = parseHeader(buf);
-  if (!h) { console.warn('malformed frame header'); return; }
-  state.frames++; state.bytes += buf.byteLength;
-  const f = { h, payload: new Uint8Array(buf, h.headerLength, h.payloadLength), receivedAt: performance.now() };
-  if (state.drawing.get(h.monitor)) {
-    // Still decoding the previous picture: keep only the newest, acknowledge the skipped one
-    // so the agent's window does not fill up because of this tab.
-    const old = state.pending.get(h.monitor);
-    if (old) ack(old, 0);
-    state.pending.set(h.monitor, f);
-    return;
-  }
-  draw(f);
-}
-
-async function draw(f) {
-  const { h } = f;
-  state.drawing.set(h.monitor, true);
-  try {
-    const c = canvasFor(h.monitor, h.screenWidth, h.screenHeight);
-    const ctx = c.getContext('2d');
-    if (h.codec === 5) {
-      const img = new ImageData(h.width, h.height);
-      const p = f.payload;
-      for (let i = 0; i < img.data.length; i += 4) { img.data[i] = p[i + 2]; img.data[i + 1] = p[i + 1]; img.data[i + 2] = p[i]; img.data[i + 3] = 255; }
-      ctx.putImageData(img, h.x, h.y);
-    } else {
-      const bmp = await createImageBitmap(new Blob([f.payload], { type: MIME[h.codec] || 'application/octet-stream' }));
-      ctx.drawImage(bmp, h.x, h.y, h.width || bmp.width, h.height || bmp.height);
-      bmp.close();
-    }
-    ack(f, performance.now() - f.receivedAt);
-  } catch (e) {
-    console.warn('cannot draw frame', h.frameNumber, e);
-    ack(f, performance.now() - f.receivedAt);
-  } finally {
-    state.drawing.set(h.monitor, false);
-    const next = state.pending.get(h.monitor);
-    if (next) { state.pending.delete(h.monitor); draw(next); }
-  }
-}
-
-function ack(f, latency) {
-  const l = Math.round(latency);
-  state.latencies.push(l);
-  send({ type: 'frame_ack', desktopClientId: state.subscribed, frameNumber: f.h.frameNumber, monitor: f.h.monitor, latency: l });
-}
-
-function command(cmd) {
-  if (!state.subscribed) return;
-  send({ type: 'command', desktopClientId: state.subscribed, command: cmd });
-}
-
-function attachInput(canvas, monitor) {
-  const pos = (e) => {
-    const r = canvas.getBoundingClientRect();
-    return { x: Math.round((e.clientX - r.left) * canvas.width / r.width), y: Math.round((e.clientY - r.top) * canvas.height / r.height) };
-  };
-  let lastMove = 0;
-  canvas.addEventListener('mousemove', (e) => {
-    if (!ui.input.checked || performance.now() - lastMove < 33) return; // at most ~30 moves/s
-    lastMove = performance.now();
-    command({ type: 'input', event: 'mouse_move', monitor, ...pos(e) });
-  });
-  canvas.addEventListener('mousedown', (e) => { if (ui.input.checked) { canvas.focus(); command({ type: 'input', event: 'mouse_down', monitor, button: e.button, ...pos(e) }); } });
-  canvas.addEventListener('mouseup', (e) => { if (ui.input.checked) command({ type: 'input', event: 'mouse_up', monitor, button: e.button, ...pos(e) }); });
-  canvas.addEventListener('wheel', (e) => { if (ui.input.checked) { e.preventDefault(); command({ type: 'input', event: 'wheel', monitor, deltaX: Math.sign(e.deltaX), deltaY: Math.sign(e.deltaY), ...pos(e) }); } }, { passive: false });
-  canvas.addEventListener('keydown', (e) => { if (ui.input.checked) { e.preventDefault(); command({ type: 'input', event: 'key_down', monitor, key: e.key }); } });
-  canvas.addEventListener('keyup', (e) => { if (ui.input.checked) { e.preventDefault(); command({ type: 'input', event: 'key_up', monitor, key: e.key }); } });
-  canvas.addEventListener('contextmenu', (e) => { if (ui.input.checked) e.preventDefault(); });
-}
-
-ui.desktop.addEventListener('change', () => { state.wanted = ui.desktop.value; if (ui.desktop.value) subscribe(ui.desktop.value); });
-ui.monitor.addEventListener('change', () => { if (state.subscribed) subscribe(state.subscribed); });
-
-setInterval(() => {
+function renderOverlay() {
   const now = performance.now();
-  const secs = (now - state.lastStatsAt) / 1000;
-  const lat = state.latencies.sort((a, b) => a - b);
-  const p50 = lat.length ? lat[Math.floor(lat.length / 2)] : 0;
-  ui.stats.textContent = `${(state.frames / secs).toFixed(1)} fps  ${(state.bytes / secs / 1024).toFixed(0)} KiB/s  draw p50 ${p50} ms`;
-  window.deskstreamStats = { fps: state.frames / secs, p50, subscribed: state.subscribed };
-  state.frames = 0; state.bytes = 0; state.latencies = []; state.lastStatsAt = now;
-}, 1000);
+  while (figures.drawn.length && figures.drawn[0][0] < now - 2000) figures.drawn.shift();
+  if (!client.watching) { ui.overlay.textContent = ''; return; }
+  const fps = figures.drawn.length / 2 / Math.max(1, display.canvases().length); // per monitor
+  const draws = figures.drawn.map((d) => d[1]).sort((a, b) => a - b);
+  const drawP50 = draws.length ? Math.round(draws[Math.floor(draws.length / 2)]) : null;
+  const fmt = (v, unit = '') => (v === null || v === undefined ? '–' : `${v}${unit}`);
+  const drops = figures.viewerDrops + figures.relayDrops;
+  ui.overlay.textContent = [
+    `fps          ${fps.toFixed(1)}`,
+    `ack latency  ${fmt(figures.ackLatencyMs, ' ms')}`,
+    `draw         ${fmt(drawP50, ' ms')}`,
+    `quality      ${fmt(figures.quality)}`,
+    `drops        ${drops}`,
+    `  viewer ${figures.viewerDrops} · relay ${figures.relayDrops} · agent ${figures.agentDrops}`,
+  ].join('\n');
+  Object.assign(ui.overlay.dataset, { fps: fps.toFixed(1), quality: String(figures.quality ?? ''), drops: String(drops) });
+}
 
-connect();
+// ---------------------------------------------------------------- parts
+const wsUrl = new URL('ws/viewer', location.href);
+wsUrl.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
+wsUrl.search = '';
+const client = new RelayClient({ url: wsUrl.href, token });
+
+let lastKeyframeRequest = 0;
+const display = new Display(ui.screens, {
+  onDrawn(header, latencyMs) {
+    client.ack(header, latencyMs);
+    figures.drawn.push([performance.now(), latencyMs]);
+    figures.quality = header.quality;
+    figures.lastFrameAt = performance.now();
+  },
+  onDropped(n) { figures.viewerDrops += n; },
+  onNeedKeyframe() {
+    if (performance.now() - lastKeyframeRequest < 2000) return;
+    lastKeyframeRequest = performance.now();
+    client.command({ type: 'request_keyframe' });
+  },
+});
+
+const tokenRights = rightsOf(token);
+if (tokenRights && !tokenRights.includes('control')) {
+  ui.control.disabled = true;
+  ui.control.parentElement.title = 'your token does not allow control';
+}
+let controlOn = false;
+new InputController(ui.screens, display, (cmd) => client.command(cmd), () => controlOn);
+
+/** The `rights` claim of a JWT (not verified here: the relay decides); null when absent. */
+function rightsOf(jwt) {
+  try {
+    const part = jwt.split('.')[1];
+    if (!part) return null;
+    const claims = JSON.parse(atob(part.replace(/-/g, '+').replace(/_/g, '/')));
+    return Array.isArray(claims.rights) ? claims.rights.map(String) : typeof claims.rights === 'string' ? claims.rights.split(',') : null;
+  } catch { return null; }
+}
+
+function setControl(on) {
+  controlOn = on && !ui.control.disabled;
+  ui.control.checked = controlOn;
+  ui.viewport.dataset.control = controlOn ? 'on' : 'off';
+  if (controlOn) ui.screens.focus({ preventScroll: true });
+}
+
+function showNotice(text) {
+  ui.notice.textContent = text || '';
+  ui.notice.hidden = !text;
+}
+
+// ---------------------------------------------------------------- status line
+let countdown = 0;
+function renderState({ state, retryAt, reason }) {
+  clearInterval(countdown);
+  ui.status.dataset.state = state;
+  ui.retry.hidden = state !== 'offline';
+  const text = {
+    connecting: () => 'connecting…',
+    connected: () => 'connected',
+    reconnecting: () => 'reconnecting…',
+    offline: () => (retryAt ? `relay unreachable, retrying in ${Math.max(0, Math.ceil((retryAt - Date.now()) / 1000))} s` : reason),
+  }[state];
+  const notice = () => { if (client.watching) showNotice(state === 'offline' ? ui.status.textContent : 'reconnecting to the relay…'); };
+  ui.status.textContent = text();
+  ui.status.title = reason || '';
+  if (state === 'offline' && retryAt) countdown = setInterval(() => { ui.status.textContent = text(); notice(); }, 250);
+  if (state !== 'connected') notice();
+}
+
+// ---------------------------------------------------------------- desktop list
+function renderDesktops(desktops) {
+  ui.desktops.replaceChildren();
+  const sorted = [...desktops].sort((a, b) => (b.online - a.online) || a.clientId.localeCompare(b.clientId));
+  for (const d of sorted) {
+    const li = el('li');
+    const b = el('button');
+    b.type = 'button';
+    b.dataset.clientId = d.clientId;
+    b.setAttribute('aria-current', String(d.clientId === choice.desktop));
+    b.append(el('span', 'name', d.name || d.clientId));
+    const meta = el('span', 'meta');
+    meta.append(el('span', d.online ? 'online' : 'offline', d.online ? '● online' : '○ offline'),
+      document.createTextNode(` · ${d.monitors.length} monitor${d.monitors.length === 1 ? '' : 's'} · ${d.viewers} viewer${d.viewers === 1 ? '' : 's'}`));
+    b.append(meta);
+    if (d.name && d.name !== d.clientId) b.append(el('span', 'meta', d.clientId));
+    b.addEventListener('click', () => choose(d.clientId));
+    li.append(b);
+    ui.desktops.append(li);
+  }
+  ui.noDesktops.hidden = desktops.length > 0;
+  // Nothing chosen yet (no ?desktop=): take the first online desktop.
+  if (!choice.desktop) {
+    const first = sorted.find((d) => d.online);
+    if (first) choose(first.clientId);
+  }
+}
+
+function choose(clientId) {
+  if (clientId === choice.desktop && client.watching) return;
+  const changed = clientId !== choice.desktop;
+  choice.desktop = clientId;
+  if (changed) choice.monitor = null;
+  keepChoiceInUrl();
+  setControl(false);
+  shownKey = '';
+  display.reset();
+  Object.assign(figures, { drawn: [], quality: null, viewerDrops: 0, relayDrops: 0, agentDrops: 0, ackLatencyMs: null });
+  showNotice(`connecting to ${clientId}…`);
+  client.watch(clientId, choice.monitor);
+  for (const b of ui.desktops.querySelectorAll('button')) b.setAttribute('aria-current', String(b.dataset.clientId === clientId));
+}
+
+// ---------------------------------------------------------------- monitors
+let shownKey = '';
+function showMonitors(monitors) {
+  const prev = ui.monitor.value;
+  ui.monitor.replaceChildren(new Option('all, side by side', 'all'));
+  for (const m of monitors)
+    ui.monitor.append(new Option(`${m.index}: ${m.name || 'monitor'} ${m.width}×${m.height}`, String(m.index)));
+  ui.monitor.value = choice.monitor === null ? 'all' : String(choice.monitor);
+  if (ui.monitor.value === '') ui.monitor.value = prev || 'all';
+  const shown = choice.monitor === null ? monitors : monitors.filter((m) => m.index === choice.monitor);
+  const key = JSON.stringify(shown.map((m) => [m.index, m.width, m.height]));
+  if (key !== shownKey) { shownKey = key; display.setMonitors(shown); } // same monitors: keep the last picture
+}
+
+// ---------------------------------------------------------------- wiring
+client.addEventListener('state', (e) => renderState(e.detail));
+client.addEventListener('desktops', (e) => renderDesktops(e.detail.desktops));
+client.addEventListener('subscribed', (e) => {
+  showMonitors(e.detail.monitors);
+  showNotice('');
+  pollApi(); // the viewer count changed
+});
+client.addEventListener('waiting', (e) => {
+  if (client.state === 'connected') showNotice(`${e.detail.desktopClientId}: ${e.detail.reason}`);
+});
+client.addEventListener('frame', (e) => display.push(e.detail));
+client.addEventListener('command', (e) => {
+  const m = e.detail.message;
+  if (m.type === 'command_result' && m.status === 'failed') showNotice(`command failed: ${m.error || 'no reason given'}`);
+});
+client.addEventListener('relayerror', (e) => {
+  const { code, message } = e.detail;
+  if (code === 'forbidden' || code === 'unauthorized') { setControl(false); showNotice(`control refused: ${message || code}`); }
+  else if (code !== 'not_found') showNotice(`relay: ${code}${message ? ` — ${message}` : ''}`);
+});
+client.addEventListener('redirect', (e) => {
+  // The desktop is held by another relay instance: open the same view there.
+  const target = new URL(e.detail.url);
+  if (target.protocol !== 'ws:' && target.protocol !== 'wss:') return;
+  target.protocol = target.protocol === 'wss:' ? 'https:' : 'http:';
+  target.pathname = target.pathname.replace(/ws\/viewer$/, '');
+  target.search = location.search;
+  location.assign(target.href);
+});
+
+ui.retry.addEventListener('click', () => client.retryNow());
+window.addEventListener('online', () => client.retryNow()); // the network is back: no need to wait
+ui.monitor.addEventListener('change', () => {
+  choice.monitor = ui.monitor.value === 'all' ? null : Number(ui.monitor.value);
+  keepChoiceInUrl();
+  if (choice.desktop) client.watch(choice.desktop, choice.monitor);
+});
+function setScale(mode) {
+  choice.scale = mode;
+  ui.scaleFit.setAttribute('aria-pressed', String(mode === 'fit'));
+  ui.scale1.setAttribute('aria-pressed', String(mode === '1:1'));
+  display.setScaleMode(mode);
+  keepChoiceInUrl();
+}
+ui.scaleFit.addEventListener('click', () => setScale('fit'));
+ui.scale1.addEventListener('click', () => setScale('1:1'));
+ui.fullscreen.addEventListener('click', () => {
+  if (document.fullscreenElement) document.exitFullscreen();
+  else ui.viewport.requestFullscreen().catch((err) => showNotice(`full screen refused: ${err.message}`));
+});
+document.addEventListener('fullscreenchange', () => display.layout());
+ui.control.addEventListener('change', () => setControl(ui.control.checked));
+
+// Viewer counts, monitors and stream figures of every relay instance (GET /api/desktops).
+async function pollApi() {
+  if (client.state !== 'connected') return;
+  try {
+    const r = await fetch('api/desktops', { cache: 'no-store', headers: token ? { Authorization: `Bearer ${token}` } : {} });
+    if (!r.ok) return;
+    const { desktops = [] } = await r.json();
+    client.mergeApiDesktops(desktops);
+    const d = desktops.find((x) => x.clientId === choice.desktop);
+    const s = (d && d.stats) || {};
+    figures.ackLatencyMs = s.ackLatencyMs ?? null;
+    figures.agentDrops = s.dropsWindow ?? 0;
+    const mine = ((d && d.viewerStats) || []).find((v) => v.viewerId === client.viewerId);
+    figures.relayDrops = mine ? mine.dropsLagging || 0 : figures.relayDrops;
+  } catch { /* the relay went away between the state check and the request: the socket says so */ }
+}
+
+setScale(choice.scale);
+if (choice.desktop) choose(choice.desktop);
+client.start();
+setInterval(renderOverlay, 500);
+setInterval(pollApi, 3000);
+client.addEventListener('state', (e) => { if (e.detail.state === 'connected') pollApi(); });
+window.deskstreamViewer = { client, display }; // for tests and the curious: read-only use

@@ -941,6 +941,19 @@ std::string serializeError(const Error& e) {
     return serialize(ErrorMessage{e.code, e.message});
 }
 
+std::string serializeDesktopConnected(const DesktopSummary& d) {
+    Object::Ptr o = newObject("desktop_connected");
+    o->set("desktopClientId", d.clientId);
+    Object::Ptr x = newObject(nullptr);
+    x->set("clientId", d.clientId);
+    x->set("name", d.name);
+    x->set("hostname", d.hostname);
+    x->set("monitors", monitorArray(d.monitors));
+    x->set("viewers", d.viewers);
+    o->set("desktop", x);
+    return toText(o);
+}
+
 std::string monitorsToJson(const std::vector<MonitorInfo>& monitors) {
     std::ostringstream out;
     monitorArray(monitors)->stringify(out);

@@ -3,9 +3,13 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <string>
 #include <vector>
+
+#include <unistd.h>
 
 namespace {
 
@@ -78,15 +82,63 @@ TEST(SyntheticCapture, DescriptorDeclaresKindNameAndKeys) {
     EXPECT_EQ(d.kind, DS_KIND_CAPTURE);
     EXPECT_STREQ(d.name, "synthetic");
     EXPECT_EQ(d.abi_major, DS_ABI_MAJOR);
-    ASSERT_EQ(d.config_key_count, 3u);
+    ASSERT_EQ(d.config_key_count, 4u);
     EXPECT_STREQ(d.config_keys[0].key, "width");
     EXPECT_STREQ(d.config_keys[1].key, "height");
     EXPECT_STREQ(d.config_keys[2].key, "monitors");
+    EXPECT_STREQ(d.config_keys[3].key, "input_log");
     ASSERT_NE(plugin().capture().probe, nullptr);
     TestHost host;
     TestConfig config("capture.synthetic");
     char err[64] = "";
     EXPECT_EQ(plugin().capture().probe(host.api(), config.get(), err, sizeof err), DS_OK);
+}
+
+// Input is accepted and, with input_log set, recorded one JSON line per event (the browser
+// end-to-end tests read it back); a monitor that does not exist is refused with the reason.
+TEST(SyntheticCapture, RecordsInputInTheInputLog) {
+    const std::string log = testing::TempDir() + "synthetic-input-" + std::to_string(::getpid()) + ".jsonl";
+    std::remove(log.c_str());
+    Instance inst({{"width", "64"}, {"height", "48"}, {"monitors", "2"}, {"input_log", log}});
+    EXPECT_NE(plugin().capture().capabilities & DS_CAPTURE_CAP_INPUT, 0u);
+    ASSERT_NE(plugin().capture().inject_input, nullptr);
+    auto inject = [&](ds_input_event ev, std::string *error = nullptr) {
+        ev.struct_size = sizeof ev;
+        char err[256] = "";
+        ds_status s = plugin().capture().inject_input(inst.handle, &ev, err, sizeof err);
+        if (error) *error = err;
+        return s;
+    };
+    ds_input_event down{};
+    down.type = DS_INPUT_MOUSE_DOWN;
+    down.monitor = 1;
+    down.x = 60;
+    down.y = 7;
+    down.button = 2;
+    EXPECT_EQ(inject(down), DS_OK);
+    ds_input_event key{};
+    key.type = DS_INPUT_KEY_DOWN;
+    key.key = "a\"b\\";
+    EXPECT_EQ(inject(key), DS_OK);
+    ds_input_event wheel{};
+    wheel.type = DS_INPUT_WHEEL;
+    wheel.delta_y = -120;
+    EXPECT_EQ(inject(wheel), DS_OK);
+    ds_input_event elsewhere{};
+    elsewhere.type = DS_INPUT_MOUSE_MOVE;
+    elsewhere.monitor = 5;
+    std::string error;
+    EXPECT_EQ(inject(elsewhere, &error), DS_ERR_INVALID_ARGUMENT);
+    EXPECT_EQ(error, "input for monitor 5, which does not exist");
+
+    std::ifstream in(log);
+    std::vector<std::string> lines;
+    for (std::string line; std::getline(in, line);) lines.push_back(line);
+    ASSERT_EQ(lines.size(), 3u);
+    EXPECT_EQ(lines[0], R"({"event":"mouse_down","monitor":1,"x":60,"y":7,"button":2,"deltaX":0,"deltaY":0})");
+    EXPECT_EQ(lines[1], R"({"event":"key_down","monitor":0,"x":0,"y":0,"button":0,"deltaX":0,"deltaY":0,"key":"a\"b\\"})");
+    EXPECT_EQ(lines[2], R"({"event":"wheel","monitor":0,"x":0,"y":0,"button":0,"deltaX":0,"deltaY":-120})");
+    std::remove(log.c_str());
 }
 
 TEST(SyntheticCapture, DefaultsAre1080pOneMonitor) {

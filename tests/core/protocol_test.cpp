@@ -150,6 +150,24 @@ TEST(Protocol, EveryRelayToViewerMessageRoundTrips) {
     expectRoundTrip(Ping{9}, Channel::RelayToViewer);
 }
 
+// Extension: not a Message variant (viewers that do not know it skip it), only encoded.
+TEST(Protocol, DesktopConnectedNoticeCarriesTheHandshakeAckEntry) {
+    DesktopSummary d{"office-pc", "<img src=x>", "pc01", {mon(0, true)}, 2};
+    const std::string text = serializeDesktopConnected(d);
+    EXPECT_EQ(text.rfind(R"({"type":"desktop_connected","desktopClientId":"office-pc","desktop":{)", 0), 0u) << text;
+    // The "desktop" object is exactly what handshake_ack lists, so one parser reads both.
+    ViewerHandshakeAck ack;
+    ack.viewerId = "v1";
+    ack.desktops = {d};
+    const std::string ackText = serialize(ack);
+    const std::string entry = text.substr(text.find("\"desktop\":") + 10, std::string::npos);
+    EXPECT_NE(ackText.find(entry.substr(0, entry.size() - 1)), std::string::npos) << text << "\n" << ackText;
+    // Unknown to parseMessage: a strict C++ viewer sees an unknown type, never a crash.
+    auto parsed = parseMessage(text, Channel::RelayToViewer);
+    ASSERT_FALSE(parsed.ok());
+    EXPECT_EQ(parsed.error().field, "type");
+}
+
 TEST(Protocol, EveryPeerToRelayMessageRoundTrips) {
     expectRoundTrip(Ping{1}, Channel::AgentToRelay);
     expectRoundTrip(Pong{1, 2, std::nullopt}, Channel::AgentToRelay);

@@ -402,8 +402,8 @@ TEST_F(StreamingTest, AgentExecutesCommandsOnceAndReportsResults) {
     // The same commandId again (a retry) is confirmed but not executed twice.
     r = post(R"({"commandId":"cfg-1","command":{"type":"set_config","fps":5,"quality":50}})");
     EXPECT_EQ(r.status, 202) << r.body;
-    // Input needs a capture plugin that can inject; synthetic cannot: the result says failed.
-    r = post(R"({"commandId":"in-1","command":{"type":"input","event":"mouse_move","x":10,"y":20}})");
+    // Input for a monitor the capture plugin does not have: the result says failed, with the reason.
+    r = post(R"({"commandId":"in-1","command":{"type":"input","event":"mouse_move","x":10,"y":20,"monitor":5}})");
     ASSERT_EQ(r.status, 202) << r.body;
     // A monitor that does not exist is refused by the agent.
     r = post(R"({"commandId":"cfg-2","command":{"type":"set_config","monitors":[7]}})");
@@ -421,7 +421,7 @@ TEST_F(StreamingTest, AgentExecutesCommandsOnceAndReportsResults) {
         auto a = result("cfg-1"), b = result("in-1"), c = result("cfg-2");
         return a && b && c && a->status == "done" && b->status == "failed" && c->status == "failed";
     }, 5000));
-    EXPECT_NE(result("in-1")->result_json.find("cannot inject input"), std::string::npos) << result("in-1")->result_json;
+    EXPECT_NE(result("in-1")->result_json.find("input for monitor 5, which does not exist"), std::string::npos) << result("in-1")->result_json;
     EXPECT_NE(result("cfg-2")->result_json.find("monitor 7 does not exist"), std::string::npos)
         << result("cfg-2")->result_json;
 }

@@ -134,6 +134,8 @@ private:
             if (!get) return methodNotAllowed(resp);
             StoreStatus st = relay_.store().check();
             Poco::JSON::Object o;
+            o.set("startedAt", relay_.startedAtMs()); // the dashboard's relay uptime
+            o.set("serverTime", RelayImpl::wallNowMs());
             if (st.ok() && relay_.accepting()) {
                 o.set("status", "ready");
                 o.set("instanceId", relay_.instanceId());

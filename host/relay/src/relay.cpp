@@ -260,6 +260,16 @@ size_t RelayImpl::viewerCount() const {
     return registry_.viewerCount();
 }
 
+void RelayImpl::sendToViewers(const std::string &text) {
+    std::vector<std::shared_ptr<Session>> viewers;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        for (const auto &[conn, session] : sessions_)
+            if (registry_.isViewer(conn)) viewers.push_back(session);
+    }
+    for (const auto &v : viewers) v->sendText(text); // enqueues onto each viewer's writer
+}
+
 bool RelayImpl::reserveViewer() {
     if (viewerSlots_.fetch_add(1) >= options_.max_viewers) {
         viewerSlots_.fetch_sub(1);

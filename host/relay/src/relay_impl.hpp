@@ -79,6 +79,7 @@ public:
     const std::string &instanceId() const { return options_.instance_id; }
     const RelayOptions &options() const { return options_; }
     const StoreClient &store() const { return store_; }
+    int64_t startedAtMs() const { return startedAtMs_; }
     Poco::Logger &log() const { return logger_; }
 
     void count(Counter c, uint64_t n = 1) { counters_[static_cast<size_t>(c)].fetch_add(n); }
@@ -112,6 +113,8 @@ public:
         return fn(registry_);
     }
     void perform(core::Actions actions);
+    // Queues `text` to every handshaken viewer (e.g. the desktop_connected notice).
+    void sendToViewers(const std::string &text);
 
     // ---- fan-out (core::FanOut per agent connection, its own mutex)
     // A validated frame from agent `agent` (streamId already rewritten): queued by reference

@@ -252,6 +252,10 @@ void Session::onHandshake(const core::Handshake &hs) {
         relay_.log().information("agent %s registered (%s, stream %?u)", clientId_, peer_, streamId_);
         // Commands stored while it was away (or for its previous connection).
         relay_.deliverPending(clientId_);
+        // Viewers resume on this notice instead of polling (docs/protocol.md, desktop_connected).
+        relay_.sendToViewers(core::serializeDesktopConnected(
+            core::DesktopSummary{info->clientId, info->name, info->hostname, info->monitors,
+                                 static_cast<int>(info->viewers)}));
         return;
     }
 

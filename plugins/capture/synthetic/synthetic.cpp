@@ -16,6 +16,10 @@
 //
 // Memory: DS_CAPTURE_MAX_HELD_FRAMES (2) frame buffers per monitor allocated at create() and
 // reused; grab_frame never allocates. A frame's buffer is not reused until it is released.
+//
+// Input: accepted (DS_CAPTURE_CAP_INPUT) and changes nothing on the picture. With `input_log`
+// set, each event is appended to that file as one JSON line, so tests can check what reached
+// the agent (docs/configuration.md, [capture.synthetic]).
 #include "deskstream/plugin.hpp"
 
 #include <algorithm>
@@ -136,6 +140,8 @@ public:
         {"width", DS_CONFIG_INT, "1920", 1, 8192, nullptr, "width of each monitor in pixels"},
         {"height", DS_CONFIG_INT, "1080", 1, 8192, nullptr, "height of each monitor in pixels"},
         {"monitors", DS_CONFIG_INT, "1", 1, 16, nullptr, "number of monitors (placed side by side)"},
+        {"input_log", DS_CONFIG_STRING, "", 0, -1, nullptr,
+         "file to which each input event received is appended as a JSON line (empty: none)"},
     };
     static constexpr int32_t kRank = 1; // the last resort of capture = auto
     static constexpr const char *kVendor = "deskstream";
@@ -151,6 +157,7 @@ public:
             throw deskstream::Error(DS_ERR_CONFIG, "[" + config.section() + "] " + std::to_string(count) +
                                                        " monitors of " + std::to_string(width_) + "x" +
                                                        std::to_string(height_) + " need more than 2 GiB");
+        inputLog_ = config.getString("input_log", "");
         monitors_.resize(count);
         for (uint32_t m = 0; m < count; ++m) {
             Monitor &mon = monitors_[m];
@@ -217,7 +224,42 @@ public:
                 if (frame.plugin_data == &held) held = false;
     }
 
+    void injectInput(const ds_input_event &ev) {
+        if (ev.monitor >= monitors_.size())
+            throw deskstream::Error(DS_ERR_INVALID_ARGUMENT, "input for monitor " + std::to_string(ev.monitor) +
+                                                                 ", which does not exist");
+        if (inputLog_.empty()) return;
+        static const char *const names[] = {"", "mouse_move", "mouse_down", "mouse_up", "wheel", "key_down", "key_up"};
+        const int type = static_cast<int>(ev.type);
+        std::string line = std::string("{\"event\":\"") + (type >= 1 && type <= 6 ? names[type] : "unknown") +
+                           "\",\"monitor\":" + std::to_string(ev.monitor) + ",\"x\":" + std::to_string(ev.x) +
+                           ",\"y\":" + std::to_string(ev.y) + ",\"button\":" + std::to_string(ev.button) +
+                           ",\"deltaX\":" + std::to_string(ev.delta_x) + ",\"deltaY\":" + std::to_string(ev.delta_y);
+        if (ev.key != nullptr) line += ",\"key\":" + jsonString(ev.key);
+        line += "}\n";
+        std::FILE *f = std::fopen(inputLog_.c_str(), "a");
+        if (f == nullptr)
+            throw deskstream::Error(DS_ERR_IO, "cannot append to [capture.synthetic] input_log " + inputLog_);
+        const bool ok = std::fwrite(line.data(), 1, line.size(), f) == line.size();
+        if (std::fclose(f) != 0 || !ok)
+            throw deskstream::Error(DS_ERR_IO, "cannot write [capture.synthetic] input_log " + inputLog_);
+    }
+
 private:
+    static std::string jsonString(const char *text) {
+        std::string out = "\"";
+        for (const char *p = text; *p != '\0'; ++p) {
+            const unsigned char c = static_cast<unsigned char>(*p);
+            if (c == '"' || c == '\\') out += '\\', out += static_cast<char>(c);
+            else if (c < 0x20) {
+                char esc[8];
+                std::snprintf(esc, sizeof esc, "\\u%04x", c);
+                out += esc;
+            } else out += static_cast<char>(c);
+        }
+        return out + "\"";
+    }
+
     struct Monitor {
         Picture background;
         // plugin.h: the host may hold up to DS_CAPTURE_MAX_HELD_FRAMES frames per monitor.
@@ -228,6 +270,7 @@ private:
     deskstream::Host host_;
     uint32_t width_ = 0, height_ = 0;
     std::vector<Monitor> monitors_;
+    std::string inputLog_;
 };
 
 } // namespace

@@ -287,6 +287,12 @@ std::string serialize(const Message& m);
 /// Convenience: the `error` message text for an Error (code + message).
 std::string serializeError(const Error& e);
 
+/// Extension (docs/protocol.md, "desktop_connected"): relay -> every viewer when a desktop's
+/// registration is confirmed (first connection or reconnection), so viewers resume without
+/// polling. {"type":"desktop_connected","desktopClientId":..,"desktop":{<handshake_ack entry>}}.
+/// Not a Message variant: viewers that do not know it skip it.
+std::string serializeDesktopConnected(const DesktopSummary& d);
+
 /// JSON array text of monitors / JSON object text of capabilities (store record columns).
 std::string monitorsToJson(const std::vector<MonitorInfo>& monitors);
 std::string capabilitiesToJson(const Capabilities& caps);
