@@ -48,6 +48,8 @@ std::vector<KeySpec> makeSchema() {
          "viewer connections accepted at once over all desktops"},
         {"relay", "command.ttl_ms", T::Int, "300000", 1000, kDay, {},
          "pending or delivered commands older than this expire with a reason"},
+        {"relay", "command.retention_ms", T::Int, "604800000", 1000, 365 * kDay, {},
+         "finished (done, failed, expired) commands are deleted this long after completion"},
         {"relay", "command.lease_ms", T::Int, "30000", 100, 3600000, {},
          "a delivered command without a result is delivered again after this"},
         {"relay", "viewer_ack_timeout_ms", T::Int, "2000", 100, 60000, {},
