@@ -112,3 +112,39 @@ file(WRITE "${_ds_build_pkg}/deskstreamConfig.cmake"
 write_basic_package_version_file("${_ds_build_pkg}/deskstreamConfigVersion.cmake"
   VERSION ${DESKSTREAM_SDK_VERSION} COMPATIBILITY SameMajorVersion)
 
+# ---- Debian package (scripts/package.sh; docs/embedding.md "Debian package")
+# Component `deb` holds what only the package installs (absolute paths: the unit, the
+# configuration, the Debian docs); EXCLUDE_FROM_ALL keeps it out of a plain `cmake --install`.
+set(_ds_deb "${PROJECT_SOURCE_DIR}/packaging/debian")
+install(FILES "${_ds_deb}/deskstream.service" DESTINATION /lib/systemd/system COMPONENT deb EXCLUDE_FROM_ALL)
+install(FILES "${PROJECT_SOURCE_DIR}/examples/deskstream.ini" DESTINATION /etc/deskstream
+        COMPONENT deb EXCLUDE_FROM_ALL)
+install(FILES "${_ds_deb}/copyright" "${PROJECT_SOURCE_DIR}/README.md"
+        DESTINATION /usr/share/doc/deskstream COMPONENT deb EXCLUDE_FROM_ALL)
+set(_ds_changelog_gz "${CMAKE_BINARY_DIR}/package/changelog.gz") # native package: changelog.gz
+file(MAKE_DIRECTORY "${CMAKE_BINARY_DIR}/package")
+execute_process(COMMAND gzip -9 -n -c "${_ds_deb}/changelog" OUTPUT_FILE "${_ds_changelog_gz}")
+set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS "${_ds_deb}/changelog")
+install(FILES "${_ds_changelog_gz}" DESTINATION /usr/share/doc/deskstream COMPONENT deb EXCLUDE_FROM_ALL)
+
+set(CPACK_GENERATOR "DEB")
+set(CPACK_PACKAGE_NAME "deskstream")
+set(CPACK_PACKAGE_VERSION "${PROJECT_VERSION}")
+set(CPACK_PACKAGE_VENDOR "deskstream")
+set(CPACK_PACKAGE_CONTACT "deskstream maintainers <maintainers@deskstream.invalid>")
+set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "stream desktops to web browsers")
+set(CPACK_PACKAGE_DESCRIPTION "deskstream captures and encodes screens (agent) and fans the frames\nout to browser viewers over WebSocket (relay). This package runs both as a\nsystemd service with its state in /var/lib/deskstream and its configuration\nin /etc/deskstream/deskstream.ini.")
+set(CPACK_PACKAGING_INSTALL_PREFIX "/usr")
+set(CPACK_STRIP_FILES ON)
+set(CPACK_DEB_COMPONENT_INSTALL ON)
+set(CPACK_COMPONENTS_GROUPING ALL_COMPONENTS_IN_ONE)
+set(CPACK_COMPONENTS_ALL runtime deb)
+set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
+set(CPACK_DEBIAN_PACKAGE_SECTION "net")
+set(CPACK_DEBIAN_PACKAGE_PRIORITY "optional")
+set(CPACK_DEBIAN_PACKAGE_HOMEPAGE "https://deskstream.invalid/")
+set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser")
+set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
+set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA "${_ds_deb}/postinst;${_ds_deb}/prerm;${_ds_deb}/postrm;${_ds_deb}/conffiles")
+include(CPack)

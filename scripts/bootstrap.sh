@@ -11,6 +11,8 @@ PACKAGES=(
   libpq-dev libsqlite3-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev postgresql sqlite3 procps
+  # the Debian package (scripts/package.sh): dpkg-shlibdeps, lintian
+  dpkg-dev lintian file
 )
 
 missing=()
