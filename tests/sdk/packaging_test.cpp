@@ -243,6 +243,39 @@ TEST(Install, InstalledTreeStreamsTheSkeletonBuiltAgainstItToAViewer) {
               0)
         << "find_package(deskstream 2.0) must fail against a 1.x package\n" << out;
 
+    // The embedding example, out of tree against the installed package (COMPONENTS host): the
+    // exported deskstream::host links and runs, with the skeleton linked in statically. The
+    // installed libraries carry this tree's sanitizer flags, so the program gets them too.
+    fs::path embed = work / "embed";
+    ASSERT_EQ(runToEnd(DS_CMAKE_COMMAND,
+                       {"-S", std::string(DS_SOURCE_DIR) + "/examples/embed", "-B", embed.string(),
+                        "-DCMAKE_BUILD_TYPE=Debug", "-DCMAKE_CXX_COMPILER=" + std::string(DS_CXX_COMPILER),
+                        "-DCMAKE_PREFIX_PATH=" + prefix.string(), "-DCMAKE_CXX_FLAGS=" DS_SANITIZE_FLAGS,
+                        "-DCMAKE_EXE_LINKER_FLAGS=" DS_SANITIZE_FLAGS},
+                       work, 120s, out),
+              0)
+        << out;
+    ASSERT_EQ(runToEnd(DS_CMAKE_COMMAND, {"--build", embed.string()}, work, 600s, out), 0) << out;
+    {
+        fs::path embedRun = work / "embed-run";
+        fs::create_directories(embedRun);
+        uint16_t embedPort = pickPort();
+        Process program((embed / "deskstream_embed_example").string(),
+                        {(prefix / "lib/deskstream/plugins").string(), std::to_string(embedPort),
+                         (embedRun / "state").string()},
+                        embedRun);
+        Picture p;
+        std::string why;
+        ASSERT_TRUE(receivePicture(embedPort, "embedded-desk", 60000, p, why)) << why << "\n" << program.output();
+        expectColour(p, 0x20, 0xa0, 0x40);
+        program.signal(SIGTERM);
+        EXPECT_EQ(program.wait(30s), 0) << program.output();
+        // The installed skeleton module has the same name: the static registration came first.
+        EXPECT_NE(program.err().find("capture plugin name 'skeleton' is already taken by static:SkeletonCapture"),
+                  std::string::npos)
+            << program.err();
+    }
+
     // The installed host, started from an unrelated folder with no plugin path or web root
     // given: both are found relative to the executable.
     fs::path run = work / "run";
