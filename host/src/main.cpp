@@ -140,7 +140,7 @@ void holdTerminationSignals() {
 
 // Waits for SIGINT/SIGTERM/SIGQUIT (held by holdTerminationSignals) or for a service that
 // ended by itself; returns that service's reason, "" for a termination request. SIGHUP loads
-// plugins copied into the plugin folders since start-up (docs/plugins.md, "Adding plugins").
+// plugins copied into the plugin folders since start-up (docs/embedding.md, "Folder rescan").
 std::string waitForStop(Host &host) {
 #if defined(POCO_OS_FAMILY_UNIX)
     sigset_t set = terminationSignals();
