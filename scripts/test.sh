@@ -25,3 +25,11 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 cd "build/$PRESET"
 ctest --output-on-failure --timeout 600 "$@"
+
+# The Debian package (CPack .deb from a Release build in build/package, checked with dpkg-deb -c,
+# its computed Depends, lintian and an extracted throw-away root: docs/embedding.md).
+# DESKSTREAM_TEST_PACKAGE=0 leaves it out, e.g. for a quick `scripts/test.sh -L unit`.
+cd "$ROOT"
+if [ "${DESKSTREAM_TEST_PACKAGE:-1}" != 0 ]; then
+  bash scripts/package.sh
+fi

@@ -489,6 +489,7 @@ RelayConfig Configuration::relay() const {
     r.maxQueued = static_cast<int>(intValue(*this, "relay", "max_queued"));
     r.maxViewers = static_cast<int>(intValue(*this, "relay", "max_viewers"));
     r.commandTtlMs = intValue(*this, "relay", "command.ttl_ms");
+    r.commandRetentionMs = intValue(*this, "relay", "command.retention_ms");
     r.commandLeaseMs = intValue(*this, "relay", "command.lease_ms");
     r.viewerAckTimeoutMs = intValue(*this, "relay", "viewer_ack_timeout_ms");
     return r;

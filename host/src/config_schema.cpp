@@ -15,7 +15,7 @@ std::vector<KeySpec> makeSchema() {
         // [host]
         {"host", "role", T::Choice, "all", 0, 0, {"relay", "agent", "all"},
          "what this process runs: the relay, the agent, or both"},
-        {"host", "plugins.path", T::String, "{exe_dir}/../plugins", 0, 0, {},
+        {"host", "plugins.path", T::String, "{exe_dir}/../lib/deskstream/plugins;{exe_dir}/../plugins", 0, 0, {},
          "folders scanned for plugins, ';'-separated; relative entries are resolved against the "
          "current directory; {exe_dir} is the folder of the deskstream executable"},
         {"host", "state_dir", T::String, "var", 0, 0, {},
@@ -29,7 +29,8 @@ std::vector<KeySpec> makeSchema() {
         {"relay", "public_url", T::String, "http://127.0.0.1:8080", 0, 0, {},
          "URL advertised to other instances and printed as the viewer URL"},
         {"relay", "store", T::String, "sqlite", 0, 0, {}, "store plugin name"},
-        {"relay", "web_root", T::String, "web", 0, 0, {}, "folder of the viewer and dashboard files"},
+        {"relay", "web_root", T::String, "{exe_dir}/../share/deskstream/web", 0, 0, {},
+         "folder of the viewer and dashboard files; {exe_dir} as in [host] plugins.path"},
         {"relay", "max_message_bytes", T::Int, "16777216", 1024, 1LL << 30, {},
          "largest WebSocket message accepted"},
         {"relay", "viewer_queue", T::Int, "3", 1, 64, {},
@@ -48,6 +49,8 @@ std::vector<KeySpec> makeSchema() {
          "viewer connections accepted at once over all desktops"},
         {"relay", "command.ttl_ms", T::Int, "300000", 1000, kDay, {},
          "pending or delivered commands older than this expire with a reason"},
+        {"relay", "command.retention_ms", T::Int, "604800000", 1000, 365 * kDay, {},
+         "finished (done, failed, expired) commands are deleted this long after completion"},
         {"relay", "command.lease_ms", T::Int, "30000", 100, 3600000, {},
          "a delivered command without a result is delivered again after this"},
         {"relay", "viewer_ack_timeout_ms", T::Int, "2000", 100, 60000, {},

@@ -133,18 +133,31 @@ sigset_t terminationSignals() {
 void holdTerminationSignals() {
 #if defined(POCO_OS_FAMILY_UNIX)
     sigset_t set = terminationSignals();
+    sigaddset(&set, SIGHUP); // plugin folder rescan, collected by waitForStop()
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
 #endif
 }
 
 // Waits for SIGINT/SIGTERM/SIGQUIT (held by holdTerminationSignals) or for a service that
-// ended by itself; returns that service's reason, "" for a termination request.
-std::string waitForStop(const Host &host) {
+// ended by itself; returns that service's reason, "" for a termination request. SIGHUP loads
+// plugins copied into the plugin folders since start-up (docs/embedding.md, "Folder rescan").
+std::string waitForStop(Host &host) {
 #if defined(POCO_OS_FAMILY_UNIX)
-    const sigset_t set = terminationSignals();
+    sigset_t set = terminationSignals();
+    sigaddset(&set, SIGHUP);
     for (;;) {
         timespec tick{0, 200 * 1000 * 1000};
-        if (sigtimedwait(&set, nullptr, &tick) > 0) return {};
+        int sig = sigtimedwait(&set, nullptr, &tick);
+        if (sig == SIGHUP) {
+            auto outcomes = host.plugins().rescan();
+            size_t loaded = 0;
+            for (const auto &o : outcomes) loaded += o.loaded;
+            Poco::Logger::get("host.plugins")
+                .information("SIGHUP: rescanned the plugin folders: %z new plugin(s) loaded, %z file(s) refused",
+                             loaded, outcomes.size() - loaded);
+            continue;
+        }
+        if (sig > 0) return {};
         std::string fatal = host.fatalError();
         if (!fatal.empty()) return fatal;
     }

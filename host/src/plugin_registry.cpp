@@ -222,14 +222,29 @@ std::vector<LoadOutcome> PluginRegistry::scan(const std::vector<std::string> &fo
             log().debug("plugin folder " + folder + " does not exist; skipped");
             continue;
         }
-        std::vector<fs::path> files;
-        for (fs::directory_iterator it(folder, ec), end; !ec && it != end; it.increment(ec))
-            if (isLibraryName(it->path()) && !it->is_directory()) files.push_back(it->path());
-        if (ec) log().warning("cannot read plugin folder " + folder + ": " + ec.message());
-        std::sort(files.begin(), files.end());
-        for (const auto &f : files) outcomes.push_back(loadFile(f.string()));
+        scanFolder(folder, outcomes);
     }
     return outcomes;
+}
+
+std::vector<LoadOutcome> PluginRegistry::rescan() {
+    std::vector<LoadOutcome> outcomes;
+    for (const auto &folder : folders_) {
+        std::error_code ec;
+        if (fs::is_directory(folder, ec)) scanFolder(folder, outcomes);
+    }
+    return outcomes;
+}
+
+void PluginRegistry::scanFolder(const std::string &folder, std::vector<LoadOutcome> &outcomes) {
+    std::error_code ec;
+    std::vector<fs::path> files;
+    for (fs::directory_iterator it(folder, ec), end; !ec && it != end; it.increment(ec))
+        if (isLibraryName(it->path()) && !it->is_directory()) files.push_back(it->path());
+    if (ec) log().warning("cannot read plugin folder " + folder + ": " + ec.message());
+    std::sort(files.begin(), files.end());
+    for (const auto &f : files)
+        if (seen_.insert(f.string()).second) outcomes.push_back(loadFile(f.string()));
 }
 
 LoadOutcome PluginRegistry::loadFile(const std::string &path) {
@@ -253,8 +268,26 @@ LoadOutcome PluginRegistry::loadFile(const std::string &path) {
     if (!library.hasSymbol(DS_PLUGIN_ENTRY_SYMBOL))
         return skip(std::string("no entry symbol '") + DS_PLUGIN_ENTRY_SYMBOL + "'");
     auto entry = reinterpret_cast<ds_plugin_entry_fn>(library.getSymbol(DS_PLUGIN_ENTRY_SYMBOL));
+    return accept(entry(), path, fs::absolute(path).lexically_normal().string());
+}
+
+LoadOutcome PluginRegistry::addStatic(const ds_plugin_descriptor *descriptor, const std::string &origin) {
+    return accept(descriptor, origin, origin);
+}
+
+// `path` names the plugin in refusals, `file` (absolute) in PluginInfo and the loaded line.
+LoadOutcome PluginRegistry::accept(const ds_plugin_descriptor *descriptor, const std::string &path,
+                                   const std::string &file) {
+    LoadOutcome outcome;
+    outcome.file = path;
+    auto skip = [&](const std::string &reason) {
+        outcome.reason = reason;
+        skipped_.push_back(outcome);
+        log().warning("skipped plugin file " + path + ": " + reason);
+        return outcome;
+    };
     auto info = std::make_unique<PluginInfo>();
-    std::string reason = validateDescriptor(entry(), *info);
+    std::string reason = validateDescriptor(descriptor, *info);
     outcome.name = info->name;
     if (!reason.empty()) return skip(reason);
     auto key = std::make_pair(static_cast<int>(info->kind), info->name);
@@ -262,7 +295,7 @@ LoadOutcome PluginRegistry::loadFile(const std::string &path) {
     if (existing != plugins_.end())
         return skip(std::string(kindName(info->kind)) + " plugin name '" + info->name +
                     "' is already taken by " + existing->second->file);
-    info->file = fs::absolute(path).lexically_normal().string();
+    info->file = file;
     log().information(std::string("loaded ") + kindName(info->kind) + " plugin '" + info->name + "' " +
                       info->version + " from " + info->file);
     plugins_.emplace(key, std::move(info));

@@ -114,6 +114,7 @@ relay::RelayOptions relayOptions(const RelayConfig &r, const HeartbeatConfig &hb
     o.registration_ttl_ms = r.registrationTtlMs;
     o.max_viewers = r.maxViewers;
     o.command_ttl_ms = r.commandTtlMs;
+    o.command_retention_ms = r.commandRetentionMs;
     o.command_lease_ms = r.commandLeaseMs;
     o.viewer_ack_timeout_ms = r.viewerAckTimeoutMs;
     o.http_max_threads = r.maxThreads;

@@ -515,7 +515,7 @@ TEST(PluginSkeleton, BuildsOutOfTreeAndLoads) {
     std::string build = tempDir();
     Result r = Child({"-S", std::string(DS_SOURCE_DIR) + "/examples/plugin_skeleton", "-B", build,
                       "-DCMAKE_BUILD_TYPE=Release", "-DCMAKE_CXX_COMPILER=" + std::string(DS_CXX_COMPILER),
-                      "-DDESKSTREAM_SDK_INCLUDE_DIR=" + std::string(DS_SOURCE_DIR) + "/sdk/include"},
+                      "-Ddeskstream_DIR=" + std::string(DS_BINARY_DIR) + "/../../package-build"},
                      DS_CMAKE_COMMAND)
                    .wait(120s);
     ASSERT_EQ(r.status, 0) << r.out << r.err;

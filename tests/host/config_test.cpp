@@ -40,8 +40,10 @@ TEST(Config, DefaultsAreTheEmbeddedSetup) {
     EXPECT_EQ(h.role, Role::All);
     EXPECT_TRUE(h.runsAgent());
     EXPECT_TRUE(h.runsRelay());
-    ASSERT_EQ(h.pluginsPath.size(), 1u);
+    ASSERT_EQ(h.pluginsPath.size(), 2u); // the installed layout, then the build tree's
     EXPECT_EQ(h.pluginsPath[0],
+              (std::filesystem::path(executableDir()) / ".." / "lib/deskstream/plugins").lexically_normal().string());
+    EXPECT_EQ(h.pluginsPath[1],
               (std::filesystem::path(executableDir()) / ".." / "plugins").lexically_normal().string());
     EXPECT_EQ(h.stateDir, (std::filesystem::current_path() / "var").string());
     EXPECT_EQ(h.logLevel, "information");

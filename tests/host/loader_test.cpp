@@ -12,6 +12,7 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -154,6 +155,46 @@ TEST_F(LoaderTest, AFolderListedTwiceIsScannedOnce) {
     ASSERT_EQ(outcomes.size(), 1u);
     EXPECT_TRUE(outcomes[0].loaded);
     EXPECT_TRUE(reg.skipped().empty());
+}
+
+// A static plugin (DESKSTREAM_PLUGIN_STATIC_REGISTER) passes the same checks as a file.
+TEST_F(LoaderTest, StaticPluginsGetTheChecksOfAFile) {
+    PluginRegistry reg;
+    LoadOutcome none = reg.addStatic(nullptr, "static:Nothing");
+    EXPECT_FALSE(none.loaded);
+    EXPECT_EQ(none.reason, "deskstream_plugin_entry returned NULL");
+    ds_plugin_descriptor future{};
+    future.struct_size = sizeof future;
+    future.abi_major = DS_ABI_MAJOR + 1;
+    LoadOutcome refused = reg.addStatic(&future, "static:Future");
+    EXPECT_FALSE(refused.loaded);
+    EXPECT_NE(refused.reason.find("the major version must be equal"), std::string::npos) << refused.reason;
+    auto lines = channel->take();
+    ASSERT_EQ(lines.size(), 2u);
+    EXPECT_EQ(lines[1].rfind("host.plugins: skipped plugin file static:Future: built for plugin ABI ", 0), 0u) << lines[1];
+    EXPECT_EQ(reg.skipped().size(), 2u);
+    EXPECT_TRUE(reg.all().empty());
+}
+
+// rescan() loads only files that appeared since the last scan; loaded plugins stay.
+TEST_F(LoaderTest, RescanLoadsOnlyNewFiles) {
+    namespace fs = std::filesystem;
+    fs::path dir = fs::path(DS_BINARY_DIR) / "rescan-folder";
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    fs::copy_file(file("good", "deskstream_capture_test_good"), dir / "deskstream_capture_test_good.so");
+    PluginRegistry reg;
+    ASSERT_EQ(reg.scan({dir.string()}).size(), 1u);
+    const PluginInfo *good = reg.find(DS_KIND_CAPTURE, "test_good");
+    ASSERT_NE(good, nullptr);
+    EXPECT_TRUE(reg.rescan().empty()) << "nothing new: nothing tried again";
+    fs::copy_file(file("c_raw", "deskstream_encoder_test_c_raw"), dir / "deskstream_encoder_test_c_raw.so");
+    auto outcomes = reg.rescan();
+    ASSERT_EQ(outcomes.size(), 1u);
+    EXPECT_TRUE(outcomes[0].loaded) << outcomes[0].reason;
+    EXPECT_NE(reg.find(DS_KIND_ENCODER, "test_c_raw"), nullptr);
+    EXPECT_EQ(reg.find(DS_KIND_CAPTURE, "test_good"), good) << "loaded plugins stay where they were";
+    fs::remove_all(dir);
 }
 
 TEST_F(LoaderTest, MissingFolderIsNotAnError) {

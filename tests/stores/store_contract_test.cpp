@@ -350,6 +350,40 @@ TEST_P(StoreContract, ExpireMarksOnlyOldOpenCommands) {
     EXPECT_EQ(got[0].id, "new");
 }
 
+// ABI 1.1: finished commands older than the retention are deleted, open ones never are.
+TEST_P(StoreContract, PurgeDeletesOnlyOldFinishedCommands) {
+    int32_t created = 0;
+    ASSERT_STORE_OK(store_->enqueue("done-old", "c1", 100, created));
+    ASSERT_STORE_OK(store_->enqueue("failed-old", "c1", 110, created));
+    ASSERT_STORE_OK(store_->enqueue("expired-old", "c2", 120, created));
+    ASSERT_STORE_OK(store_->enqueue("done-new", "c1", 130, created));
+    ASSERT_STORE_OK(store_->enqueue("pending-old", "c3", 140, created));
+    ASSERT_STORE_OK(store_->enqueue("delivered-old", "c4", 150, created));
+    std::vector<Command> got;
+    ASSERT_STORE_OK(store_->claim("c4", 160, 10, 10, got));
+    ASSERT_STORE_OK(store_->complete("done-old", "done", "{}", 200));
+    ASSERT_STORE_OK(store_->complete("failed-old", "failed", "{\"error\":\"x\"}", 210));
+    uint32_t n = 0;
+    ASSERT_STORE_OK(store_->expire(125, 220, n)); // only expired-old is open and older than 125
+    ASSERT_EQ(n, 1u);
+    ASSERT_STORE_OK(store_->complete("done-new", "done", "{}", 900));
+    uint32_t purged = 0;
+    ASSERT_STORE_OK(store_->purge(500, purged));
+    EXPECT_EQ(purged, 3u);
+    Command c;
+    for (const char *gone : {"done-old", "failed-old", "expired-old"}) {
+        Result r = store_->get(gone, c);
+        EXPECT_EQ(r.status, DS_ERR_NOT_FOUND) << gone;
+    }
+    for (const char *kept : {"done-new", "pending-old", "delivered-old"}) EXPECT_STORE_OK(store_->get(kept, c)) << kept;
+    ASSERT_STORE_OK(store_->purge(500, purged)); // nothing left to purge
+    EXPECT_EQ(purged, 0u);
+    ASSERT_STORE_OK(store_->purge(1000, purged)); // open commands are never purged
+    EXPECT_EQ(purged, 1u);
+    EXPECT_STORE_OK(store_->get("pending-old", c));
+    EXPECT_STORE_OK(store_->get("delivered-old", c));
+}
+
 TEST_P(StoreContract, BadArgumentsGetClearErrorsNotCrashes) {
     const ds_store_vtable &vt = store_->vtable();
     char err[256] = {0};

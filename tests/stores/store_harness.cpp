@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
@@ -171,6 +172,14 @@ Result StoreHandle::get(const std::string &id, Command &out) {
 Result StoreHandle::expire(int64_t olderThan, int64_t now, uint32_t &expired) {
     expired = 12345;
     return call([&](char *e, size_t n) { return vt_.expire_commands(inst_, olderThan, now, &expired, e, n); });
+}
+
+Result StoreHandle::purge(int64_t olderThan, uint32_t &purged) {
+    purged = 12345;
+    if (vt_.struct_size < offsetof(ds_store_vtable, purge_commands) + sizeof vt_.purge_commands ||
+        !vt_.purge_commands)
+        return {DS_ERR_UNSUPPORTED, "no purge_commands"};
+    return call([&](char *e, size_t n) { return vt_.purge_commands(inst_, olderThan, &purged, e, n); });
 }
 
 Result StoreHandle::poll(uint32_t timeoutMs, std::vector<std::string> &clientIds) {

@@ -73,6 +73,8 @@ public:
     Result complete(const std::string &id, const char *status, const char *result, int64_t now);
     Result get(const std::string &id, Command &out);
     Result expire(int64_t olderThan, int64_t now, uint32_t &expired);
+    // ABI 1.1; DS_ERR_UNSUPPORTED when the vtable's struct_size does not cover purge_commands.
+    Result purge(int64_t olderThan, uint32_t &purged);
     Result poll(uint32_t timeoutMs, std::vector<std::string> &clientIds);
 
 private:

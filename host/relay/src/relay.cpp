@@ -689,6 +689,7 @@ void RelayImpl::runMaintenance(bool force) {
     st = store_.expireCommands(now - options_.command_ttl_ms, now, n);
     if (!st.ok()) storeError("expire_commands", st);
     else if (n) count(Counter::CommandsExpired, n);
+    purgeFinishedCommands(now);
     std::vector<std::string> local;
     {
         std::lock_guard<std::mutex> lock(mutex_);
@@ -697,6 +698,23 @@ void RelayImpl::runMaintenance(bool force) {
     }
     // Redelivery of claims whose lease ran out (lost sends, crashed peers).
     for (const auto &id : local) deliverPending(id);
+}
+
+// Finished commands older than [relay] command.retention_ms are deleted (store ABI 1.1). A 1.0
+// store cannot purge: that is said once, and its rows are kept.
+void RelayImpl::purgeFinishedCommands(int64_t now) {
+    uint32_t n = 0;
+    StoreStatus st = store_.purgeCommands(now - options_.command_retention_ms, n);
+    if (st.code == DS_ERR_UNSUPPORTED) {
+        if (!purgeSkipLogged_)
+            logger_.information("relay: purging finished commands skipped: %s", st.message);
+        purgeSkipLogged_ = true;
+    } else if (!st.ok()) {
+        storeError("purge_commands", st);
+    } else if (n) {
+        logger_.information("relay: purged %u finished commands older than %?d ms", n,
+                            options_.command_retention_ms);
+    }
 }
 
 void RelayImpl::maintenanceLoop() {

@@ -159,6 +159,7 @@ public:
 
 private:
     void maintenanceLoop();
+    void purgeFinishedCommands(int64_t now);
     void notificationLoop();
     void runMaintenance(bool force);
     void storeError(const std::string &what, const StoreStatus &s);
@@ -201,6 +202,7 @@ private:
     std::thread maintenance_;
     std::thread notifications_;
     std::chrono::steady_clock::time_point lastMaintenance_{};
+    bool purgeSkipLogged_ = false; // maintenance thread only: the 1.0-store notice is logged once
     std::atomic<int64_t> lastStoreErrorLogMs_{0};
 };
 

@@ -260,6 +260,18 @@ StoreStatus StoreClient::expireCommands(int64_t olderThanMs, int64_t nowMs,
                   err);
 }
 
+StoreStatus StoreClient::purgeCommands(int64_t olderThanMs, uint32_t &purged) const {
+    purged = 0;
+    // The constructor copied only struct_size bytes, so a store built against ABI 1.0 reads
+    // NULL here and is never called past the end of its vtable.
+    if (!vt_.purge_commands)
+        return StoreStatus{DS_ERR_UNSUPPORTED,
+                           "the store plugin's vtable (" + std::to_string(vt_.struct_size) +
+                               " bytes) has no purge_commands (added in plugin ABI 1.1)"};
+    char err[kErrSize] = {0};
+    return result(vt_.purge_commands(instance_, olderThanMs, &purged, err, sizeof err), err);
+}
+
 namespace {
 void collectNotify(void *user, const char *clientId) {
     try {

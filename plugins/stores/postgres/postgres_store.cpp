@@ -356,6 +356,18 @@ public:
         return n;
     }
 
+    // ABI 1.1: finished commands (done, failed, expired) completed before olderThanMs go.
+    uint32_t purgeCommands(int64_t olderThanMs) {
+        Params p;
+        p.add(olderThanMs);
+        uint32_t n = 0;
+        run("purge_commands", [&](PGconn *c) {
+            n = exec(c, "DELETE FROM desktop_commands "
+                        "WHERE status IN ('done','failed','expired') AND completed_at < $1", p).affected();
+        });
+        return n;
+    }
+
     // Waits for NOTIFYs on this schema's channel on a dedicated connection. After that
     // connection is re-established, notifications sent meanwhile are lost (PostgreSQL never
     // replays them): the relay keeps its slow poll of the queue as the fallback.

@@ -250,6 +250,15 @@ public:
         return static_cast<uint32_t>(s.run());
     }
 
+    // ABI 1.1: finished commands (done, failed, expired) completed before olderThanMs go.
+    uint32_t purgeCommands(int64_t olderThanMs) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        Stmt s(*this, "DELETE FROM desktop_commands "
+                      "WHERE status IN ('done','failed','expired') AND completed_at < ?1");
+        s.i64(1, olderThanMs);
+        return static_cast<uint32_t>(s.run());
+    }
+
 private:
     // A cached prepared statement, reset and unbound when the scope ends. Caller holds mutex_.
     class Stmt {

@@ -18,6 +18,11 @@
  *
  *   Version history
  *     1.0  first release: descriptor, host API, capture / encoder / store vtables.
+ *     1.1  ds_store_vtable.purge_commands (deletes finished and expired commands). The host
+ *          calls it only when the store's struct_size covers it; a 1.0 store keeps working and
+ *          its finished commands are kept. Source level: DS_PLUGIN_ENTRY / DESKSTREAM_PLUGIN_STATIC
+ *          so one plugin source also builds as a static library for embedding.
+ *   Every group appended after 1.0 is marked in its struct with "Version 1.x and later".
  *
  * STATUS CODES AND ERRORS
  *   Every fallible call returns ds_status: 0 ok, > 0 a non-error outcome (timeout, reinit),
@@ -67,7 +72,7 @@ extern "C" {
 #endif
 
 #define DS_ABI_MAJOR 1
-#define DS_ABI_MINOR 0
+#define DS_ABI_MINOR 1
 
 #if defined(_WIN32)
 #define DS_EXPORT __declspec(dllexport)
@@ -76,6 +81,22 @@ extern "C" {
 #endif
 
 #define DS_PLUGIN_ENTRY_SYMBOL "deskstream_plugin_entry"
+
+/* Version 1.1 and later (source level only: no struct changes) */
+/* One plugin source, two builds. As a loadable module the entry is `deskstream_plugin_entry`;
+ * compiled with DESKSTREAM_PLUGIN_STATIC (to be linked into a program that embeds the host) it
+ * is `deskstream_plugin_entry_<id>`, unique per plugin, and the program registers it with
+ * DESKSTREAM_PLUGIN_STATIC_DECLARE / DESKSTREAM_PLUGIN_STATIC_REGISTER
+ * (deskstream/host/plugin_registry.hpp). A C plugin defines its entry as
+ *     DS_PLUGIN_EXPORT const ds_plugin_descriptor *DS_PLUGIN_ENTRY(my_id)(void) { ... }
+ * (plugin.hpp's DESKSTREAM_PLUGIN does this with the class name as id). */
+#if defined(DESKSTREAM_PLUGIN_STATIC)
+#define DS_PLUGIN_ENTRY(id) deskstream_plugin_entry_##id
+#define DS_PLUGIN_EXPORT
+#else
+#define DS_PLUGIN_ENTRY(id) deskstream_plugin_entry
+#define DS_PLUGIN_EXPORT DS_EXPORT
+#endif
 
 /* ---------------------------------------------------------------- status codes */
 typedef int32_t ds_status;
@@ -395,6 +416,14 @@ typedef struct ds_store_vtable {
     ds_status (*poll_notifications)(void *instance, uint32_t timeout_ms,
                                     ds_notify_callback callback, void *user, char *err,
                                     size_t err_size);
+
+    /* Version 1.1 and later */
+    /* Deletes finished commands (done | failed | expired) whose completed_at_ms is older than
+     * older_than_ms; pending and delivered commands are never deleted. *purged (may be NULL)
+     * is set to the number of rows deleted. Optional for the host's sake: it checks struct_size
+     * before calling, so a 1.0 store simply keeps its finished commands. */
+    ds_status (*purge_commands)(void *instance, int64_t older_than_ms, uint32_t *purged,
+                                char *err, size_t err_size);
 } ds_store_vtable;
 
 /* ---------------------------------------------------------------- descriptor */

@@ -22,7 +22,8 @@
 // Optional members are detected at compile time: a Capture that declares
 // `void injectInput(const ds_input_event &)` gets DS_CAPTURE_CAP_INPUT and an inject_input
 // entry; a Capture with `static void probe(const Host &, const Config &)` gets a probe entry;
-// a Store with `bool pollNotifications(uint32_t, const NotifyFn &)` gets poll_notifications.
+// a Store with `bool pollNotifications(uint32_t, const NotifyFn &)` gets poll_notifications;
+// a Store with `uint32_t purgeCommands(int64_t olderThanMs)` gets purge_commands (ABI 1.1).
 //
 // Threading and ownership are those of plugin.h: one instance of a Capture or Encoder is never
 // called from two threads at once; a Store instance is called concurrently and must lock.
@@ -217,6 +218,7 @@ DESKSTREAM_DETECT_(HasInjectInput, std::declval<T &>().injectInput(std::declval<
 DESKSTREAM_DETECT_(HasProbe, T::probe(std::declval<const Host &>(), std::declval<const Config &>()));
 DESKSTREAM_DETECT_(HasPollNotifications,
                    std::declval<T &>().pollNotifications(uint32_t{}, std::declval<const Store::NotifyFn &>()));
+DESKSTREAM_DETECT_(HasPurgeCommands, std::declval<T &>().purgeCommands(int64_t{}));
 #undef DESKSTREAM_DETECT_
 
 template <class T> struct Names {
@@ -442,6 +444,17 @@ template <class T> struct StoreAdapter {
             }
         });
     }
+    static ds_status purge(void *i, int64_t older, uint32_t *count, char *e, size_t n) noexcept {
+        return guard(e, n, [&]() -> ds_status {
+            if constexpr (HasPurgeCommands<T>::value) {
+                uint32_t c = self<T>(i).purgeCommands(older);
+                if (count) *count = c;
+                return DS_OK;
+            } else {
+                return DS_ERR_UNSUPPORTED;
+            }
+        });
+    }
     static const ds_store_vtable *vtable() {
         static const ds_store_vtable v = [] {
             ds_store_vtable t{};
@@ -463,6 +476,7 @@ template <class T> struct StoreAdapter {
             t.get_command = &get;
             t.expire_commands = &expire;
             t.poll_notifications = HasPollNotifications<T>::value ? &poll : nullptr;
+            t.purge_commands = HasPurgeCommands<T>::value ? &purge : nullptr;
             return t;
         }();
         return &v;
@@ -506,9 +520,11 @@ ds_plugin_descriptor makeDescriptor(const char *name, const char *version, const
 } // namespace detail
 } // namespace deskstream
 
-// Exports deskstream_plugin_entry for Class. Use once per shared library.
+// Exports deskstream_plugin_entry for Class. Use once per shared library, at namespace scope
+// with the unqualified class name. Compiled with DESKSTREAM_PLUGIN_STATIC the entry is
+// deskstream_plugin_entry_<Class> instead, for linking into a program (plugin.h, DS_PLUGIN_ENTRY).
 #define DESKSTREAM_PLUGIN(Class, name, version, description)                                  \
-    extern "C" DS_EXPORT const ds_plugin_descriptor *deskstream_plugin_entry(void) {          \
+    extern "C" DS_PLUGIN_EXPORT const ds_plugin_descriptor *DS_PLUGIN_ENTRY(Class)(void) {    \
         static const ds_plugin_descriptor descriptor =                                        \
             ::deskstream::detail::makeDescriptor<Class>(name, version, description);          \
         return &descriptor;                                                                   \

@@ -96,6 +96,7 @@ struct RelayConfig {
     int maxQueued = 0;
     int maxViewers = 0;
     long long commandTtlMs = 0;
+    long long commandRetentionMs = 0;
     long long commandLeaseMs = 0;
     long long viewerAckTimeoutMs = 0;
 };

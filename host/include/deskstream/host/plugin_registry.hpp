@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -61,8 +62,17 @@ public:
     // missing folder is noted (logged at debug level) and skipped. Returns one outcome per
     // candidate file (*.so; *.dll on Windows).
     std::vector<LoadOutcome> scan(const std::vector<std::string> &folders);
+    // Scans the folders of earlier scan() calls again and loads the files not seen before (the
+    // host does this on SIGHUP). Files seen before are not retried, loaded plugins are never
+    // unloaded, and PluginInfo references stay valid. Call from one thread, not concurrently
+    // with find()/all().
+    std::vector<LoadOutcome> rescan();
     // Loads one library file. Logs one line when it is skipped.
     LoadOutcome loadFile(const std::string &path);
+    // Registers a plugin linked into the program (built with DESKSTREAM_PLUGIN_STATIC), with
+    // the same checks as a loaded file; `origin` stands in for the file name in logs and
+    // --list-plugins. Use DESKSTREAM_PLUGIN_STATIC_REGISTER.
+    LoadOutcome addStatic(const ds_plugin_descriptor *descriptor, const std::string &origin);
 
     const PluginInfo *find(ds_plugin_kind kind, const std::string &name) const;
     std::vector<const PluginInfo *> all() const;           // sorted by kind, name
@@ -78,9 +88,24 @@ public:
                               const std::string &setting) const;
 
 private:
+    LoadOutcome accept(const ds_plugin_descriptor *descriptor, const std::string &path,
+                       const std::string &file);
+    void scanFolder(const std::string &folder, std::vector<LoadOutcome> &outcomes);
     std::vector<std::string> folders_;
+    std::set<std::string> seen_; // library files tried by scan()/rescan()
     std::map<std::pair<int, std::string>, std::unique_ptr<PluginInfo>> plugins_;
     std::vector<LoadOutcome> skipped_;
 };
 
 } // namespace deskstream::host
+
+// Static plugins (as GStreamer's GST_PLUGIN_STATIC_DECLARE / GST_PLUGIN_STATIC_REGISTER): a plugin
+// source compiled with DESKSTREAM_PLUGIN_STATIC exports deskstream_plugin_entry_<id> (id: the
+// class name given to DESKSTREAM_PLUGIN, or the id of a C plugin's DS_PLUGIN_ENTRY). The program
+// declares it at namespace scope and registers it before Host::start():
+//     DESKSTREAM_PLUGIN_STATIC_DECLARE(SkeletonCapture);
+//     DESKSTREAM_PLUGIN_STATIC_REGISTER(host.plugins(), SkeletonCapture);
+#define DESKSTREAM_PLUGIN_STATIC_DECLARE(id) \
+    extern "C" const ds_plugin_descriptor *deskstream_plugin_entry_##id(void)
+#define DESKSTREAM_PLUGIN_STATIC_REGISTER(registry, id) \
+    (registry).addStatic(deskstream_plugin_entry_##id(), "static:" #id)

@@ -32,6 +32,7 @@ struct RelayOptions {
     int64_t reaper_interval_ms = 30000;    // stale-registration reaper + instance heartbeat
     int64_t registration_ttl_ms = 60000;   // rows with an older last_ping are reaped
     int64_t command_ttl_ms = 300000;       // pending/delivered commands older are expired
+    int64_t command_retention_ms = 604800000; // finished commands completed longer ago are purged
     int64_t command_lease_ms = 30000;      // a delivered, unanswered command is re-delivered after
     int64_t touch_interval_ms = 0;         // last_ping refresh rate; 0: max(interval, ttl / 4)
 

@@ -73,6 +73,10 @@ public:
                                 const std::string &resultJson, int64_t nowMs) const;
     StoreStatus getCommand(const std::string &commandId, std::optional<CommandRecord> &out) const;
     StoreStatus expireCommands(int64_t olderThanMs, int64_t nowMs, uint32_t &expired) const;
+    // ABI 1.1: deletes finished commands completed before olderThanMs. DS_ERR_UNSUPPORTED (with
+    // a message naming the store's ABI) when the plugin's vtable does not reach purge_commands.
+    bool canPurge() const { return vt_.purge_commands != nullptr; }
+    StoreStatus purgeCommands(int64_t olderThanMs, uint32_t &purged) const;
     // DS_TIMEOUT (not an error) when nothing arrived; clientIds gets one entry per notification.
     StoreStatus pollNotifications(uint32_t timeoutMs, std::vector<std::string> &clientIds) const;
 
