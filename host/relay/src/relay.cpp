@@ -3,6 +3,8 @@
 #include "http_handlers.hpp"
 #include "session.hpp"
 
+#include "deskstream/core/log_context.hpp"
+
 #include <Poco/Net/HTTPServerParams.h>
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/Net/SocketAddress.h>
@@ -181,6 +183,7 @@ void RelayImpl::start() {
         options_.public_url = "http://" + address.host().toString() + ":" + std::to_string(port_);
 
     startedAtMs_ = wallNowMs();
+    core::logctx::setProcess("instance_id", o.instance_id);
     s = store_.upsertInstance(InstanceRecord{o.instance_id, options_.public_url, startedAtMs_, startedAtMs_});
     if (!s.ok()) throw std::runtime_error("relay: store refused the instance row: " + s.describe());
 

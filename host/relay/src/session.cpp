@@ -2,6 +2,7 @@
 
 #include "deskstream/core/auth.hpp"
 #include "deskstream/core/frame_header.hpp"
+#include "deskstream/core/log_context.hpp"
 
 #include <Poco/Logger.h>
 
@@ -49,6 +50,8 @@ void Session::run() {
         conn_->setFrameSource([this] { return relay_.pullFrame(id_); });
     }
     id_ = relay_.addSession(shared_from_this());
+    core::logctx::Scope logFields; // this pool thread's log fields, restored when it leaves
+    core::logctx::set("connection_id", std::to_string(id_));
     relay_.count(Counter::ConnectionsOpened);
     const auto openedAt = std::chrono::steady_clock::now();
     relay_.metrics().connectionStarted(roleOf(kind_));
@@ -265,6 +268,7 @@ void Session::onHandshake(const core::Handshake &hs) {
         }
         handshaken_ = true;
         clientId_ = info->clientId;
+        core::logctx::set("client_id", clientId_);
         streamId_ = info->streamId;
         heartbeat_.start(RelayImpl::monoNow());
         relay_.count(Counter::Registrations);
@@ -300,6 +304,7 @@ void Session::onHandshake(const core::Handshake &hs) {
     handshakeTimer_.onHandshake();
     relay_.withRegistry([&](core::Registry &r) { return r.onViewerHandshake(id_); });
     viewerId_ = relay_.locked([&](const core::Registry &r) { return r.viewerId(id_); }).value_or("");
+    core::logctx::set("client_id", viewerId_);
     handshaken_ = true;
     heartbeat_.start(RelayImpl::monoNow());
     relay_.log().debug("viewer %s connected (%s)", viewerId_, peer_);
