@@ -234,8 +234,10 @@ CounterFamily& Registry::counter(const std::string& name, const std::string& hel
                                  const std::vector<std::string>& labelNames) {
     std::lock_guard<std::mutex> lock(mutex_);
     Entry& e = entry(name, help, Type::Counter, labelNames, nullptr);
-    if (std::holds_alternative<std::monostate>(e.family))
+    if (std::holds_alternative<std::monostate>(e.family)) {
         e.family = std::make_unique<CounterFamily>(name, labelNames, std::vector<double>{});
+        if (labelNames.empty()) std::get<std::unique_ptr<CounterFamily>>(e.family)->get();  // 0 from the start
+    }
     return *std::get<std::unique_ptr<CounterFamily>>(e.family);
 }
 
@@ -243,8 +245,10 @@ GaugeFamily& Registry::gauge(const std::string& name, const std::string& help,
                              const std::vector<std::string>& labelNames) {
     std::lock_guard<std::mutex> lock(mutex_);
     Entry& e = entry(name, help, Type::Gauge, labelNames, nullptr);
-    if (std::holds_alternative<std::monostate>(e.family))
+    if (std::holds_alternative<std::monostate>(e.family)) {
         e.family = std::make_unique<GaugeFamily>(name, labelNames, std::vector<double>{});
+        if (labelNames.empty()) std::get<std::unique_ptr<GaugeFamily>>(e.family)->get();
+    }
     return *std::get<std::unique_ptr<GaugeFamily>>(e.family);
 }
 
@@ -253,8 +257,10 @@ HistogramFamily& Registry::histogram(const std::string& name, const std::string&
                                      const std::vector<std::string>& labelNames) {
     std::lock_guard<std::mutex> lock(mutex_);
     Entry& e = entry(name, help, Type::Histogram, labelNames, &bounds);
-    if (std::holds_alternative<std::monostate>(e.family))
+    if (std::holds_alternative<std::monostate>(e.family)) {
         e.family = std::make_unique<HistogramFamily>(name, labelNames, bounds);
+        if (labelNames.empty()) std::get<std::unique_ptr<HistogramFamily>>(e.family)->get();
+    }
     return *std::get<std::unique_ptr<HistogramFamily>>(e.family);
 }
 

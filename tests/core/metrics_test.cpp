@@ -1,4 +1,5 @@
 // The metrics registry against the rules of the Prometheus text format 0.0.4.
+#include "deskstream/core/agent_metrics.hpp"
 #include "deskstream/core/metrics.hpp"
 
 #include <gtest/gtest.h>
@@ -135,6 +136,20 @@ TEST(Metrics, HistogramWithoutLabelsHasOnlyLe) {
     EXPECT_TRUE(has(text, "d_seconds_sum 0.5")) << text;
 }
 
+TEST(Metrics, FamiliesWithoutLabelsShowZeroBeforeTheFirstUpdate) {
+    Registry r;
+    r.counter("fresh_total", "F.");
+    r.gauge("fresh_gauge", "G.");
+    r.histogram("fresh_seconds", "H.", {1});
+    r.counter("labelled_total", "L.", {"kind"});
+    const std::string text = r.render();
+    EXPECT_TRUE(has(text, "fresh_total 0")) << text;
+    EXPECT_TRUE(has(text, "fresh_gauge 0")) << text;
+    EXPECT_TRUE(has(text, "fresh_seconds_count 0")) << text;
+    EXPECT_EQ(text.find("labelled_total{"), std::string::npos) << "no child until a label set is used";
+    expectWellFormed(text);
+}
+
 TEST(Metrics, GaugeGoesUpAndDown) {
     Registry r;
     Gauge& g = r.gauge("conns", "Open connections.", {"role"}).labels({"agent"});
@@ -235,4 +250,33 @@ TEST(Metrics, ConcurrentUpdatesAreExact) {
     EXPECT_EQ(s.cumulative[1], uint64_t(kThreads) * kEach);
     EXPECT_DOUBLE_EQ(s.sum, double(kThreads) * kEach);
     EXPECT_DOUBLE_EQ(g.value(), double(kThreads) * kEach);
+}
+
+// The agent's metric set: well-formed, updates land in the right series, and it shares a
+// registry with the relay's families (role all) without clashing.
+TEST(AgentMetrics, RendersEveryFamilyAndMovesWithUpdates) {
+    auto registry = std::make_shared<Registry>();
+    registry->counter("deskstream_relay_frames_forwarded_total", "A relay family in the same registry.");
+    deskstream::core::AgentMetrics m(registry);
+    m.captured(deskstream::core::FrameCodec::Jpeg, 0.004);
+    m.encoded(deskstream::core::FrameCodec::Jpeg, 0.006, 300000);
+    m.quality(75);
+    m.inFlight(2);
+    m.windowDrop();
+    m.reconnect();
+    m.breaker(deskstream::core::BreakerState::Open);
+    const std::string text = m.render();
+    expectWellFormed(text);
+    EXPECT_TRUE(has(text, "deskstream_agent_capture_duration_seconds_count{codec=\"jpeg\"} 1")) << text;
+    EXPECT_TRUE(has(text, "deskstream_agent_capture_duration_seconds_count{codec=\"webp\"} 0")) << text;
+    EXPECT_TRUE(has(text, "deskstream_agent_encode_duration_seconds_sum{codec=\"jpeg\"} 0.006")) << text;
+    EXPECT_TRUE(has(text, "deskstream_agent_encoded_frame_bytes_bucket{codec=\"jpeg\",le=\"262144\"} 0")) << text;
+    EXPECT_TRUE(has(text, "deskstream_agent_encoded_frame_bytes_bucket{codec=\"jpeg\",le=\"1048576\"} 1")) << text;
+    EXPECT_TRUE(has(text, "deskstream_agent_quality 75")) << text;
+    EXPECT_TRUE(has(text, "deskstream_agent_frames_in_flight 2")) << text;
+    EXPECT_TRUE(has(text, "deskstream_agent_window_drops_total 1")) << text;
+    EXPECT_TRUE(has(text, "deskstream_agent_reconnects_total 1")) << text;
+    EXPECT_TRUE(has(text, "deskstream_agent_circuit_breaker{state=\"open\"} 1")) << text;
+    EXPECT_TRUE(has(text, "deskstream_agent_circuit_breaker{state=\"closed\"} 0")) << text;
+    EXPECT_TRUE(has(text, "deskstream_relay_frames_forwarded_total 0")) << text;
 }
