@@ -11,6 +11,8 @@ PACKAGES=(
   libpq-dev libsqlite3-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev postgresql sqlite3 procps
+  # promtool: the tests check /metrics and the alert rules with it (docs/operations.md)
+  prometheus
 )
 
 missing=()
