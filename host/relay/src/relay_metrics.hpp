@@ -5,6 +5,7 @@
 
 #include "deskstream/core/metrics.hpp"
 #include "deskstream/core/protocol.hpp"
+#include "deskstream/relay/process_metrics.hpp"
 #include "deskstream/relay/store_client.hpp"
 
 #include <array>
@@ -59,7 +60,6 @@ public:
 
 private:
     template <class E> static size_t idx(E e) { return static_cast<size_t>(e); }
-    core::metrics::Counter &storeErrors(const char *operation);
 
     std::shared_ptr<core::metrics::Registry> registry_;
     std::vector<std::string> callbacks_; // names registered by expose(), removed by ~RelayMetrics
@@ -75,9 +75,5 @@ private:
     core::metrics::CounterFamily *storeErrors_ = nullptr;
     core::metrics::Counter *reaperRuns_ = nullptr;
 };
-
-// Process figures shared by every role (resident memory, open descriptors, threads, build
-// info), read from /proc at scrape time. Registering twice in one registry is harmless.
-void exposeProcessMetrics(core::metrics::Registry &registry, const std::string &version);
 
 } // namespace deskstream::relay
