@@ -17,6 +17,8 @@ PACKAGES=(
   xvfb x11-xserver-utils x11-utils ffmpeg gstreamer1.0-tools gstreamer1.0-x gstreamer1.0-plugins-base
   # the Debian package (scripts/package.sh): dpkg-shlibdeps, lintian
   dpkg-dev lintian file
+  # promtool: the tests check /metrics and the alert rules with it (docs/operations.md)
+  prometheus
 )
 # Browser end-to-end tests (tests/e2e): Debian's Chromium, and Node.js + npm when no Node.js is
 # installed yet; scripts/lib/e2e.sh then installs playwright-core into tests/e2e/node_modules.

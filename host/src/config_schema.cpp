@@ -23,6 +23,9 @@ std::vector<KeySpec> makeSchema() {
         {"host", "log.level", T::Choice, "information", 0, 0,
          {"trace", "debug", "information", "notice", "warning", "error", "critical", "fatal", "none"},
          "lowest level of log lines written"},
+        {"host", "log.format", T::Choice, "text", 0, 0, {"text", "json"},
+         "log line format: text (one readable line) or json (one JSON object per line with time, "
+         "level, logger, message, client_id, connection_id, instance_id)"},
         // [relay]
         {"relay", "listen", T::HostPort, "127.0.0.1:8080", 0, 0, {},
          "address and port of the HTTP/WebSocket server (port 0: any free port)"},

@@ -10,6 +10,7 @@
 #include "deskstream/core/auth.hpp"
 #include "deskstream/host/config.hpp"
 #include "deskstream/host/host.hpp"
+#include "deskstream/host/log_format.hpp"
 #include "deskstream/host/services.hpp"
 #include "deskstream/host/version.hpp"
 
@@ -103,8 +104,8 @@ void registerSubcommands() {
                               &tokenMain};
 }
 
-void setupLogging(const std::string &level) {
-    Poco::AutoPtr<Poco::PatternFormatter> formatter(new Poco::PatternFormatter("%Y-%m-%d %H:%M:%S.%i %q %s: %t"));
+void setupLogging(const std::string &level, const std::string &format) {
+    Poco::AutoPtr<Poco::Formatter> formatter = deskstream::host::makeLogFormatter(format);
     Poco::AutoPtr<Poco::ConsoleChannel> console(new Poco::ConsoleChannel(std::cerr));
     Poco::AutoPtr<Poco::FormattingChannel> channel(new Poco::FormattingChannel(formatter, console));
     Poco::Logger::root().setChannel(channel);
@@ -252,10 +253,11 @@ protected:
         // Logging first (the level is needed before plugins log); a bad level is reported
         // by validation below, so fall back to the default meanwhile.
         std::string level = config.get("host", "log.level").value_or("information");
+        const std::string format = config.get("host", "log.format").value_or("text");
         try {
-            setupLogging(level);
+            setupLogging(level, format);
         } catch (const std::exception &) {
-            setupLogging("information");
+            setupLogging("information", format == "json" ? format : "text");
         }
 
         if (sub) {

@@ -10,6 +10,8 @@
 #include "deskstream/host/plugin_registry.hpp"
 #include "deskstream/plugin.h"
 
+#include <Poco/JSON/Object.h>
+#include <Poco/JSON/Parser.h>
 #include <Poco/Net/HTTPClientSession.h>
 #include <Poco/Net/HTTPRequest.h>
 #include <Poco/Net/HTTPResponse.h>
@@ -404,6 +406,61 @@ TEST(Cli, AgentExitsWhenTheRelayRefusesRegistration) {
     EXPECT_EQ(r.err.find("not-a-token"), std::string::npos) << "the token is never logged";
     relay.signal(SIGTERM);
     EXPECT_EQ(relay.wait(10s).status, 0);
+}
+
+// [host] log.format = json (issue 15): every line of a real run (relay and agent, debug level, a
+// token-authenticated handshake) parses as a JSON object with time, level, logger and message;
+// the relay's connection lines carry client_id, connection_id and instance_id; and neither the
+// handshake's token nor the signing secret appears in any line.
+TEST(Cli, JsonLogsParseLineByLineAndNeverContainTheHandshakeToken) {
+    const std::string secret = "json-log-secret-9f2c";
+    const auto nowMs = std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::system_clock::now().time_since_epoch()).count();
+    const std::string token = deskstream::core::mintToken(secret, deskstream::core::Role::Desktop,
+                                                          "json-pc", std::chrono::hours(1), nowMs);
+    ASSERT_GT(token.size(), 20u);
+    uint16_t port = freePort();
+    std::vector<std::string> args = workingSetup(tempDir());
+    args.insert(args.end(), {"--set", "relay.listen=127.0.0.1:" + std::to_string(port),
+                             "--set", "auth.secret=" + secret, "--set", "agent.token=" + token,
+                             "--set", "agent.relay_url=ws://127.0.0.1:" + std::to_string(port) + "/ws/agent",
+                             "--set", "agent.client_id=json-pc", "--set", "host.log.format=json",
+                             "--set", "host.log.level=debug"});
+    Child child(args);
+    bool registered = false;
+    const auto deadline = std::chrono::steady_clock::now() + 30s;
+    while (!registered && std::chrono::steady_clock::now() < deadline && child.running()) {
+        registered = httpGet(port, "/api/desktops").second.find("\"json-pc\"") != std::string::npos;
+        if (!registered) std::this_thread::sleep_for(50ms);
+    }
+    ASSERT_TRUE(registered) << child.err();
+    child.signal(SIGTERM);
+    Result r = child.wait(10s);
+    EXPECT_EQ(r.status, 0) << r.err;
+
+    std::istringstream in(r.err);
+    int lines = 0;
+    bool connectionFields = false;
+    for (std::string line; std::getline(in, line);) {
+        ++lines;
+        EXPECT_EQ(line.find(token), std::string::npos) << "token logged: " << line;
+        EXPECT_EQ(line.find(token.substr(token.rfind('.') + 1)), std::string::npos) << "signature logged: " << line;
+        EXPECT_EQ(line.find(secret), std::string::npos) << "secret logged: " << line;
+        Poco::JSON::Object::Ptr o;
+        try {
+            o = Poco::JSON::Parser().parse(line).extract<Poco::JSON::Object::Ptr>();
+        } catch (const std::exception &e) {
+            ADD_FAILURE() << "not a JSON object: " << line << " (" << e.what() << ")";
+            continue;
+        }
+        for (const char *key : {"time", "level", "logger", "message"})
+            EXPECT_TRUE(o->has(key)) << key << " missing: " << line;
+        if (o->optValue<std::string>("client_id", "") == "json-pc" && o->has("connection_id") &&
+            o->has("instance_id"))
+            connectionFields = true;
+    }
+    EXPECT_GE(lines, 5) << r.err;
+    EXPECT_TRUE(connectionFields) << "no line with client_id, connection_id and instance_id:\n" << r.err;
 }
 
 INSTANTIATE_TEST_SUITE_P(Signals, StartStop, ::testing::Values(SIGTERM, SIGINT),

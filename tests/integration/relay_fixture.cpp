@@ -9,10 +9,16 @@
 #include <Poco/Net/NetException.h>
 #include <Poco/StreamCopier.h>
 
+#include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <filesystem>
 #include <random>
 #include <thread>
+
+#include <sys/wait.h>
+#include <unistd.h>
 
 namespace ds_itest {
 
@@ -297,6 +303,39 @@ bool RelayTest::hasRow(const std::string &clientId) {
     for (const auto &r : rows())
         if (r.client_id == clientId) return true;
     return false;
+}
+
+double metricValue(const std::string &exposition, const std::string &series) {
+    std::istringstream in(exposition);
+    for (std::string line; std::getline(in, line);) {
+        if (line.size() > series.size() && line.compare(0, series.size(), series) == 0 &&
+            line[series.size()] == ' ')
+            return std::stod(line.substr(series.size() + 1));
+    }
+    return -1;
+}
+
+int promtoolCheckMetrics(const std::string &exposition, std::string &output) {
+    char path[] = "/tmp/ds-metrics-XXXXXX";
+    const int fd = mkstemp(path);
+    if (fd < 0) throw std::runtime_error("cannot create a temporary file");
+    {
+        std::ofstream f(path);
+        f << exposition;
+    }
+    ::close(fd);
+    const std::string cmd = "promtool check metrics < '" + std::string(path) + "' 2>&1";
+    FILE *p = popen(cmd.c_str(), "r");
+    if (!p) throw std::runtime_error("cannot run promtool");
+    output.clear();
+    char buf[512];
+    while (size_t n = fread(buf, 1, sizeof buf, p)) output.append(buf, n);
+    const int status = pclose(p);
+    std::remove(path);
+    const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    if (code == 127)
+        output = "promtool not found (apt-get install prometheus; scripts/bootstrap.sh does it): " + output;
+    return code;
 }
 
 } // namespace ds_itest

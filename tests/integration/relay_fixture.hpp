@@ -78,6 +78,13 @@ struct HttpResult {
 HttpResult httpRequest(uint16_t port, const std::string &method, const std::string &path,
                        const std::string &body = "");
 
+// The value of one series in a /metrics exposition, e.g.
+// metricValue(text, "deskstream_relay_heartbeat_timeouts_total{role=\"viewer\"}"); -1 when absent.
+double metricValue(const std::string &exposition, const std::string &series);
+// Runs `promtool check metrics` on `exposition`: its exit code, and its output in `output`.
+// promtool missing is a failure (Debian package prometheus, installed by scripts/bootstrap.sh).
+int promtoolCheckMetrics(const std::string &exposition, std::string &output);
+
 // Polls `cond` every 10 ms until it holds or timeoutMs passed.
 bool eventually(const std::function<bool()> &cond, int timeoutMs = 2000);
 

@@ -9,6 +9,7 @@
 #include <Poco/Logger.h>
 
 #include <cstdlib>
+#include <stdexcept>
 
 using namespace ds_itest;
 using deskstream::relay::Relay;
@@ -116,4 +117,78 @@ TEST_F(RelayPostgres, RoleWithoutInsertGetsRegistrationFailedAndNoRow) {
     viewer.send(viewerHandshake());
     EXPECT_TRUE(viewer.waitFor("handshake_ack", 3000));
     EXPECT_EQ(httpRequest(limited.relay->port(), "GET", "/healthz").status, 200);
+}
+
+namespace {
+
+std::string requiredEnv(const char *name) {
+    const char *v = std::getenv(name);
+    if (!v || !*v)
+        throw std::runtime_error(std::string(name) + " is not set: run the suite with scripts/test.sh "
+                                 "(scripts/lib/postgres.sh exports it)");
+    return v;
+}
+
+// Stops the shared test server, and starts it again however the test ends. Tests using it run
+// serially (RUN_SERIAL in tests/integration/CMakeLists.txt).
+class PgOutage {
+public:
+    PgOutage()
+        : ctl_(requiredEnv("DESKSTREAM_TEST_PG_CTL")), data_(requiredEnv("DESKSTREAM_TEST_PG_DATA")),
+          opts_(requiredEnv("DESKSTREAM_TEST_PG_OPTS")) {}
+    ~PgOutage() {
+        try {
+            if (stopped_) start();
+        } catch (...) {
+        }
+    }
+    void stop() {
+        run("runuser -u postgres -- '" + ctl_ + "' -D '" + data_ + "' -m fast -w -t 30 stop");
+        stopped_ = true;
+    }
+    void start() {
+        run("runuser -u postgres -- '" + ctl_ + "' -D '" + data_ + "' -l '" + data_ +
+            "/../relay-readyz-restart.log' -w -t 60 -o '" + opts_ + "' start");
+        stopped_ = false;
+    }
+
+private:
+    static void run(const std::string &cmd) {
+        if (std::system((cmd + " >/dev/null 2>&1").c_str()) != 0)
+            throw std::runtime_error("command failed: " + cmd);
+    }
+    std::string ctl_, data_, opts_;
+    bool stopped_ = false;
+};
+
+}  // namespace
+
+// Readiness follows the store (issue 15): 503 with the reason while PostgreSQL is down, 200 again
+// once it is back, with no restart of the relay.
+TEST_F(RelayPostgres, ReadyzIs503WithTheReasonWhileTheStoreIsDownAnd200WhenItReturns) {
+    PgRelay pg(adminConninfo(), schema);
+    const uint16_t port = pg.relay->port();
+    HttpResult ready = httpRequest(port, "GET", "/readyz");
+    ASSERT_EQ(ready.status, 200) << ready.body;
+
+    PgOutage outage;
+    outage.stop();
+    ready = httpRequest(port, "GET", "/readyz");
+    EXPECT_EQ(ready.status, 503) << ready.body;
+    Json body = parseJson(ready.body);
+    ASSERT_TRUE(body) << ready.body;
+    EXPECT_EQ(str(body, "status"), "unavailable");
+    EXPECT_NE(str(body, "reason").find("store check failed"), std::string::npos) << ready.body;
+    EXPECT_EQ(str(body, "reason").find("password=deskstream"), std::string::npos) << "no secret";
+    // Liveness is not readiness: the process itself is fine.
+    EXPECT_EQ(httpRequest(port, "GET", "/healthz").status, 200);
+    // The failed checks are counted as store errors.
+    EXPECT_GE(metricValue(httpRequest(port, "GET", "/metrics").body,
+                          "deskstream_relay_store_errors_total{operation=\"check\"}"),
+              1);
+
+    outage.start();
+    // The plugin reconnects on its next call; allow for the server's start-up on 2 busy cores.
+    EXPECT_TRUE(eventually([&] { return httpRequest(port, "GET", "/readyz").status == 200; }, 15000))
+        << httpRequest(port, "GET", "/readyz").body;
 }

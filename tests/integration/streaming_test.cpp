@@ -425,3 +425,46 @@ TEST_F(StreamingTest, AgentExecutesCommandsOnceAndReportsResults) {
     EXPECT_NE(result("cfg-2")->result_json.find("monitor 7 does not exist"), std::string::npos)
         << result("cfg-2")->result_json;
 }
+
+// /metrics scraped during a live stream (issue 15): promtool accepts it with no lint finding, the
+// frame counters move as frames flow, and the delivery latency histogram counts the viewer's
+// acks (each reports 5 ms, so every observation lands in the le="0.005" bucket).
+TEST_F(StreamingTest, MetricsScrapedDuringAStreamPassPromtoolAndMoveWithFramesAndAcks) {
+    auto agent = startAgent(agentOptions(30, port()), 640, 360);
+    ASSERT_TRUE(ds_itest::eventually([&] { return agent->stats().registered; }, 5000));
+    Viewer v(port(), "stream-pc");
+    ASSERT_TRUE(ds_itest::eventually([&] { return v.frames() >= 5; }, 8000));
+    const std::string count = "deskstream_relay_frame_delivery_latency_seconds_count";
+    auto scrape = [&] { return ds_itest::httpRequest(port(), "GET", "/metrics").body; };
+    std::string first;
+    ASSERT_TRUE(ds_itest::eventually([&] {
+        first = scrape();
+        return ds_itest::metricValue(first, count) >= 3;
+    }, 8000)) << first;
+    const double received1 = ds_itest::metricValue(first, "deskstream_relay_frames_received_total");
+    const double forwarded1 = ds_itest::metricValue(first, "deskstream_relay_frames_forwarded_total");
+    const double acks1 = ds_itest::metricValue(first, count);
+    EXPECT_GE(received1, forwarded1 > 0 ? 1 : 0);
+    const uint64_t seen = v.frames();
+    ASSERT_TRUE(ds_itest::eventually([&] { return v.frames() >= seen + 10; }, 8000));
+    std::string second;
+    ASSERT_TRUE(ds_itest::eventually([&] {
+        second = scrape();
+        return ds_itest::metricValue(second, count) > acks1;
+    }, 8000));
+    EXPECT_GT(ds_itest::metricValue(second, "deskstream_relay_frames_received_total"), received1);
+    EXPECT_GT(ds_itest::metricValue(second, "deskstream_relay_frames_forwarded_total"), forwarded1);
+    const double acks2 = ds_itest::metricValue(second, count);
+    EXPECT_EQ(ds_itest::metricValue(
+                  second, "deskstream_relay_frame_delivery_latency_seconds_bucket{le=\"0.005\"}"),
+              acks2);
+    EXPECT_EQ(ds_itest::metricValue(
+                  second, "deskstream_relay_frame_delivery_latency_seconds_bucket{le=\"0.0025\"}"),
+              0);
+    EXPECT_NEAR(ds_itest::metricValue(second, "deskstream_relay_frame_delivery_latency_seconds_sum"),
+                acks2 * 0.005, 1e-6);
+    EXPECT_EQ(ds_itest::metricValue(second, "deskstream_relay_connections{role=\"viewer\"}"), 1);
+    std::string out;
+    EXPECT_EQ(ds_itest::promtoolCheckMetrics(second, out), 0) << out;
+    EXPECT_EQ(out, "") << "promtool lint findings:\n" << out;
+}

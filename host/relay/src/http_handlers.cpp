@@ -52,7 +52,10 @@ public:
     WebSocketRoute(RelayImpl &relay, Session::Kind kind) : relay_(relay), kind_(kind) {}
 
     void handleRequest(HTTPServerRequest &req, HTTPServerResponse &resp) override {
+        const auto role = kind_ == Session::Kind::Agent ? RelayMetrics::Role::Agent
+                                                        : RelayMetrics::Role::Viewer;
         if (!relay_.accepting()) {
+            relay_.metrics().connectionOpened(role, RelayMetrics::Opened::ShuttingDown);
             sendError(relay_, resp, HTTPResponse::HTTP_SERVICE_UNAVAILABLE, core::ErrorCode::Internal,
                       "relay is shutting down");
             return;
@@ -63,6 +66,7 @@ public:
             const std::string origin = req.get("Origin");
             if (std::find(allowed.begin(), allowed.end(), origin) == allowed.end()) {
                 relay_.count(Counter::AuthFailures);
+                relay_.metrics().connectionOpened(role, RelayMetrics::Opened::ForbiddenOrigin);
                 sendError(relay_, resp, HTTPResponse::HTTP_FORBIDDEN, core::ErrorCode::Unauthorized,
                           "origin not allowed");
                 return;
@@ -70,6 +74,7 @@ public:
         }
         const bool viewer = kind_ == Session::Kind::Viewer;
         if (viewer && !relay_.reserveViewer()) {
+            relay_.metrics().connectionOpened(role, RelayMetrics::Opened::OverCapacity);
             sendError(relay_, resp, HTTPResponse::HTTP_SERVICE_UNAVAILABLE,
                       core::ErrorCode::RateLimited,
                       "too many viewers (max_viewers = " +
@@ -89,10 +94,12 @@ public:
         } catch (const Poco::Net::WebSocketException &e) {
             if (e.code() == Poco::Net::WebSocket::WS_ERR_HANDSHAKE_UNSUPPORTED_VERSION)
                 resp.set("Sec-WebSocket-Version", Poco::Net::WebSocket::WEBSOCKET_VERSION);
+            relay_.metrics().connectionOpened(role, RelayMetrics::Opened::BadUpgrade);
             sendError(relay_, resp, HTTPResponse::HTTP_BAD_REQUEST, core::ErrorCode::BadRequest,
                       "WebSocket upgrade required: " + e.message());
             return;
         }
+        relay_.metrics().connectionOpened(role, RelayMetrics::Opened::Accepted);
         auto session = std::make_shared<Session>(relay_, kind_, std::move(ws));
         session->run();
     }
@@ -175,20 +182,11 @@ private:
         return out.str();
     }
 
-    // Prometheus text format: every counter plus the live connection gauges.
+    // Prometheus text format 0.0.4: every family of the relay's registry (docs/operations.md).
     void metrics(HTTPServerResponse &resp) {
-        std::ostringstream out;
-        for (const auto &[name, value] : relay_.counters()) {
-            out << "# TYPE deskstream_relay_" << name << "_total counter\n"
-                << "deskstream_relay_" << name << "_total " << value << "\n";
-        }
-        out << "# TYPE deskstream_relay_agents gauge\ndeskstream_relay_agents "
-            << relay_.agentCount() << "\n";
-        out << "# TYPE deskstream_relay_viewers gauge\ndeskstream_relay_viewers "
-            << relay_.viewerCount() << "\n";
-        const std::string body = out.str();
+        const std::string body = relay_.metrics().render();
         resp.setStatus(HTTPResponse::HTTP_OK);
-        resp.setContentType("text/plain; version=0.0.4");
+        resp.setContentType(core::metrics::Registry::kContentType);
         resp.setContentLength(static_cast<std::streamsize>(body.size()));
         resp.send() << body;
     }

@@ -3,6 +3,8 @@
 #include "http_handlers.hpp"
 #include "session.hpp"
 
+#include "deskstream/core/log_context.hpp"
+
 #include <Poco/Net/HTTPServerParams.h>
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/Net/SocketAddress.h>
@@ -123,7 +125,12 @@ const char *counterName(Counter c) {
 RelayImpl::RelayImpl(RelayOptions options, StoreClient store, Poco::Logger &logger)
     : options_(std::move(options)), store_(store), logger_(logger),
       registry_(registryConfig(options_)), router_(commandPolicy(options_)),
-      throttle_(core::fromMs(touchInterval(options_))) {}
+      throttle_(core::fromMs(touchInterval(options_))) {
+    metrics_.expose(*this);
+    store_.setObserver([m = &metrics_](const char *op, double s, bool timed, const StoreStatus &st) {
+        m->storeCall(op, s, timed, st);
+    });
+}
 
 RelayImpl::~RelayImpl() { stop(); }
 
@@ -176,6 +183,7 @@ void RelayImpl::start() {
         options_.public_url = "http://" + address.host().toString() + ":" + std::to_string(port_);
 
     startedAtMs_ = wallNowMs();
+    core::logctx::setProcess("instance_id", o.instance_id);
     s = store_.upsertInstance(InstanceRecord{o.instance_id, options_.public_url, startedAtMs_, startedAtMs_});
     if (!s.ok()) throw std::runtime_error("relay: store refused the instance row: " + s.describe());
 
@@ -407,6 +415,7 @@ void RelayImpl::onAgentFrame(core::ConnId agent, Bytes bytes, const core::FrameH
                               (header.flags & core::frame_flags::kKey) != 0, monoNow());
     }
     if (r.dropped) count(Counter::FramesDropped, r.dropped);
+    if (r.dropped) metrics_.framesDropped(RelayMetrics::Drop::LaggingViewer, r.dropped);
     for (core::ConnId v : r.wake) {
         if (auto viewer = session(v)) viewer->notifyFrames();
     }
@@ -442,6 +451,7 @@ Bytes RelayImpl::pullFrame(core::ConnId viewer) {
 void RelayImpl::onAgentStats(core::ConnId agent, const core::AgentStats &stats) {
     auto s = stream(agent, true);
     std::lock_guard<std::mutex> lock(s->mutex);
+    metrics_.agentStats(s->agentStats, stats);
     s->agentStats = stats;
 }
 
@@ -474,6 +484,7 @@ void RelayImpl::onViewerAck(core::ConnId viewer, const core::ViewerFrameAck &ack
     if (!agent) return; // the desktop left meanwhile: nothing to acknowledge
     auto s = stream(agent->conn, false);
     if (!s) return;
+    metrics_.deliveryLatencyMs(ack.latency);
     std::vector<core::AgentFrameAck> acks;
     {
         std::lock_guard<std::mutex> lock(s->mutex);
@@ -625,6 +636,7 @@ void RelayImpl::deliverPending(const std::string &clientId) {
             store_.completeCommand(r.id, "failed",
                                    "{\"status\":\"failed\",\"error\":\"expired before delivery\"}", now);
             count(Counter::CommandsExpired);
+            metrics_.commandFinished(r.commandType, "expired");
             continue;
         }
         auto msg = router_.deliveryMessage(r);
@@ -632,6 +644,7 @@ void RelayImpl::deliverPending(const std::string &clientId) {
             logger_.error("relay: stored command %s is unreadable: %s", r.id, msg.error().message);
             store_.completeCommand(r.id, "failed",
                                    "{\"status\":\"failed\",\"error\":\"unreadable command\"}", now);
+            metrics_.commandFinished(r.commandType, "failed");
             continue;
         }
         // If this send is lost the lease expires and the command is claimed again.
@@ -658,6 +671,8 @@ core::Result<bool> RelayImpl::onCommandResult(const std::string &clientId,
         return core::makeError(core::ErrorCode::Internal, "", "the result could not be stored");
     }
     count(Counter::CommandResults);
+    metrics_.commandFinished(rec->command_type,
+                             result.status == core::CommandStatus::Done ? "done" : "failed");
     std::optional<core::CommandRouter::ResultRoute> route;
     {
         std::lock_guard<std::mutex> lock(mutex_);
@@ -674,6 +689,7 @@ void RelayImpl::runMaintenance(bool force) {
     if (!force && nowSteady - lastMaintenance_ < std::chrono::milliseconds(options_.reaper_interval_ms))
         return;
     lastMaintenance_ = nowSteady;
+    metrics_.reaperRun();
     const int64_t now = wallNowMs();
     StoreStatus st = store_.upsertInstance(
         InstanceRecord{options_.instance_id, options_.public_url, startedAtMs_, now});
@@ -689,6 +705,7 @@ void RelayImpl::runMaintenance(bool force) {
     st = store_.expireCommands(now - options_.command_ttl_ms, now, n);
     if (!st.ok()) storeError("expire_commands", st);
     else if (n) count(Counter::CommandsExpired, n);
+    if (st.ok() && n) metrics_.commandFinished("", "expired", n); // the store does not say which types
     purgeFinishedCommands(now);
     std::vector<std::string> local;
     {

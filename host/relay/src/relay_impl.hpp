@@ -13,6 +13,7 @@
 #include "deskstream/relay/options.hpp"
 #include "deskstream/relay/relay.hpp"
 #include "deskstream/relay/store_client.hpp"
+#include "relay_metrics.hpp"
 #include "ws_connection.hpp"
 
 #include <Poco/Logger.h>
@@ -84,6 +85,7 @@ public:
 
     void count(Counter c, uint64_t n = 1) { counters_[static_cast<size_t>(c)].fetch_add(n); }
     std::map<std::string, uint64_t> counters() const;
+    RelayMetrics &metrics() { return metrics_; }
     size_t agentCount() const;
     size_t viewerCount() const;
 
@@ -204,6 +206,8 @@ private:
     std::chrono::steady_clock::time_point lastMaintenance_{};
     bool purgeSkipLogged_ = false; // maintenance thread only: the 1.0-store notice is logged once
     std::atomic<int64_t> lastStoreErrorLogMs_{0};
+    // Last member: destroyed first, so its scrape-time callbacks never see a dead member.
+    RelayMetrics metrics_{options_.metrics};
 };
 
 } // namespace deskstream::relay

@@ -2,6 +2,7 @@
 
 #include "deskstream/core/auth.hpp"
 #include "deskstream/core/frame_header.hpp"
+#include "deskstream/core/log_context.hpp"
 
 #include <Poco/Logger.h>
 
@@ -26,6 +27,9 @@ WsLimits limitsFor(const RelayOptions &o, Session::Kind kind) {
 }
 
 const char *kindName(Session::Kind k) { return k == Session::Kind::Agent ? "agent" : "viewer"; }
+RelayMetrics::Role roleOf(Session::Kind k) {
+    return k == Session::Kind::Agent ? RelayMetrics::Role::Agent : RelayMetrics::Role::Viewer;
+}
 
 } // namespace
 
@@ -46,7 +50,11 @@ void Session::run() {
         conn_->setFrameSource([this] { return relay_.pullFrame(id_); });
     }
     id_ = relay_.addSession(shared_from_this());
+    core::logctx::Scope logFields; // this pool thread's log fields, restored when it leaves
+    core::logctx::set("connection_id", std::to_string(id_));
     relay_.count(Counter::ConnectionsOpened);
+    const auto openedAt = std::chrono::steady_clock::now();
+    relay_.metrics().connectionStarted(roleOf(kind_));
     relay_.log().debug("%s connection %?u from %s opened", std::string(kindName(kind_)), id_, peer_);
     int code = 1006;
     try {
@@ -58,8 +66,10 @@ void Session::run() {
     finish();
     const uint64_t dropped = conn_->droppedFrames();
     if (dropped) relay_.count(Counter::FramesDropped, dropped);
+    if (dropped) relay_.metrics().framesDropped(RelayMetrics::Drop::LaggingViewer, dropped);
     relay_.removeSession(id_);
     relay_.count(Counter::ConnectionsClosed);
+    relay_.metrics().connectionEnded(roleOf(kind_), openedAt);
     const std::string who = !clientId_.empty() ? clientId_ : (!viewerId_.empty() ? viewerId_ : "-");
     if (badCount_ > 1) {
         relay_.log().information("%s %s (%s) closed with %d after %d bad messages",
@@ -152,6 +162,7 @@ void Session::onTick(std::chrono::steady_clock::time_point now) {
         conn_->sendText(core::serialize(core::Message{core::Ping{a.timestamp}}));
     } else if (a.kind == core::HeartbeatAction::Kind::Close) {
         relay_.count(Counter::HeartbeatTimeouts);
+        relay_.metrics().heartbeatTimeout(roleOf(kind_));
         relay_.log().warning("%s %s (%s): no pong for %?d ms, closing %d",
                              std::string(kindName(kind_)),
                              !clientId_.empty() ? clientId_ : viewerId_, peer_,
@@ -181,6 +192,7 @@ void Session::onText(std::string &&message) {
         warnOnce("bad handshake: " + err.message);
         if (kind_ == Kind::Agent) {
             relay_.count(Counter::RegistrationFailures);
+            relay_.metrics().registration(RelayMetrics::Registration::BadRequest);
             relay_.withRegistry([&](core::Registry &r) {
                 return r.rejectAgent(id_, "", err.code == core::ErrorCode::TooLarge
                                                   ? core::ErrorCode::BadRequest
@@ -213,6 +225,7 @@ void Session::onHandshake(const core::Handshake &hs) {
     if (kind_ == Kind::Agent) {
         if (hs.role != core::Role::Desktop) {
             relay_.count(Counter::RegistrationFailures);
+            relay_.metrics().registration(RelayMetrics::Registration::BadRequest);
             warnOnce("viewer handshake on /ws/agent");
             relay_.withRegistry([&](core::Registry &r) {
                 return r.rejectAgent(id_, hs.clientId, core::ErrorCode::BadRequest,
@@ -226,6 +239,7 @@ void Session::onHandshake(const core::Handshake &hs) {
             if (!claims.ok()) {
                 relay_.count(Counter::AuthFailures);
                 relay_.count(Counter::RegistrationFailures);
+                relay_.metrics().registration(RelayMetrics::Registration::Unauthorized);
                 warnOnce("agent " + hs.clientId + " refused: " + claims.error().message);
                 relay_.withRegistry([&](core::Registry &r) {
                     return r.rejectAgent(id_, hs.clientId, core::ErrorCode::Unauthorized,
@@ -237,18 +251,28 @@ void Session::onHandshake(const core::Handshake &hs) {
         }
         handshakeTimer_.onHandshake();
         // Pending -> the store write runs here (StoreRegisterAction) -> ack or failure.
-        relay_.withRegistry([&](core::Registry &r) { return r.onAgentHandshake(id_, hs, nowMs); });
+        bool storeWrite = false; // the registry accepted it and asked for the store write
+        relay_.withRegistry([&](core::Registry &r) {
+            core::Actions actions = r.onAgentHandshake(id_, hs, nowMs);
+            for (const auto &a : actions)
+                storeWrite |= std::holds_alternative<core::StoreRegisterAction>(a);
+            return actions;
+        });
         auto info = relay_.locked([&](const core::Registry &r) { return r.agentByConn(id_); });
         if (!info) {
             relay_.count(Counter::RegistrationFailures);
+            relay_.metrics().registration(storeWrite ? RelayMetrics::Registration::StoreUnavailable
+                                                     : RelayMetrics::Registration::BadRequest);
             closeSelf(1008, "registration failed"); // no-op when the registry closed it already
             return;
         }
         handshaken_ = true;
         clientId_ = info->clientId;
+        core::logctx::set("client_id", clientId_);
         streamId_ = info->streamId;
         heartbeat_.start(RelayImpl::monoNow());
         relay_.count(Counter::Registrations);
+        relay_.metrics().registration(RelayMetrics::Registration::Ok);
         relay_.log().information("agent %s registered (%s, stream %?u)", clientId_, peer_, streamId_);
         // Commands stored while it was away (or for its previous connection).
         relay_.deliverPending(clientId_);
@@ -284,6 +308,7 @@ void Session::onHandshake(const core::Handshake &hs) {
     handshakeTimer_.onHandshake();
     relay_.withRegistry([&](core::Registry &r) { return r.onViewerHandshake(id_); });
     viewerId_ = relay_.locked([&](const core::Registry &r) { return r.viewerId(id_); }).value_or("");
+    core::logctx::set("client_id", viewerId_);
     handshaken_ = true;
     heartbeat_.start(RelayImpl::monoNow());
     relay_.log().debug("viewer %s connected (%s)", viewerId_, peer_);
@@ -379,6 +404,7 @@ void Session::onBinary(std::vector<std::uint8_t> &&message) {
                                         "the first message must be a handshake");
         if (kind_ == Kind::Agent) {
             relay_.count(Counter::RegistrationFailures);
+            relay_.metrics().registration(RelayMetrics::Registration::BadRequest);
             relay_.withRegistry([&](core::Registry &r) {
                 return r.rejectAgent(id_, "", core::ErrorCode::BadRequest, e.message);
             });
@@ -398,6 +424,9 @@ void Session::onBinary(std::vector<std::uint8_t> &&message) {
     auto header = core::decodeFrameChecked(message.data(), message.size(),
                                            static_cast<size_t>(relay_.options().max_message_bytes));
     if (!header.ok()) {
+        relay_.metrics().framesDropped(header.error().code == core::ErrorCode::TooLarge
+                                           ? RelayMetrics::Drop::TooLarge
+                                           : RelayMetrics::Drop::Invalid);
         badInput(header.error().code == core::ErrorCode::TooLarge ? Counter::TooLarge
                                                                   : Counter::BadFrames,
                  header.error());

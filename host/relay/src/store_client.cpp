@@ -1,6 +1,7 @@
 #include "deskstream/relay/store_client.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 
 namespace deskstream::relay {
@@ -18,6 +19,27 @@ StoreStatus result(ds_status code, const char *err) {
     if (code < 0) s.message = (err && err[0]) ? err : "store call failed without a message";
     return s;
 }
+
+// Times one store call and tells the observer (if any) its outcome: `return obs(result(...))`.
+class Observed {
+public:
+    Observed(const StoreClient::Observer &observer, const char *operation, bool timed = true)
+        : observer_(observer), operation_(operation), timed_(timed),
+          start_(std::chrono::steady_clock::now()) {}
+    StoreStatus operator()(StoreStatus s) const {
+        if (observer_) {
+            const std::chrono::duration<double> d = std::chrono::steady_clock::now() - start_;
+            observer_(operation_, d.count(), timed_, s);
+        }
+        return s;
+    }
+
+private:
+    const StoreClient::Observer &observer_;
+    const char *operation_;
+    bool timed_;
+    std::chrono::steady_clock::time_point start_;
+};
 
 StoreStatus missing(const char *fn) {
     return StoreStatus{DS_ERR_UNSUPPORTED, std::string("the store plugin has no ") + fn};
@@ -107,12 +129,14 @@ StoreClient::StoreClient(const ds_store_vtable *vtable, void *instance) : instan
 }
 
 StoreStatus StoreClient::check() const {
+    Observed obs(observer_, "check");
     if (!vt_.check) return missing("check");
     char err[kErrSize] = {0};
-    return result(vt_.check(instance_, err, sizeof err), err);
+    return obs(result(vt_.check(instance_, err, sizeof err), err));
 }
 
 StoreStatus StoreClient::registerClient(const ClientRecord &c) const {
+    Observed obs(observer_, "register_client");
     if (!vt_.register_client) return missing("register_client");
     ds_client_record r{};
     r.struct_size = sizeof r;
@@ -125,53 +149,59 @@ StoreStatus StoreClient::registerClient(const ClientRecord &c) const {
     r.connected_at_ms = c.connected_at_ms;
     r.last_ping_ms = c.last_ping_ms;
     char err[kErrSize] = {0};
-    return result(vt_.register_client(instance_, &r, err, sizeof err), err);
+    return obs(result(vt_.register_client(instance_, &r, err, sizeof err), err));
 }
 
 StoreStatus StoreClient::touchClient(const std::string &clientId, const std::string &instanceId,
                                      int64_t nowMs) const {
+    Observed obs(observer_, "touch_client");
     if (!vt_.touch_client) return missing("touch_client");
     char err[kErrSize] = {0};
-    return result(vt_.touch_client(instance_, clientId.c_str(), instanceId.c_str(), nowMs, err,
-                                   sizeof err), err);
+    return obs(result(vt_.touch_client(instance_, clientId.c_str(), instanceId.c_str(), nowMs, err,
+                                   sizeof err), err));
 }
 
 StoreStatus StoreClient::unregisterClient(const std::string &clientId,
                                           const std::string &instanceId) const {
+    Observed obs(observer_, "unregister_client");
     if (!vt_.unregister_client) return missing("unregister_client");
     char err[kErrSize] = {0};
-    return result(vt_.unregister_client(instance_, clientId.c_str(), cstrOrNull(instanceId), err,
-                                        sizeof err), err);
+    return obs(result(vt_.unregister_client(instance_, clientId.c_str(), cstrOrNull(instanceId), err,
+                                        sizeof err), err));
 }
 
 StoreStatus StoreClient::listClients(std::vector<ClientRecord> &out) const {
+    Observed obs(observer_, "list_clients");
     if (!vt_.list_clients) return missing("list_clients");
     char err[kErrSize] = {0};
     out.clear();
-    return result(vt_.list_clients(instance_,
+    return obs(result(vt_.list_clients(instance_,
                                    &Collector<ds_client_record, ClientRecord, CopyClientFn>::call,
-                                   &out, err, sizeof err), err);
+                                   &out, err, sizeof err), err));
 }
 
 StoreStatus StoreClient::reapClients(int64_t olderThanMs, const std::string &instanceId,
                                      uint32_t &removed) const {
+    Observed obs(observer_, "reap_clients");
     if (!vt_.reap_clients) return missing("reap_clients");
     char err[kErrSize] = {0};
     removed = 0;
-    return result(vt_.reap_clients(instance_, olderThanMs, cstrOrNull(instanceId), &removed, err,
-                                   sizeof err), err);
+    return obs(result(vt_.reap_clients(instance_, olderThanMs, cstrOrNull(instanceId), &removed, err,
+                                   sizeof err), err));
 }
 
 StoreStatus StoreClient::unregisterInstanceClients(const std::string &instanceId,
                                                    uint32_t &removed) const {
+    Observed obs(observer_, "unregister_instance_clients");
     if (!vt_.unregister_instance_clients) return missing("unregister_instance_clients");
     char err[kErrSize] = {0};
     removed = 0;
-    return result(vt_.unregister_instance_clients(instance_, instanceId.c_str(), &removed, err,
-                                                  sizeof err), err);
+    return obs(result(vt_.unregister_instance_clients(instance_, instanceId.c_str(), &removed, err,
+                                                  sizeof err), err));
 }
 
 StoreStatus StoreClient::upsertInstance(const InstanceRecord &i) const {
+    Observed obs(observer_, "upsert_instance");
     if (!vt_.upsert_instance) return missing("upsert_instance");
     ds_instance_record r{};
     r.struct_size = sizeof r;
@@ -180,21 +210,23 @@ StoreStatus StoreClient::upsertInstance(const InstanceRecord &i) const {
     r.started_at_ms = i.started_at_ms;
     r.last_seen_ms = i.last_seen_ms;
     char err[kErrSize] = {0};
-    return result(vt_.upsert_instance(instance_, &r, err, sizeof err), err);
+    return obs(result(vt_.upsert_instance(instance_, &r, err, sizeof err), err));
 }
 
 StoreStatus StoreClient::listInstances(std::vector<InstanceRecord> &out) const {
+    Observed obs(observer_, "list_instances");
     if (!vt_.list_instances) return missing("list_instances");
     char err[kErrSize] = {0};
     out.clear();
-    return result(
+    return obs(result(
         vt_.list_instances(instance_,
                            &Collector<ds_instance_record, InstanceRecord, CopyInstanceFn>::call,
                            &out, err, sizeof err),
-        err);
+        err));
 }
 
 StoreStatus StoreClient::enqueueCommand(const CommandRecord &c, bool &created) const {
+    Observed obs(observer_, "enqueue_command");
     if (!vt_.enqueue_command) return missing("enqueue_command");
     ds_command_record r{};
     r.struct_size = sizeof r;
@@ -210,7 +242,7 @@ StoreStatus StoreClient::enqueueCommand(const CommandRecord &c, bool &created) c
     r.attempts = c.attempts;
     int32_t wasCreated = 0;
     char err[kErrSize] = {0};
-    StoreStatus s = result(vt_.enqueue_command(instance_, &r, &wasCreated, err, sizeof err), err);
+    StoreStatus s = obs(result(vt_.enqueue_command(instance_, &r, &wasCreated, err, sizeof err), err));
     created = wasCreated != 0;
     return s;
 }
@@ -218,34 +250,37 @@ StoreStatus StoreClient::enqueueCommand(const CommandRecord &c, bool &created) c
 StoreStatus StoreClient::claimCommands(const std::string &clientId, int64_t nowMs,
                                        int64_t leaseMs, uint32_t maxCount,
                                        std::vector<CommandRecord> &out) const {
+    Observed obs(observer_, "claim_commands");
     if (!vt_.claim_commands) return missing("claim_commands");
     char err[kErrSize] = {0};
     out.clear();
-    return result(
+    return obs(result(
         vt_.claim_commands(instance_, clientId.c_str(), nowMs, leaseMs, maxCount,
                            &Collector<ds_command_record, CommandRecord, CopyCommandFn>::call, &out,
                            err, sizeof err),
-        err);
+        err));
 }
 
 StoreStatus StoreClient::completeCommand(const std::string &commandId, const std::string &status,
                                          const std::string &resultJson, int64_t nowMs) const {
+    Observed obs(observer_, "complete_command");
     if (!vt_.complete_command) return missing("complete_command");
     char err[kErrSize] = {0};
-    return result(vt_.complete_command(instance_, commandId.c_str(), status.c_str(),
-                                       cstrOrNull(resultJson), nowMs, err, sizeof err), err);
+    return obs(result(vt_.complete_command(instance_, commandId.c_str(), status.c_str(),
+                                       cstrOrNull(resultJson), nowMs, err, sizeof err), err));
 }
 
 StoreStatus StoreClient::getCommand(const std::string &commandId,
                                     std::optional<CommandRecord> &out) const {
+    Observed obs(observer_, "get_command");
     if (!vt_.get_command) return missing("get_command");
     std::vector<CommandRecord> found;
     char err[kErrSize] = {0};
-    StoreStatus s = result(
+    StoreStatus s = obs(result(
         vt_.get_command(instance_, commandId.c_str(),
                         &Collector<ds_command_record, CommandRecord, CopyCommandFn>::call, &found,
                         err, sizeof err),
-        err);
+        err));
     out.reset();
     if (s.ok() && !found.empty()) out = std::move(found.front());
     return s;
@@ -253,11 +288,12 @@ StoreStatus StoreClient::getCommand(const std::string &commandId,
 
 StoreStatus StoreClient::expireCommands(int64_t olderThanMs, int64_t nowMs,
                                         uint32_t &expired) const {
+    Observed obs(observer_, "expire_commands");
     if (!vt_.expire_commands) return missing("expire_commands");
     char err[kErrSize] = {0};
     expired = 0;
-    return result(vt_.expire_commands(instance_, olderThanMs, nowMs, &expired, err, sizeof err),
-                  err);
+    return obs(result(vt_.expire_commands(instance_, olderThanMs, nowMs, &expired, err, sizeof err),
+                  err));
 }
 
 StoreStatus StoreClient::purgeCommands(int64_t olderThanMs, uint32_t &purged) const {
@@ -283,11 +319,12 @@ void collectNotify(void *user, const char *clientId) {
 
 StoreStatus StoreClient::pollNotifications(uint32_t timeoutMs,
                                            std::vector<std::string> &clientIds) const {
+    Observed obs(observer_, "poll_notifications", false);
     if (!vt_.poll_notifications) return missing("poll_notifications");
     char err[kErrSize] = {0};
     clientIds.clear();
-    return result(vt_.poll_notifications(instance_, timeoutMs, &collectNotify, &clientIds, err,
-                                         sizeof err), err);
+    return obs(result(vt_.poll_notifications(instance_, timeoutMs, &collectNotify, &clientIds, err,
+                                         sizeof err), err));
 }
 
 } // namespace deskstream::relay

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,10 @@ namespace Poco::Net {
 class HTTPServerRequest;
 class HTTPServerResponse;
 } // namespace Poco::Net
+
+namespace deskstream::core::metrics {
+class Registry;
+} // namespace deskstream::core::metrics
 
 namespace deskstream::relay {
 
@@ -61,6 +66,10 @@ struct RelayOptions {
     int http_max_queued = 256;
     int64_t http_timeout_ms = 10000; // plain HTTP request read/write timeout
     HttpFallback http_fallback;      // optional: GET /, /dashboard, static files
+
+    // Where the relay's metrics live (served on GET /metrics); null: the relay keeps its own.
+    // Role all passes one registry to the agent and the relay (docs/operations.md).
+    std::shared_ptr<core::metrics::Registry> metrics;
 };
 
 } // namespace deskstream::relay

@@ -7,6 +7,7 @@
 #include "deskstream/plugin.h"
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -54,6 +55,13 @@ public:
     bool valid() const { return instance_ != nullptr && vt_.register_client != nullptr; }
     bool hasNotifications() const { return vt_.poll_notifications != nullptr; }
 
+    // Told of every call: operation ("register_client", ...), its duration, whether the
+    // duration means anything (false for poll_notifications, a long poll) and its status.
+    // Set before the client is shared between threads (the relay's metrics use it).
+    using Observer = std::function<void(const char *operation, double seconds, bool timed,
+                                        const StoreStatus &status)>;
+    void setObserver(Observer observer) { observer_ = std::move(observer); }
+
     StoreStatus check() const;
     StoreStatus registerClient(const ClientRecord &record) const;
     StoreStatus touchClient(const std::string &clientId, const std::string &instanceId,
@@ -83,6 +91,7 @@ public:
 private:
     ds_store_vtable vt_{};
     void *instance_ = nullptr;
+    Observer observer_;
 };
 
 } // namespace deskstream::relay

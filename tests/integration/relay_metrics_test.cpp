@@ -1,0 +1,111 @@
+// The relay's /metrics over real sockets with the real SQLite store: promtool accepts the
+// exposition, and the failure series move when the failure really happens (a locked store, a
+// viewer that stops answering, frames too large or invalid). The streaming scrape (frames,
+// delivery latency) is in streaming_test.cpp.
+#include "relay_fixture.hpp"
+
+#include "deskstream/core/frame_header.hpp"
+
+#include <sqlite3.h>
+
+using namespace ds_itest;
+
+namespace {
+
+std::string scrape(uint16_t port) {
+    HttpResult r = httpRequest(port, "GET", "/metrics");
+    EXPECT_EQ(r.status, 200);
+    return r.body;
+}
+
+} // namespace
+
+TEST_F(RelayTest, MetricsPassPromtoolWithNoLintWarnings) {
+    auto agent = connectAgent("lint-pc");
+    auto viewer = connectViewer();
+    const std::string text = scrape(port());
+    std::string out;
+    EXPECT_EQ(promtoolCheckMetrics(text, out), 0) << out << "\n" << text;
+    EXPECT_EQ(out, "") << "promtool printed lint findings:\n" << out;
+    // Families the operator's guide documents are all there, with HELP and TYPE.
+    for (const char *family :
+         {"deskstream_relay_connections_opened_total", "deskstream_relay_connections",
+          "deskstream_relay_connection_duration_seconds", "deskstream_relay_registration_attempts_total",
+          "deskstream_relay_heartbeat_timeouts_total", "deskstream_relay_frames_received_total",
+          "deskstream_relay_frames_forwarded_total", "deskstream_relay_frames_dropped_total",
+          "deskstream_relay_frame_delivery_latency_seconds", "deskstream_relay_commands_total",
+          "deskstream_relay_store_operation_duration_seconds", "deskstream_relay_store_errors_total",
+          "deskstream_relay_reaper_runs_total", "deskstream_relay_reaped_rows_total",
+          "process_resident_memory_bytes", "process_open_fds", "process_threads",
+          "deskstream_build_info"}) {
+        EXPECT_NE(text.find(std::string("# HELP ") + family + " "), std::string::npos) << family;
+        EXPECT_NE(text.find(std::string("# TYPE ") + family + " "), std::string::npos) << family;
+    }
+    EXPECT_EQ(metricValue(text, "deskstream_relay_connections{role=\"agent\"}"), 1);
+    EXPECT_EQ(metricValue(text, "deskstream_relay_connections{role=\"viewer\"}"), 1);
+    EXPECT_EQ(metricValue(text, "deskstream_relay_registration_attempts_total{result=\"ok\"}"), 1);
+    EXPECT_EQ(metricValue(text, "deskstream_relay_connections_opened_total{role=\"agent\",outcome=\"accepted\"}"), 1);
+    EXPECT_GT(metricValue(text, "process_resident_memory_bytes"), 1e6);
+    EXPECT_GT(metricValue(text, "process_open_fds"), 3);
+    EXPECT_GT(metricValue(text, "process_threads"), 2);
+    // The registration's store write was timed.
+    EXPECT_GE(metricValue(text, "deskstream_relay_store_operation_duration_seconds_count{operation=\"register_client\"}"), 1);
+
+    // A closed connection leaves the gauge and lands in the duration histogram.
+    agent.reset();
+    EXPECT_TRUE(eventually([&] {
+        return metricValue(scrape(port()), "deskstream_relay_connections{role=\"agent\"}") == 0;
+    }));
+    EXPECT_EQ(metricValue(scrape(port()), "deskstream_relay_connection_duration_seconds_count{role=\"agent\"}"), 1);
+}
+
+TEST_F(RelayTest, ForcedStoreFailureMovesTheRegistrationFailureSeries) {
+    const std::string failed = "deskstream_relay_registration_attempts_total{result=\"store_unavailable\"}";
+    const std::string errors = "deskstream_relay_store_errors_total{operation=\"register_client\"}";
+    EXPECT_EQ(metricValue(scrape(port()), failed), 0);
+    EXPECT_EQ(metricValue(scrape(port()), errors), 0);
+    // A genuine SQLite failure: another connection holds the write lock past busy_timeout.
+    sqlite3 *locker = nullptr;
+    ASSERT_EQ(sqlite3_open(dbPath.c_str(), &locker), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(locker, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+    WsClient agent(port(), "/ws/agent");
+    agent.send(agentHandshake("locked-pc"));
+    ASSERT_TRUE(agent.waitFor("registration_failed", 3000));
+    ASSERT_EQ(sqlite3_exec(locker, "ROLLBACK", nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(locker);
+    const std::string text = scrape(port());
+    EXPECT_EQ(metricValue(text, failed), 1) << text;
+    EXPECT_EQ(metricValue(text, errors), 1) << text;
+    EXPECT_EQ(metricValue(text, "deskstream_relay_registration_attempts_total{result=\"ok\"}"), 0);
+
+    // A refused handshake (bad request) is told apart from the store's failure.
+    WsClient bad(port(), "/ws/agent");
+    bad.send("{\"type\":\"ping\",\"timestamp\":1}");
+    EXPECT_EQ(bad.waitClose(), 1008);
+    EXPECT_TRUE(eventually([&] {
+        return metricValue(scrape(port()), "deskstream_relay_registration_attempts_total{result=\"bad_request\"}") == 1;
+    }));
+    EXPECT_EQ(metricValue(scrape(port()), failed), 1);
+}
+
+TEST_F(RelayTest, ViewerThatStopsAnsweringMovesTheHeartbeatTimeoutSeries) {
+    const std::string series = "deskstream_relay_heartbeat_timeouts_total{role=\"viewer\"}";
+    EXPECT_EQ(metricValue(scrape(port()), series), 0);
+    WsClient viewer(port(), "/ws/viewer", /*autoPong=*/false);
+    viewer.send(viewerHandshake());
+    ASSERT_TRUE(viewer.waitFor("handshake_ack"));
+    // interval 150 ms x (missed_limit 2 + 1): closed with 4008 after ~450 ms.
+    EXPECT_EQ(viewer.waitClose(3000), 4008);
+    EXPECT_TRUE(eventually([&] { return metricValue(scrape(port()), series) == 1; }));
+    EXPECT_EQ(metricValue(scrape(port()), "deskstream_relay_heartbeat_timeouts_total{role=\"agent\"}"), 0);
+}
+
+TEST_F(RelayTest, InvalidFramesAreCountedAsDropsByReason) {
+    auto agent = connectAgent("bad-frames-pc");
+    agent->sendBinary({1, 2, 3}); // shorter than a frame header
+    EXPECT_TRUE(eventually([&] {
+        return metricValue(scrape(port()), "deskstream_relay_frames_dropped_total{reason=\"invalid\"}") == 1;
+    }));
+    EXPECT_EQ(metricValue(scrape(port()), "deskstream_relay_frames_received_total"), 1);
+    EXPECT_EQ(metricValue(scrape(port()), "deskstream_relay_frames_dropped_total{reason=\"too_large\"}"), 0);
+}
