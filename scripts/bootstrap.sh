@@ -11,6 +11,10 @@ PACKAGES=(
   libpq-dev libsqlite3-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev postgresql sqlite3 procps
+  # capture: pipewire (library, portal D-Bus client; daemon, session manager, bus and
+  # GStreamer sources for its tests) and the dxgi cross-build check
+  libpipewire-0.3-dev libdbus-1-dev pipewire wireplumber dbus gstreamer1.0-tools
+  gstreamer1.0-plugins-base gstreamer1.0-pipewire g++-mingw-w64-x86-64 binutils-mingw-w64-x86-64
 )
 
 missing=()
