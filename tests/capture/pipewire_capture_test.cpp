@@ -1,6 +1,7 @@
 // The pipewire capture plugin against a real PipeWire daemon with wireplumber (started by
 // scripts/lib/pipewire.sh) and real GStreamer sources (videotestsrc ! pipewiresink), loaded
 // through the C entry point exactly as the host does.
+#include "ds_test/gst_source.hpp"
 #include "ds_test/plugin_fixture.hpp"
 
 #include <gtest/gtest.h>
@@ -14,16 +15,18 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
-extern char **environ;
-
 namespace {
 
+using ds_test::GstSource;
 using ds_test::LoadedPlugin;
 using ds_test::TestConfig;
 using ds_test::TestHost;
@@ -39,45 +42,6 @@ void requirePipeWire() {
     ASSERT_NE(std::getenv("DESKSTREAM_TEST_PIPEWIRE"), nullptr)
         << "no PipeWire test session: run scripts/test.sh, or `source scripts/lib/pipewire.sh; pw_test_start` "
            "before ctest";
-}
-
-// One GStreamer source publishing a solid colour as a Video/Source node called `name`.
-class GstSource {
-public:
-    GstSource(const std::string &name, const std::string &format, int width, int height, uint32_t argb,
-              const std::string &rate = "30/1") {
-        char colour[16];
-        std::snprintf(colour, sizeof colour, "0x%08x", argb);
-        std::vector<std::string> args = {
-            "gst-launch-1.0", "-q", "videotestsrc", "pattern=solid-color", std::string("foreground-color=") + colour,
-            "is-live=true", "!",
-            "video/x-raw,format=" + format + ",width=" + std::to_string(width) + ",height=" +
-                std::to_string(height) + ",framerate=" + rate,
-            "!", "pipewiresink", "mode=provide",
-            "stream-properties=props,node.name=" + name + ",media.class=Video/Source"};
-        std::vector<char *> argv;
-        for (auto &a : args) argv.push_back(a.data());
-        argv.push_back(nullptr);
-        if (posix_spawnp(&pid_, "gst-launch-1.0", nullptr, nullptr, argv.data(), environ) != 0) pid_ = -1;
-    }
-    ~GstSource() { kill(SIGKILL); }
-    bool started() const { return pid_ > 0; }
-    void signal(int sig) { ::kill(pid_, sig); }
-    void kill(int sig) {
-        if (pid_ <= 0) return;
-        ::kill(pid_, sig);
-        int status;
-        waitpid(pid_, &status, 0);
-        pid_ = -1;
-    }
-
-private:
-    pid_t pid_ = -1;
-};
-
-std::string uniqueName(const char *what) {
-    static int n = 0;
-    return std::string("ds-test-") + what + "-" + std::to_string(getpid()) + "-" + std::to_string(++n);
 }
 
 struct Instance {
@@ -138,7 +102,7 @@ class PipeWireFormats : public ::testing::TestWithParam<FormatCase> {};
 TEST_P(PipeWireFormats, FramesArriveWithTheRightSizeAndColour) {
     requirePipeWire();
     const FormatCase c = GetParam();
-    const std::string name = uniqueName("colour");
+    const std::string name = ds_test::uniqueNodeName("colour");
     GstSource source(name, c.gstFormat, 320, 240, 0xff3366cc);
     ASSERT_TRUE(source.started());
     auto inst = connect(name);
@@ -188,7 +152,7 @@ INSTANTIATE_TEST_SUITE_P(AllFormats, PipeWireFormats,
 // The node can be named by id as well as by name (the id comes from the plugin's own log line).
 TEST(PipeWireCapture, NodeCanBeGivenById) {
     requirePipeWire();
-    const std::string name = uniqueName("byid");
+    const std::string name = ds_test::uniqueNodeName("byid");
     GstSource source(name, "BGRx", 64, 48, 0xff00ff00);
     auto byName = connect(name);
     ASSERT_EQ(byName->status, DS_OK) << byName->err;
@@ -220,9 +184,90 @@ TEST(PipeWireCapture, UnknownNodeIsAClearErrorInProbeAndCreate) {
     EXPECT_EQ(inst.handle, nullptr);
 }
 
-// The test session bus has no xdg-desktop-portal: an empty node must say so, at once.
+// Sets environment variables for one scope and restores them afterwards.
+class ScopedEnv {
+public:
+    ScopedEnv(std::map<std::string, const char *> values) {
+        for (const auto &kv : values) {
+            const char *old = std::getenv(kv.first.c_str());
+            saved_[kv.first] = old ? std::optional<std::string>(old) : std::nullopt;
+            if (kv.second) setenv(kv.first.c_str(), kv.second, 1);
+            else unsetenv(kv.first.c_str());
+        }
+    }
+    ~ScopedEnv() {
+        for (const auto &kv : saved_)
+            if (kv.second) setenv(kv.first.c_str(), kv.second->c_str(), 1);
+            else unsetenv(kv.first.c_str());
+    }
+
+private:
+    std::map<std::string, std::optional<std::string>> saved_;
+};
+
+// No session bus at all: a clear error, and no bus daemon autolaunched behind our back.
+TEST(PipeWireCapture, EmptyNodeWithoutASessionBusIsAClearError) {
+    ScopedEnv env({{"DBUS_SESSION_BUS_ADDRESS", nullptr}, {"XDG_RUNTIME_DIR", "/nonexistent-ds-test"}});
+    TestHost host;
+    TestConfig config("capture.pipewire");
+    char err[512] = "";
+    EXPECT_EQ(plugin().capture().probe(host.api(), config.get(), err, sizeof err), DS_ERR_UNSUPPORTED);
+    EXPECT_NE(std::string(err).find("no D-Bus session bus"), std::string::npos) << err;
+}
+
+// No daemon: create fails at once with the reason, not after a timeout.
+TEST(PipeWireCapture, MissingDaemonIsAClearError) {
+    ScopedEnv env({{"PIPEWIRE_REMOTE", nullptr}, {"XDG_RUNTIME_DIR", "/nonexistent-ds-test"}});
+    auto start = Clock::now();
+    Instance inst(std::map<std::string, std::string>{{"node", "anything"}});
+    EXPECT_EQ(inst.status, DS_ERR_UNSUPPORTED);
+    EXPECT_NE(std::string(inst.err).find("cannot connect to the PipeWire daemon"), std::string::npos) << inst.err;
+    // Bound: a refused connect is immediate; 3 s allows for ASan on 2 busy cores and still
+    // catches a wait for the 5 s connect timeout.
+    EXPECT_LT(Clock::now() - start, std::chrono::seconds(3));
+}
+
+// A private session bus without any service files: no portal can be activated on it.
+class BareBus {
+public:
+    BareBus() {
+        char tmpl[] = "/tmp/ds-test-bus.XXXXXX";
+        dir_ = mkdtemp(tmpl) ? tmpl : "";
+        std::ofstream(dir_ + "/bus.conf")
+            << "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\"\n"
+               " \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n"
+               "<busconfig><type>session</type><listen>unix:path="
+            << dir_ << "/bus</listen><auth>EXTERNAL</auth><policy context=\"default\">"
+            << "<allow send_destination=\"*\" eavesdrop=\"true\"/><allow eavesdrop=\"true\"/><allow own=\"*\"/>"
+            << "</policy></busconfig>\n";
+        std::string config = "--config-file=" + dir_ + "/bus.conf";
+        std::vector<char *> argv = {const_cast<char *>("dbus-daemon"), const_cast<char *>("--nofork"),
+                                    config.data(), nullptr};
+        if (posix_spawnp(&pid_, "dbus-daemon", nullptr, nullptr, argv.data(), environ) != 0) pid_ = -1;
+        for (int i = 0; i < 100 && access((dir_ + "/bus").c_str(), F_OK) != 0; ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ~BareBus() {
+        if (pid_ > 0) {
+            kill(pid_, SIGTERM);
+            int status;
+            waitpid(pid_, &status, 0);
+        }
+        std::filesystem::remove_all(dir_);
+    }
+    std::string address() const { return "unix:path=" + dir_ + "/bus"; }
+
+private:
+    std::string dir_;
+    pid_t pid_ = -1;
+};
+
+// A session bus without xdg-desktop-portal: an empty node must say so, at once.
 TEST(PipeWireCapture, EmptyNodeWithoutAPortalIsAClearError) {
     requirePipeWire();
+    BareBus bus;
+    const std::string address = bus.address();
+    ScopedEnv env(std::map<std::string, const char *>{{"DBUS_SESSION_BUS_ADDRESS", address.c_str()}});
     TestHost host;
     TestConfig config("capture.pipewire");
     char err[512] = "";
@@ -242,7 +287,7 @@ TEST(PipeWireCapture, EmptyNodeWithoutAPortalIsAClearError) {
 // the timeout, not an old picture again; frames come back when it resumes.
 TEST(PipeWireCapture, StalledSourceGivesTimeoutThenRecovers) {
     requirePipeWire();
-    const std::string name = uniqueName("stall");
+    const std::string name = ds_test::uniqueNodeName("stall");
     GstSource source(name, "BGRx", 64, 48, 0xffff0000);
     auto inst = connect(name);
     ASSERT_EQ(inst->status, DS_OK) << inst->err;
@@ -270,7 +315,7 @@ TEST(PipeWireCapture, StalledSourceGivesTimeoutThenRecovers) {
 // Killing the source is reported as an error within 2 s, and every later grab fails at once.
 TEST(PipeWireCapture, KilledSourceIsReportedWithinTwoSeconds) {
     requirePipeWire();
-    const std::string name = uniqueName("kill");
+    const std::string name = ds_test::uniqueNodeName("kill");
     GstSource source(name, "BGRx", 64, 48, 0xff0000ff);
     auto inst = connect(name);
     ASSERT_EQ(inst->status, DS_OK) << inst->err;

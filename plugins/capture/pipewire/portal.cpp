@@ -7,8 +7,10 @@
 #include "deskstream/plugin.hpp"
 
 #include <dbus/dbus.h>
+#include <sys/stat.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <functional>
 #include <map>
 #include <memory>
@@ -38,11 +40,28 @@ struct DBusErr {
     }
 };
 
+// Opens a private connection to the session bus. The address is read here on every call
+// (libdbus's own lookup is cached for the life of the process), and without an address libdbus
+// would fall back to X11 autolaunch and leave a bus daemon behind: only an existing bus is used.
 DBusConnection *openBus() {
+    const char *env = std::getenv("DBUS_SESSION_BUS_ADDRESS");
+    const char *runtime = std::getenv("XDG_RUNTIME_DIR");
+    std::string address = env && *env ? env : "";
+    struct stat st;
+    if (address.empty() && runtime && *runtime && ::stat((std::string(runtime) + "/bus").c_str(), &st) == 0)
+        address = "unix:path=" + std::string(runtime) + "/bus";
+    if (address.empty())
+        throw Error(DS_ERR_UNSUPPORTED, "no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS is unset and there is no "
+                                        "$XDG_RUNTIME_DIR/bus)");
     DBusErr err;
-    DBusConnection *bus = dbus_bus_get_private(DBUS_BUS_SESSION, &err.e);
-    if (!bus) throw Error(DS_ERR_UNSUPPORTED, "no D-Bus session bus (" + err.text() + ")");
+    DBusConnection *bus = dbus_connection_open_private(address.c_str(), &err.e);
+    if (!bus) throw Error(DS_ERR_UNSUPPORTED, "cannot connect to the D-Bus session bus (" + err.text() + ")");
     dbus_connection_set_exit_on_disconnect(bus, FALSE);
+    if (!dbus_bus_register(bus, &err.e)) {
+        dbus_connection_close(bus);
+        dbus_connection_unref(bus);
+        throw Error(DS_ERR_UNSUPPORTED, "the D-Bus session bus refused this client (" + err.text() + ")");
+    }
     return bus;
 }
 
