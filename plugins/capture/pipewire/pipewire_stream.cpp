@@ -178,11 +178,16 @@ void Stream::checkNodeExists(const std::string &node, std::chrono::milliseconds 
 
 void Stream::connectDaemon(int remoteFd) {
     initOnce();
+    // The portal's fd is ours until pw_context_connect_fd takes it (it closes it on error too).
+    auto giveUp = [remoteFd](const char *what) {
+        if (remoteFd >= 0) close(remoteFd);
+        throw Error(DS_ERR_INTERNAL, what);
+    };
     loop_ = pw_thread_loop_new("ds-pipewire", nullptr);
-    if (!loop_) throw Error(DS_ERR_INTERNAL, "cannot create a PipeWire thread loop");
+    if (!loop_) giveUp("cannot create a PipeWire thread loop");
     context_ = pw_context_new(pw_thread_loop_get_loop(loop_), nullptr, 0);
-    if (!context_) throw Error(DS_ERR_INTERNAL, "cannot create a PipeWire context");
-    if (pw_thread_loop_start(loop_) < 0) throw Error(DS_ERR_INTERNAL, "cannot start the PipeWire thread loop");
+    if (!context_) giveUp("cannot create a PipeWire context");
+    if (pw_thread_loop_start(loop_) < 0) giveUp("cannot start the PipeWire thread loop");
     pw_thread_loop_lock(loop_);
     core_ = remoteFd >= 0 ? pw_context_connect_fd(context_, remoteFd, nullptr, 0)
                           : pw_context_connect(context_, nullptr, 0);
