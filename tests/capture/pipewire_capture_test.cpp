@@ -312,6 +312,57 @@ TEST(PipeWireCapture, StalledSourceGivesTimeout) {
     source.signal(SIGCONT);
 }
 
+// A source that changes size: DS_REINIT once, then the new size in the monitor list and frames.
+TEST(PipeWireCapture, SizeChangeGivesReinitThenFramesOfTheNewSize) {
+    requirePipeWire();
+    const std::string name = ds_test::uniqueNodeName("resize");
+    std::vector<std::string> args = {DS_TEST_RESIZING_SOURCE, name, "320", "240", "200", "100", "1500"};
+    std::vector<char *> argv;
+    for (auto &a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    pid_t pid = -1;
+    ASSERT_EQ(posix_spawn(&pid, DS_TEST_RESIZING_SOURCE, nullptr, nullptr, argv.data(), environ), 0);
+    struct Reaper {
+        pid_t pid;
+        ~Reaper() {
+            kill(pid, SIGKILL);
+            int status;
+            waitpid(pid, &status, 0);
+        }
+    } reaper{pid};
+
+    auto inst = connect(name);
+    ASSERT_EQ(inst->status, DS_OK) << inst->err;
+    ds_frame f;
+    ASSERT_EQ(grabFirst(*inst, f), DS_OK) << inst->err;
+    EXPECT_EQ(f.width, 320u);
+    EXPECT_EQ(f.height, 240u);
+    EXPECT_EQ(f.data[0], 0x40);
+    EXPECT_EQ(f.data[1], 0x80);
+    EXPECT_EQ(f.data[2], 0xc0);
+    plugin().capture().release_frame(inst->handle, &f);
+
+    // The source switches after 1.5 s; 10 s allows for ASan on 2 busy cores.
+    ds_status s = DS_OK;
+    auto deadline = Clock::now() + std::chrono::seconds(10);
+    while (Clock::now() < deadline) {
+        s = inst->grab(f, 500);
+        if (s == DS_OK) plugin().capture().release_frame(inst->handle, &f);
+        if (s != DS_OK && s != DS_TIMEOUT) break;
+    }
+    ASSERT_EQ(s, DS_REINIT) << inst->err;
+    ds_monitor_info info[1]{};
+    uint32_t count = 0;
+    ASSERT_EQ(plugin().capture().list_monitors(inst->handle, info, 1, &count, inst->err, sizeof inst->err), DS_OK);
+    EXPECT_EQ(info[0].width, 200u);
+    EXPECT_EQ(info[0].height, 100u);
+    ASSERT_EQ(grabFirst(*inst, f), DS_OK) << inst->err;
+    EXPECT_EQ(f.width, 200u);
+    EXPECT_EQ(f.height, 100u);
+    EXPECT_EQ(f.data[size_t{99} * f.stride + 199 * 4 + 2], 0xc0) << "the last pixel of the new size";
+    plugin().capture().release_frame(inst->handle, &f);
+}
+
 // Killing the source is reported as an error within 2 s, and every later grab fails at once.
 TEST(PipeWireCapture, KilledSourceIsReportedWithinTwoSeconds) {
     requirePipeWire();
