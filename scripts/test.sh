@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # README command 2: installs what is needed, builds the Debug + ASan/UBSan preset, starts the
-# services the tests use (PostgreSQL, Xvfb), runs the whole ctest suite and stops the services.
+# services the tests use (PostgreSQL; Xvfb; a D-Bus session bus, pipewire and wireplumber),
+# runs the whole ctest suite and stops the services.
 # Extra arguments go to ctest (e.g. scripts/test.sh -L unit).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,10 +17,12 @@ cmake --build --preset "$PRESET" -j "$JOBS"
 
 source scripts/lib/postgres.sh
 source scripts/lib/xvfb.sh
-cleanup() { pg_test_stop; xvfb_test_stop; }
+source scripts/lib/pipewire.sh
+cleanup() { pg_test_stop; xvfb_test_stop; pw_test_stop; }
 trap cleanup EXIT
 pg_test_start
 xvfb_test_start
+pw_test_start
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}

@@ -80,15 +80,19 @@ const PluginInfo &selectCapture(const PluginRegistry &plugins, const Configurati
         why = "capture '" + p.name + "' chosen by [agent] capture";
         return p;
     }
-    std::string rejected;
+    // One log line per plugin passed over, with its probe's reason (docs/capture.md).
+    Poco::Logger &log = Poco::Logger::get("host.agent");
+    std::string rejected, skipped;
     for (const PluginInfo *p : plugins.ofKind(DS_KIND_CAPTURE)) {
         std::string reason = probeCapture(*p, config.poco());
         if (reason.empty()) {
             why = "capture auto: chose '" + p->name + "' (rank " + std::to_string(p->rank) +
                   (p->capture.probe ? ", probe succeeded" : ", has no probe") + ")" +
-                  (rejected.empty() ? "" : "; passed over " + rejected);
+                  (skipped.empty() ? "" : "; skipped " + skipped);
             return *p;
         }
+        log.information("capture auto: skipped '" + p->name + "' (rank " + std::to_string(p->rank) + "): " + reason);
+        skipped += (skipped.empty() ? "" : ", ") + p->name;
         rejected += (rejected.empty() ? "" : "; ") + p->name + " (rank " + std::to_string(p->rank) +
                     "): " + reason;
     }

@@ -43,13 +43,13 @@ class LoaderTest : public ::testing::Test {
 protected:
     void SetUp() override {
         channel = new MemoryChannel;
-        for (const char *name : {"host.plugins", "plugin.test_good", "plugin.test_c_raw"}) {
+        for (const char *name : {"host.plugins", "plugin.test_good", "plugin.test_c_raw", "host.agent"}) {
             Poco::Logger::get(name).setChannel(channel);
             Poco::Logger::get(name).setLevel(Poco::Message::PRIO_INFORMATION);
         }
     }
     void TearDown() override {
-        for (const char *name : {"host.plugins", "plugin.test_good", "plugin.test_c_raw"})
+        for (const char *name : {"host.plugins", "plugin.test_good", "plugin.test_c_raw", "host.agent"})
             Poco::Logger::get(name).setChannel(nullptr);
     }
     Poco::AutoPtr<MemoryChannel> channel;
@@ -155,46 +155,6 @@ TEST_F(LoaderTest, AFolderListedTwiceIsScannedOnce) {
     ASSERT_EQ(outcomes.size(), 1u);
     EXPECT_TRUE(outcomes[0].loaded);
     EXPECT_TRUE(reg.skipped().empty());
-}
-
-// A static plugin (DESKSTREAM_PLUGIN_STATIC_REGISTER) passes the same checks as a file.
-TEST_F(LoaderTest, StaticPluginsGetTheChecksOfAFile) {
-    PluginRegistry reg;
-    LoadOutcome none = reg.addStatic(nullptr, "static:Nothing");
-    EXPECT_FALSE(none.loaded);
-    EXPECT_EQ(none.reason, "deskstream_plugin_entry returned NULL");
-    ds_plugin_descriptor future{};
-    future.struct_size = sizeof future;
-    future.abi_major = DS_ABI_MAJOR + 1;
-    LoadOutcome refused = reg.addStatic(&future, "static:Future");
-    EXPECT_FALSE(refused.loaded);
-    EXPECT_NE(refused.reason.find("the major version must be equal"), std::string::npos) << refused.reason;
-    auto lines = channel->take();
-    ASSERT_EQ(lines.size(), 2u);
-    EXPECT_EQ(lines[1].rfind("host.plugins: skipped plugin file static:Future: built for plugin ABI ", 0), 0u) << lines[1];
-    EXPECT_EQ(reg.skipped().size(), 2u);
-    EXPECT_TRUE(reg.all().empty());
-}
-
-// rescan() loads only files that appeared since the last scan; loaded plugins stay.
-TEST_F(LoaderTest, RescanLoadsOnlyNewFiles) {
-    namespace fs = std::filesystem;
-    fs::path dir = fs::path(DS_BINARY_DIR) / "rescan-folder";
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-    fs::copy_file(file("good", "deskstream_capture_test_good"), dir / "deskstream_capture_test_good.so");
-    PluginRegistry reg;
-    ASSERT_EQ(reg.scan({dir.string()}).size(), 1u);
-    const PluginInfo *good = reg.find(DS_KIND_CAPTURE, "test_good");
-    ASSERT_NE(good, nullptr);
-    EXPECT_TRUE(reg.rescan().empty()) << "nothing new: nothing tried again";
-    fs::copy_file(file("c_raw", "deskstream_encoder_test_c_raw"), dir / "deskstream_encoder_test_c_raw.so");
-    auto outcomes = reg.rescan();
-    ASSERT_EQ(outcomes.size(), 1u);
-    EXPECT_TRUE(outcomes[0].loaded) << outcomes[0].reason;
-    EXPECT_NE(reg.find(DS_KIND_ENCODER, "test_c_raw"), nullptr);
-    EXPECT_EQ(reg.find(DS_KIND_CAPTURE, "test_good"), good) << "loaded plugins stay where they were";
-    fs::remove_all(dir);
 }
 
 TEST_F(LoaderTest, MissingFolderIsNotAnError) {
@@ -332,25 +292,67 @@ TEST_F(LoaderTest, HostApiClocksAdvance) {
     api->log(api->ctx, static_cast<ds_log_level>(77), nullptr, nullptr); // must not crash
 }
 
-TEST_F(LoaderTest, CaptureAutoPicksTheBestWorkingPluginAndSaysWhy) {
+// A folder holding only the synthetic capture plugin, so which real plugins this build has
+// (x11, pipewire...) and whether they work here cannot change the outcome.
+std::string syntheticOnlyFolder() {
+    std::filesystem::path dir = std::filesystem::path(DS_BINARY_DIR) / "plugins" / "synthetic_only";
+    std::filesystem::create_directories(dir);
+    std::filesystem::path link = dir / "deskstream_capture_synthetic.so";
+    std::error_code ec;
+    std::filesystem::remove(link, ec);
+    std::filesystem::create_symlink(std::string(DS_BUILD_PLUGIN_DIR) + "/deskstream_capture_synthetic.so", link);
+    return dir.string();
+}
+
+std::vector<std::string> skipLines(const std::vector<std::string> &lines) {
+    std::vector<std::string> out;
+    for (const auto &l : lines)
+        if (l.find("capture auto: skipped") != std::string::npos) out.push_back(l);
+    return out;
+}
+
+TEST_F(LoaderTest, CaptureAutoPicksTheBestWorkingPluginAndLogsEachSkip) {
     PluginRegistry reg;
-    reg.scan({folder("unavailable"), folder("good"), DS_BUILD_PLUGIN_DIR});
+    reg.scan({folder("unavailable"), folder("good"), syntheticOnlyFolder()});
+    channel->take();
     Configuration config;
-    // The build folder's real x11 plugin (rank 30) must not find a display, whatever $DISPLAY
-    // the machine has; it is then passed over after test_unavailable, in rank order.
-    config.set("capture.x11.display=:1999");
     std::string why;
     const PluginInfo &p = selectCapture(reg, config, why);
     EXPECT_EQ(p.name, "test_good");
-    EXPECT_EQ(why.rfind("capture auto: chose 'test_good' (rank 5, probe succeeded); passed over test_unavailable "
-                        "(rank 1000): DS_ERR_UNSUPPORTED: no display in this test",
-                        0),
-              0u)
-        << why;
+    EXPECT_EQ(why, "capture auto: chose 'test_good' (rank 5, probe succeeded); skipped test_unavailable");
+    EXPECT_EQ(skipLines(channel->take()),
+              std::vector<std::string>{"host.agent: capture auto: skipped 'test_unavailable' (rank 1000): "
+                                       "DS_ERR_UNSUPPORTED: no display in this test"});
     config.set("agent.capture=synthetic");
     EXPECT_EQ(selectCapture(reg, config, why).name, "synthetic");
     config.set("agent.capture=test_unavailable");
     EXPECT_THROW(selectCapture(reg, config, why), std::runtime_error);
+}
+
+// With the plugins this build really has: every higher-ranked plugin that cannot work is
+// skipped with its own line and reason, and synthetic (rank 1) is the last resort.
+TEST_F(LoaderTest, CaptureAutoOverTheRealPluginsLogsWhyEachWasSkipped) {
+    PluginRegistry reg;
+    reg.scan({DS_BUILD_PLUGIN_DIR});
+    channel->take();
+    Configuration config;
+    config.set("capture.pipewire.node=ds-no-such-node"); // pipewire cannot work: its node is missing
+    config.set("capture.x11.display=:4242");             // x11 cannot work: no such display
+    std::string why;
+    EXPECT_EQ(selectCapture(reg, config, why).name, "synthetic") << why;
+    std::vector<std::string> lines = skipLines(channel->take());
+    std::vector<std::string> expected;
+    for (const PluginInfo *c : reg.ofKind(DS_KIND_CAPTURE))
+        if (c->rank > 1) expected.push_back(c->name);
+    ASSERT_EQ(lines.size(), expected.size()) << why;
+    for (size_t i = 0; i < lines.size(); ++i)
+        EXPECT_EQ(lines[i].rfind("host.agent: capture auto: skipped '" + expected[i] + "' (rank ", 0), 0u) << lines[i];
+    const PluginInfo *pw = reg.find(DS_KIND_CAPTURE, "pipewire");
+    ASSERT_NE(pw, nullptr) << "the pipewire plugin is built on Linux";
+    bool pwLine = false;
+    for (const auto &l : lines)
+        pwLine |= l.find("skipped 'pipewire' (rank 50): DS_ERR_") != std::string::npos;
+    EXPECT_TRUE(pwLine) << "pipewire's reason is logged";
 }
 
 TEST_F(LoaderTest, CaptureAutoFailsClearlyWhenNothingWorks) {

@@ -121,11 +121,17 @@ public:
         {"display", DS_CONFIG_STRING, "", 0, -1, nullptr, "X display to capture, e.g. :0; empty: $DISPLAY"},
         {"cursor", DS_CONFIG_BOOL, "true", 0, -1, nullptr, "draw the mouse cursor into the frames (XFixes)"},
     };
-    static constexpr int32_t kRank = 30; // capture = auto: before pipewire and synthetic
+    static constexpr int32_t kRank = 60; // capture = auto: after dxgi (100), before pipewire (50)
     static constexpr uint32_t kCapabilities = DS_CAPTURE_CAP_DAMAGE | DS_CAPTURE_CAP_CURSOR;
     static constexpr const char *kVendor = "deskstream";
 
     static void probe(const deskstream::Host &, const deskstream::Config &config) {
+        // In a Wayland session $DISPLAY is Xwayland, which shows only X clients: leave such a
+        // session to pipewire unless a display is named explicitly (docs/capture.md).
+        const char *wayland = std::getenv("WAYLAND_DISPLAY");
+        if (config.getString("display", "").empty() && wayland && *wayland)
+            throw Error(DS_ERR_UNSUPPORTED, "a Wayland session (WAYLAND_DISPLAY is set): X11 capture would see only "
+                                            "Xwayland clients; use pipewire, or set [" + config.section() + "] display");
         Extensions ext;
         openDisplay(displayName(config), ext); // closed again at once
     }
