@@ -104,8 +104,9 @@ struct AgentRuntime::Impl {
     }
 
     void refused(const std::string& why) {
-        if (!hub.finish(why)) return;
-        owner.exitCode_ = 2;
+        if (!hub.running()) return;  // stopping anyway: a normal stop keeps exit code 0
+        owner.exitCode_ = 2;         // before waitFinished() can return
+        hub.finish(why);
         link->interrupt();
     }
 
