@@ -59,7 +59,7 @@ if(TARGET deskstream_host AND TARGET deskstream_relay AND TARGET deskstream_core
   set(DESKSTREAM_HAS_HOST_PACKAGE ON)
   set(_ds_host_libs deskstream_host deskstream_relay deskstream_core)
   # The agent runtime, when it is a library of its own.
-  foreach(t deskstream_agent)
+  foreach(t deskstream_host_base deskstream_agent)
     if(TARGET ${t})
       list(APPEND _ds_host_libs ${t})
     endif()
@@ -70,10 +70,15 @@ if(TARGET deskstream_host AND TARGET deskstream_relay AND TARGET deskstream_core
     # Installed headers all live under include/.
     target_include_directories(${t} INTERFACE $<INSTALL_INTERFACE:include>)
   endforeach()
-  # host/relay declares its include folder as a plain path; the export needs it build-only.
-  get_target_property(_relay_inc deskstream_relay INTERFACE_INCLUDE_DIRECTORIES)
-  list(TRANSFORM _relay_inc REPLACE "^(${PROJECT_SOURCE_DIR}/.*)$" "$<BUILD_INTERFACE:\\1>")
-  set_target_properties(deskstream_relay PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "${_relay_inc}")
+  # Some targets declare their include folder as a plain source path; the export needs it
+  # build-only.
+  foreach(t IN LISTS _ds_host_libs)
+    get_target_property(_inc ${t} INTERFACE_INCLUDE_DIRECTORIES)
+    if(_inc)
+      list(TRANSFORM _inc REPLACE "^(${PROJECT_SOURCE_DIR}/.*)$" "$<BUILD_INTERFACE:\\1>")
+      set_target_properties(${t} PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "${_inc}")
+    endif()
+  endforeach()
   install(TARGETS ${_ds_host_libs} EXPORT deskstreamHostTargets
           ARCHIVE DESTINATION lib LIBRARY DESTINATION lib COMPONENT dev)
   install(EXPORT deskstreamHostTargets NAMESPACE deskstream:: DESTINATION ${DESKSTREAM_INSTALL_CMAKE_DIR}

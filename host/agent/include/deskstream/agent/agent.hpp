@@ -1,13 +1,16 @@
-// deskstream agent runtime: capture plugin -> encoder plugin -> binary frames over WebSocket to
-// the relay, with the core's flow control (window, adaptive quality, pacing), heartbeat,
-// durable-command execution and reconnection behind a circuit breaker.
+// deskstream agent runtime (library deskstream_agent): capture plugin -> encoder plugin ->
+// binary frames over WebSocket to the relay. Every protocol rule (handshake, heartbeat, the
+// frame window, adaptive quality, idle when unwatched, commands executed once, reconnection
+// behind a circuit breaker) is core::AgentSession's (core/agent_session.hpp); this runtime is
+// the I/O and the plugins around it (docs/agent.md, docs/architecture.md "The agent").
 //
 // Threads (all owned by AgentRuntime, joined by stop()):
-//   connection  connects, handshakes, receives control messages, runs the heartbeat, executes
-//               commands, reconnects with backoff;
-//   capture     paces captures (fps), grabs frames from the capture plugin and hands them to
-//               the encoder thread; it alone calls grab/release on the capture instance
-//               (input injection takes the same lock);
+//   connection  the relay link: connects, feeds the core session, performs its actions
+//               (send, close, run a command), sleeps until its next deadline, reconnects when
+//               it says so;
+//   capture     takes the capture slots the session hands out (paced at fps), grabs frames from
+//               the capture plugin and hands them to the encoder thread; it alone calls
+//               grab/release on the capture instance (input injection takes the same lock);
 //   encode      encodes the previous frame while the next one is captured (a two-stage
 //               pipeline: throughput is bounded by the slower stage, not the sum) and sends it.
 // An idle desktop (no start_stream from the relay) captures and encodes nothing.

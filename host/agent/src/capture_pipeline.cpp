@@ -1,0 +1,136 @@
+// The capture thread: capture slots from the core session -> grabs -> mailbox (see
+// capture_pipeline.hpp).
+#include "capture_pipeline.hpp"
+
+#include "clock.hpp"
+#include "compositor.hpp"
+
+namespace deskstream::agent {
+
+CapturePipeline::CapturePipeline(CaptureDevice& device, SessionHub& hub, FrameMailbox& mailbox,
+                                 std::vector<int> selected, bool combined, std::string clientId,
+                                 Poco::Logger& log)
+    : device_(device), hub_(hub), mailbox_(mailbox), combined_(combined),
+      clientId_(std::move(clientId)), log_(log), selected_(std::move(selected)) {}
+
+void CapturePipeline::select(std::vector<int> monitors) {
+    std::lock_guard<std::mutex> lock(selectionMutex_);
+    selected_ = std::move(monitors);
+}
+
+// Sleeps until a capture slot is due (the session's nextCaptureAt(): no polling; unwatched, it
+// sleeps until the session says frames are wanted), the encoder returned frames, or stop.
+CapturePipeline::Next CapturePipeline::waitForSlot() {
+    auto lock = hub_.lock();
+    core::AgentSession& session = hub_.locked();
+    while (true) {
+        if (!hub_.runningLocked()) return Next::Stop;
+        if (mailbox_.hasReturns()) return Next::Release;
+        if (!mailbox_.empty()) {  // the encoder has not taken the previous job yet
+            hub_.waitUntil(lock, core::TimePoint::max());
+            continue;
+        }
+        switch (session.takeCaptureSlot(monoNow())) {
+            case core::CaptureSlot::Capture: return Next::Capture;
+            case core::CaptureSlot::Skip: continue;  // window full: dropped and counted
+            case core::CaptureSlot::Wait: hub_.waitUntil(lock, session.nextCaptureAt()); break;
+        }
+    }
+}
+
+void CapturePipeline::releaseReturned() {
+    mailbox_.takeReturns(returned_);
+    if (returned_.empty()) return;
+    device_.locked([&](host::CaptureInstance&) {
+        for (auto& job : returned_) {
+            job.items.clear();  // releases the frames; the vector keeps its capacity
+            spareJobs_.push_back(std::move(job));
+        }
+    });
+    returned_.clear();
+}
+
+void CapturePipeline::run() {
+    while (true) {
+        releaseReturned();
+        Next next = waitForSlot();
+        if (next == Next::Stop) break;
+        if (next == Next::Release) continue;
+        {
+            std::lock_guard<std::mutex> lock(selectionMutex_);
+            tickMonitors_.assign(selected_.begin(), selected_.end());
+        }
+        CaptureJob job;
+        if (!spareJobs_.empty()) {
+            job = std::move(spareJobs_.back());
+            spareJobs_.pop_back();
+        }
+        job.captureTimeUs = wallUs();
+        if (!grabAll(tickMonitors_, job)) {
+            spareJobs_.push_back(std::move(job));
+            // Nothing grabbed (errors, or no new picture): back off a little, interruptibly.
+            auto lock = hub_.lock();
+            if (hub_.runningLocked()) hub_.waitUntil(lock, monoNow() + std::chrono::milliseconds(100));
+            continue;
+        }
+        captured_ += job.items.size();
+        mailbox_.put(std::move(job));
+    }
+}
+
+bool CapturePipeline::grabAll(const std::vector<int>& monitors, CaptureJob& job) {
+    return device_.locked([&](host::CaptureInstance& capture) {
+        for (int idx : monitors) {
+            CaptureJob::Item item;
+            item.monitor = static_cast<std::uint16_t>(idx);
+            std::string error;
+            ds_status s = DS_OK;  // grab throws PluginError for errors
+            try {
+                s = capture.grab(static_cast<uint32_t>(idx), 200, item.held);
+            } catch (const std::exception& e) {
+                s = DS_ERR_INTERNAL;
+                error = e.what();
+            }
+            if (s == DS_OK) {
+                job.items.push_back(std::move(item));
+                continue;
+            }
+            if (s == DS_TIMEOUT) continue;  // no new picture on that monitor
+            if (s == DS_REINIT) {
+                log_.warning("agent %s: monitor layout changed; keeping the announced layout", clientId_);
+                continue;
+            }
+            ++errors_;
+            if (error != lastError_) {  // one line per distinct problem, not per frame
+                log_.error("agent %s: capture of monitor %d failed: %s", clientId_, idx, error);
+                lastError_ = error;
+            }
+        }
+        if (job.items.empty()) return false;
+        lastError_.clear();
+        if (combined_ && job.items.size() > 1) {
+            // One side-by-side picture; the monitors' frames are released here, under the lock.
+            toCompose_.clear();
+            for (const auto& it : job.items) toCompose_.push_back(&it.frame());
+            std::vector<std::uint8_t>& picture = composite_[compositeIndex_];
+            compositeIndex_ ^= 1;
+            CaptureJob::Item c;
+            c.monitor = 0;
+            c.composite = composeSideBySide(toCompose_, picture, job.captureTimeUs);
+            job.items.clear();
+            job.items.push_back(std::move(c));
+        }
+        return true;
+    });
+}
+
+void CapturePipeline::releaseAll() {
+    std::vector<CaptureJob> left = mailbox_.drain();
+    device_.locked([&](host::CaptureInstance&) {
+        left.clear();
+        spareJobs_.clear();
+        returned_.clear();
+    });
+}
+
+}  // namespace deskstream::agent

@@ -1,0 +1,66 @@
+// The capture thread: takes the capture slots the core session hands out (paced at fps, none
+// while unwatched, dropped before any work when the window is full), grabs every selected
+// monitor, composes the combined layout, and leaves the job in the mailbox for the encoder. It
+// alone grabs and releases frames, so a capture instance holds at most two frames per monitor.
+#pragma once
+
+#include "capture_device.hpp"
+#include "frame_mailbox.hpp"
+#include "ports.hpp"
+#include "session_hub.hpp"
+
+#include <Poco/Logger.h>
+
+#include <atomic>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace deskstream::agent {
+
+class CapturePipeline : public MonitorSelection {
+public:
+    CapturePipeline(CaptureDevice& device, SessionHub& hub, FrameMailbox& mailbox,
+                    std::vector<int> selected, bool combined, std::string clientId,
+                    Poco::Logger& log);
+
+    /// The capture thread's body; returns when the hub stops.
+    void run();
+    /// After every thread is joined: releases the frames still held anywhere.
+    void releaseAll();
+
+    void select(std::vector<int> monitors) override;
+
+    std::uint64_t captured() const { return captured_; }
+    std::uint64_t errors() const { return errors_; }
+
+private:
+    enum class Next { Capture, Release, Stop };
+    Next waitForSlot();
+    void releaseReturned();
+    bool grabAll(const std::vector<int>& monitors, CaptureJob& job);
+
+    CaptureDevice& device_;
+    SessionHub& hub_;
+    FrameMailbox& mailbox_;
+    const bool combined_;
+    const std::string clientId_;
+    Poco::Logger& log_;
+
+    mutable std::mutex selectionMutex_;
+    std::vector<int> selected_;
+
+    // Capture thread only: jobs kept for reuse (their vectors keep their capacity), the swap
+    // partner of the mailbox's returns, and the combined pictures, double-buffered: the encoder
+    // may still read picture N while N+1 is composed (never more: the mailbox holds one job).
+    std::vector<CaptureJob> spareJobs_, returned_;
+    std::vector<int> tickMonitors_;
+    std::vector<const ds_frame*> toCompose_;
+    std::vector<std::uint8_t> composite_[2];
+    int compositeIndex_ = 0;
+    std::string lastError_;
+
+    std::atomic<std::uint64_t> captured_{0}, errors_{0};
+};
+
+}  // namespace deskstream::agent

@@ -1,0 +1,77 @@
+// The encode thread: mailbox -> encoder plugin -> window admission -> sender (see
+// encoder_stage.hpp).
+#include "encoder_stage.hpp"
+
+#include "clock.hpp"
+
+#include "deskstream/core/frame_header.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+namespace deskstream::agent {
+
+EncoderStage::EncoderStage(EncoderSlot& encoder, SessionHub& hub, FrameMailbox& mailbox,
+                           FrameSender& sender, std::string clientId, Poco::Logger& log)
+    : encoder_(encoder), hub_(hub), mailbox_(mailbox), sender_(sender),
+      clientId_(std::move(clientId)), log_(log) {}
+
+void EncoderStage::run() {
+    while (auto job = mailbox_.take()) {
+        hub_.wake();  // the mailbox is free: the capture thread may grab the next frame now
+        for (const auto& item : job->items) encodeAndSend(item, job->captureTimeUs);
+        // Hand the frames back: only the capture thread calls release_frame.
+        mailbox_.giveBack(std::move(*job));
+        hub_.wake();
+    }
+}
+
+void EncoderStage::encodeAndSend(const CaptureJob::Item& item, std::uint64_t captureTimeUs) {
+    const int quality = hub_.with([](const core::AgentSession& s) { return s.quality(); });
+    ds_encode_params params{};
+    params.struct_size = sizeof params;
+    params.quality = quality;
+    params.keyframe = 1;
+    const ds_frame& frame = item.frame();
+    core::FrameHeader h;
+    const bool ok = encoder_.locked([&](host::EncoderInstance& encoder) {
+        ds_encoded out{};
+        try {
+            out = encoder.encode(frame, params);
+        } catch (const std::exception& e) {
+            ++errors_;
+            if (e.what() != lastError_) {  // one line per distinct problem, not per frame
+                log_.error("agent %s: %s", clientId_, std::string(e.what()));
+                lastError_ = e.what();
+            }
+            return false;
+        }
+        lastError_.clear();
+        h.codec = static_cast<core::FrameCodec>(out.codec);
+        h.quality = static_cast<std::uint8_t>(std::clamp(out.quality ? out.quality : quality, 0, 100));
+        h.payloadLength = static_cast<std::uint32_t>(out.size);
+        // The output is only valid until the next encode: copied out under the lock.
+        message_.resize(core::kFrameHeaderSize + out.size);  // capacity reused across frames
+        std::memcpy(message_.data() + core::kFrameHeaderSize, out.data, out.size);
+        return true;
+    });
+    if (!ok) return;
+    h.flags = core::frame_flags::kKey | core::frame_flags::kLastRect;
+    h.captureTimeUs = frame.capture_time_us ? frame.capture_time_us : captureTimeUs;
+    h.monitor = item.monitor;
+    h.screenWidth = frame.width;
+    h.screenHeight = frame.height;
+    h.rectX = 0;
+    h.rectY = 0;
+    h.rectWidth = frame.width;
+    h.rectHeight = frame.height;
+
+    auto admitted = hub_.with([](core::AgentSession& s) { return s.admitFrame(monoNow()); });
+    if (!admitted) return;  // window full (counted) or no longer registered
+    h.frameNumber = admitted->frameNumber;
+    h.streamId = admitted->streamId;
+    core::encodeFrameHeader(h, message_.data());
+    sender_.sendFrame(message_.data(), message_.size());
+}
+
+}  // namespace deskstream::agent

@@ -1,0 +1,298 @@
+// The agent's connection to the relay: socket in, core session, actions out (see
+// relay_link.hpp). The only file of the agent that touches the WebSocket.
+#include "relay_link.hpp"
+
+#include "clock.hpp"
+
+#include <Poco/Buffer.h>
+#include <Poco/Exception.h>
+#include <Poco/Net/HTTPClientSession.h>
+#include <Poco/Net/HTTPRequest.h>
+#include <Poco/Net/HTTPResponse.h>
+#include <Poco/URI.h>
+
+#include <algorithm>
+#include <stdexcept>
+#include <tuple>
+
+namespace deskstream::agent {
+
+using Poco::Net::WebSocket;
+
+namespace {
+
+// What to tell the operator after registration_failed, by code.
+std::string registrationAdvice(core::ErrorCode code) {
+    switch (code) {
+        case core::ErrorCode::StoreUnavailable:
+            return "check that the relay's store is reachable and that its database user may "
+                   "write active_desktop_clients";
+        case core::ErrorCode::Unauthorized:
+            return "check [agent] token: it must be a desktop token signed with the relay's "
+                   "[auth] secret and not expired (deskstream token --role desktop)";
+        case core::ErrorCode::ProtocolMismatch:
+            return "the relay speaks another protocol version: upgrade the agent or the relay";
+        default: return "check the agent's handshake (client_id, monitors) against the relay log";
+    }
+}
+
+std::string closeReason(const Poco::Buffer<char>& b) {
+    if (b.size() < 2) return {};
+    int code = (static_cast<unsigned char>(b[0]) << 8) | static_cast<unsigned char>(b[1]);
+    std::string text(b.begin() + 2, b.size() - 2);
+    return text.empty() ? std::to_string(code) : std::to_string(code) + " " + text;
+}
+
+bool isOpen(core::AgentSessionState s) {
+    return s == core::AgentSessionState::AwaitingAck || s == core::AgentSessionState::Registered;
+}
+
+}  // namespace
+
+RelayLink::RelayLink(LinkOptions options, SessionHub& hub, CommandRunner& commands,
+                     std::function<core::Handshake()> handshake,
+                     std::function<void(const std::string&)> refused, Poco::Logger& log)
+    : options_(std::move(options)), hub_(hub), commands_(commands),
+      handshake_(std::move(handshake)), refused_(std::move(refused)), log_(log) {}
+
+// ------------------------------------------------------------------ connection thread
+
+void RelayLink::run() {
+    while (true) {
+        // Sleep until the session says the next attempt is due (backoff, open breaker), or stop.
+        core::AgentActions actions;
+        {
+            auto lock = hub_.lock();
+            core::AgentSession& s = hub_.locked();
+            while (hub_.runningLocked() && !s.attemptDue(monoNow())) hub_.waitUntil(lock, s.nextDeadline());
+            if (!hub_.runningLocked()) break;
+            actions = s.onAttempt(monoNow());
+        }
+        perform(actions);
+
+        std::string why;
+        try {
+            auto ws = openSocket();
+            {
+                std::lock_guard<std::mutex> lock(socketMutex_);
+                socket_ = ws;
+            }
+            closeWhy_.clear();
+            core::Handshake handshake = handshake_();
+            perform(hub_.change([&](core::AgentSession& s) {
+                return s.onConnected(monoNow(), std::move(handshake));
+            }));
+            why = pump(*ws);
+        } catch (const Poco::Exception& e) {
+            why = e.displayText();
+        } catch (const std::exception& e) {
+            why = e.what();
+        }
+        {
+            std::lock_guard<std::mutex> lock(socketMutex_);
+            socket_.reset();
+        }
+        if (!hub_.running()) break;
+        perform(hub_.change([&](core::AgentSession& s) { return s.onDisconnected(monoNow(), why); }));
+    }
+}
+
+// One connection: tick the session at its deadlines and feed it what arrives, until the
+// connection ends. Returns why it ended.
+std::string RelayLink::pump(WebSocket& ws) {
+    Poco::Buffer<char> buffer(0);
+    while (true) {
+        if (!hub_.running()) {
+            closeSocket(core::close_code::kNormal, "agent stopping");
+            return "agent stopping";
+        }
+        auto [actions, deadline, open] = hub_.change([](core::AgentSession& s) {
+            const core::TimePoint now = monoNow();
+            core::AgentActions a;
+            if (now >= s.nextDeadline()) a = s.onTick(now);
+            return std::make_tuple(std::move(a), s.nextDeadline(), isOpen(s.state()));
+        });
+        perform(actions);
+        if (!open) return closeWhy_.empty() ? std::string("connection closed") : closeWhy_;
+
+        // Sleep until the session's next deadline or until data is there. The socket is only
+        // read after poll() said so: a receive timeout never cuts a frame in half (docs/agent.md).
+        const auto waitUs = std::clamp<std::int64_t>((deadline - monoNow()).count(), 0, 60'000'000);
+        if (!ws.poll(Poco::Timespan(waitUs), Poco::Net::Socket::SELECT_READ)) continue;
+
+        int flags = 0;
+        buffer.resize(0);
+        const int n = ws.receiveFrame(buffer, flags);
+        const int opcode = flags & WebSocket::FRAME_OP_BITMASK;
+        if (n == 0 && flags == 0) return "connection closed by the relay";
+        if (opcode == WebSocket::FRAME_OP_CLOSE) {
+            const std::string reason = closeReason(buffer);
+            log_.warning("agent %s: relay closed the connection%s", options_.clientId,
+                         reason.empty() ? std::string() : " (" + reason + ")");
+            return "relay closed the connection" + (reason.empty() ? std::string() : " (" + reason + ")");
+        }
+        if (opcode == WebSocket::FRAME_OP_TEXT) {
+            const std::string text(buffer.begin(), buffer.size());
+            perform(hub_.change([&](core::AgentSession& s) { return s.onText(text, monoNow(), wallMs()); }));
+            continue;
+        }
+        hub_.with([](core::AgentSession& s) { s.onFrameReceived(monoNow()); });
+        if (opcode == WebSocket::FRAME_OP_PING) {
+            std::lock_guard<std::mutex> lock(sendMutex_);
+            ws.sendFrame(buffer.begin(), static_cast<int>(buffer.size()),
+                         WebSocket::FRAME_FLAG_FIN | WebSocket::FRAME_OP_PONG);
+        }
+        // binary, pong: nothing for the agent
+    }
+}
+
+std::shared_ptr<WebSocket> RelayLink::openSocket() {
+    Poco::URI uri(options_.relayUrl);
+    if (uri.getScheme() != "ws")
+        throw std::runtime_error("relay_url must be ws://host:port/ws/agent (got scheme '" +
+                                 uri.getScheme() + "')");
+    Poco::Net::HTTPClientSession session(uri.getHost(), uri.getPort());
+    session.setTimeout(Poco::Timespan(options_.connectTimeout.count() * 1000));
+    Poco::Net::HTTPRequest request(Poco::Net::HTTPRequest::HTTP_GET,
+                                   uri.getPathEtc().empty() ? "/ws/agent" : uri.getPathEtc(),
+                                   Poco::Net::HTTPMessage::HTTP_1_1);
+    Poco::Net::HTTPResponse response;
+    auto ws = std::make_shared<WebSocket>(session, request, response);
+    ws->setNoDelay(true);  // small control messages must not wait behind Nagle
+    ws->setMaxPayloadSize(static_cast<int>(options_.maxMessageBytes));
+    ws->setSendTimeout(Poco::Timespan(options_.sendTimeout.count() * 1000));
+    // Reads only start after poll() said data is there; this long timeout then only guards
+    // against a peer that stalls mid-frame, which is fatal for the connection (docs/agent.md).
+    ws->setReceiveTimeout(Poco::Timespan(30, 0));
+    return ws;
+}
+
+// ------------------------------------------------------------------ actions
+
+void RelayLink::perform(const core::AgentActions& actions) {
+    std::chrono::milliseconds lastDelay{0};
+    for (const auto& action : actions) {
+        if (auto* send = std::get_if<core::AgentSend>(&action)) {
+            const std::string text = core::serialize(send->message);
+            sendRaw(text.data(), text.size(), WebSocket::FRAME_TEXT);
+        } else if (auto* close = std::get_if<core::AgentClose>(&action)) {
+            closeWhy_ = close->reason;
+            closeSocket(close->code, close->reason);
+        } else if (auto* exec = std::get_if<core::AgentExecute>(&action)) {
+            std::string error;
+            try {
+                error = commands_.run(exec->command);
+            } catch (const std::exception& e) {
+                error = e.what();
+                if (error.empty()) error = "failed";
+            }
+            perform(hub_.change([&](core::AgentSession& s) {
+                return s.onCommandDone(exec->commandId, exec->command, error);
+            }));
+        } else if (auto* reg = std::get_if<core::AgentRegistered>(&action)) {
+            log_.information("agent %s: registered with relay %s (instance %s, stream %u)",
+                             options_.clientId, options_.relayUrl, reg->ack.instanceId,
+                             static_cast<unsigned>(reg->ack.streamId));
+        } else if (auto* refused = std::get_if<core::AgentRefused>(&action)) {
+            const std::string msg = "registration refused by the relay: code " +
+                                    std::string(core::toString(refused->failure.code)) +
+                                    ", reason: " + refused->failure.error + " — " +
+                                    registrationAdvice(refused->failure.code);
+            log_.error("agent %s: %s", options_.clientId, msg);
+            refused_(msg);
+        } else if (auto* streaming = std::get_if<core::AgentStreamingChanged>(&action)) {
+            log_.information("agent %s: %s", options_.clientId,
+                             std::string(streaming->streaming
+                                             ? "streaming started (a viewer is watching)"
+                                             : "streaming stopped (no viewer): idle, encoding nothing"));
+        } else if (auto* retry = std::get_if<core::AgentRetry>(&action)) {
+            lastDelay = retry->delay;
+            if (retry->wasRegistered)
+                log_.warning("agent %s: connection to %s lost: %s; reconnecting", options_.clientId,
+                             options_.relayUrl, retry->why);
+            else if (retry->consecutiveFailures == 1)
+                log_.warning("agent %s: cannot connect to %s: %s (retrying with backoff)",
+                             options_.clientId, options_.relayUrl, retry->why);
+        } else if (auto* breaker = std::get_if<core::AgentBreakerChanged>(&action)) {
+            if (breaker->state == core::BreakerState::Open)
+                log_.error("agent %s: circuit breaker open after %d failed attempts to reach %s; "
+                           "next attempt in %d s",
+                           options_.clientId, breaker->consecutiveFailures, options_.relayUrl,
+                           static_cast<int>(lastDelay.count() / 1000));
+            else if (breaker->state == core::BreakerState::HalfOpen)
+                log_.information("agent %s: circuit breaker half-open: probing %s",
+                                 options_.clientId, options_.relayUrl);
+            else
+                log_.information("agent %s: circuit breaker closed", options_.clientId);
+        } else if (auto* notice = std::get_if<core::AgentNotice>(&action)) {
+            switch (notice->level) {
+                case core::AgentNotice::Level::Debug:
+                    log_.debug("agent %s: %s", options_.clientId, notice->text);
+                    break;
+                case core::AgentNotice::Level::Info:
+                    log_.information("agent %s: %s", options_.clientId, notice->text);
+                    break;
+                case core::AgentNotice::Level::Warning:
+                    log_.warning("agent %s: %s", options_.clientId, notice->text);
+                    break;
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------------ sending
+
+bool RelayLink::sendFrame(const std::uint8_t* data, std::size_t size) {
+    if (!sendRaw(data, size, WebSocket::FRAME_BINARY)) return false;
+    bytesSent_ += size;
+    return true;
+}
+
+bool RelayLink::sendRaw(const void* data, std::size_t size, int flags) {
+    std::shared_ptr<WebSocket> ws;
+    {
+        std::lock_guard<std::mutex> lock(socketMutex_);
+        ws = socket_;
+    }
+    if (!ws) return false;
+    try {
+        std::lock_guard<std::mutex> lock(sendMutex_);
+        ws->sendFrame(data, static_cast<int>(size), flags);
+        return true;
+    } catch (const Poco::Exception& e) {
+        log_.warning("agent %s: send failed: %s", options_.clientId, e.displayText());
+    } catch (const std::exception& e) {
+        log_.warning("agent %s: send failed: %s", options_.clientId, std::string(e.what()));
+    }
+    interrupt();  // the connection thread notices and reconnects
+    return false;
+}
+
+void RelayLink::closeSocket(int code, const std::string& reason) {
+    std::shared_ptr<WebSocket> ws;
+    {
+        std::lock_guard<std::mutex> lock(socketMutex_);
+        ws = socket_;
+    }
+    if (!ws) return;
+    try {
+        std::lock_guard<std::mutex> lock(sendMutex_);
+        ws->shutdown(static_cast<Poco::UInt16>(code), reason);
+    } catch (...) {
+    }
+}
+
+void RelayLink::interrupt() {
+    std::shared_ptr<WebSocket> ws;
+    {
+        std::lock_guard<std::mutex> lock(socketMutex_);
+        ws = socket_;
+    }
+    if (!ws) return;
+    try {
+        ws->shutdown();  // not under sendMutex: a send stuck on a dead peer must not block this
+    } catch (...) {
+    }
+}
+
+}  // namespace deskstream::agent

@@ -1,0 +1,67 @@
+// The agent's connection to the relay: opens the WebSocket, hands every message to the core
+// session and performs the actions it returns (send, close, run a command, log), sleeps until
+// the session's next deadline, and reconnects when the session says so (backoff and circuit
+// breaker are the session's). It is also the sender the encoder stage hands frames to.
+#pragma once
+
+#include "ports.hpp"
+#include "session_hub.hpp"
+
+#include <Poco/Logger.h>
+#include <Poco/Net/WebSocket.h>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+
+namespace deskstream::agent {
+
+struct LinkOptions {
+    std::string relayUrl;
+    std::string clientId;
+    std::chrono::milliseconds connectTimeout{5000};
+    std::chrono::milliseconds sendTimeout{10000};
+    std::size_t maxMessageBytes = 16u * 1024u * 1024u;
+};
+
+class RelayLink : public FrameSender {
+public:
+    /// `handshake` builds the handshake for each connection; `refused` is called once when the
+    /// relay refused the registration (with the message for the operator).
+    RelayLink(LinkOptions options, SessionHub& hub, CommandRunner& commands,
+              std::function<core::Handshake()> handshake,
+              std::function<void(const std::string&)> refused, Poco::Logger& log);
+
+    /// The connection thread's body; returns when the hub stops.
+    void run();
+    /// Shuts the socket down (wakes a blocked poll/receive): stop and fatal errors.
+    void interrupt();
+
+    bool sendFrame(const std::uint8_t* data, std::size_t size) override;
+    std::uint64_t bytesSent() const { return bytesSent_; }
+
+private:
+    std::shared_ptr<Poco::Net::WebSocket> openSocket();
+    std::string pump(Poco::Net::WebSocket& ws);
+    void perform(const core::AgentActions& actions);
+    bool sendRaw(const void* data, std::size_t size, int flags);
+    void closeSocket(int code, const std::string& reason);
+
+    const LinkOptions options_;
+    SessionHub& hub_;
+    CommandRunner& commands_;
+    std::function<core::Handshake()> handshake_;
+    std::function<void(const std::string&)> refused_;
+    Poco::Logger& log_;
+
+    std::mutex socketMutex_;  // guards socket_ (the pointer)
+    std::shared_ptr<Poco::Net::WebSocket> socket_;
+    std::mutex sendMutex_;    // one writer at a time: Poco's WebSocket is not thread-safe
+    std::string closeWhy_;    // connection thread: why the session closed the connection
+    std::atomic<std::uint64_t> bytesSent_{0};
+};
+
+}  // namespace deskstream::agent
