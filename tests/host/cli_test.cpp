@@ -364,8 +364,13 @@ TEST_P(StartStop, ServesHealthzAndStopsCleanlyOnSignal) {
     EXPECT_EQ(httpGet(port, "/viewer.js").first, 200);
     EXPECT_EQ(httpGet(port, "/../CMakeLists.txt").first, 404);
     EXPECT_EQ(httpGet(port, "/%2e%2e/CMakeLists.txt").first, 404);
-    EXPECT_NE(child.out().find("viewer: http://127.0.0.1:" + std::to_string(port) + "/"), std::string::npos)
-        << child.out();
+    // The viewer line and the agent's ready line come after /healthz answers (the relay serves
+    // before the agent has started): wait for them, up to the same 30 s start-up budget.
+    const std::string viewerLine = "viewer: http://127.0.0.1:" + std::to_string(port) + "/";
+    while (std::chrono::steady_clock::now() < deadline && child.running() &&
+           (child.out().find(viewerLine) == std::string::npos || child.err().find("agent ready:") == std::string::npos))
+        std::this_thread::sleep_for(50ms);
+    EXPECT_NE(child.out().find(viewerLine), std::string::npos) << child.out();
     EXPECT_NE(child.err().find("agent ready: capture 'synthetic' (1 monitor(s), 320x200), encoder 'test_c_raw' "
                                "(first frame 256000 bytes)"),
               std::string::npos)
