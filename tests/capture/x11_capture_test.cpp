@@ -211,6 +211,29 @@ TEST_F(X11CaptureTest, DisplayDefaultsToTheDisplayVariable) {
     EXPECT_TRUE(host.logContains("display " + testDisplay())) << "the log line names the display";
 }
 
+// In a Wayland session $DISPLAY is Xwayland (X clients only): probe leaves the session to
+// pipewire unless a display is named, so capture = auto does not pick a picture of nothing.
+TEST_F(X11CaptureTest, ProbeRefusesAWaylandSessionUnlessADisplayIsNamed) {
+    const char *savedDisplay = std::getenv("DISPLAY");
+    const std::string before = savedDisplay ? savedDisplay : "";
+    setenv("DISPLAY", testDisplay().c_str(), 1);
+    setenv("WAYLAND_DISPLAY", "wayland-0", 1);
+    char err[256] = "";
+    TestConfig unnamed("capture.x11", {{"display", ""}});
+    const ds_status onWayland = plugin().capture().probe(host.api(), unnamed.get(), err, sizeof err);
+    const std::string why = err;
+    TestConfig named("capture.x11", {{"display", testDisplay()}});
+    const ds_status namedOnWayland = plugin().capture().probe(host.api(), named.get(), err, sizeof err);
+    unsetenv("WAYLAND_DISPLAY");
+    const ds_status onX11 = plugin().capture().probe(host.api(), unnamed.get(), err, sizeof err);
+    if (before.empty()) unsetenv("DISPLAY");
+    else setenv("DISPLAY", before.c_str(), 1);
+    EXPECT_EQ(onWayland, DS_ERR_UNSUPPORTED);
+    EXPECT_NE(why.find("WAYLAND_DISPLAY is set"), std::string::npos) << why;
+    EXPECT_EQ(namedOnWayland, DS_OK);
+    EXPECT_EQ(onX11, DS_OK) << err;
+}
+
 TEST_F(X11CaptureTest, ListsBothSetMonitorMonitorsWithTheirGeometry) {
     create();
     auto m = monitors();
