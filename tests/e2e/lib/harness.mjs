@@ -169,10 +169,14 @@ export class Relay extends DeskstreamProcess {
     return r.json();
   }
 
-  /** The relay's counter `name` from /metrics (deskstream_relay_<name>_total). */
+  /**
+   * The relay's counter `name` from /metrics: a family of its own (deskstream_relay_<name>_total)
+   * or one kind of deskstream_relay_events_total{event="<name>"} (docs/operations.md).
+   */
   async counter(name) {
     const text = await (await fetch(`${this.base}/metrics`)).text();
-    const m = text.match(new RegExp(`^deskstream_relay_${name}_total(?:\\{[^}]*\\})? (\\d+)`, 'm'));
+    const m = text.match(new RegExp(`^deskstream_relay_${name}_total(?:\\{[^}]*\\})? (\\d+)`, 'm')) ||
+      text.match(new RegExp(`^deskstream_relay_events_total\\{event="${name}"\\} (\\d+)`, 'm'));
     if (!m) throw new Error(`counter ${name} not in /metrics`);
     return Number(m[1]);
   }
