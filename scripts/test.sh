@@ -15,6 +15,14 @@ JOBS=${DESKSTREAM_JOBS:-$(nproc)}
 cmake --preset "$PRESET" -G Ninja >/dev/null
 cmake --build --preset "$PRESET" -j "$JOBS"
 
+# The Debian package (CPack .deb from a Release build in build/package, checked with dpkg-deb -c,
+# its computed Depends, lintian and an extracted throw-away root: docs/embedding.md). It runs
+# before ctest so that the ctest summary is the last thing printed. Left out when arguments
+# choose tests (e.g. `scripts/test.sh -L unit`) or with DESKSTREAM_TEST_PACKAGE=0.
+if [ "${DESKSTREAM_TEST_PACKAGE:-1}" != 0 ] && [ $# -eq 0 ]; then
+  bash scripts/package.sh
+fi
+
 source scripts/lib/postgres.sh
 source scripts/lib/xvfb.sh
 source scripts/lib/pipewire.sh
@@ -29,10 +37,3 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 cd "build/$PRESET"
 ctest --output-on-failure --timeout 600 "$@"
 
-# The Debian package (CPack .deb from a Release build in build/package, checked with dpkg-deb -c,
-# its computed Depends, lintian and an extracted throw-away root: docs/embedding.md).
-# DESKSTREAM_TEST_PACKAGE=0 leaves it out, e.g. for a quick `scripts/test.sh -L unit`.
-cd "$ROOT"
-if [ "${DESKSTREAM_TEST_PACKAGE:-1}" != 0 ]; then
-  bash scripts/package.sh
-fi
