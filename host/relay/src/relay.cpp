@@ -1,6 +1,7 @@
 #include "relay_impl.hpp"
 
 #include "http_handlers.hpp"
+#include "random_ids.hpp"
 #include "session.hpp"
 
 #include <Poco/Net/HTTPServerParams.h>
@@ -69,7 +70,7 @@ int64_t touchInterval(const RelayOptions &o) {
 }
 
 core::RegistryConfig registryConfig(RelayOptions &o) {
-    if (o.instance_id.empty()) o.instance_id = core::newUuid();
+    if (o.instance_id.empty()) o.instance_id = randomUuid();
     core::RegistryConfig c;
     c.instanceId = o.instance_id;
     c.heartbeatIntervalMs = o.heartbeat_interval_ms;
@@ -85,44 +86,9 @@ core::CommandPolicy commandPolicy(const RelayOptions &o) {
 
 } // namespace
 
-const char *counterName(Counter c) {
-    switch (c) {
-    case Counter::ConnectionsOpened: return "connections_opened";
-    case Counter::ConnectionsClosed: return "connections_closed";
-    case Counter::Registrations: return "registrations";
-    case Counter::RegistrationFailures: return "registration_failures";
-    case Counter::Replaced: return "replaced";
-    case Counter::Unregistrations: return "unregistrations";
-    case Counter::HandshakeTimeouts: return "handshake_timeouts";
-    case Counter::HeartbeatTimeouts: return "heartbeat_timeouts";
-    case Counter::AuthFailures: return "auth_failures";
-    case Counter::BadMessages: return "bad_messages";
-    case Counter::BadJson: return "bad_json";
-    case Counter::UnknownTypes: return "unknown_types";
-    case Counter::BadFrames: return "bad_frames";
-    case Counter::TooLarge: return "too_large";
-    case Counter::BinaryBeforeHandshake: return "binary_before_handshake";
-    case Counter::ProtocolErrors: return "protocol_errors";
-    case Counter::AbuseCloses: return "abuse_closes";
-    case Counter::FramesReceived: return "frames_received";
-    case Counter::FramesForwarded: return "frames_forwarded";
-    case Counter::FramesDropped: return "frames_dropped";
-    case Counter::CommandsQueued: return "commands_queued";
-    case Counter::CommandsDelivered: return "commands_delivered";
-    case Counter::CommandResults: return "command_results";
-    case Counter::CommandsExpired: return "commands_expired";
-    case Counter::RowsReaped: return "rows_reaped";
-    case Counter::StoreErrors: return "store_errors";
-    case Counter::HttpRequests: return "http_requests";
-    case Counter::HttpErrors: return "http_errors";
-    case Counter::kCount: break;
-    }
-    return "?";
-}
-
 RelayImpl::RelayImpl(RelayOptions options, StoreClient store, Poco::Logger &logger)
     : options_(std::move(options)), store_(store), logger_(logger),
-      registry_(registryConfig(options_)), router_(commandPolicy(options_)),
+      registry_(registryConfig(options_)), router_(commandPolicy(options_), randomUuid),
       throttle_(core::fromMs(touchInterval(options_))) {}
 
 RelayImpl::~RelayImpl() { stop(); }
@@ -482,6 +448,13 @@ void RelayImpl::tickStream(core::ConnId agent) {
         acks = s->fanout.onTick(monoNow());
     }
     sendAcks(agent, acks);
+}
+
+core::TimePoint RelayImpl::streamDeadline(core::ConnId agent) {
+    auto s = stream(agent, false);
+    if (!s) return core::TimePoint::max();
+    std::lock_guard<std::mutex> lock(s->mutex);
+    return s->fanout.nextDeadline();
 }
 
 void RelayImpl::dropStream(core::ConnId agent) {

@@ -10,6 +10,7 @@
 #include "deskstream/core/fanout.hpp"
 #include "deskstream/core/frame_header.hpp"
 #include "deskstream/core/registry.hpp"
+#include "deskstream/core/relay_connection.hpp"
 #include "deskstream/relay/options.hpp"
 #include "deskstream/relay/relay.hpp"
 #include "deskstream/relay/store_client.hpp"
@@ -33,39 +34,10 @@ namespace deskstream::relay {
 
 class Session;
 
-// Per-relay counters (what is measured; names are stable, see docs/relay.md).
-enum class Counter : size_t {
-    ConnectionsOpened,
-    ConnectionsClosed,
-    Registrations,
-    RegistrationFailures,
-    Replaced,
-    Unregistrations,
-    HandshakeTimeouts,
-    HeartbeatTimeouts,
-    AuthFailures,
-    BadMessages,       // every protocol-level bad input, all kinds
-    BadJson,           // text that failed parsing or validation
-    UnknownTypes,      // a "type" unknown or not allowed on that endpoint
-    BadFrames,         // binary message with a bad header / length mismatch
-    TooLarge,          // message over max_message_bytes (1009) or control text over the limit
-    BinaryBeforeHandshake,
-    ProtocolErrors,    // WebSocket framing errors (1002)
-    AbuseCloses,       // connections closed after bad_message_limit bad messages
-    FramesReceived,
-    FramesForwarded,
-    FramesDropped,     // latest-frame-wins drops in viewer queues
-    CommandsQueued,
-    CommandsDelivered,
-    CommandResults,
-    CommandsExpired,
-    RowsReaped,
-    StoreErrors,
-    HttpRequests,
-    HttpErrors,
-    kCount
-};
-const char *counterName(Counter c);
+// Per-relay counters: core's list (names are stable, see docs/relay.md); their spelling is
+// core::counterName (found by argument-dependent lookup as counterName(c)).
+using Counter = core::RelayCounter;
+
 
 class RelayImpl {
 public:
@@ -121,6 +93,8 @@ public:
     Bytes pullFrame(core::ConnId viewer);
     void onViewerAck(core::ConnId viewer, const core::ViewerFrameAck &ack);
     void tickStream(core::ConnId agent);
+    // When tickStream(agent) has something to do next (TimePoint::max(): nothing pending).
+    core::TimePoint streamDeadline(core::ConnId agent);
     // The agent's own figures (agent_stats), kept for /api/desktops.
     void onAgentStats(core::ConnId agent, const core::AgentStats &stats);
     struct StreamSnapshot {
