@@ -1,0 +1,43 @@
+// SessionMap: the live WebSocket sessions by connection id, the viewer slots (max_viewers),
+// and Peers: how every other part reaches a connection (send, close, wake its writer).
+#pragma once
+
+#include "parts.hpp"
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+namespace deskstream::relay {
+
+class Session;
+
+class SessionMap : public Peers {
+public:
+    explicit SessionMap(int maxViewers) : maxViewers_(maxViewers) {}
+
+    // Reserves a viewer slot (false when max_viewers are connected); release with releaseViewer.
+    bool reserveViewer();
+    void releaseViewer() { viewerSlots_.fetch_sub(1); }
+
+    core::ConnId add(const std::shared_ptr<Session> &session);
+    void remove(core::ConnId id); // the session is destroyed outside the lock
+    std::shared_ptr<Session> get(core::ConnId id) const;
+    std::vector<std::shared_ptr<Session>> all() const;
+    bool empty() const;
+
+    bool send(core::ConnId conn, const core::Message &message) override;
+    void close(core::ConnId conn, int code, const std::string &reason) override;
+    void notifyFrames(core::ConnId viewer) override;
+
+private:
+    const int maxViewers_;
+    mutable std::mutex mutex_;
+    std::unordered_map<core::ConnId, std::shared_ptr<Session>> sessions_;
+    std::atomic<core::ConnId> nextConn_{1};
+    std::atomic<int> viewerSlots_{0};
+};
+
+} // namespace deskstream::relay
