@@ -196,7 +196,7 @@ int64_t steadyNs() {
 // ------------------------------------------------------------------ one WebSocket peer
 
 // A client WebSocket with one lock around sends: Poco's WebSocket is not safe for two
-// concurrent senders (POCO-PITFALLS.md) and both a reader (pongs) and a sender use it here.
+// concurrent senders (docs/poco-pitfalls.md) and both a reader (pongs) and a sender use it here.
 class Peer {
 public:
     Peer(const Poco::URI &base, const std::string &path) : session_(base.getHost(), base.getPort()) {
@@ -577,7 +577,7 @@ private:
                     stats.started = true;
                     stats.paused = false;
                 } else if (std::holds_alternative<core::StopStream>(m)) {
-                    stats.paused = true;  // an idle desktop sends nothing (PROTOCOL.md)
+                    stats.paused = true;  // an idle desktop sends nothing (docs/protocol.md)
                 }
             }
         } catch (const std::exception &e) {

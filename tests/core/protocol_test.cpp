@@ -82,7 +82,7 @@ TEST(Protocol, AgentHandshakeRoundTripAndSpecExample) {
     h.capabilities.input = true;
     expectRoundTrip(h, Channel::AgentToRelay);
 
-    // The example of PROTOCOL.md, verbatim.
+    // The handshake example of docs/protocol.md (with an empty token).
     const std::string spec = R"({"type":"handshake","protocol":1,"role":"desktop","clientId":"office-pc","token":"",
  "name":"Office PC","hostname":"pc01",
  "monitors":[{"index":0,"name":"HDMI-1","x":0,"y":0,"width":1920,"height":1080,"primary":true}],
