@@ -167,8 +167,11 @@ void Session::perform(core::RelayActions actions) {
         } else if (auto *count = std::get_if<act::Count>(&action)) {
             relay_.count(count->counter, count->n);
         } else if (auto *log = std::get_if<act::Log>(&action)) {
-            const std::string line = std::string(kindName(kind_)) + " connection " +
-                                     std::to_string(id_) + " (" + peer_ + "): " + log->line;
+            // One line per event, with the client id once known (the connection id before).
+            const std::string line = std::string(kindName(kind_)) + " " +
+                                     (core_.peerId().empty() ? "connection " + std::to_string(id_)
+                                                             : core_.peerId()) +
+                                     " (" + peer_ + "): " + log->line;
             if (log->level == act::Log::Level::Warning) relay_.log().warning(line);
             else if (log->level == act::Log::Level::Info) relay_.log().information(line);
             else relay_.log().debug(line);
