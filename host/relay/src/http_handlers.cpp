@@ -1,3 +1,4 @@
+// HTTP routes of the relay: WebSocket upgrades (handed to a Session) and the JSON API.
 #include "http_handlers.hpp"
 
 #include "relay_impl.hpp"

@@ -1,3 +1,4 @@
+// StoreClient: the bridge between core's records and a store plugin's C ABI (see store_client.hpp).
 #include "deskstream/relay/store_client.hpp"
 
 #include <algorithm>

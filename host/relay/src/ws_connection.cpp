@@ -1,3 +1,5 @@
+// WsConnection: the socket I/O of one WebSocket: the reader loop, the writer thread and the
+// close handshake (see ws_connection.hpp).
 #include "ws_connection.hpp"
 
 #include <Poco/Buffer.h>
