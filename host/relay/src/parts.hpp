@@ -1,6 +1,7 @@
 // The small interfaces between the relay's parts, so that each part depends one way only:
 // the fan-out (Streams), command delivery and the maintenance jobs reach connections through
-// Peers and registered agents through AgentDirectory, never through RelayImpl or Session.
+// Peers and registered agents through AgentDirectory, never through RelayImpl or Session; the
+// session map holds PeerConnections, not Sessions.
 // Also Counters, the relay's counter set that every part increments.
 #pragma once
 
@@ -34,6 +35,20 @@ public:
 
 private:
     std::array<std::atomic<uint64_t>, static_cast<size_t>(Counter::kCount)> values_{};
+};
+
+// What the other parts may do with one live connection (Session implements it), so the
+// session map needs neither Session nor RelayImpl.
+class PeerConnection {
+public:
+    virtual ~PeerConnection() = default;
+    // Queue onto the connection's writer; false when it is closing or too slow.
+    virtual bool sendMessage(const core::Message &message) = 0;
+    // CLOSE after what is queued / at once (queued messages dropped).
+    virtual void close(int code, const std::string &reason) = 0;
+    virtual void closeNow(int code, const std::string &reason) = 0;
+    // A viewer's writer has frames to pull.
+    virtual void notifyFrames() = 0;
 };
 
 // Reaches a live connection by id (SessionMap). Sends only queue onto the peer's writer.

@@ -4,7 +4,6 @@
 
 #include "http_handlers.hpp"
 #include "random_ids.hpp"
-#include "session.hpp"
 
 #include <Poco/Net/HTTPServerParams.h>
 #include <Poco/Net/ServerSocket.h>
@@ -146,7 +145,7 @@ void RelayImpl::stop() {
     // Poco 1.11 stop is slow and racy (#3796, #2634): stop accepting, close our connections
     // ourselves, wait for their threads, and only then stop the server.
     server_->stop();
-    std::vector<std::shared_ptr<Session>> all = sessions_.all();
+    std::vector<std::shared_ptr<PeerConnection>> all = sessions_.all();
     for (auto &s : all) s->closeNow(1001, "relay shutting down");
     all.clear();
     const auto deadline = std::chrono::steady_clock::now() +

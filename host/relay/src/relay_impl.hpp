@@ -39,8 +39,6 @@
 
 namespace deskstream::relay {
 
-class Session;
-
 class RelayImpl : private AgentDirectory {
 public:
     RelayImpl(RelayOptions options, StoreClient store, Poco::Logger &logger);
@@ -67,7 +65,9 @@ public:
     bool accepting() const { return accepting_.load(); }
     bool reserveViewer() { return sessions_.reserveViewer(); }
     void releaseViewer() { sessions_.releaseViewer(); }
-    core::ConnId addSession(const std::shared_ptr<Session> &session) { return sessions_.add(session); }
+    core::ConnId addSession(const std::shared_ptr<PeerConnection> &session) {
+        return sessions_.add(session);
+    }
     void removeSession(core::ConnId id) { sessions_.remove(id); }
 
     // Runs `fn(registry)` under the lock and performs the returned actions after it.

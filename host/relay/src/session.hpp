@@ -16,7 +16,9 @@
 
 namespace deskstream::relay {
 
-class Session : public WsHandler, public std::enable_shared_from_this<Session> {
+class Session : public WsHandler,
+                public PeerConnection,
+                public std::enable_shared_from_this<Session> {
 public:
     enum class Kind { Agent, Viewer };
 
@@ -28,10 +30,10 @@ public:
 
     // Any thread: these only queue onto the connection's writer (or ask it to close).
     bool sendText(std::string text) { return conn_->sendText(std::move(text)); }
-    bool sendMessage(const core::Message &m) { return conn_->sendText(core::serialize(m)); }
-    void close(int code, const std::string &reason) { conn_->close(code, reason); }
-    void closeNow(int code, const std::string &reason) { conn_->closeNow(code, reason); }
-    void notifyFrames() { conn_->notifyFrames(); }
+    bool sendMessage(const core::Message &m) override { return conn_->sendText(core::serialize(m)); }
+    void close(int code, const std::string &reason) override { conn_->close(code, reason); }
+    void closeNow(int code, const std::string &reason) override { conn_->closeNow(code, reason); }
+    void notifyFrames() override { conn_->notifyFrames(); }
     core::ConnId id() const { return id_; }
     Kind kind() const { return kind_; }
 

@@ -1,8 +1,6 @@
 // SessionMap: live sessions by connection id (see session_map.hpp).
 #include "session_map.hpp"
 
-#include "session.hpp"
-
 namespace deskstream::relay {
 
 bool SessionMap::reserveViewer() {
@@ -13,7 +11,7 @@ bool SessionMap::reserveViewer() {
     return true;
 }
 
-core::ConnId SessionMap::add(const std::shared_ptr<Session> &session) {
+core::ConnId SessionMap::add(const std::shared_ptr<PeerConnection> &session) {
     const core::ConnId id = nextConn_.fetch_add(1);
     std::lock_guard<std::mutex> lock(mutex_);
     sessions_[id] = session;
@@ -21,7 +19,7 @@ core::ConnId SessionMap::add(const std::shared_ptr<Session> &session) {
 }
 
 void SessionMap::remove(core::ConnId id) {
-    std::shared_ptr<Session> keep; // destroyed after the lock (joins its writer)
+    std::shared_ptr<PeerConnection> keep; // destroyed after the lock (joins its writer)
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = sessions_.find(id);
     if (it != sessions_.end()) {
@@ -30,15 +28,15 @@ void SessionMap::remove(core::ConnId id) {
     }
 }
 
-std::shared_ptr<Session> SessionMap::get(core::ConnId id) const {
+std::shared_ptr<PeerConnection> SessionMap::get(core::ConnId id) const {
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = sessions_.find(id);
     return it == sessions_.end() ? nullptr : it->second;
 }
 
-std::vector<std::shared_ptr<Session>> SessionMap::all() const {
+std::vector<std::shared_ptr<PeerConnection>> SessionMap::all() const {
     std::lock_guard<std::mutex> lock(mutex_);
-    std::vector<std::shared_ptr<Session>> out;
+    std::vector<std::shared_ptr<PeerConnection>> out;
     out.reserve(sessions_.size());
     for (const auto &kv : sessions_) out.push_back(kv.second);
     return out;

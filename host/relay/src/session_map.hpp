@@ -12,8 +12,6 @@
 
 namespace deskstream::relay {
 
-class Session;
-
 class SessionMap : public Peers {
 public:
     explicit SessionMap(int maxViewers) : maxViewers_(maxViewers) {}
@@ -22,10 +20,10 @@ public:
     bool reserveViewer();
     void releaseViewer() { viewerSlots_.fetch_sub(1); }
 
-    core::ConnId add(const std::shared_ptr<Session> &session);
+    core::ConnId add(const std::shared_ptr<PeerConnection> &session);
     void remove(core::ConnId id); // the session is destroyed outside the lock
-    std::shared_ptr<Session> get(core::ConnId id) const;
-    std::vector<std::shared_ptr<Session>> all() const;
+    std::shared_ptr<PeerConnection> get(core::ConnId id) const;
+    std::vector<std::shared_ptr<PeerConnection>> all() const;
     bool empty() const;
 
     bool send(core::ConnId conn, const core::Message &message) override;
@@ -35,7 +33,7 @@ public:
 private:
     const int maxViewers_;
     mutable std::mutex mutex_;
-    std::unordered_map<core::ConnId, std::shared_ptr<Session>> sessions_;
+    std::unordered_map<core::ConnId, std::shared_ptr<PeerConnection>> sessions_;
     std::atomic<core::ConnId> nextConn_{1};
     std::atomic<int> viewerSlots_{0};
 };
