@@ -44,6 +44,7 @@ struct Peer {
     std::string closeReason;
     std::map<RelayCounter, std::uint64_t> counts;
     std::vector<RelayAction> other;  // actions the host would hand to other parts
+    std::vector<std::string> wire;   // what the peer would see, in order: texts and "close N"
 };
 
 // The host side in miniature: performs actions against a real Registry (store writes
@@ -70,8 +71,10 @@ struct Host {
         for (auto& a : actions) {
             if (auto* s = std::get_if<SendAction>(&a)) {
                 peer(s->conn).sent.push_back(serialize(s->message));
+                peer(s->conn).wire.push_back(serialize(s->message));
             } else if (auto* c = std::get_if<CloseAction>(&a)) {
                 Peer& p = peer(c->conn);
+                p.wire.push_back("close " + std::to_string(c->code));
                 if (p.closeCode == 0) {
                     p.closeCode = c->code;
                     p.closeReason = c->reason;
@@ -90,7 +93,9 @@ struct Host {
             Peer& p = peer(id);
             if (auto* s = std::get_if<relay_action::Send>(&a)) {
                 p.sent.push_back(s->text);
+                p.wire.push_back(s->text);
             } else if (auto* c = std::get_if<relay_action::Close>(&a)) {
+                p.wire.push_back("close " + std::to_string(c->code));
                 if (p.closeCode == 0) {
                     p.closeCode = c->code;
                     p.closeReason = c->reason;
@@ -274,6 +279,10 @@ TEST(RelayConnection, RegistrationFailedIsFollowedBy1008) {
         EXPECT_NE(p.sent.back().find("registration_failed"), std::string::npos) << p.sent.back();
         EXPECT_NE(p.sent.back().find(c.code), std::string::npos) << p.sent.back();
         EXPECT_EQ(p.closeCode, 1008);
+        // On the wire: registration_failed first, then the close (nothing in between).
+        ASSERT_GE(p.wire.size(), 2u);
+        EXPECT_NE(p.wire[0].find("registration_failed"), std::string::npos) << p.wire[0];
+        EXPECT_EQ(p.wire[1], "close 1008");
         EXPECT_GE(p.counts[RelayCounter::RegistrationFailures], 1u);
         EXPECT_FALSE(p.conn->open());
         EXPECT_EQ(host.registry.agentCount(), 0u);
