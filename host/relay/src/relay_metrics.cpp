@@ -41,7 +41,7 @@ const char *kStoreOperations[] = {
     "check", "register_client", "touch_client", "unregister_client", "list_clients",
     "reap_clients", "unregister_instance_clients", "upsert_instance", "list_instances",
     "enqueue_command", "claim_commands", "complete_command", "get_command", "expire_commands",
-    "poll_notifications"};
+    "purge_commands", "poll_notifications"};
 
 std::string commandTypeLabel(const std::string &type) {
     core::CommandType t;

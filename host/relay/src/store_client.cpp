@@ -308,8 +308,9 @@ StoreStatus StoreClient::purgeCommands(int64_t olderThanMs, uint32_t &purged) co
         return StoreStatus{DS_ERR_UNSUPPORTED,
                            "the store plugin's vtable (" + std::to_string(vt_.struct_size) +
                                " bytes) has no purge_commands (added in plugin ABI 1.1)"};
+    Observed obs(observer_, "purge_commands"); // only calls that reach the store are timed
     char err[kErrSize] = {0};
-    return result(vt_.purge_commands(instance_, olderThanMs, &purged, err, sizeof err), err);
+    return obs(result(vt_.purge_commands(instance_, olderThanMs, &purged, err, sizeof err), err));
 }
 
 namespace {
