@@ -65,6 +65,7 @@ struct Options {
     std::string token;
     long relayPid = 0;
     bool raw = false;
+    bool idle = false;  // viewers only handshake and answer pings (no subscription, no frames)
     std::string rawPath = "/ws/viewer";
     std::string source;  // "" or "replay"
     std::string frameFile;
@@ -83,7 +84,8 @@ struct Options {
                  "         [--relay-pid PID] [--connect-timeout S] [--json] [--json-out FILE]\n"
                  "         [--source replay --frame FILE.jpg [--fps F (0 = window-limited)]\n"
                  "          [--max-in-flight W]]\n"
-                 "         [--raw [--path /ws/viewer]]  (bare receivers: no protocol, no acks)\n");
+                 "         [--raw [--path /ws/viewer]]  (bare receivers: no protocol, no acks)\n"
+                 "         [--idle]  (viewers handshake and answer pings only: run_idle.sh)\n");
     std::exit(2);
 }
 
@@ -115,6 +117,7 @@ Options parseArgs(int argc, char **argv) {
         else if (a == "--token") o.token = value();
         else if (a == "--relay-pid") o.relayPid = static_cast<long>(toNumber(a, value(), 1, 1e9));
         else if (a == "--raw") o.raw = true;
+        else if (a == "--idle") o.idle = true;
         else if (a == "--path") o.rawPath = value();
         else if (a == "--source") o.source = value();
         else if (a == "--frame") o.frameFile = value();
@@ -129,6 +132,7 @@ Options parseArgs(int argc, char **argv) {
     if (!o.source.empty() && o.source != "replay") usage("--source: only 'replay' is supported");
     if (o.source == "replay" && o.frameFile.empty()) usage("--source replay needs --frame FILE");
     if (o.raw && !o.source.empty()) usage("--raw and --source exclude each other");
+    if (o.idle && (o.raw || !o.source.empty())) usage("--idle excludes --raw and --source");
     if (o.desktop.empty() || !core::isValidId(o.desktop)) usage("--desktop: not a valid client id");
     return o;
 }
@@ -192,7 +196,7 @@ int64_t steadyNs() {
 // ------------------------------------------------------------------ one WebSocket peer
 
 // A client WebSocket with one lock around sends: Poco's WebSocket is not safe for two
-// concurrent senders (POCO-PITFALLS.md) and both a reader (pongs) and a sender use it here.
+// concurrent senders (docs/poco-pitfalls.md) and both a reader (pongs) and a sender use it here.
 class Peer {
 public:
     Peer(const Poco::URI &base, const std::string &path) : session_(base.getHost(), base.getPort()) {
@@ -425,6 +429,8 @@ void runViewer(Run &run, int index, ViewerStats &st) {
             waitFor(*peer, core::Channel::RelayToViewer, "handshake_ack", [](const core::Message &m) {
                 return std::holds_alternative<core::ViewerHandshakeAck>(m);
             });
+        }
+        if (!o.raw && !o.idle) {
             core::Subscribe sub;
             sub.desktopClientId = o.desktop;
             peer->sendMessage(sub);
@@ -571,7 +577,7 @@ private:
                     stats.started = true;
                     stats.paused = false;
                 } else if (std::holds_alternative<core::StopStream>(m)) {
-                    stats.paused = true;  // an idle desktop sends nothing (PROTOCOL.md)
+                    stats.paused = true;  // an idle desktop sends nothing (docs/protocol.md)
                 }
             }
         } catch (const std::exception &e) {
@@ -841,7 +847,7 @@ int main(int argc, char **argv) {
         for (const auto &e : run.errors) std::printf("  error: %s\n", e.c_str());
     }
     std::fflush(stdout);
-    if (frames == 0) {
+    if (frames == 0 && !o.idle) {
         std::fprintf(stderr, "ds_loadgen: no frame arrived in the measurement window%s\n",
                      source ? " (does the relay forward frames to viewers yet?)" : "");
         return 4;

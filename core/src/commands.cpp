@@ -9,7 +9,8 @@
 
 namespace deskstream::core {
 
-CommandRouter::CommandRouter(CommandPolicy policy) : policy_(policy) {
+CommandRouter::CommandRouter(CommandPolicy policy, IdSource ids)
+    : policy_(policy), ids_(std::move(ids)) {
     policy_.maxRoutes = std::max<std::size_t>(1, policy_.maxRoutes);
 }
 
@@ -30,8 +31,10 @@ Result<CommandRecord> CommandRouter::prepare(const std::string& desktopClientId,
     Result<Command> check = parseCommand(data);
     if (!check.ok()) return check.error();
 
+    if (commandId.empty() && !ids_)
+        return makeError(ErrorCode::Internal, "commandId", "no id source for a new command id");
     CommandRecord r;
-    r.id = commandId.empty() ? newUuid() : commandId;
+    r.id = commandId.empty() ? ids_() : commandId;
     r.clientId = desktopClientId;
     r.commandType = toString(command.type);
     r.commandDataJson = data;

@@ -1,7 +1,5 @@
 #include "deskstream/core/types.hpp"
 
-#include <Poco/UUID.h>
-#include <Poco/UUIDGenerator.h>
 
 namespace deskstream::core {
 
@@ -43,9 +41,19 @@ bool isValidId(const std::string& id) {
     return true;
 }
 
-std::string newUuid() {
-    // createRandom(): version 4 from Poco's RandomInputStream (the OS CSPRNG); thread-safe.
-    return Poco::UUIDGenerator::defaultGenerator().createRandom().toString();
+std::string uuidFromBytes(const std::array<std::uint8_t, 16>& bytes) {
+    std::array<std::uint8_t, 16> b = bytes;
+    b[6] = static_cast<std::uint8_t>((b[6] & 0x0f) | 0x40);  // version 4
+    b[8] = static_cast<std::uint8_t>((b[8] & 0x3f) | 0x80);  // RFC 4122 variant
+    static const char* hex = "0123456789abcdef";
+    std::string out;
+    out.reserve(36);
+    for (std::size_t i = 0; i < b.size(); ++i) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) out.push_back('-');
+        out.push_back(hex[b[i] >> 4]);
+        out.push_back(hex[b[i] & 0x0f]);
+    }
+    return out;
 }
 
 }  // namespace deskstream::core

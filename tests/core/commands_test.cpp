@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
+#include <memory>
+
 using namespace deskstream::core;
 
 namespace {
@@ -14,8 +17,18 @@ Command fps(int v) {
 }
 }  // namespace
 
-TEST(CommandRouter, PrepareAssignsAUuidAndBuildsThePendingRecord) {
-    CommandRouter router;
+// Deterministic injected ids: the core itself never reads OS randomness.
+IdSource countingIds() {
+    auto n = std::make_shared<std::uint8_t>(0);
+    return [n] {
+        std::array<std::uint8_t, 16> b{};
+        b[15] = ++*n;
+        return uuidFromBytes(b);
+    };
+}
+
+TEST(CommandRouter, PrepareAssignsAnIdFromTheInjectedSourceAndBuildsThePendingRecord) {
+    CommandRouter router({}, countingIds());
     auto r = router.prepare("office-pc", "", fps(15), "v1", 5000, "inst");
     ASSERT_TRUE(r.ok()) << r.error().message;
     EXPECT_EQ(r->id.size(), 36u);
@@ -28,8 +41,18 @@ TEST(CommandRouter, PrepareAssignsAUuidAndBuildsThePendingRecord) {
     EXPECT_EQ(r->targetInstanceId, "inst");
     auto again = router.prepare("office-pc", "", fps(15), "v1", 5000);
     EXPECT_NE(again->id, r->id);
+    EXPECT_EQ(r->id, "00000000-0000-4000-8000-000000000001");
+    EXPECT_EQ(again->id, "00000000-0000-4000-8000-000000000002");
     auto given = router.prepare("office-pc", "my-id", fps(15), "v1", 5000);
     EXPECT_EQ(given->id, "my-id");
+}
+
+TEST(CommandRouter, WithoutAnIdSourceACommandWithoutIdIsRefused) {
+    CommandRouter router;
+    auto r = router.prepare("office-pc", "", fps(15), "v1", 5000);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().code, ErrorCode::Internal);
+    EXPECT_TRUE(router.prepare("office-pc", "given", fps(15), "v1", 5000).ok());
 }
 
 TEST(CommandRouter, PrepareRefusesBadInput) {

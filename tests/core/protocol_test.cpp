@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
+
 using namespace deskstream::core;
 
 namespace {
@@ -80,7 +82,7 @@ TEST(Protocol, AgentHandshakeRoundTripAndSpecExample) {
     h.capabilities.input = true;
     expectRoundTrip(h, Channel::AgentToRelay);
 
-    // The example of PROTOCOL.md, verbatim.
+    // The handshake example of docs/protocol.md (with an empty token).
     const std::string spec = R"({"type":"handshake","protocol":1,"role":"desktop","clientId":"office-pc","token":"",
  "name":"Office PC","hostname":"pc01",
  "monitors":[{"index":0,"name":"HDMI-1","x":0,"y":0,"width":1920,"height":1080,"primary":true}],
@@ -404,10 +406,13 @@ TEST(Protocol, IdRules) {
     EXPECT_FALSE(isValidId("a/b"));
     EXPECT_FALSE(isValidId(std::string(129, 'x')));
     EXPECT_TRUE(isValidId(std::string(128, 'x')));
-    const std::string u = newUuid();
-    EXPECT_EQ(u.size(), 36u);
+    std::array<std::uint8_t, 16> bytes{};
+    for (std::size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<std::uint8_t>(0xf0 + i);
+    const std::string u = uuidFromBytes(bytes);
+    EXPECT_EQ(u, "f0f1f2f3-f4f5-46f7-b8f9-fafbfcfdfeff");  // version 4, RFC 4122 variant
     EXPECT_TRUE(isValidId(u));
-    EXPECT_NE(u, newUuid());
+    bytes[15] = 0;
+    EXPECT_NE(u, uuidFromBytes(bytes));
 }
 
 TEST(Protocol, AgentStatsRoundTripsAndIsValidated) {

@@ -50,8 +50,8 @@ TEST_F(RelayTest, CommandToOfflineDesktopIsDeliveredOnRegistrationAndResultReach
     auto rec = stored(*store, "cmd-1");
     ASSERT_TRUE(rec);
     EXPECT_EQ(rec->status, "pending");
-    EXPECT_EQ(rec->client_id, "later-pc");
-    EXPECT_EQ(rec->command_type, "set_config");
+    EXPECT_EQ(rec->clientId, "later-pc");
+    EXPECT_EQ(rec->commandType, "set_config");
 
     auto agent = connectAgent("later-pc");
     Json cmd = agent->waitFor("command");
@@ -193,9 +193,9 @@ TEST_F(RelayTest, LastPingIsRefreshedAtABoundedRate) {
     o.touch_interval_ms = 200;
     startRelay(o);
     auto agent = connectAgent("alive-pc");
-    const int64_t first = rows().at(0).last_ping_ms;
+    const int64_t first = rows().at(0).lastPingMs;
     EXPECT_FALSE(agent->waitFor("never", 700)); // answers pings meanwhile
-    const int64_t later = rows().at(0).last_ping_ms;
+    const int64_t later = rows().at(0).lastPingMs;
     // Refreshed while the agent answers pings (at most once per touch_interval_ms).
     EXPECT_GE(later - first, 200);
 }
@@ -235,7 +235,7 @@ TEST_F(RelayTest, SecondInstanceRedirectsViewersAndRoutesCommandsThroughTheStore
     viewer.send("{\"type\":\"command\",\"desktopClientId\":\"remote-pc\",\"commandId\":\"x-1\","
                 "\"command\":{\"type\":\"request_keyframe\"}}");
     ASSERT_TRUE(viewer.waitFor("command_queued"));
-    EXPECT_EQ(stored(*store, "x-1")->target_instance_id, relay->instanceId());
+    EXPECT_EQ(stored(*store, "x-1")->targetInstanceId, relay->instanceId());
     Json cmd = agent->waitFor("command", 3000);
     ASSERT_TRUE(cmd);
     EXPECT_EQ(str(cmd, "commandId"), "x-1");

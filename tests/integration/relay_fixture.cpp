@@ -301,7 +301,7 @@ std::vector<deskstream::relay::ClientRecord> RelayTest::rows() {
 
 bool RelayTest::hasRow(const std::string &clientId) {
     for (const auto &r : rows())
-        if (r.client_id == clientId) return true;
+        if (r.clientId == clientId) return true;
     return false;
 }
 

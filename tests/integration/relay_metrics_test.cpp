@@ -4,11 +4,13 @@
 // delivery latency) is in streaming_test.cpp.
 #include "relay_fixture.hpp"
 
+#include "deskstream/core/auth.hpp"
 #include "deskstream/core/frame_header.hpp"
 
 #include <sqlite3.h>
 
 using namespace ds_itest;
+using deskstream::core::Role;
 
 namespace {
 
@@ -108,4 +110,49 @@ TEST_F(RelayTest, InvalidFramesAreCountedAsDropsByReason) {
     }));
     EXPECT_EQ(metricValue(scrape(port()), "deskstream_relay_frames_received_total"), 1);
     EXPECT_EQ(metricValue(scrape(port()), "deskstream_relay_frames_dropped_total{reason=\"too_large\"}"), 0);
+}
+
+// The registration series is labelled by the cause of a refusal: a refused token is
+// unauthorized (neither bad_request nor store_unavailable), and a valid token then counts as ok.
+TEST_F(RelayTest, RefusedTokenMovesTheUnauthorizedRegistrationSeries) {
+    const std::string secret = "metrics-test-secret-0123456789";
+    RelayOptions o = testOptions();
+    o.auth_secret = secret;
+    startRelay(o);
+    const std::string series = "deskstream_relay_registration_attempts_total{result=";
+    WsClient refused(port(), "/ws/agent");
+    refused.send(agentHandshake("unauth-pc", "not.a.jwt"));
+    ASSERT_TRUE(refused.waitFor("registration_failed"));
+    EXPECT_EQ(refused.waitClose(), 1008);
+    std::string text = scrape(port());
+    EXPECT_EQ(metricValue(text, series + "\"unauthorized\"}"), 1) << text;
+    EXPECT_EQ(metricValue(text, series + "\"bad_request\"}"), 0) << text;
+    EXPECT_EQ(metricValue(text, series + "\"store_unavailable\"}"), 0) << text;
+    EXPECT_EQ(metricValue(text, series + "\"ok\"}"), 0) << text;
+
+    const auto nowMs = std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::system_clock::now().time_since_epoch())
+                           .count();
+    auto agent = connectAgent("unauth-pc", deskstream::core::mintToken(secret, Role::Desktop, "unauth-pc",
+                                                                       std::chrono::seconds(60), nowMs));
+    text = scrape(port());
+    EXPECT_EQ(metricValue(text, series + "\"ok\"}"), 1) << text;
+    EXPECT_EQ(metricValue(text, series + "\"unauthorized\"}"), 1) << text;
+}
+
+// A command's final status is counted once, by its type, when the agent's result is stored.
+TEST_F(RelayTest, CommandResultsAreCountedByTypeAndStatus) {
+    auto agent = connectAgent("cmd-metrics-pc");
+    const std::string done = "deskstream_relay_commands_total{type=\"request_keyframe\",status=\"done\"}";
+    const std::string failed = "deskstream_relay_commands_total{type=\"request_keyframe\",status=\"failed\"}";
+    EXPECT_LE(metricValue(scrape(port()), failed), 0); // absent (-1) until the first one
+    HttpResult r = httpRequest(port(), "POST", "/api/desktops/cmd-metrics-pc/commands",
+                               "{\"commandId\":\"m-1\",\"command\":{\"type\":\"request_keyframe\"}}");
+    ASSERT_EQ(r.status, 202) << r.body;
+    Json cmd = agent->waitFor("command");
+    ASSERT_TRUE(cmd);
+    EXPECT_EQ(str(cmd, "commandId"), "m-1");
+    agent->send("{\"type\":\"command_result\",\"commandId\":\"m-1\",\"status\":\"failed\",\"error\":\"no\"}");
+    EXPECT_TRUE(eventually([&] { return metricValue(scrape(port()), failed) == 1; }));
+    EXPECT_LE(metricValue(scrape(port()), done), 0);
 }

@@ -84,8 +84,8 @@ TEST_F(RelayPostgres, RegistrationIsStoredInPostgres) {
     EXPECT_TRUE(ack->getValue<bool>("dbRegistered"));
     auto rows = pg.rows();
     ASSERT_EQ(rows.size(), 1u);
-    EXPECT_EQ(rows[0].client_id, "pg-pc");
-    EXPECT_EQ(rows[0].instance_id, pg.relay->instanceId());
+    EXPECT_EQ(rows[0].clientId, "pg-pc");
+    EXPECT_EQ(rows[0].instanceId, pg.relay->instanceId());
 }
 
 TEST_F(RelayPostgres, RoleWithoutInsertGetsRegistrationFailedAndNoRow) {

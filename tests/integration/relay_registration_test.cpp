@@ -28,10 +28,10 @@ TEST_F(RelayTest, HandshakeIsAckedAfterTheRowIsStored) {
 
     auto all = rows();
     ASSERT_EQ(all.size(), 1u);
-    EXPECT_EQ(all[0].client_id, "office-pc");
-    EXPECT_EQ(all[0].instance_id, relay->instanceId());
+    EXPECT_EQ(all[0].clientId, "office-pc");
+    EXPECT_EQ(all[0].instanceId, relay->instanceId());
     EXPECT_EQ(all[0].hostname, "testhost");
-    EXPECT_NE(all[0].monitors_json.find("HDMI-1"), std::string::npos);
+    EXPECT_NE(all[0].monitorsJson.find("HDMI-1"), std::string::npos);
 
     // GET /api/desktops lists it with the documented names.
     HttpResult r = httpRequest(port(), "GET", "/api/desktops");
@@ -137,7 +137,7 @@ TEST_F(RelayTest, SecondConnectionReplacesTheFirstWith4000) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     auto all = rows();
     ASSERT_EQ(all.size(), 1u);
-    EXPECT_EQ(all[0].client_id, "dup-pc");
+    EXPECT_EQ(all[0].clientId, "dup-pc");
     EXPECT_EQ(relay->agentCount(), 1u);
     EXPECT_GE(counter("replaced"), 1u);
     // The new connection is the live one.
@@ -148,10 +148,10 @@ TEST_F(RelayTest, SecondConnectionReplacesTheFirstWith4000) {
 TEST_F(RelayTest, StaleRowsAreReapedAndInstanceRowIsKeptFresh) {
     // A row left by a dead instance long ago.
     deskstream::relay::ClientRecord stale;
-    stale.client_id = "ghost";
-    stale.instance_id = "dead-instance";
-    stale.connected_at_ms = 1000;
-    stale.last_ping_ms = 1000;
+    stale.clientId = "ghost";
+    stale.instanceId = "dead-instance";
+    stale.connectedAtMs = 1000;
+    stale.lastPingMs = 1000;
     ASSERT_TRUE(store->registerClient(stale).ok());
     auto live = connectAgent("live-pc");
     EXPECT_TRUE(eventually([&] { return !hasRow("ghost"); }, 2000));
@@ -159,7 +159,7 @@ TEST_F(RelayTest, StaleRowsAreReapedAndInstanceRowIsKeptFresh) {
     std::vector<deskstream::relay::InstanceRecord> inst;
     ASSERT_TRUE(store->listInstances(inst).ok());
     bool found = false;
-    for (const auto &i : inst) found |= i.instance_id == relay->instanceId();
+    for (const auto &i : inst) found |= i.instanceId == relay->instanceId();
     EXPECT_TRUE(found);
     EXPECT_TRUE(eventually([&] { return counter("rows_reaped") >= 1u; }));
 }
@@ -168,9 +168,9 @@ TEST_F(RelayTest, StartUpRemovesRowsThisInstanceLeftBehind) {
     RelayOptions o = testOptions();
     o.instance_id = "fixed-instance";
     deskstream::relay::ClientRecord left;
-    left.client_id = "left-behind";
-    left.instance_id = "fixed-instance";
-    left.connected_at_ms = left.last_ping_ms =
+    left.clientId = "left-behind";
+    left.instanceId = "fixed-instance";
+    left.connectedAtMs = left.lastPingMs =
         std::chrono::duration_cast<std::chrono::milliseconds>(
             std::chrono::system_clock::now().time_since_epoch()).count();
     ASSERT_TRUE(store->registerClient(left).ok());

@@ -421,9 +421,9 @@ TEST_F(StreamingTest, AgentExecutesCommandsOnceAndReportsResults) {
         auto a = result("cfg-1"), b = result("in-1"), c = result("cfg-2");
         return a && b && c && a->status == "done" && b->status == "failed" && c->status == "failed";
     }, 5000));
-    EXPECT_NE(result("in-1")->result_json.find("input for monitor 5, which does not exist"), std::string::npos) << result("in-1")->result_json;
-    EXPECT_NE(result("cfg-2")->result_json.find("monitor 7 does not exist"), std::string::npos)
-        << result("cfg-2")->result_json;
+    EXPECT_NE(result("in-1")->resultJson.find("input for monitor 5, which does not exist"), std::string::npos) << result("in-1")->resultJson;
+    EXPECT_NE(result("cfg-2")->resultJson.find("monitor 7 does not exist"), std::string::npos)
+        << result("cfg-2")->resultJson;
 }
 
 // /metrics scraped during a live stream (issue 15): promtool accepts it with no lint finding, the

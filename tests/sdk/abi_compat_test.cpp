@@ -141,10 +141,10 @@ protected:
     void enqueue(const std::string &id, int64_t createdAt) {
         relay::CommandRecord c;
         c.id = id;
-        c.client_id = "desk-1";
-        c.command_type = "input";
-        c.command_data_json = "{\"type\":\"input\"}";
-        c.created_at_ms = createdAt;
+        c.clientId = "desk-1";
+        c.commandType = "input";
+        c.commandDataJson = "{\"type\":\"input\"}";
+        c.createdAtMs = createdAt;
         bool created = false;
         ASSERT_TRUE(store_->enqueueCommand(c, created).ok());
         ASSERT_TRUE(created);

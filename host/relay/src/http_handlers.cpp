@@ -1,3 +1,4 @@
+// HTTP routes of the relay: WebSocket upgrades (handed to a Session) and the JSON API.
 #include "http_handlers.hpp"
 
 #include "relay_impl.hpp"
@@ -208,18 +209,18 @@ private:
         Poco::JSON::Array::Ptr list = new Poco::JSON::Array;
         for (const auto &row : rows) {
             Poco::JSON::Object::Ptr d = new Poco::JSON::Object;
-            d->set("clientId", row.client_id);
+            d->set("clientId", row.clientId);
             d->set("name", row.name);
             d->set("hostname", row.hostname);
-            d->set("instanceId", row.instance_id);
-            d->set("monitors", parseOr(row.monitors_json, Poco::JSON::Array::Ptr(new Poco::JSON::Array)));
-            d->set("capabilities", parseOr(row.capabilities_json, Poco::JSON::Object::Ptr(new Poco::JSON::Object)));
-            d->set("connectedAt", row.connected_at_ms);
-            d->set("lastPing", row.last_ping_ms);
+            d->set("instanceId", row.instanceId);
+            d->set("monitors", parseOr(row.monitorsJson, Poco::JSON::Array::Ptr(new Poco::JSON::Array)));
+            d->set("capabilities", parseOr(row.capabilitiesJson, Poco::JSON::Object::Ptr(new Poco::JSON::Object)));
+            d->set("connectedAt", row.connectedAtMs);
+            d->set("lastPing", row.lastPingMs);
             int viewers = 0;
             bool here = false;
             for (const auto &a : local) {
-                if (a.clientId != row.client_id) continue;
+                if (a.clientId != row.clientId) continue;
                 viewers = static_cast<int>(a.viewers);
                 here = true;
                 if (auto snap = relay_.streamSnapshot(a.conn)) addStats(*d, *snap);

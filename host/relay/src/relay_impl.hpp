@@ -1,77 +1,50 @@
-// Private state of the relay shared by the HTTP handlers, the WebSocket sessions and the
-// background threads (maintenance, store notifications).
+// RelayImpl: the relay's composition root. Owns the parts and wires them one way:
+//   SessionMap (Peers)      live connections by id
+//   Registry + PingThrottle core state shared by all connections, under one mutex (mutex_)
+//   StoreBridge             the store (records are core's; C structs only in StoreClient)
+//   Streams                 per-agent fan-out          -> Peers, Counters
+//   CommandDelivery         store-first commands       -> StoreBridge, AgentDirectory, Peers
+//   MaintenanceJobs         reaper + notifications     -> StoreBridge, AgentDirectory, commands
+//   RelayMetrics            the labelled Prometheus families the parts and sessions update
+//   the HTTP server         http_handlers.cpp and Session (one pump per WebSocket)
+// Sessions and HTTP handlers call the methods below; the parts never call back into RelayImpl
+// (it implements AgentDirectory over the registry for them).
 //
-// Locking: one mutex guards the core state machines (Registry, CommandRouter, PingThrottle)
-// and the session map. It is never held across I/O: store calls and socket writes happen
-// after the lock is released (sends only enqueue onto the peer's own writer thread anyway).
+// Locking: mutex_ guards the Registry and PingThrottle only and is never held across I/O:
+// store calls and socket writes happen after it is released (sends only enqueue onto the
+// peer's own writer thread anyway). Each part has its own lock; none is held while another
+// part is called.
 #pragma once
 
-#include "deskstream/core/commands.hpp"
-#include "deskstream/core/fanout.hpp"
-#include "deskstream/core/frame_header.hpp"
+#include "command_delivery.hpp"
 #include "deskstream/core/registry.hpp"
+#include "deskstream/core/relay_connection.hpp"
 #include "deskstream/relay/options.hpp"
 #include "deskstream/relay/relay.hpp"
 #include "deskstream/relay/store_client.hpp"
+#include "maintenance.hpp"
+#include "parts.hpp"
 #include "relay_metrics.hpp"
-#include "ws_connection.hpp"
+#include "session_map.hpp"
+#include "store_bridge.hpp"
+#include "streams.hpp"
 
 #include <Poco/Logger.h>
 #include <Poco/Net/HTTPServer.h>
 #include <Poco/ThreadPool.h>
 
-#include <array>
 #include <atomic>
-#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
-#include <unordered_map>
 
 namespace deskstream::relay {
 
-class Session;
-
-// Per-relay counters (what is measured; names are stable, see docs/relay.md).
-enum class Counter : size_t {
-    ConnectionsOpened,
-    ConnectionsClosed,
-    Registrations,
-    RegistrationFailures,
-    Replaced,
-    Unregistrations,
-    HandshakeTimeouts,
-    HeartbeatTimeouts,
-    AuthFailures,
-    BadMessages,       // every protocol-level bad input, all kinds
-    BadJson,           // text that failed parsing or validation
-    UnknownTypes,      // a "type" unknown or not allowed on that endpoint
-    BadFrames,         // binary message with a bad header / length mismatch
-    TooLarge,          // message over max_message_bytes (1009) or control text over the limit
-    BinaryBeforeHandshake,
-    ProtocolErrors,    // WebSocket framing errors (1002)
-    AbuseCloses,       // connections closed after bad_message_limit bad messages
-    FramesReceived,
-    FramesForwarded,
-    FramesDropped,     // latest-frame-wins drops in viewer queues
-    CommandsQueued,
-    CommandsDelivered,
-    CommandResults,
-    CommandsExpired,
-    RowsReaped,
-    StoreErrors,
-    HttpRequests,
-    HttpErrors,
-    kCount
-};
-const char *counterName(Counter c);
-
-class RelayImpl {
+class RelayImpl : private AgentDirectory {
 public:
     RelayImpl(RelayOptions options, StoreClient store, Poco::Logger &logger);
-    ~RelayImpl();
+    ~RelayImpl() override;
 
     void start();
     void stop();
@@ -79,12 +52,12 @@ public:
     uint16_t port() const { return port_; }
     const std::string &instanceId() const { return options_.instance_id; }
     const RelayOptions &options() const { return options_; }
-    const StoreClient &store() const { return store_; }
-    int64_t startedAtMs() const { return startedAtMs_; }
+    const StoreClient &store() const { return store_.client(); }
+    int64_t startedAtMs() const { return startedAtMs_.load(); }
     Poco::Logger &log() const { return logger_; }
 
-    void count(Counter c, uint64_t n = 1) { counters_[static_cast<size_t>(c)].fetch_add(n); }
-    std::map<std::string, uint64_t> counters() const;
+    void count(Counter c, uint64_t n = 1) { counters_.count(c, n); }
+    std::map<std::string, uint64_t> counters() const { return counters_.snapshot(); }
     RelayMetrics &metrics() { return metrics_; }
     size_t agentCount() const;
     size_t viewerCount() const;
@@ -94,12 +67,12 @@ public:
 
     // ---- sessions
     bool accepting() const { return accepting_.load(); }
-    // Reserves a viewer slot (false when max_viewers are connected); release with releaseViewer.
-    bool reserveViewer();
-    void releaseViewer() { viewerSlots_.fetch_sub(1); }
-    core::ConnId addSession(const std::shared_ptr<Session> &session);
-    void removeSession(core::ConnId id);
-    std::shared_ptr<Session> session(core::ConnId id) const;
+    bool reserveViewer() { return sessions_.reserveViewer(); }
+    void releaseViewer() { sessions_.releaseViewer(); }
+    core::ConnId addSession(const std::shared_ptr<PeerConnection> &session) {
+        return sessions_.add(session);
+    }
+    void removeSession(core::ConnId id) { sessions_.remove(id); }
 
     // Runs `fn(registry)` under the lock and performs the returned actions after it.
     template <class F> void withRegistry(F &&fn) {
@@ -118,16 +91,18 @@ public:
     // Queues `text` to every handshaken viewer (e.g. the desktop_connected notice).
     void sendToViewers(const std::string &text);
 
-    // ---- fan-out (core::FanOut per agent connection, its own mutex)
-    // A validated frame from agent `agent` (streamId already rewritten): queued by reference
-    // for each subscribed viewer, whose writer is woken; acks that became due go to the agent.
-    void onAgentFrame(core::ConnId agent, Bytes bytes, const core::FrameHeader &header);
-    // The viewer's writer pulls its next frame (null when none).
-    Bytes pullFrame(core::ConnId viewer);
+    // ---- fan-out
+    void onAgentFrame(core::ConnId agent, Bytes bytes, const core::FrameHeader &header) {
+        streams_.onAgentFrame(agent, std::move(bytes), header, monoNow());
+    }
+    Bytes pullFrame(core::ConnId viewer) { return streams_.pullFrame(viewer, monoNow()); }
     void onViewerAck(core::ConnId viewer, const core::ViewerFrameAck &ack);
-    void tickStream(core::ConnId agent);
-    // The agent's own figures (agent_stats), kept for /api/desktops.
-    void onAgentStats(core::ConnId agent, const core::AgentStats &stats);
+    void tickStream(core::ConnId agent) { streams_.tick(agent, monoNow()); }
+    // When tickStream(agent) has something to do next (TimePoint::max(): nothing pending).
+    core::TimePoint streamDeadline(core::ConnId agent) { return streams_.deadline(agent); }
+    void onAgentStats(core::ConnId agent, const core::AgentStats &stats) {
+        streams_.onAgentStats(agent, stats);
+    }
     struct StreamSnapshot {
         core::FanOutStats fanout;
         std::vector<std::pair<std::string, core::ViewerStats>> viewers; // by viewerId
@@ -135,77 +110,59 @@ public:
     };
     // Statistics of the stream of agent connection `agent`; nullopt when it has none yet.
     std::optional<StreamSnapshot> streamSnapshot(core::ConnId agent);
-    void dropStream(core::ConnId agent);
-    void dropViewerStreams(core::ConnId viewer);
+    void dropStream(core::ConnId agent) { streams_.dropAgent(agent); }
+    void dropViewerStreams(core::ConnId viewer) { streams_.dropViewer(viewer); }
 
     // ---- heartbeat bookkeeping: refreshes last_ping at a bounded rate
     void onAgentAlive(const std::string &clientId, core::ConnId conn);
     void forgetAgent(const std::string &clientId);
 
     // ---- commands
-    // Validated + stored + (when the agent is here) delivered. originViewer 0: HTTP.
     core::Result<core::CommandQueued> queueCommand(const core::Result<core::CommandRecord> &prepared,
-                                                   core::ConnId originViewer);
+                                                   core::ConnId originViewer) {
+        return commands_.queue(prepared, originViewer, wallNowMs());
+    }
     core::Result<core::CommandRecord> prepareCommand(const core::CommandMessage &m,
-                                                     const std::string &origin) const;
+                                                     const std::string &origin) const {
+        return commands_.prepare(m, origin, wallNowMs());
+    }
     core::Result<core::CommandRecord> prepareHttpCommand(const std::string &clientId,
-                                                         const std::string &body) const;
-    void deliverPending(const std::string &clientId);
-    // The agent `clientId` reported a result; stores it and informs the originating viewer.
-    core::Result<bool> onCommandResult(const std::string &clientId, const core::CommandResult &r);
-    void forgetViewer(core::ConnId viewer);
-    // Instance (from the store) holding `clientId`, "" when none.
-    std::string holderOf(const std::string &clientId) const;
-    // ws URL of the instance `instanceId` for redirects, "" when unknown.
-    std::string viewerUrlOf(const std::string &instanceId) const;
+                                                         const std::string &body) const {
+        return commands_.prepareHttp(clientId, body, wallNowMs());
+    }
+    void deliverPending(const std::string &clientId) { commands_.deliverPending(clientId, wallNowMs()); }
+    core::Result<bool> onCommandResult(const std::string &clientId, const core::CommandResult &r) {
+        return commands_.onResult(clientId, r, wallNowMs());
+    }
+    void forgetViewer(core::ConnId viewer) { commands_.forgetViewer(viewer); }
+    std::string holderOf(const std::string &clientId) const { return store_.holderOf(clientId); }
+    std::string viewerUrlOf(const std::string &instanceId) const { return store_.viewerUrlOf(instanceId); }
 
 private:
-    void maintenanceLoop();
-    void purgeFinishedCommands(int64_t now);
-    void notificationLoop();
-    void runMaintenance(bool force);
-    void storeError(const std::string &what, const StoreStatus &s);
-    struct AgentStream {
-        explicit AgentStream(core::FanOutConfig c) : fanout(c) {}
-        std::mutex mutex; // guards fanout; never held with mutex_ or across I/O
-        core::FanOut fanout;
-        std::optional<core::AgentStats> agentStats; // the latest agent_stats
-    };
-    std::shared_ptr<AgentStream> stream(core::ConnId agent, bool create);
-    void attachViewer(core::ConnId agent, core::ConnId viewer, std::optional<int> monitor);
-    void detachViewer(core::ConnId agent, core::ConnId viewer);
-    void sendAcks(core::ConnId agent, const std::vector<core::AgentFrameAck> &acks);
+    // AgentDirectory, for the parts.
+    std::optional<core::ConnId> agentConn(const std::string &clientId) const override;
+    std::vector<std::string> localAgents() const override;
 
     RelayOptions options_;
-    StoreClient store_;
     Poco::Logger &logger_;
-    std::array<std::atomic<uint64_t>, static_cast<size_t>(Counter::kCount)> counters_{};
+    Counters counters_;
+    StoreBridge store_;
 
     mutable std::mutex mutex_;
     core::Registry registry_;
-    core::CommandRouter router_;
     core::PingThrottle throttle_;
-    std::unordered_map<core::ConnId, std::shared_ptr<Session>> sessions_;
-    std::atomic<core::ConnId> nextConn_{1};
-    std::atomic<int> viewerSlots_{0};
-    std::unordered_map<core::ConnId, std::shared_ptr<AgentStream>> streams_;    // by agent conn
-    std::unordered_map<core::ConnId, std::vector<core::ConnId>> viewerStreams_; // viewer -> agents
+
+    SessionMap sessions_;
+    Streams streams_;
+    CommandDelivery commands_;
+    MaintenanceJobs jobs_;
 
     std::atomic<bool> running_{false};
     std::atomic<bool> accepting_{false};
     uint16_t port_ = 0;
-    int64_t startedAtMs_ = 0;
     std::unique_ptr<Poco::ThreadPool> pool_;
     std::unique_ptr<Poco::Net::HTTPServer> server_;
-
-    std::mutex stopMutex_;
-    std::condition_variable stopCv_;
-    bool stopping_ = false;
-    std::thread maintenance_;
-    std::thread notifications_;
-    std::chrono::steady_clock::time_point lastMaintenance_{};
-    bool purgeSkipLogged_ = false; // maintenance thread only: the 1.0-store notice is logged once
-    std::atomic<int64_t> lastStoreErrorLogMs_{0};
+    std::atomic<int64_t> startedAtMs_{0};
     // Last member: destroyed first, so its scrape-time callbacks never see a dead member.
     RelayMetrics metrics_{options_.metrics};
 };

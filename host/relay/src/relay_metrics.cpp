@@ -2,8 +2,6 @@
 // that read the relay's state; see relay_metrics.hpp and docs/operations.md.
 #include "relay_metrics.hpp"
 
-#include "relay_impl.hpp"
-
 #include <dirent.h>
 #include <unistd.h>
 
@@ -43,7 +41,7 @@ const char *kStoreOperations[] = {
     "check", "register_client", "touch_client", "unregister_client", "list_clients",
     "reap_clients", "unregister_instance_clients", "upsert_instance", "list_instances",
     "enqueue_command", "claim_commands", "complete_command", "get_command", "expire_commands",
-    "poll_notifications"};
+    "purge_commands", "poll_notifications"};
 
 std::string commandTypeLabel(const std::string &type) {
     core::CommandType t;
@@ -134,8 +132,8 @@ RelayMetrics::~RelayMetrics() {
     for (const auto &n : callbacks_) registry_->remove(n);
 }
 
-void RelayMetrics::expose(const RelayImpl &relay) {
-    const RelayImpl *rp = &relay;
+void RelayMetrics::expose(RelayState state) {
+    auto rp = std::make_shared<const RelayState>(std::move(state));
     auto add = [&](const std::string &n, const std::string &help, Type type,
                    std::vector<std::string> labels, std::function<void(const Emit &)> fn) {
         registry_->callback(n, help, type, labels, std::move(fn));
@@ -166,10 +164,22 @@ void RelayMetrics::expose(const RelayImpl &relay) {
                 if (!kBrokenOut.count(n)) emit({n}, static_cast<double>(v));
         });
     add("deskstream_relay_agents", "Agents registered on this relay now.", Type::Gauge, {},
-        [rp](const Emit &emit) { emit({}, static_cast<double>(rp->agentCount())); });
+        [rp](const Emit &emit) { emit({}, static_cast<double>(rp->agents())); });
     add("deskstream_relay_viewers", "Viewers handshaken on this relay now.", Type::Gauge, {},
-        [rp](const Emit &emit) { emit({}, static_cast<double>(rp->viewerCount())); });
+        [rp](const Emit &emit) { emit({}, static_cast<double>(rp->viewers())); });
     exposeProcessMetrics(*registry_, DESKSTREAM_VERSION);
+}
+
+void RelayMetrics::connectionCount(Role role, core::RelayCounter counter, uint64_t n,
+                                   bool binary) {
+    using C = core::RelayCounter;
+    if (counter == C::HeartbeatTimeouts) heartbeatTimeouts_[idx(role)]->inc(n);
+    if (counter == C::Registrations) registrations_[idx(Registration::Ok)]->inc(n);
+    // A viewer's binary message is bad input, not a frame; before the handshake it is counted
+    // as binary_before_handshake.
+    if (!binary || role != Role::Agent) return;
+    if (counter == C::TooLarge) framesDropped(Drop::TooLarge, n);
+    else if (counter == C::BadFrames) framesDropped(Drop::Invalid, n);
 }
 
 void RelayMetrics::connectionEnded(Role role, std::chrono::steady_clock::time_point startedAt) {

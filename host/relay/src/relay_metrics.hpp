@@ -5,19 +5,20 @@
 
 #include "deskstream/core/metrics.hpp"
 #include "deskstream/core/protocol.hpp"
+#include "deskstream/core/relay_connection.hpp"
 #include "deskstream/relay/process_metrics.hpp"
 #include "deskstream/relay/store_client.hpp"
 
 #include <array>
 #include <chrono>
+#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 namespace deskstream::relay {
-
-class RelayImpl;
 
 class RelayMetrics {
 public:
@@ -34,9 +35,15 @@ public:
     RelayMetrics(const RelayMetrics &) = delete;
     RelayMetrics &operator=(const RelayMetrics &) = delete;
 
-    // Registers the families computed at scrape time from the relay's own state (its event
-    // counters, registered agents, viewers) and the process figures.
-    void expose(const RelayImpl &relay);
+    // What the scrape-time families read from the relay (its event counters, registered
+    // agents, viewers); the callbacks must stay valid until this object is destroyed.
+    struct RelayState {
+        std::function<std::map<std::string, uint64_t>()> counters;
+        std::function<size_t()> agents;
+        std::function<size_t()> viewers;
+    };
+    // Registers the families computed at scrape time from `state` and the process figures.
+    void expose(RelayState state);
     std::string render() const { return registry_->render(); }
     const std::shared_ptr<core::metrics::Registry> &registry() const { return registry_; }
 
@@ -44,6 +51,13 @@ public:
     void connectionStarted(Role role) { current_[idx(role)]->inc(); }
     void connectionEnded(Role role, std::chrono::steady_clock::time_point startedAt);
     void registration(Registration r) { registrations_[idx(r)]->inc(); }
+    // A Count action of a connection's core::RelayConnection onto the labelled families: the
+    // one place where core's counters meet labels (heartbeat timeouts by role; registrations
+    // as result "ok"; a binary message of an agent refused as too large or invalid is a
+    // dropped frame). `binary`: the action answers a binary message. Failed registrations are
+    // not derived here: their label needs the cause, which only the registry's answer or the
+    // refusal carries (Session classifies them where it handles those).
+    void connectionCount(Role role, core::RelayCounter counter, uint64_t n, bool binary);
     void heartbeatTimeout(Role role) { heartbeatTimeouts_[idx(role)]->inc(); }
     void framesDropped(Drop reason, uint64_t n = 1) { drops_[idx(reason)]->inc(n); }
     // agent_stats carries the agent's cumulative window drops: the increase since `previous`.

@@ -1,14 +1,18 @@
+// Session: the pump between one WebSocket (WsConnection) and its core::RelayConnection.
 #include "session.hpp"
 
-#include "deskstream/core/auth.hpp"
-#include "deskstream/core/frame_header.hpp"
 #include "deskstream/core/log_context.hpp"
 
 #include <Poco/Logger.h>
 
+#include <algorithm>
+
 namespace deskstream::relay {
 
 namespace {
+
+using core::RelayConnectionConfig;
+namespace act = core::relay_action;
 
 WsLimits limitsFor(const RelayOptions &o, Session::Kind kind) {
     WsLimits l;
@@ -20,15 +24,30 @@ WsLimits limitsFor(const RelayOptions &o, Session::Kind kind) {
     l.frame_queue_limit = kind == Session::Kind::Viewer
                               ? static_cast<size_t>(std::max(1, o.viewer_queue))
                               : 1;
-    // Tick often enough to honour the shortest timer (tests use 100 ms heartbeats).
-    const int64_t shortest = std::min(o.heartbeat_interval_ms, o.handshake_timeout_ms);
-    l.tick = std::chrono::milliseconds(std::clamp<int64_t>(shortest / 10, 5, 50));
     return l;
 }
 
+RelayConnectionConfig connectionConfig(const RelayOptions &o, Session::Kind kind) {
+    RelayConnectionConfig c;
+    c.kind = kind == Session::Kind::Agent ? RelayConnectionConfig::Kind::Agent
+                                          : RelayConnectionConfig::Kind::Viewer;
+    c.heartbeatInterval = core::fromMs(o.heartbeat_interval_ms);
+    c.missedLimit = o.missed_limit;
+    c.handshakeTimeout = core::fromMs(o.handshake_timeout_ms);
+    c.badMessageLimit = o.bad_message_limit;
+    c.badMessageWindow = core::fromMs(o.bad_message_window_ms);
+    c.authSecret = o.auth_secret;
+    c.maxMessageBytes = o.max_message_bytes;
+    return c;
+}
+
 const char *kindName(Session::Kind k) { return k == Session::Kind::Agent ? "agent" : "viewer"; }
-RelayMetrics::Role roleOf(Session::Kind k) {
-    return k == Session::Kind::Agent ? RelayMetrics::Role::Agent : RelayMetrics::Role::Viewer;
+
+std::chrono::steady_clock::time_point toSteady(core::TimePoint t) {
+    using clock = std::chrono::steady_clock;
+    // TimePoint::max() (no deadline) must not overflow the steady clock's representation.
+    if (t >= core::fromSteady(clock::time_point::max())) return clock::time_point::max();
+    return clock::time_point(std::chrono::duration_cast<clock::duration>(t));
 }
 
 } // namespace
@@ -36,10 +55,8 @@ RelayMetrics::Role roleOf(Session::Kind k) {
 Session::Session(RelayImpl &relay, Kind kind, std::unique_ptr<Poco::Net::WebSocket> ws)
     : relay_(relay), kind_(kind),
       conn_(std::make_unique<WsConnection>(std::move(ws), limitsFor(relay.options(), kind))),
-      peer_(conn_->peer()),
-      heartbeat_(core::fromMs(relay.options().heartbeat_interval_ms), relay.options().missed_limit),
-      handshakeTimer_(core::fromMs(relay.options().handshake_timeout_ms), RelayImpl::monoNow()),
-      abuse_(relay.options().bad_message_limit, core::fromMs(relay.options().bad_message_window_ms)) {}
+      core_(connectionConfig(relay.options(), kind), RelayImpl::monoNow()),
+      peer_(conn_->peer()) {}
 
 // The writer thread (inside conn_) may call back into this session: stop it first.
 Session::~Session() { conn_.reset(); }
@@ -54,7 +71,7 @@ void Session::run() {
     core::logctx::set("connection_id", std::to_string(id_));
     relay_.count(Counter::ConnectionsOpened);
     const auto openedAt = std::chrono::steady_clock::now();
-    relay_.metrics().connectionStarted(roleOf(kind_));
+    relay_.metrics().connectionStarted(role());
     relay_.log().debug("%s connection %?u from %s opened", std::string(kindName(kind_)), id_, peer_);
     int code = 1006;
     try {
@@ -69,16 +86,18 @@ void Session::run() {
     if (dropped) relay_.metrics().framesDropped(RelayMetrics::Drop::LaggingViewer, dropped);
     relay_.removeSession(id_);
     relay_.count(Counter::ConnectionsClosed);
-    relay_.metrics().connectionEnded(roleOf(kind_), openedAt);
-    const std::string who = !clientId_.empty() ? clientId_ : (!viewerId_.empty() ? viewerId_ : "-");
-    if (badCount_ > 1) {
+    relay_.metrics().connectionEnded(role(), openedAt);
+    const int bad = core_.badMessages();
+    if (bad > 1) {
         relay_.log().information("%s %s (%s) closed with %d after %d bad messages",
-                             std::string(kindName(kind_)), who, peer_, code, badCount_);
+                                 std::string(kindName(kind_)), who(), peer_, code, bad);
     } else {
-        relay_.log().information("%s %s (%s) closed with %d", std::string(kindName(kind_)), who,
+        relay_.log().information("%s %s (%s) closed with %d", std::string(kindName(kind_)), who(),
                                  peer_, code);
     }
 }
+
+std::string Session::who() const { return core_.peerId().empty() ? "-" : core_.peerId(); }
 
 void Session::finish() {
     if (finished_) return;
@@ -93,7 +112,7 @@ void Session::finish() {
             return actions;
         });
         if (unregisters) {
-            relay_.forgetAgent(clientId_);
+            relay_.forgetAgent(core_.peerId());
             relay_.count(Counter::Unregistrations);
         }
         relay_.dropStream(id_);
@@ -104,266 +123,31 @@ void Session::finish() {
     }
 }
 
-void Session::closeSelf(int code, const std::string &reason) {
-    conn_->close(code, reason);
-    finish();
-}
-
-void Session::warnOnce(const std::string &what) {
-    if (warned_) return; // one line per connection, not per message
-    warned_ = true;
-    relay_.log().warning("%s connection %?u (%s): %s (further bad input is only counted)",
-                         std::string(kindName(kind_)), id_, peer_, what);
-}
-
-void Session::onTransportError(int closeCode, const std::string &what) {
-    relay_.count(Counter::BadMessages);
-    if (closeCode == 1009) {
-        relay_.count(Counter::TooLarge);
-        // Tell the peer why before the close frame (it is queued ahead of it).
-        conn_->sendText(core::serializeError(core::makeError(
-            core::ErrorCode::TooLarge, "",
-            "message larger than " + std::to_string(relay_.options().max_message_bytes) + " bytes")));
-    } else {
-        relay_.count(Counter::ProtocolErrors);
-    }
-    warnOnce(what + " -> close " + std::to_string(closeCode));
-    ++badCount_;
-    finish();
-}
-
-void Session::badInput(Counter kind, const core::Error &error) {
-    relay_.count(Counter::BadMessages);
-    relay_.count(kind);
-    ++badCount_;
-    warnOnce("bad input: " + error.message);
-    conn_->sendText(core::serializeError(error));
-    core::HeartbeatAction a = abuse_.onBadInput(error, RelayImpl::monoNow());
-    if (a.kind == core::HeartbeatAction::Kind::Close) {
-        relay_.count(Counter::AbuseCloses);
-        closeSelf(a.closeCode, a.reason);
-    }
+std::chrono::steady_clock::time_point Session::nextDeadline() const {
+    core::TimePoint t = core_.nextDeadline();
+    // An agent's stream also has a deadline: viewers that stopped acknowledging are skipped.
+    if (kind_ == Kind::Agent && core_.open()) t = std::min(t, relay_.streamDeadline(id_));
+    return toSteady(t);
 }
 
 void Session::onTick(std::chrono::steady_clock::time_point now) {
-    const core::TimePoint t = core::fromSteady(now);
-    if (!handshaken_) {
-        core::HeartbeatAction a = handshakeTimer_.onTick(t);
-        if (a.kind == core::HeartbeatAction::Kind::Close) {
-            relay_.count(Counter::HandshakeTimeouts);
-            warnOnce("no handshake within " + std::to_string(relay_.options().handshake_timeout_ms) + " ms");
-            closeSelf(a.closeCode, a.reason);
-        }
-        return;
-    }
-    if (kind_ == Kind::Agent) relay_.tickStream(id_); // skips viewers that stopped acking
-    core::HeartbeatAction a = heartbeat_.onTick(t);
-    if (a.kind == core::HeartbeatAction::Kind::SendPing) {
-        conn_->sendText(core::serialize(core::Message{core::Ping{a.timestamp}}));
-    } else if (a.kind == core::HeartbeatAction::Kind::Close) {
-        relay_.count(Counter::HeartbeatTimeouts);
-        relay_.metrics().heartbeatTimeout(roleOf(kind_));
-        relay_.log().warning("%s %s (%s): no pong for %?d ms, closing %d",
-                             std::string(kindName(kind_)),
-                             !clientId_.empty() ? clientId_ : viewerId_, peer_,
-                             core::toMs(heartbeat_.interval()) * (heartbeat_.missedLimit() + 1),
-                             a.closeCode);
-        closeSelf(a.closeCode, a.reason);
-    }
+    if (kind_ == Kind::Agent && core_.open()) relay_.tickStream(id_);
+    perform(core_.onTick(core::fromSteady(now)));
 }
 
 void Session::onText(std::string &&message) {
-    const core::TimePoint now = RelayImpl::monoNow();
-    const core::Channel channel =
-        kind_ == Kind::Agent ? core::Channel::AgentToRelay : core::Channel::ViewerToRelay;
-    core::Result<core::Message> parsed = core::parseMessage(message, channel);
-
-    if (!handshaken_) {
-        // The handshake must come first: anything else closes the connection with 1008.
-        if (parsed.ok() && std::holds_alternative<core::Handshake>(parsed.value())) {
-            onHandshake(std::get<core::Handshake>(parsed.value()));
-            return;
-        }
-        core::Error err = parsed.ok() ? core::makeError(core::ErrorCode::BadRequest, "type",
-                                                        "the first message must be a handshake")
-                                      : parsed.error();
-        relay_.count(Counter::BadMessages);
-        relay_.count(parsed.ok() ? Counter::UnknownTypes : Counter::BadJson);
-        warnOnce("bad handshake: " + err.message);
-        if (kind_ == Kind::Agent) {
-            relay_.count(Counter::RegistrationFailures);
-            relay_.metrics().registration(RelayMetrics::Registration::BadRequest);
-            relay_.withRegistry([&](core::Registry &r) {
-                return r.rejectAgent(id_, "", err.code == core::ErrorCode::TooLarge
-                                                  ? core::ErrorCode::BadRequest
-                                                  : err.code,
-                                     err.message);
-            });
-        } else {
-            conn_->sendText(core::serializeError(err));
-        }
-        closeSelf(1008, "handshake required");
-        return;
-    }
-
-    heartbeat_.onMessage(now);
-    if (!parsed.ok()) {
-        const core::Error &e = parsed.error();
-        Counter c = e.code == core::ErrorCode::TooLarge ? Counter::TooLarge
-                    : e.field == "type"                 ? Counter::UnknownTypes
-                                                        : Counter::BadJson;
-        badInput(c, e);
-        return;
-    }
-    if (kind_ == Kind::Agent) onAgentMessage(parsed.value());
-    else onViewerMessage(parsed.value());
+    perform(core_.onText(message, RelayImpl::monoNow(), RelayImpl::wallNowMs()));
 }
 
-void Session::onHandshake(const core::Handshake &hs) {
-    const RelayOptions &o = relay_.options();
-    const int64_t nowMs = RelayImpl::wallNowMs();
-    if (kind_ == Kind::Agent) {
-        if (hs.role != core::Role::Desktop) {
-            relay_.count(Counter::RegistrationFailures);
-            relay_.metrics().registration(RelayMetrics::Registration::BadRequest);
-            warnOnce("viewer handshake on /ws/agent");
-            relay_.withRegistry([&](core::Registry &r) {
-                return r.rejectAgent(id_, hs.clientId, core::ErrorCode::BadRequest,
-                                     "role must be \"desktop\" on /ws/agent");
-            });
-            closeSelf(1008, "wrong role"); // no-op when the registry already closed it
-            return;
-        }
-        if (!o.auth_secret.empty()) {
-            auto claims = core::verifyToken(hs.token, o.auth_secret, core::Role::Desktop, nowMs);
-            if (!claims.ok()) {
-                relay_.count(Counter::AuthFailures);
-                relay_.count(Counter::RegistrationFailures);
-                relay_.metrics().registration(RelayMetrics::Registration::Unauthorized);
-                warnOnce("agent " + hs.clientId + " refused: " + claims.error().message);
-                relay_.withRegistry([&](core::Registry &r) {
-                    return r.rejectAgent(id_, hs.clientId, core::ErrorCode::Unauthorized,
-                                         claims.error().message);
-                });
-                closeSelf(1008, "unauthorized");
-                return;
-            }
-        }
-        handshakeTimer_.onHandshake();
-        // Pending -> the store write runs here (StoreRegisterAction) -> ack or failure.
-        bool storeWrite = false; // the registry accepted it and asked for the store write
-        relay_.withRegistry([&](core::Registry &r) {
-            core::Actions actions = r.onAgentHandshake(id_, hs, nowMs);
-            for (const auto &a : actions)
-                storeWrite |= std::holds_alternative<core::StoreRegisterAction>(a);
-            return actions;
-        });
-        auto info = relay_.locked([&](const core::Registry &r) { return r.agentByConn(id_); });
-        if (!info) {
-            relay_.count(Counter::RegistrationFailures);
-            relay_.metrics().registration(storeWrite ? RelayMetrics::Registration::StoreUnavailable
-                                                     : RelayMetrics::Registration::BadRequest);
-            closeSelf(1008, "registration failed"); // no-op when the registry closed it already
-            return;
-        }
-        handshaken_ = true;
-        clientId_ = info->clientId;
-        core::logctx::set("client_id", clientId_);
-        streamId_ = info->streamId;
-        heartbeat_.start(RelayImpl::monoNow());
-        relay_.count(Counter::Registrations);
-        relay_.metrics().registration(RelayMetrics::Registration::Ok);
-        relay_.log().information("agent %s registered (%s, stream %?u)", clientId_, peer_, streamId_);
-        // Commands stored while it was away (or for its previous connection).
-        relay_.deliverPending(clientId_);
-        // Viewers resume on this notice instead of polling (docs/protocol.md, desktop_connected).
-        relay_.sendToViewers(core::serializeDesktopConnected(
-            core::DesktopSummary{info->clientId, info->name, info->hostname, info->monitors,
-                                 static_cast<int>(info->viewers)}));
-        return;
-    }
-
-    // Viewer.
-    if (hs.role != core::Role::Viewer || hs.protocol != core::limits::kProtocolVersion) {
-        relay_.count(Counter::BadMessages);
-        core::Error e = core::makeError(core::ErrorCode::BadRequest, hs.role != core::Role::Viewer ? "role" : "protocol",
-                                        hs.role != core::Role::Viewer
-                                            ? "role must be \"viewer\" on /ws/viewer"
-                                            : "unsupported protocol version");
-        warnOnce(e.message);
-        conn_->sendText(core::serializeError(e));
-        closeSelf(1008, "bad handshake");
-        return;
-    }
-    if (!o.auth_secret.empty()) {
-        auto claims = core::verifyToken(hs.token, o.auth_secret, core::Role::Viewer, nowMs);
-        if (!claims.ok()) {
-            relay_.count(Counter::AuthFailures);
-            warnOnce("viewer refused: " + claims.error().message);
-            conn_->sendText(core::serializeError(claims.error()));
-            closeSelf(1008, "unauthorized");
-            return;
-        }
-    }
-    handshakeTimer_.onHandshake();
-    relay_.withRegistry([&](core::Registry &r) { return r.onViewerHandshake(id_); });
-    viewerId_ = relay_.locked([&](const core::Registry &r) { return r.viewerId(id_); }).value_or("");
-    core::logctx::set("client_id", viewerId_);
-    handshaken_ = true;
-    heartbeat_.start(RelayImpl::monoNow());
-    relay_.log().debug("viewer %s connected (%s)", viewerId_, peer_);
+void Session::onBinary(std::vector<std::uint8_t> &&message) {
+    perform(core_.onBinary(std::move(message), RelayImpl::monoNow()), true);
 }
 
-void Session::onAgentMessage(const core::Message &m) {
-    if (auto *ping = std::get_if<core::Ping>(&m)) {
-        sendMessage(core::Pong{ping->timestamp, RelayImpl::wallNowMs(), std::nullopt});
-        relay_.onAgentAlive(clientId_, id_);
-    } else if (auto *pong = std::get_if<core::Pong>(&m)) {
-        heartbeat_.onPong(RelayImpl::monoNow(), pong->timestamp);
-        relay_.onAgentAlive(clientId_, id_);
-    } else if (auto *result = std::get_if<core::CommandResult>(&m)) {
-        auto r = relay_.onCommandResult(clientId_, *result);
-        if (!r.ok()) badInput(Counter::BadJson, r.error());
-    } else if (auto *stats = std::get_if<core::AgentStats>(&m)) {
-        relay_.onAgentStats(id_, *stats);
-    } else if (auto *err = std::get_if<core::ErrorMessage>(&m)) {
-        relay_.log().warning("agent %s reports an error: %s: %s", clientId_,
-                             std::string(core::toString(err->code)), err->message);
-    } else if (std::holds_alternative<core::Handshake>(m)) {
-        badInput(Counter::UnknownTypes,
-                 core::makeError(core::ErrorCode::BadRequest, "type", "already registered"));
-    } else {
-        badInput(Counter::UnknownTypes,
-                 core::makeError(core::ErrorCode::BadRequest, "type",
-                                 std::string("unexpected message type ") + core::typeName(m)));
-    }
+void Session::onTransportError(int closeCode, const std::string &what) {
+    perform(core_.onTransportError(closeCode, what));
 }
 
-void Session::onViewerMessage(const core::Message &m) {
-    if (auto *ping = std::get_if<core::Ping>(&m)) {
-        auto ids = relay_.locked([](const core::Registry &r) { return r.availableDesktops(); });
-        sendMessage(core::Pong{ping->timestamp, RelayImpl::wallNowMs(), std::move(ids)});
-    } else if (auto *pong = std::get_if<core::Pong>(&m)) {
-        heartbeat_.onPong(RelayImpl::monoNow(), pong->timestamp);
-    } else if (auto *sub = std::get_if<core::Subscribe>(&m)) {
-        onSubscribe(*sub);
-    } else if (auto *unsub = std::get_if<core::Unsubscribe>(&m)) {
-        relay_.withRegistry([&](core::Registry &r) { return r.onUnsubscribe(id_, *unsub); });
-    } else if (auto *cmd = std::get_if<core::CommandMessage>(&m)) {
-        onCommand(*cmd);
-    } else if (auto *ack = std::get_if<core::ViewerFrameAck>(&m)) {
-        relay_.onViewerAck(id_, *ack);
-    } else if (std::holds_alternative<core::Handshake>(m)) {
-        badInput(Counter::UnknownTypes,
-                 core::makeError(core::ErrorCode::BadRequest, "type", "already handshaken"));
-    } else {
-        badInput(Counter::UnknownTypes,
-                 core::makeError(core::ErrorCode::BadRequest, "type",
-                                 std::string("unexpected message type ") + core::typeName(m)));
-    }
-}
-
-void Session::onSubscribe(const core::Subscribe &sub) {
+void Session::subscribe(const core::Subscribe &sub) {
     const bool here = relay_.locked([&](const core::Registry &r) {
         return r.findAgent(sub.desktopClientId).has_value();
     });
@@ -381,61 +165,94 @@ void Session::onSubscribe(const core::Subscribe &sub) {
     relay_.withRegistry([&](core::Registry &r) { return r.onSubscribe(id_, sub); });
 }
 
-void Session::onCommand(const core::CommandMessage &cm) {
-    auto prepared = relay_.prepareCommand(cm, viewerId_);
-    auto queued = relay_.queueCommand(prepared, id_);
-    if (!queued.ok()) {
-        if (queued.error().code == core::ErrorCode::Internal) {
-            sendText(core::serializeError(queued.error())); // store trouble: not the peer's fault
-        } else {
-            badInput(Counter::BadJson, queued.error());
-        }
-        return;
-    }
-    sendMessage(queued.value());
-}
-
-void Session::onBinary(std::vector<std::uint8_t> &&message) {
-    if (!handshaken_) {
-        relay_.count(Counter::BadMessages);
-        relay_.count(Counter::BinaryBeforeHandshake);
-        warnOnce("binary message before the handshake");
-        core::Error e = core::makeError(core::ErrorCode::BadRequest, "",
-                                        "the first message must be a handshake");
-        if (kind_ == Kind::Agent) {
-            relay_.count(Counter::RegistrationFailures);
-            relay_.metrics().registration(RelayMetrics::Registration::BadRequest);
+void Session::perform(core::RelayActions actions, bool binary) {
+    for (auto &action : actions) {
+        if (auto *send = std::get_if<act::Send>(&action)) {
+            conn_->sendText(std::move(send->text));
+        } else if (auto *close = std::get_if<act::Close>(&action)) {
+            if (!close->byTransport) conn_->close(close->code, close->reason);
+            finish();
+        } else if (auto *count = std::get_if<act::Count>(&action)) {
+            relay_.count(count->counter, count->n);
+            relay_.metrics().connectionCount(role(), count->counter, count->n, binary);
+        } else if (auto *log = std::get_if<act::Log>(&action)) {
+            // One line per event, with the client id once known (the connection id before).
+            const std::string line = std::string(kindName(kind_)) + " " +
+                                     (core_.peerId().empty() ? "connection " + std::to_string(id_)
+                                                             : core_.peerId()) +
+                                     " (" + peer_ + "): " + log->line;
+            if (log->level == act::Log::Level::Warning) relay_.log().warning(line);
+            else if (log->level == act::Log::Level::Info) relay_.log().information(line);
+            else relay_.log().debug(line);
+        } else if (auto *reject = std::get_if<act::RejectAgent>(&action)) {
+            // Refused at the handshake (the registration_failures count came just before).
+            relay_.metrics().registration(reject->code == core::ErrorCode::Unauthorized
+                                              ? RelayMetrics::Registration::Unauthorized
+                                              : RelayMetrics::Registration::BadRequest);
             relay_.withRegistry([&](core::Registry &r) {
-                return r.rejectAgent(id_, "", core::ErrorCode::BadRequest, e.message);
+                return r.rejectAgent(id_, reject->clientId, reject->code, reject->message);
             });
-        } else {
-            conn_->sendText(core::serializeError(e));
+        } else if (auto *reg = std::get_if<act::RegisterAgent>(&action)) {
+            // Pending -> the store write runs here (StoreRegisterAction) -> ack or failure.
+            bool storeWrite = false; // the registry accepted it and asked for the store write
+            relay_.withRegistry([&](core::Registry &r) {
+                core::Actions actions = r.onAgentHandshake(id_, reg->handshake, reg->nowMs);
+                for (const auto &a : actions)
+                    storeWrite |= std::holds_alternative<core::StoreRegisterAction>(a);
+                return actions;
+            });
+            auto info = relay_.locked([&](const core::Registry &r) { return r.agentByConn(id_); });
+            // Refused after a store write: the store failed; before it: the handshake was bad.
+            // (Success is counted from the core's `registrations` count: RelayMetrics.)
+            if (!info) {
+                relay_.metrics().registration(storeWrite ? RelayMetrics::Registration::StoreUnavailable
+                                                         : RelayMetrics::Registration::BadRequest);
+            } else {
+                core::logctx::set("client_id", info->clientId);
+                relay_.log().information("agent %s registered (%s, stream %?u)", info->clientId,
+                                         peer_, info->streamId);
+            }
+            perform(core_.onAgentRegistered(info, RelayImpl::monoNow()));
+            if (info) {
+                // After its pending commands; viewers resume on this notice instead of polling
+                // (docs/protocol.md, desktop_connected).
+                relay_.sendToViewers(core::serializeDesktopConnected(
+                    core::DesktopSummary{info->clientId, info->name, info->hostname, info->monitors,
+                                         static_cast<int>(info->viewers)}));
+            }
+        } else if (std::holds_alternative<act::RegisterViewer>(action)) {
+            relay_.withRegistry([&](core::Registry &r) { return r.onViewerHandshake(id_); });
+            auto viewerId =
+                relay_.locked([&](const core::Registry &r) { return r.viewerId(id_); }).value_or("");
+            core::logctx::set("client_id", viewerId);
+            perform(core_.onViewerRegistered(viewerId, RelayImpl::monoNow()));
+        } else if (auto *deliver = std::get_if<act::DeliverPending>(&action)) {
+            relay_.deliverPending(deliver->clientId);
+        } else if (auto *alive = std::get_if<act::AgentAlive>(&action)) {
+            relay_.onAgentAlive(alive->clientId, id_);
+        } else if (auto *result = std::get_if<act::StoreCommandResult>(&action)) {
+            auto stored = relay_.onCommandResult(result->clientId, result->result);
+            perform(core_.onCommandResultStored(stored, RelayImpl::monoNow()));
+        } else if (auto *stats = std::get_if<act::KeepAgentStats>(&action)) {
+            relay_.onAgentStats(id_, stats->stats);
+        } else if (auto *frame = std::get_if<act::ForwardFrame>(&action)) {
+            relay_.onAgentFrame(id_,
+                                std::make_shared<const std::vector<std::uint8_t>>(std::move(frame->bytes)),
+                                frame->header);
+        } else if (auto *ping = std::get_if<act::AnswerViewerPing>(&action)) {
+            auto ids = relay_.locked([](const core::Registry &r) { return r.availableDesktops(); });
+            sendMessage(core::Pong{ping->timestamp, RelayImpl::wallNowMs(), std::move(ids)});
+        } else if (auto *sub = std::get_if<act::SubscribeViewer>(&action)) {
+            subscribe(sub->subscribe);
+        } else if (auto *unsub = std::get_if<act::UnsubscribeViewer>(&action)) {
+            relay_.withRegistry([&](core::Registry &r) { return r.onUnsubscribe(id_, unsub->unsubscribe); });
+        } else if (auto *cmd = std::get_if<act::QueueCommand>(&action)) {
+            auto queued = relay_.queueCommand(relay_.prepareCommand(cmd->command, cmd->viewerId), id_);
+            perform(core_.onCommandQueued(queued, RelayImpl::monoNow()));
+        } else if (auto *ack = std::get_if<act::AckFrame>(&action)) {
+            relay_.onViewerAck(id_, ack->ack);
         }
-        closeSelf(1008, "handshake required");
-        return;
     }
-    heartbeat_.onMessage(RelayImpl::monoNow());
-    if (kind_ == Kind::Viewer) {
-        badInput(Counter::BadFrames, core::makeError(core::ErrorCode::BadRequest, "",
-                                                     "viewers do not send binary messages"));
-        return;
-    }
-    relay_.count(Counter::FramesReceived);
-    auto header = core::decodeFrameChecked(message.data(), message.size(),
-                                           static_cast<size_t>(relay_.options().max_message_bytes));
-    if (!header.ok()) {
-        relay_.metrics().framesDropped(header.error().code == core::ErrorCode::TooLarge
-                                           ? RelayMetrics::Drop::TooLarge
-                                           : RelayMetrics::Drop::Invalid);
-        badInput(header.error().code == core::ErrorCode::TooLarge ? Counter::TooLarge
-                                                                  : Counter::BadFrames,
-                 header.error());
-        return;
-    }
-    // The relay trusts its own stream id, then forwards the bytes as they are.
-    core::rewriteStreamId(message.data(), message.size(), streamId_);
-    relay_.onAgentFrame(id_, std::make_shared<const std::vector<std::uint8_t>>(std::move(message)),
-                        header.value());
 }
 
 } // namespace deskstream::relay

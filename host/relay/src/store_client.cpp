@@ -1,3 +1,4 @@
+// StoreClient: the bridge between core's records and a store plugin's C ABI (see store_client.hpp).
 #include "deskstream/relay/store_client.hpp"
 
 #include <algorithm>
@@ -47,31 +48,31 @@ StoreStatus missing(const char *fn) {
 
 ClientRecord copyClient(const ds_client_record *r) {
     ClientRecord c;
-    c.client_id = str(r->client_id);
+    c.clientId = str(r->client_id);
     c.name = str(r->name);
     c.hostname = str(r->hostname);
-    c.instance_id = str(r->instance_id);
-    c.monitors_json = r->monitors_json ? r->monitors_json : "[]";
-    c.capabilities_json = r->capabilities_json ? r->capabilities_json : "{}";
-    c.connected_at_ms = r->connected_at_ms;
-    c.last_ping_ms = r->last_ping_ms;
+    c.instanceId = str(r->instance_id);
+    c.monitorsJson = r->monitors_json ? r->monitors_json : "[]";
+    c.capabilitiesJson = r->capabilities_json ? r->capabilities_json : "{}";
+    c.connectedAtMs = r->connected_at_ms;
+    c.lastPingMs = r->last_ping_ms;
     return c;
 }
 
 CommandRecord copyCommand(const ds_command_record *r) {
     CommandRecord c;
     c.id = str(r->id);
-    c.client_id = str(r->client_id);
-    c.command_type = str(r->command_type);
-    c.command_data_json = str(r->command_data_json);
-    c.target_instance_id = str(r->target_instance_id);
+    c.clientId = str(r->client_id);
+    c.commandType = str(r->command_type);
+    c.commandDataJson = str(r->command_data_json);
+    c.targetInstanceId = str(r->target_instance_id);
     c.status = str(r->status);
-    c.result_json = str(r->result_json);
+    c.resultJson = str(r->result_json);
     c.origin = str(r->origin);
-    c.created_at_ms = r->created_at_ms;
-    c.delivered_at_ms = r->delivered_at_ms;
-    c.completed_at_ms = r->completed_at_ms;
-    c.claimed_until_ms = r->claimed_until_ms;
+    c.createdAtMs = r->created_at_ms;
+    c.deliveredAtMs = r->delivered_at_ms;
+    c.completedAtMs = r->completed_at_ms;
+    c.claimedUntilMs = r->claimed_until_ms;
     c.attempts = r->attempts;
     return c;
 }
@@ -140,14 +141,17 @@ StoreStatus StoreClient::registerClient(const ClientRecord &c) const {
     if (!vt_.register_client) return missing("register_client");
     ds_client_record r{};
     r.struct_size = sizeof r;
-    r.client_id = c.client_id.c_str();
+    r.client_id = c.clientId.c_str();
     r.name = c.name.c_str();
     r.hostname = c.hostname.c_str();
-    r.instance_id = c.instance_id.c_str();
-    r.monitors_json = c.monitors_json.c_str();
-    r.capabilities_json = c.capabilities_json.c_str();
-    r.connected_at_ms = c.connected_at_ms;
-    r.last_ping_ms = c.last_ping_ms;
+    r.instance_id = c.instanceId.c_str();
+    // Core leaves the JSON columns empty when there is nothing to say; the store wants JSON.
+    const std::string monitors = c.monitorsJson.empty() ? "[]" : c.monitorsJson;
+    const std::string capabilities = c.capabilitiesJson.empty() ? "{}" : c.capabilitiesJson;
+    r.monitors_json = monitors.c_str();
+    r.capabilities_json = capabilities.c_str();
+    r.connected_at_ms = c.connectedAtMs;
+    r.last_ping_ms = c.lastPingMs;
     char err[kErrSize] = {0};
     return obs(result(vt_.register_client(instance_, &r, err, sizeof err), err));
 }
@@ -205,10 +209,10 @@ StoreStatus StoreClient::upsertInstance(const InstanceRecord &i) const {
     if (!vt_.upsert_instance) return missing("upsert_instance");
     ds_instance_record r{};
     r.struct_size = sizeof r;
-    r.instance_id = i.instance_id.c_str();
-    r.public_url = i.public_url.c_str();
-    r.started_at_ms = i.started_at_ms;
-    r.last_seen_ms = i.last_seen_ms;
+    r.instance_id = i.instanceId.c_str();
+    r.public_url = i.publicUrl.c_str();
+    r.started_at_ms = i.startedAtMs;
+    r.last_seen_ms = i.lastSeenMs;
     char err[kErrSize] = {0};
     return obs(result(vt_.upsert_instance(instance_, &r, err, sizeof err), err));
 }
@@ -231,14 +235,14 @@ StoreStatus StoreClient::enqueueCommand(const CommandRecord &c, bool &created) c
     ds_command_record r{};
     r.struct_size = sizeof r;
     r.id = c.id.c_str();
-    r.client_id = c.client_id.c_str();
-    r.command_type = c.command_type.c_str();
-    r.command_data_json = c.command_data_json.c_str();
-    r.target_instance_id = cstrOrNull(c.target_instance_id);
+    r.client_id = c.clientId.c_str();
+    r.command_type = c.commandType.c_str();
+    r.command_data_json = c.commandDataJson.c_str();
+    r.target_instance_id = cstrOrNull(c.targetInstanceId);
     r.status = c.status.c_str();
-    r.result_json = cstrOrNull(c.result_json);
+    r.result_json = cstrOrNull(c.resultJson);
     r.origin = cstrOrNull(c.origin);
-    r.created_at_ms = c.created_at_ms;
+    r.created_at_ms = c.createdAtMs;
     r.attempts = c.attempts;
     int32_t wasCreated = 0;
     char err[kErrSize] = {0};
@@ -304,8 +308,9 @@ StoreStatus StoreClient::purgeCommands(int64_t olderThanMs, uint32_t &purged) co
         return StoreStatus{DS_ERR_UNSUPPORTED,
                            "the store plugin's vtable (" + std::to_string(vt_.struct_size) +
                                " bytes) has no purge_commands (added in plugin ABI 1.1)"};
+    Observed obs(observer_, "purge_commands"); // only calls that reach the store are timed
     char err[kErrSize] = {0};
-    return result(vt_.purge_commands(instance_, olderThanMs, &purged, err, sizeof err), err);
+    return obs(result(vt_.purge_commands(instance_, olderThanMs, &purged, err, sizeof err), err));
 }
 
 namespace {

@@ -1,14 +1,20 @@
+// WsConnection: the socket I/O of one WebSocket: the reader loop, the writer thread and the
+// close handshake (see ws_connection.hpp).
 #include "ws_connection.hpp"
 
 #include <Poco/Buffer.h>
 #include <Poco/Exception.h>
 #include <Poco/Net/NetException.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <stdexcept>
 
 #include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 namespace deskstream::relay {
 
@@ -43,6 +49,8 @@ WsConnection::WsConnection(std::unique_ptr<WebSocket> socket, WsLimits limits)
     ws_->setMaxPayloadSize(static_cast<int>(limits_.max_message_bytes));
     ws_->setSendTimeout(Poco::Timespan(limits_.send_timeout_ms * 1000));
     ws_->setReceiveTimeout(Poco::Timespan(limits_.receive_timeout_ms * 1000));
+    wakeFd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (wakeFd_ < 0) throw std::runtime_error(std::string("eventfd: ") + std::strerror(errno));
     writer_ = std::thread([this] { writerLoop(); });
 }
 
@@ -62,6 +70,32 @@ WsConnection::~WsConnection() {
         ws_->close();
     } catch (...) {
     }
+    ::close(wakeFd_);
+}
+
+void WsConnection::wake() {
+    const uint64_t one = 1;
+    // EAGAIN only when the counter is saturated: the reader is woken anyway.
+    [[maybe_unused]] const ssize_t n = ::write(wakeFd_, &one, sizeof one);
+}
+
+bool WsConnection::waitReadable(std::chrono::steady_clock::time_point deadline) {
+    using namespace std::chrono;
+    const auto now = steady_clock::now();
+    int timeoutMs = 0;
+    if (deadline > now) {
+        // Rounded up: waking a little late is harmless, waking early would spin until due.
+        const auto wait = duration_cast<microseconds>(deadline - now);
+        timeoutMs = static_cast<int>(std::min<int64_t>((wait.count() + 999) / 1000, 3600 * 1000));
+    }
+    pollfd fds[2] = {{static_cast<int>(ws_->impl()->sockfd()), POLLIN, 0}, {wakeFd_, POLLIN, 0}};
+    const int r = ::poll(fds, 2, timeoutMs);
+    if (r < 0) return false; // EINTR: the caller loops and recomputes the deadline
+    if (fds[1].revents != 0) {
+        uint64_t drained = 0;
+        [[maybe_unused]] const ssize_t n = ::read(wakeFd_, &drained, sizeof drained);
+    }
+    return fds[0].revents != 0;
 }
 
 bool WsConnection::sendText(std::string message) {
@@ -131,6 +165,7 @@ void WsConnection::enqueueClose(int code, const std::string &reason, bool discar
                                 closePayload(code, reason), nullptr});
     }
     cv_.notify_one();
+    wake(); // the reader now waits at most close_grace_ms for the peer's CLOSE
 }
 
 void WsConnection::close(int code, const std::string &reason) { enqueueClose(code, reason, false); }
@@ -196,6 +231,7 @@ void WsConnection::writerLoop() {
             closing_ = true;
             if (closeCode_ == 0) closeCode_ = kCloseAbnormal;
         }
+        if (broken_) wake(); // the reader ends the connection now, not at its next deadline
     }
 }
 
@@ -244,15 +280,20 @@ int WsConnection::run(WsHandler &handler) {
         if (broken_) break;
         const auto now = clock::now();
         // After our CLOSE was asked for, wait a short grace for the peer's CLOSE, then end.
-        if (closing_ && now - closeRequestedAt_ > std::chrono::milliseconds(limits_.close_grace_ms))
-            break;
-        if (!closing_) handler.onTick(now);
+        const auto graceEnd = closeRequestedAt_ + std::chrono::milliseconds(limits_.close_grace_ms);
+        if (closing_ && now > graceEnd) break;
+        auto deadline = closing_ ? graceEnd : handler.nextDeadline();
+        if (!closing_ && now >= deadline) {
+            handler.onTick(now);
+            if (broken_) break;
+            deadline = closing_ ? graceEnd : handler.nextDeadline();
+            // A handler whose deadline did not move must not make this loop spin.
+            if (deadline <= now) deadline = now + std::chrono::milliseconds(1);
+        }
 
         bool readable = false;
         try {
-            readable = ws_->poll(Poco::Timespan(std::chrono::duration_cast<std::chrono::microseconds>(
-                                                    limits_.tick).count()),
-                                 Poco::Net::Socket::SELECT_READ | Poco::Net::Socket::SELECT_ERROR);
+            readable = waitReadable(deadline);
         } catch (...) {
             break;
         }

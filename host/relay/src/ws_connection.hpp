@@ -1,13 +1,15 @@
 // WsConnection: the I/O of one WebSocket (private to the relay).
 //
-// Why this shape (POCO-PITFALLS.md): Poco 1.11 WebSocket is blocking and not thread-safe for
-// concurrent senders, hands PING/PONG/CLOSE to the application, and a receive timeout in the
-// middle of a frame leaves the stream out of sync. So:
+// Why this shape (docs/relay.md, "Poco 1.11 WebSocket"): Poco 1.11 WebSocket is blocking and
+// not thread-safe for concurrent senders, hands PING/PONG/CLOSE to the application, and a
+// receive timeout in the middle of a frame leaves the stream out of sync. So:
 //   * one WRITER thread per connection drains a bounded queue; any thread may enqueue, nobody
 //     else ever calls sendFrame. A slow peer only fills its own queue (then it is dropped).
-//   * the READER (the HTTPServer thread that accepted the socket) waits with poll() in short
-//     slices, so it can run timers between messages, and only calls receiveFrame when bytes
-//     are there; a receive timeout inside receiveFrame is then always "mid-frame" and fatal.
+//   * the READER (the HTTPServer thread that accepted the socket) sleeps in poll() until bytes
+//     arrive, the handler's next deadline passes, or another thread wakes it (a close asked
+//     for elsewhere, a failed send); it only calls receiveFrame when bytes are there, so a
+//     receive timeout inside receiveFrame is always "mid-frame" and fatal. An idle connection
+//     costs no wake-ups between its deadlines (heartbeat pings).
 //   * PING is answered with PONG, CLOSE with CLOSE, fragments are reassembled under the
 //     message limit, RSV bits / unknown opcodes / oversized control frames close with 1002.
 // Binary payloads are queued as shared_ptr so one frame buffer can later go to many viewers.
@@ -38,8 +40,11 @@ public:
     virtual ~WsHandler() = default;
     virtual void onText(std::string &&message) = 0;
     virtual void onBinary(std::vector<std::uint8_t> &&message) = 0;
-    // Called between messages at least every tick; drives heartbeat and handshake timers.
+    // Called when nextDeadline() has passed; drives heartbeat and handshake timers.
     virtual void onTick(std::chrono::steady_clock::time_point now) = 0;
+    // When the reader must call onTick next (time_point::max(): only when something arrives).
+    // Asked after every event; a change made by another thread must call WsConnection::wake().
+    virtual std::chrono::steady_clock::time_point nextDeadline() const = 0;
     // A protocol-level violation found by the I/O layer (too large, bad framing). The
     // connection is already closing when this is called; used for counters and the log.
     virtual void onTransportError(int closeCode, const std::string &what) = 0;
@@ -52,7 +57,6 @@ struct WsLimits {
     int64_t close_grace_ms = 1000;
     size_t control_queue_limit = 1024;
     size_t frame_queue_limit = 3; // binary messages held for a slow peer (latest wins)
-    std::chrono::milliseconds tick{50};
 };
 
 class WsConnection {
@@ -76,6 +80,8 @@ public:
     // Set before any notifyFrames(); called on the writer thread only.
     void setFrameSource(std::function<Bytes()> source) { frameSource_ = std::move(source); }
     void notifyFrames();
+    // Wakes the reader so it asks the handler for its deadline again. Any thread.
+    void wake();
     // Sends CLOSE(code, reason) after what is already queued, then stops sending. Idempotent.
     void close(int code, const std::string &reason);
     // Like close(), but discards whatever is still queued (replacement, shutdown).
@@ -99,6 +105,8 @@ private:
     // bytes until the peer closes or the deadline passes.
     void lingerAfterFatal(std::chrono::steady_clock::time_point deadline);
     bool drainRaw(std::chrono::milliseconds wait); // false on EOF / error
+    // Sleeps until the socket is readable (true), or the deadline passed / wake() (false).
+    bool waitReadable(std::chrono::steady_clock::time_point deadline);
 
     std::unique_ptr<Poco::Net::WebSocket> ws_;
     WsLimits limits_;
@@ -119,6 +127,7 @@ private:
     std::atomic<uint64_t> droppedFrames_{0};
     std::chrono::steady_clock::time_point closeRequestedAt_{};
     std::thread writer_;
+    int wakeFd_ = -1; // eventfd: wake() makes it readable, the reader drains it
 };
 
 } // namespace deskstream::relay

@@ -17,7 +17,7 @@ namespace deskstream::stores {
 constexpr int kSchemaVersion = 1;
 
 // The migrations, one per schema version, in SQL that both SQLite and PostgreSQL accept (times
-// as epoch ms in BIGINT: see POCO-PITFALLS.md on DateTime). Never edit a released migration:
+// as epoch ms in BIGINT: see docs/poco-pitfalls.md on DateTime). Never edit a released migration:
 // append a new one and raise kSchemaVersion.
 inline const char *const kMigrations[] = {
     // 1: the tables of the original system, plus claimed_until and origin.

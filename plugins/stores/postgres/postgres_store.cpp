@@ -5,7 +5,7 @@
 // the SQLSTATE of each failure (PQresultErrorField) that Poco's connector does not expose; no
 // call may hang when the server is gone, which needs a client-side deadline on every statement
 // (asynchronous send + poll); and Poco 1.11's SessionPool and isConnected() are known to be
-// unreliable (POCO-PITFALLS.md). LISTEN/NOTIFY needs raw libpq anyway.
+// unreliable (docs/poco-pitfalls.md). LISTEN/NOTIFY needs raw libpq anyway.
 //
 // Wake-ups: enqueue_command sends NOTIFY on channel 'deskstream:<schema>' with the desktop's
 // client_id as payload; poll_notifications LISTENs on a dedicated connection.

@@ -27,6 +27,14 @@ struct ClientRecord {
     bool operator==(const ClientRecord& o) const;
 };
 
+/// A row of relay_instances (ds_store_vtable::upsert_instance / list_instances).
+struct InstanceRecord {
+    std::string instanceId;
+    std::string publicUrl;  // "" when the instance has none (no redirects to it)
+    WallMs startedAtMs = 0;
+    WallMs lastSeenMs = 0;
+};
+
 /// Send `message` (serialize() it) on connection `conn`.
 struct SendAction {
     ConnId conn = 0;

@@ -2,7 +2,7 @@
 //
 // Tokens carry {"sub": <clientId or user>, "role": "desktop"|"viewer", "iat", "exp"
 // [, "nbf"]}. verifyToken accepts ONLY alg HS256 (alg "none" and every other alg are refused),
-// compares the signature in constant time (Poco::JWT compares with ==, see POCO-PITFALLS.md),
+// compares the signature in constant time (Poco::JWT compares with ==, see docs/poco-pitfalls.md),
 // checks exp and nbf with a small leeway, and requires the role claim to match the endpoint
 // (/ws/agent -> desktop, /ws/viewer -> viewer). Every failure is ErrorCode::Unauthorized with a
 // message that never contains the token or the secret.

@@ -53,9 +53,11 @@ enum class Delivery { DeliverHere, NotifyInstance, WaitForAgent };
 
 class CommandRouter {
 public:
-    explicit CommandRouter(CommandPolicy policy = {});
+    /// `ids` gives the id of a command that arrives without one (the host injects random
+    /// UUIDs; without a source such a command is refused with `internal`).
+    explicit CommandRouter(CommandPolicy policy = {}, IdSource ids = {});
 
-    /// Validates ids and builds the pending record. commandId empty -> new uuid.
+    /// Validates ids and builds the pending record. commandId empty -> a fresh id from `ids`.
     /// Errors: bad_request naming the field (desktopClientId, commandId).
     Result<CommandRecord> prepare(const std::string& desktopClientId,
                                   const std::string& commandId, const Command& command,
@@ -112,6 +114,7 @@ private:
         WallMs since;
     };
     CommandPolicy policy_;
+    IdSource ids_;
     std::unordered_map<std::string, Route> routes_;
     std::list<std::string> routeOrder_;  // oldest first, for the bound
 };

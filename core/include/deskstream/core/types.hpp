@@ -11,8 +11,10 @@
 // value or an Error {code, message, field}. Error codes are the protocol's `error.code` strings.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
 #include <variant>
@@ -113,7 +115,12 @@ constexpr int kProtocolVersion = 1;
 /// True when `id` matches [A-Za-z0-9._-]{1,128}.
 bool isValidId(const std::string& id);
 
-/// A fresh random (version 4) UUID in canonical lower-case text form.
-std::string newUuid();
+/// Where fresh ids (command ids, instance ids) come from. The core never reads OS randomness:
+/// the host injects a source (random version 4 UUIDs), tests inject a deterministic one.
+using IdSource = std::function<std::string()>;
+
+/// Canonical lower-case text form of a version 4 UUID made from 16 bytes (the version and
+/// variant bits are set here), e.g. from a CSPRNG in the host or a counter in tests.
+std::string uuidFromBytes(const std::array<std::uint8_t, 16>& bytes);
 
 }  // namespace deskstream::core

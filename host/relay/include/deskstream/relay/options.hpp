@@ -1,5 +1,5 @@
 // Settings of the relay's network layer. The host fills this from the INI sections [relay],
-// [heartbeat] and [auth] (ARCHITECTURE.md "Configuration"); every field has the documented
+// [heartbeat] and [auth] (docs/configuration.md); every field has the documented
 // default so an embedder can start a relay with RelayOptions{} plus a store.
 #pragma once
 

@@ -1,9 +1,11 @@
-// StoreClient: the relay's typed view of a store plugin instance (ds_store_vtable + instance).
-// Turns status codes and caller-owned error buffers into StoreStatus values and copies records
-// out of the plugin's callbacks into owned C++ structs. It does not own the instance: whoever
+// StoreClient: the relay's bridge to a store plugin instance (ds_store_vtable + instance).
+// Turns status codes and caller-owned error buffers into StoreStatus values and converts
+// between core's records and the plugin ABI's C structs (in both directions, only here). It does not own the instance: whoever
 // created it (the host's plugin loader, or a test) destroys it after the relay stopped.
 #pragma once
 
+#include "deskstream/core/actions.hpp"
+#include "deskstream/core/commands.hpp"
 #include "deskstream/plugin.h"
 
 #include <cstdint>
@@ -22,26 +24,11 @@ struct StoreStatus {
     std::string describe() const; // "store_unavailable: <message>"
 };
 
-struct ClientRecord {
-    std::string client_id, name, hostname, instance_id;
-    std::string monitors_json = "[]";
-    std::string capabilities_json = "{}";
-    int64_t connected_at_ms = 0;
-    int64_t last_ping_ms = 0;
-};
-
-struct CommandRecord {
-    std::string id, client_id, command_type, command_data_json, target_instance_id;
-    std::string status = "pending";
-    std::string result_json, origin;
-    int64_t created_at_ms = 0, delivered_at_ms = 0, completed_at_ms = 0, claimed_until_ms = 0;
-    int32_t attempts = 0;
-};
-
-struct InstanceRecord {
-    std::string instance_id, public_url;
-    int64_t started_at_ms = 0, last_seen_ms = 0;
-};
+// One record type per concept: the relay stores core's records; the plugin ABI's C structs
+// (ds_client_record, ...) appear only inside store_client.cpp, the bridge to the plugin.
+using ClientRecord = core::ClientRecord;
+using CommandRecord = core::CommandRecord;
+using InstanceRecord = core::InstanceRecord;
 
 // Name of a status code as text ("store_unavailable", "not_found", ...).
 const char *statusName(ds_status code);

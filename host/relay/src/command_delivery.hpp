@@ -1,0 +1,59 @@
+// CommandDelivery: commands from viewers and HTTP to agents. Validates and stores a command
+// before acknowledging it, delivers stored commands to an agent connected here (claim with a
+// lease; redelivered when the lease runs out), stores results and routes them back to the
+// viewer that asked. Rules in core::CommandRouter; registered agents come from AgentDirectory,
+// connections are reached through Peers, the store through StoreBridge. Final statuses are
+// counted by command type in RelayMetrics.
+#pragma once
+
+#include "deskstream/core/commands.hpp"
+#include "parts.hpp"
+#include "relay_metrics.hpp"
+#include "store_bridge.hpp"
+
+#include <Poco/Logger.h>
+
+#include <mutex>
+#include <string>
+
+namespace deskstream::relay {
+
+class CommandDelivery {
+public:
+    struct Settings {
+        std::string instanceId;
+        core::CommandPolicy policy;
+    };
+    CommandDelivery(Settings settings, core::IdSource ids, const StoreBridge &store,
+                    const AgentDirectory &agents, Peers &peers, Counters &counters,
+                    RelayMetrics &metrics, Poco::Logger &logger);
+
+    core::Result<core::CommandRecord> prepare(const core::CommandMessage &m,
+                                              const std::string &origin, core::WallMs nowMs) const;
+    core::Result<core::CommandRecord> prepareHttp(const std::string &clientId,
+                                                  const std::string &body, core::WallMs nowMs) const;
+    // Stored + (when the agent is here) delivered. originViewer 0: HTTP.
+    core::Result<core::CommandQueued> queue(const core::Result<core::CommandRecord> &prepared,
+                                            core::ConnId originViewer, core::WallMs nowMs);
+    // Claims and sends the stored commands of `clientId` when it is connected here.
+    void deliverPending(const std::string &clientId, core::WallMs nowMs);
+    // The agent `clientId` reported a result; stores it and informs the originating viewer.
+    core::Result<bool> onResult(const std::string &clientId, const core::CommandResult &r,
+                                core::WallMs nowMs);
+    void forgetViewer(core::ConnId viewer);
+    // Forgets result routes older than the TTL (maintenance).
+    void onTick(core::WallMs nowMs);
+
+private:
+    const Settings settings_;
+    const StoreBridge &store_;
+    const AgentDirectory &agents_;
+    Peers &peers_;
+    Counters &counters_;
+    RelayMetrics &metrics_;
+    Poco::Logger &logger_;
+    mutable std::mutex mutex_; // guards router_ (never held across I/O)
+    core::CommandRouter router_;
+};
+
+} // namespace deskstream::relay
