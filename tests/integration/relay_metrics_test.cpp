@@ -1,7 +1,8 @@
 // The relay's /metrics over real sockets with the real SQLite store: promtool accepts the
 // exposition, and the failure series move when the failure really happens (a locked store, a
-// viewer that stops answering, frames too large or invalid). The streaming scrape (frames,
-// delivery latency) is in streaming_test.cpp.
+// viewer that stops answering, an invalid frame header). The too_large drop reason is not
+// reached over the wire today: the WebSocket layer closes an oversized message with 1009 before
+// its header is read. The streaming scrape (frames, delivery latency) is in streaming_test.cpp.
 #include "relay_fixture.hpp"
 
 #include "deskstream/core/auth.hpp"
