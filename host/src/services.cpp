@@ -198,24 +198,8 @@ void AgentService::start() {
     auto capture = std::make_unique<CaptureInstance>(capturePlugin, config_.poco());
     auto encoder = std::make_unique<EncoderInstance>(encoderPlugin, config_.poco());
 
-    // One frame through both plugins proves the pair works before we claim to be running.
     std::vector<ds_monitor_info> monitors = capture->monitors();
     if (monitors.empty()) throw std::runtime_error("capture plugin '" + capturePlugin.name + "' reports no monitor");
-    {
-        CaptureInstance::Frame frame;
-        uint32_t first = agentConfig.monitors.empty() ? monitors.front().index : agentConfig.monitors.front();
-        if (capture->grab(first, 1000, frame) == DS_OK) {
-            ds_encode_params params{};
-            params.struct_size = sizeof params;
-            params.quality = agentConfig.quality;
-            params.keyframe = 1;
-            ds_encoded out = encoder->encode(*frame, params);
-            log.information("agent ready: capture '" + capturePlugin.name + "' (" + std::to_string(monitors.size()) +
-                            " monitor(s), " + std::to_string(frame->width) + "x" + std::to_string(frame->height) +
-                            "), encoder '" + encoderPlugin.name + "' (first frame " + std::to_string(out.size) +
-                            " bytes)");
-        }
-    }
     const PluginRegistry &plugins = plugins_;
     const Configuration &config = config_;
     agent::EncoderFactory factory = [&plugins, &config](const std::string &name) {
@@ -224,7 +208,15 @@ void AgentService::start() {
     };
     runtime_ = std::make_unique<agent::AgentRuntime>(agentOptions(agentConfig, config_.heartbeat()),
                                                      std::move(capture), std::move(encoder), factory);
+    // start() pushes one frame through both plugins (the pair works) and keeps it as the
+    // monitor's last frame, so it is not lost to a probe here (docs/agent.md).
     runtime_->start();
+    const agent::FirstFrame first = runtime_->firstFrame();
+    if (first.captured)
+        log.information("agent ready: capture '" + capturePlugin.name + "' (" + std::to_string(monitors.size()) +
+                        " monitor(s), " + std::to_string(first.width) + "x" + std::to_string(first.height) +
+                        "), encoder '" + encoderPlugin.name + "' (first frame " + std::to_string(first.bytes) +
+                        " bytes)");
 }
 
 void AgentService::stop() noexcept {

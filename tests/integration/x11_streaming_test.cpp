@@ -160,3 +160,55 @@ TEST_F(X11StreamingTest, ViewerReceivesFramesOfTheRootWindowsColourOnEachMonitor
     }
     EXPECT_TRUE(seen[0] && seen[1]) << "frames of both monitors arrive";
 }
+
+// A still screen (issue: a new viewer must get a picture even when nothing changes). The x11
+// plugin gives a whole picture once and DS_TIMEOUT while nothing is damaged; the relay tells the
+// agent only about the first subscriber (start_stream). So the first viewer must get the picture
+// the runtime's start-up grab kept, and a second viewer, subscribing while the first one watches,
+// must get each monitor's last frame again within the picture refresh (1 s). Bound: 8 s per
+// viewer, against 1 s of refresh plus ASan start-up on 2 busy cores; without the repeat the
+// second viewer gets nothing at all, however long it waits.
+TEST_F(X11StreamingTest, ANewViewerOfAStillScreenGetsAPictureOfEachMonitor) {
+    auto agent = startAgent();
+    ASSERT_TRUE(ds_itest::eventually([&] { return agent->stats().registered; }, 5000));
+
+    auto watchUntilBothMonitors = [&](ds_itest::WsClient& viewer, const char* who) {
+        bool seen[2] = {false, false};
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(8);
+        while (!(seen[0] && seen[1]) && std::chrono::steady_clock::now() < deadline) {
+            std::string message = viewer.waitBinary(500);
+            if (message.empty()) continue;
+            auto f = deskstream::core::decodeFrame(reinterpret_cast<const uint8_t*>(message.data()),
+                                                   message.size(), 0);
+            EXPECT_TRUE(f.ok);
+            if (!f.ok || f.header.monitor > 1) continue;
+            EXPECT_TRUE(f.header.flags & deskstream::core::frame_flags::kKey) << "a whole picture";
+            Decoded d = decodeJpeg(message, f.header);
+            EXPECT_EQ(d.width, 1920);
+            if (d.rgb.empty()) continue;
+            const unsigned long colour = f.header.monitor == 0 ? kLeftColour : kRightColour;
+            EXPECT_NEAR(int(d.rgb[0]), int(colour >> 16 & 0xFF), 6) << who;
+            viewer.send(R"({"type":"frame_ack","desktopClientId":"x11-pc","frameNumber":)" +
+                        std::to_string(f.header.frameNumber) + R"(,"latency":5})");
+            seen[f.header.monitor] = true;
+        }
+        EXPECT_TRUE(seen[0] && seen[1]) << who << " got a picture of both monitors of a still screen";
+    };
+
+    ds_itest::WsClient first(port(), "/ws/viewer", true);
+    first.send(ds_itest::viewerHandshake());
+    ASSERT_TRUE(first.waitFor("handshake_ack", 3000));
+    first.send(R"({"type":"subscribe","desktopClientId":"x11-pc"})");
+    ASSERT_TRUE(first.waitFor("subscribed", 3000));
+    watchUntilBothMonitors(first, "the first viewer");
+
+    const std::uint64_t capturedBefore = agent->stats().framesCaptured;
+    ds_itest::WsClient second(port(), "/ws/viewer", true);
+    second.send(ds_itest::viewerHandshake());
+    ASSERT_TRUE(second.waitFor("handshake_ack", 3000));
+    second.send(R"({"type":"subscribe","desktopClientId":"x11-pc"})");
+    ASSERT_TRUE(second.waitFor("subscribed", 3000));
+    watchUntilBothMonitors(second, "the second viewer");
+    EXPECT_EQ(agent->stats().framesCaptured, capturedBefore)
+        << "the screen stayed still: no new picture was captured, the last ones were re-sent";
+}

@@ -72,6 +72,7 @@ struct AgentRuntime::Impl {
     std::unique_ptr<RelayLink> link;
     std::thread connThread, captureThread, encodeThread;
     bool started = false;
+    FirstFrame first;
 
     Impl(AgentRuntime& o, AgentOptions opts, std::unique_ptr<CaptureInstance> c,
          std::unique_ptr<EncoderInstance> e, EncoderFactory f)
@@ -108,6 +109,27 @@ struct AgentRuntime::Impl {
         owner.exitCode_ = 2;         // before waitFinished() can return
         hub.finish(why);
         link->interrupt();
+    }
+
+    // One grab per selected monitor through both plugins proves the pair works, and each picture
+    // becomes that monitor's last frame: a damage-driven plugin gives a still screen's whole
+    // picture only once, and a viewer that arrives later must still get it (docs/agent.md).
+    // Before the threads start; a combined layout of several monitors starts with none.
+    void primeLastFrames(const std::vector<int>& selected) {
+        if (options.combined && selected.size() > 1) return;
+        for (int idx : selected) {
+            capture->locked([&](host::CaptureInstance& c) {
+                host::CaptureInstance::Frame frame;
+                if (c.grab(static_cast<uint32_t>(idx), 1000, frame) != DS_OK) return;
+                const std::size_t bytes = encoderStage->prime(static_cast<std::uint16_t>(idx), *frame,
+                                                              frame->capture_time_us);
+                if (first.captured) return;
+                first.captured = true;
+                first.width = frame->width;
+                first.height = frame->height;
+                first.bytes = bytes;
+            });
+        }
     }
 
     std::vector<int> selectMonitors() const {
@@ -171,6 +193,7 @@ void AgentRuntime::start() {
         lo, d.hub, *d.executor, [&d] { return d.buildHandshake(); },
         [&d](const std::string& why) { d.refused(why); }, d.log);
     d.encoderStage = std::make_unique<EncoderStage>(*d.encoder, d.hub, d.mailbox, *d.link, id, d.log);
+    d.primeLastFrames(selected);
 
     d.started = true;
     d.hub.start();
@@ -196,6 +219,8 @@ bool AgentRuntime::waitFinished(std::chrono::milliseconds timeout) {
 }
 
 std::string AgentRuntime::fatalReason() const { return impl_->hub.fatalReason(); }
+
+FirstFrame AgentRuntime::firstFrame() const { return impl_->first; }
 
 AgentStats AgentRuntime::stats() const {
     const Impl& d = *impl_;

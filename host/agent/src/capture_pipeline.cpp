@@ -5,6 +5,8 @@
 #include "clock.hpp"
 #include "compositor.hpp"
 
+#include <algorithm>
+
 namespace deskstream::agent {
 
 CapturePipeline::CapturePipeline(CaptureDevice& device, SessionHub& hub, FrameMailbox& mailbox,
@@ -31,7 +33,9 @@ CapturePipeline::Next CapturePipeline::waitForSlot() {
             continue;
         }
         switch (session.takeCaptureSlot(monoNow())) {
-            case core::CaptureSlot::Capture: return Next::Capture;
+            case core::CaptureSlot::Capture:
+                repeat_ = session.takePictureRepeat(monoNow());
+                return Next::Capture;
             case core::CaptureSlot::Skip: continue;  // window full: dropped and counted
             case core::CaptureSlot::Wait: hub_.waitUntil(lock, session.nextCaptureAt()); break;
         }
@@ -66,19 +70,19 @@ void CapturePipeline::run() {
             spareJobs_.pop_back();
         }
         job.captureTimeUs = wallUs();
-        if (!grabAll(tickMonitors_, job)) {
+        if (!grabAll(tickMonitors_, repeat_, job)) {
             spareJobs_.push_back(std::move(job));
             // Nothing grabbed (errors, or no new picture): back off a little, interruptibly.
             auto lock = hub_.lock();
             if (hub_.runningLocked()) hub_.waitUntil(lock, monoNow() + std::chrono::milliseconds(100));
             continue;
         }
-        captured_ += job.items.size();
+        for (const auto& item : job.items) captured_ += item.repeat ? 0 : 1;
         mailbox_.put(std::move(job));
     }
 }
 
-bool CapturePipeline::grabAll(const std::vector<int>& monitors, CaptureJob& job) {
+bool CapturePipeline::grabAll(const std::vector<int>& monitors, bool repeat, CaptureJob& job) {
     return device_.locked([&](host::CaptureInstance& capture) {
         for (int idx : monitors) {
             CaptureJob::Item item;
@@ -95,7 +99,13 @@ bool CapturePipeline::grabAll(const std::vector<int>& monitors, CaptureJob& job)
                 job.items.push_back(std::move(item));
                 continue;
             }
-            if (s == DS_TIMEOUT) continue;  // no new picture on that monitor
+            if (s == DS_TIMEOUT) {  // no new picture on that monitor
+                if (repeat) {      // a viewer needs one anyway: the encoder re-sends the last
+                    item.repeat = true;
+                    job.items.push_back(std::move(item));
+                }
+                continue;
+            }
             if (s == DS_REINIT) {
                 log_.warning("agent %s: monitor layout changed; keeping the announced layout", clientId_);
                 continue;
@@ -108,10 +118,17 @@ bool CapturePipeline::grabAll(const std::vector<int>& monitors, CaptureJob& job)
         }
         if (job.items.empty()) return false;
         lastError_.clear();
-        if (combined_ && job.items.size() > 1) {
+        const bool anyFresh = std::any_of(job.items.begin(), job.items.end(),
+                                          [](const CaptureJob::Item& it) { return !it.repeat; });
+        if (combined_ && !anyFresh) {
+            // The combined picture is monitor 0's: its last frame goes again.
+            job.items.resize(1);
+            job.items[0].monitor = 0;
+        } else if (combined_ && job.items.size() > 1) {
             // One side-by-side picture; the monitors' frames are released here, under the lock.
             toCompose_.clear();
-            for (const auto& it : job.items) toCompose_.push_back(&it.frame());
+            for (const auto& it : job.items)
+                if (!it.repeat) toCompose_.push_back(&it.frame());
             std::vector<std::uint8_t>& picture = composite_[compositeIndex_];
             compositeIndex_ ^= 1;
             CaptureJob::Item c;

@@ -38,7 +38,7 @@ private:
     enum class Next { Capture, Release, Stop };
     Next waitForSlot();
     void releaseReturned();
-    bool grabAll(const std::vector<int>& monitors, CaptureJob& job);
+    bool grabAll(const std::vector<int>& monitors, bool repeat, CaptureJob& job);
 
     CaptureDevice& device_;
     SessionHub& hub_;
@@ -59,6 +59,7 @@ private:
     std::vector<std::uint8_t> composite_[2];
     int compositeIndex_ = 0;
     std::string lastError_;
+    bool repeat_ = false;  // the slot taken also owes the still monitors their last frame
 
     std::atomic<std::uint64_t> captured_{0}, errors_{0};
 };

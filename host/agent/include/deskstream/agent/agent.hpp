@@ -73,6 +73,14 @@ struct AgentStats {
     std::string breaker;  // closed | open | half-open
 };
 
+/// The picture start() grabbed and encoded to prove the plugin pair works; it is kept as the
+/// first monitor's last frame (a still screen has no other to show a new viewer).
+struct FirstFrame {
+    bool captured = false;  // false: the plugin had no picture within a second
+    std::uint32_t width = 0, height = 0;
+    std::size_t bytes = 0;  // encoded payload
+};
+
 using host::CaptureInstance;
 using host::EncoderInstance;
 
@@ -100,6 +108,7 @@ public:
     std::string fatalReason() const;
 
     AgentStats stats() const;
+    FirstFrame firstFrame() const;
 
 private:
     struct Impl;
