@@ -212,3 +212,55 @@ TEST_F(X11StreamingTest, ANewViewerOfAStillScreenGetsAPictureOfEachMonitor) {
     EXPECT_EQ(agent->stats().framesCaptured, capturedBefore)
         << "the screen stayed still: no new picture was captured, the last ones were re-sent";
 }
+
+// DS_REINIT (the monitor layout changed while streaming): the protocol has no message for a new
+// layout, so the agent re-registers and its next handshake carries the new monitors. The screen
+// goes 3840x1080 -> 2560x1080 with the right monitor 640 pixels wide (as in
+// tests/capture/x11_capture_test.cpp). Bound: 10 s for desktop_connected, against the plugin's
+// 0.5 s layout check, a jittered reconnection of at most 0.5 s and ASan on 2 busy cores; without
+// the re-registration the relay keeps the old layout and no desktop_connected comes at all.
+TEST_F(X11StreamingTest, ALayoutChangeReRegistersWithTheNewMonitorsAndFramesOfTheNewSize) {
+    auto agent = startAgent();
+    ASSERT_TRUE(ds_itest::eventually([&] { return agent->stats().registered; }, 5000));
+    ds_itest::WsClient viewer(port(), "/ws/viewer", true);
+    viewer.send(ds_itest::viewerHandshake());
+    ASSERT_TRUE(viewer.waitFor("handshake_ack", 3000));
+    viewer.send(R"({"type":"subscribe","desktopClientId":"x11-pc"})");
+    ASSERT_TRUE(viewer.waitFor("subscribed", 3000));
+    ASSERT_FALSE(viewer.waitBinary(5000).empty()) << "streaming: the agent grabs, so it sees DS_REINIT";
+
+    xrandr("--newmode 2560x1080 0 2560 0 0 0 1080 0 0 0");
+    xrandr("--addmode screen 2560x1080");
+    ASSERT_EQ(xrandr("--output screen --mode 2560x1080 --fb 2560x1080"), 0);
+    xrandr("--delmonitor right");
+    ASSERT_EQ(xrandr("--setmonitor right 640/170x1080/286+1920+0 none"), 0);
+
+    auto connected = viewer.waitFor("desktop_connected", 10000);
+    ASSERT_TRUE(connected) << "the agent re-registered after the layout change";
+    auto announced = connected->getObject("desktop")->getArray("monitors");
+    ASSERT_EQ(announced->size(), 2u);
+    EXPECT_EQ(announced->getObject(1)->getValue<int>("width"), 640);
+    EXPECT_EQ(announced->getObject(0)->getValue<int>("width"), 1920);
+    EXPECT_GE(agent->stats().connections, 2u);
+    auto desktops = ds_itest::parseJson(ds_itest::httpRequest(port(), "GET", "/api/desktops").body);
+    ASSERT_TRUE(desktops);
+    EXPECT_EQ(desktops->getArray("desktops")->getObject(0)->getArray("monitors")->getObject(1)->getValue<int>("width"),
+              640);
+
+    // Watching again: the right monitor's frames have the new size, under the new layout.
+    viewer.send(R"({"type":"subscribe","desktopClientId":"x11-pc","monitor":1})");
+    ASSERT_TRUE(viewer.waitFor("subscribed", 3000));
+    bool seen = false;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(8);
+    while (!seen && std::chrono::steady_clock::now() < deadline) {
+        std::string message = viewer.waitBinary(500);
+        if (message.empty()) continue;
+        auto f = deskstream::core::decodeFrame(reinterpret_cast<const uint8_t*>(message.data()), message.size(), 0);
+        ASSERT_TRUE(f.ok);
+        if (f.header.monitor != 1) continue;
+        EXPECT_EQ(f.header.screenWidth, 640u);
+        EXPECT_EQ(decodeJpeg(message, f.header).width, 640);
+        seen = true;
+    }
+    EXPECT_TRUE(seen) << "a frame of the resized monitor arrives";
+}

@@ -27,6 +27,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <mutex>
 #include <random>
 #include <stdexcept>
 #include <thread>
@@ -53,7 +54,7 @@ std::function<double()> osUniform01() {
 
 }  // namespace
 
-struct AgentRuntime::Impl {
+struct AgentRuntime::Impl : LayoutListener {
     AgentRuntime& owner;
     const AgentOptions options;
     Poco::Logger& log = Poco::Logger::get("agent");
@@ -63,7 +64,8 @@ struct AgentRuntime::Impl {
 
     SessionHub hub;
     FrameMailbox mailbox;
-    std::vector<ds_monitor_info> monitorInfo;  // as listed at start
+    mutable std::mutex monitorsMutex;          // the capture thread changes, the link reads
+    std::vector<ds_monitor_info> monitorInfo;  // as listed at start, then at each DS_REINIT
     std::unique_ptr<CaptureDevice> capture;
     std::unique_ptr<CapturePipeline> pipeline;
     std::unique_ptr<EncoderSlot> encoder;
@@ -87,6 +89,7 @@ struct AgentRuntime::Impl {
         h.token = options.token;
         h.name = options.name;
         h.hostname = options.hostname;
+        std::lock_guard<std::mutex> lock(monitorsMutex);
         for (const auto& m : monitorInfo) {
             core::MonitorInfo mi;
             mi.index = static_cast<int>(m.index);
@@ -130,6 +133,37 @@ struct AgentRuntime::Impl {
                 first.bytes = bytes;
             });
         }
+    }
+
+    // DS_REINIT (capture thread): the relay must learn the new layout, and frames of the new
+    // size must not go out under the old one. The protocol has no message for a changed layout,
+    // so the agent re-registers: it closes the connection (1000) and the next handshake carries
+    // the new monitors (docs/agent.md, "Monitor layout changes").
+    void layoutChanged(std::vector<ds_monitor_info> now) override {
+        std::vector<int> selected;
+        std::size_t before = 0;
+        {
+            std::lock_guard<std::mutex> lock(monitorsMutex);
+            before = monitorInfo.size();
+            monitorInfo = now;
+        }
+        for (const auto& m : now) {
+            const int idx = static_cast<int>(m.index);
+            if (options.allMonitors ||
+                std::find(options.monitors.begin(), options.monitors.end(), idx) != options.monitors.end())
+                selected.push_back(idx);
+        }
+        if (selected.empty()) {  // every configured monitor is gone: show what there is
+            for (const auto& m : now) selected.push_back(static_cast<int>(m.index));
+            log.warning("agent %s: none of [agent] monitors exists after the layout change; streaming all %z",
+                        options.clientId, now.size());
+        }
+        log.warning("agent %s: monitor layout changed (%z -> %z monitors); re-registering with the new layout",
+                    options.clientId, before, now.size());
+        executor->setMonitors(now);
+        encoderStage->forgetLastFrames();  // their size is the old layout's
+        pipeline->select(std::move(selected));
+        link->reregister("monitor layout changed");
     }
 
     std::vector<int> selectMonitors() const {
@@ -178,7 +212,7 @@ void AgentRuntime::start() {
                       id, d.options.relayUrl, d.captureInstance->plugin().name, selected.size(),
                       d.encoderInstance->plugin().name, d.options.flow.fps, d.options.flow.quality);
     d.capture = std::make_unique<CaptureDevice>(std::move(d.captureInstance));
-    d.pipeline = std::make_unique<CapturePipeline>(*d.capture, d.hub, d.mailbox, selected,
+    d.pipeline = std::make_unique<CapturePipeline>(*d.capture, d.hub, d.mailbox, d, selected,
                                                    d.options.combined, id, d.log);
     d.encoder = std::make_unique<EncoderSlot>(std::move(d.encoderInstance));
     d.executor = std::make_unique<CommandExecutor>(d.monitorInfo, *d.capture, *d.encoder,

@@ -10,9 +10,9 @@
 namespace deskstream::agent {
 
 CapturePipeline::CapturePipeline(CaptureDevice& device, SessionHub& hub, FrameMailbox& mailbox,
-                                 std::vector<int> selected, bool combined, std::string clientId,
-                                 Poco::Logger& log)
-    : device_(device), hub_(hub), mailbox_(mailbox), combined_(combined),
+                                 LayoutListener& layout, std::vector<int> selected, bool combined,
+                                 std::string clientId, Poco::Logger& log)
+    : device_(device), hub_(hub), mailbox_(mailbox), layout_(layout), combined_(combined),
       clientId_(std::move(clientId)), log_(log), selected_(std::move(selected)) {}
 
 void CapturePipeline::select(std::vector<int> monitors) {
@@ -70,7 +70,13 @@ void CapturePipeline::run() {
             spareJobs_.pop_back();
         }
         job.captureTimeUs = wallUs();
-        if (!grabAll(tickMonitors_, repeat_, job)) {
+        const bool grabbed = grabAll(tickMonitors_, repeat_, job);
+        if (newLayout_) {
+            // Outside the capture lock: the listener re-selects and reconnects.
+            layout_.layoutChanged(std::move(*newLayout_));
+            newLayout_.reset();
+        }
+        if (!grabbed) {
             spareJobs_.push_back(std::move(job));
             // Nothing grabbed (errors, or no new picture): back off a little, interruptibly.
             auto lock = hub_.lock();
@@ -107,8 +113,17 @@ bool CapturePipeline::grabAll(const std::vector<int>& monitors, bool repeat, Cap
                 continue;
             }
             if (s == DS_REINIT) {
-                log_.warning("agent %s: monitor layout changed; keeping the announced layout", clientId_);
-                continue;
+                // The layout changed: what was grabbed this slot may be of the old one. The new
+                // list goes to the listener; the next slot grabs the new monitors.
+                try {
+                    newLayout_ = capture.monitors();
+                } catch (const std::exception& e) {
+                    ++errors_;
+                    log_.error("agent %s: monitor layout changed, but listing it failed: %s", clientId_,
+                               std::string(e.what()));
+                }
+                job.items.clear();
+                return false;
             }
             ++errors_;
             if (error != lastError_) {  // one line per distinct problem, not per frame

@@ -2,6 +2,7 @@
 // while unwatched, dropped before any work when the window is full), grabs every selected
 // monitor, composes the combined layout, and leaves the job in the mailbox for the encoder. It
 // alone grabs and releases frames, so a capture instance holds at most two frames per monitor.
+// On DS_REINIT it re-reads the monitors and tells the LayoutListener (docs/agent.md).
 #pragma once
 
 #include "capture_device.hpp"
@@ -13,6 +14,7 @@
 
 #include <atomic>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,8 +23,8 @@ namespace deskstream::agent {
 class CapturePipeline : public MonitorSelection {
 public:
     CapturePipeline(CaptureDevice& device, SessionHub& hub, FrameMailbox& mailbox,
-                    std::vector<int> selected, bool combined, std::string clientId,
-                    Poco::Logger& log);
+                    LayoutListener& layout, std::vector<int> selected, bool combined,
+                    std::string clientId, Poco::Logger& log);
 
     /// The capture thread's body; returns when the hub stops.
     void run();
@@ -43,6 +45,7 @@ private:
     CaptureDevice& device_;
     SessionHub& hub_;
     FrameMailbox& mailbox_;
+    LayoutListener& layout_;
     const bool combined_;
     const std::string clientId_;
     Poco::Logger& log_;
@@ -59,7 +62,8 @@ private:
     std::vector<std::uint8_t> composite_[2];
     int compositeIndex_ = 0;
     std::string lastError_;
-    bool repeat_ = false;  // the slot taken also owes the still monitors their last frame
+    bool repeat_ = false;
+    std::optional<std::vector<ds_monitor_info>> newLayout_;  // DS_REINIT seen, not yet told  // the slot taken also owes the still monitors their last frame
 
     std::atomic<std::uint64_t> captured_{0}, errors_{0};
 };

@@ -282,6 +282,11 @@ void RelayLink::closeSocket(int code, const std::string& reason) {
     }
 }
 
+void RelayLink::reregister(const std::string& why) {
+    log_.information("agent %s: re-registering with %s: %s", options_.clientId, options_.relayUrl, why);
+    closeSocket(core::close_code::kNormal, why);
+}
+
 void RelayLink::interrupt() {
     std::shared_ptr<WebSocket> ws;
     {

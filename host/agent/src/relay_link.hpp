@@ -39,6 +39,9 @@ public:
     void run();
     /// Shuts the socket down (wakes a blocked poll/receive): stop and fatal errors.
     void interrupt();
+    /// Ends the connection cleanly (close 1000 `why`): the session reconnects and sends a new
+    /// handshake (the monitor layout changed; docs/agent.md).
+    void reregister(const std::string& why);
 
     bool sendFrame(const std::uint8_t* data, std::size_t size) override;
     std::uint64_t bytesSent() const { return bytesSent_; }
