@@ -123,7 +123,14 @@ struct AgentRuntime::Impl : LayoutListener {
         for (int idx : selected) {
             capture->locked([&](host::CaptureInstance& c) {
                 host::CaptureInstance::Frame frame;
-                if (c.grab(static_cast<uint32_t>(idx), 1000, frame) != DS_OK) return;
+                ds_status s = c.grab(static_cast<uint32_t>(idx), 1000, frame);
+                if (s == DS_REINIT) {  // changed since listed: nothing is announced yet, re-list
+                    std::vector<ds_monitor_info> now = c.monitors();
+                    std::lock_guard<std::mutex> lock(monitorsMutex);
+                    monitorInfo = std::move(now);
+                    s = c.grab(static_cast<uint32_t>(idx), 1000, frame);
+                }
+                if (s != DS_OK) return;
                 const std::size_t bytes = encoderStage->prime(static_cast<std::uint16_t>(idx), *frame,
                                                               frame->capture_time_us);
                 if (first.captured) return;
