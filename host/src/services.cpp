@@ -3,7 +3,10 @@
 #include "deskstream/host/host.hpp"
 #include "deskstream/agent/agent.hpp"
 #include "deskstream/core/types.hpp"
+#include "deskstream/relay/process_metrics.hpp"
 #include "deskstream/relay/relay.hpp"
+#include "deskstream/host/version.hpp"
+#include "metrics_endpoint.hpp"
 
 #include <Poco/Environment.h>
 
@@ -130,8 +133,9 @@ relay::RelayOptions relayOptions(const RelayConfig &r, const HeartbeatConfig &hb
 
 } // namespace
 
-RelayService::RelayService(const Configuration &config, const PluginRegistry &plugins)
-    : config_(config), plugins_(plugins) {}
+RelayService::RelayService(const Configuration &config, const PluginRegistry &plugins,
+                           std::shared_ptr<core::metrics::Registry> metrics)
+    : config_(config), plugins_(plugins), metrics_(std::move(metrics)) {}
 
 RelayService::~RelayService() { stop(); }
 
@@ -142,7 +146,9 @@ void RelayService::start() {
     const PluginInfo &storePlugin = plugins_.require(DS_KIND_STORE, r.store, "[relay] store");
     store_ = std::make_unique<StoreInstance>(storePlugin, config_.poco());
     store_->check();
-    relay_ = std::make_unique<relay::Relay>(relayOptions(r, config_.heartbeat(), config_.auth()),
+    relay::RelayOptions options = relayOptions(r, config_.heartbeat(), config_.auth());
+    options.metrics = metrics_;
+    relay_ = std::make_unique<relay::Relay>(std::move(options),
                                             &store_->vtable(), store_->handle(), Poco::Logger::get("relay"));
     relay_->start();
     port_ = relay_->port();
@@ -157,8 +163,11 @@ void RelayService::stop() noexcept {
     store_.reset();  // after the relay: it does not own the store instance
 }
 
-AgentService::AgentService(const Configuration &config, const PluginRegistry &plugins)
-    : config_(config), plugins_(plugins) {}
+AgentService::AgentService(const Configuration &config, const PluginRegistry &plugins,
+                           std::shared_ptr<core::metrics::Registry> metrics)
+    : config_(config), plugins_(plugins), metrics_(std::move(metrics)) {}
+
+uint16_t AgentService::metricsPort() const { return metricsEndpoint_ ? metricsEndpoint_->port() : 0; }
 
 AgentService::~AgentService() { stop(); }
 
@@ -206,8 +215,26 @@ void AgentService::start() {
         const PluginInfo &p = plugins.require(DS_KIND_ENCODER, name, "set_config encoder");
         return std::make_unique<EncoderInstance>(p, config.poco());
     };
-    runtime_ = std::make_unique<agent::AgentRuntime>(agentOptions(agentConfig, config_.heartbeat()),
-                                                     std::move(capture), std::move(encoder), factory);
+    agent::AgentOptions options = agentOptions(agentConfig, config_.heartbeat());
+    // Role all: the relay's registry, so its /metrics shows the agent too. Alone: its own, with
+    // the process figures, served on [agent] metrics_listen (docs/operations.md).
+    std::shared_ptr<core::metrics::Registry> registry = metrics_;
+    if (!registry && !agentConfig.metricsListen.empty()) {
+        registry = std::make_shared<core::metrics::Registry>();
+        relay::exposeProcessMetrics(*registry, version());
+    } else if (registry && !agentConfig.metricsListen.empty()) {
+        log.information("[agent] metrics_listen is not used in role all: the agent's metrics are on the relay's "
+                        "/metrics");
+    }
+    options.metrics = registry;
+    runtime_ = std::make_unique<agent::AgentRuntime>(std::move(options), std::move(capture), std::move(encoder),
+                                                     factory);
+    // Bound before the runtime starts: a taken port fails start-up with nothing left running.
+    if (!metrics_ && !agentConfig.metricsListen.empty()) {
+        metricsEndpoint_ = std::make_unique<MetricsEndpoint>(agentConfig.metricsListen, registry);
+        log.information("agent metrics on http://" + agentConfig.metricsListen.substr(0, agentConfig.metricsListen.rfind(':')) +
+                        ":" + std::to_string(metricsEndpoint_->port()) + "/metrics");
+    }
     // start() pushes one frame through both plugins (the pair works) and keeps it as the
     // monitor's last frame, so it is not lost to a probe here (docs/agent.md).
     runtime_->start();
@@ -225,6 +252,7 @@ void AgentService::stop() noexcept {
             runtime_->stop();
             if (runtime_->exitCode() != 0) fatal_ = runtime_->fatalReason();
         }
+        metricsEndpoint_.reset();
         runtime_.reset();  // destroys the capture and encoder instances
     } catch (...) {
     }

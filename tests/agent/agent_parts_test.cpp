@@ -96,8 +96,8 @@ struct Pipeline {
     Pipeline(std::unique_ptr<host::CaptureInstance> c, std::unique_ptr<host::EncoderInstance> e,
              int window, Poco::Logger& log)
         : hub(sessionConfig(window), [] { return 0.5; }), device(std::move(c)), encoder(std::move(e)),
-          capture(device, hub, mailbox, layout, {0}, false, "parts-pc", log),
-          encode(encoder, hub, mailbox, sender, "parts-pc", log) {
+          capture(device, hub, mailbox, layout, metrics, {0}, false, "parts-pc", log),
+          encode(encoder, hub, mailbox, sender, metrics, "parts-pc", log) {
         hub.start();
         captureThread = std::thread([this] { capture.run(); });
         encodeThread = std::thread([this] { encode.run(); });
@@ -139,6 +139,7 @@ struct Pipeline {
     FrameMailbox mailbox;
     RecordingSender sender;
     RecordingLayout layout;
+    core::AgentMetrics metrics;
     CaptureDevice device;
     EncoderSlot encoder;
     CapturePipeline capture;

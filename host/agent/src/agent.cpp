@@ -21,6 +21,7 @@
 #include "relay_link.hpp"
 #include "session_hub.hpp"
 
+#include "deskstream/core/agent_metrics.hpp"
 #include "deskstream/core/frame_header.hpp"
 
 #include <Poco/Logger.h>
@@ -63,6 +64,7 @@ struct AgentRuntime::Impl : LayoutListener {
     EncoderFactory encoderFactory;
 
     SessionHub hub;
+    core::AgentMetrics metrics;
     FrameMailbox mailbox;
     mutable std::mutex monitorsMutex;          // the capture thread changes, the link reads
     std::vector<ds_monitor_info> monitorInfo;  // as listed at start, then at each DS_REINIT
@@ -80,7 +82,7 @@ struct AgentRuntime::Impl : LayoutListener {
          std::unique_ptr<EncoderInstance> e, EncoderFactory f)
         : owner(o), options(std::move(opts)), captureInstance(std::move(c)),
           encoderInstance(std::move(e)), encoderFactory(std::move(f)),
-          hub(sessionConfig(options), osUniform01()) {}
+          hub(sessionConfig(options), osUniform01()), metrics(options.metrics) {}
 
     core::Handshake buildHandshake() const {
         core::Handshake h;
@@ -219,7 +221,7 @@ void AgentRuntime::start() {
                       id, d.options.relayUrl, d.captureInstance->plugin().name, selected.size(),
                       d.encoderInstance->plugin().name, d.options.flow.fps, d.options.flow.quality);
     d.capture = std::make_unique<CaptureDevice>(std::move(d.captureInstance));
-    d.pipeline = std::make_unique<CapturePipeline>(*d.capture, d.hub, d.mailbox, d, selected,
+    d.pipeline = std::make_unique<CapturePipeline>(*d.capture, d.hub, d.mailbox, d, d.metrics, selected,
                                                    d.options.combined, id, d.log);
     d.encoder = std::make_unique<EncoderSlot>(std::move(d.encoderInstance));
     d.executor = std::make_unique<CommandExecutor>(d.monitorInfo, *d.capture, *d.encoder,
@@ -231,9 +233,9 @@ void AgentRuntime::start() {
     lo.sendTimeout = d.options.sendTimeout;
     lo.maxMessageBytes = d.options.maxMessageBytes;
     d.link = std::make_unique<RelayLink>(
-        lo, d.hub, *d.executor, [&d] { return d.buildHandshake(); },
+        lo, d.hub, *d.executor, d.metrics, [&d] { return d.buildHandshake(); },
         [&d](const std::string& why) { d.refused(why); }, d.log);
-    d.encoderStage = std::make_unique<EncoderStage>(*d.encoder, d.hub, d.mailbox, *d.link, id, d.log);
+    d.encoderStage = std::make_unique<EncoderStage>(*d.encoder, d.hub, d.mailbox, *d.link, d.metrics, id, d.log);
     d.primeLastFrames(selected);
 
     d.started = true;
@@ -262,6 +264,10 @@ bool AgentRuntime::waitFinished(std::chrono::milliseconds timeout) {
 std::string AgentRuntime::fatalReason() const { return impl_->hub.fatalReason(); }
 
 FirstFrame AgentRuntime::firstFrame() const { return impl_->first; }
+
+std::shared_ptr<core::metrics::Registry> AgentRuntime::metricsRegistry() const {
+    return impl_->metrics.registry();
+}
 
 AgentStats AgentRuntime::stats() const {
     const Impl& d = *impl_;

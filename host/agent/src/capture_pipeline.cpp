@@ -6,13 +6,16 @@
 #include "compositor.hpp"
 
 #include <algorithm>
+#include <chrono>
 
 namespace deskstream::agent {
 
 CapturePipeline::CapturePipeline(CaptureDevice& device, SessionHub& hub, FrameMailbox& mailbox,
-                                 LayoutListener& layout, std::vector<int> selected, bool combined,
-                                 std::string clientId, Poco::Logger& log)
-    : device_(device), hub_(hub), mailbox_(mailbox), layout_(layout), combined_(combined),
+                                 LayoutListener& layout, core::AgentMetrics& metrics,
+                                 std::vector<int> selected, bool combined, std::string clientId,
+                                 Poco::Logger& log)
+    : device_(device), hub_(hub), mailbox_(mailbox), layout_(layout), metrics_(metrics),
+      combined_(combined),
       clientId_(std::move(clientId)), log_(log), selected_(std::move(selected)) {}
 
 void CapturePipeline::select(std::vector<int> monitors) {
@@ -36,7 +39,9 @@ CapturePipeline::Next CapturePipeline::waitForSlot() {
             case core::CaptureSlot::Capture:
                 repeat_ = session.takePictureRepeat(monoNow());
                 return Next::Capture;
-            case core::CaptureSlot::Skip: continue;  // window full: dropped and counted
+            case core::CaptureSlot::Skip:  // window full: dropped and counted
+                metrics_.windowDrop();
+                continue;
             case core::CaptureSlot::Wait: hub_.waitUntil(lock, session.nextCaptureAt()); break;
         }
     }
@@ -95,8 +100,11 @@ bool CapturePipeline::grabAll(const std::vector<int>& monitors, bool repeat, Cap
             item.monitor = static_cast<std::uint16_t>(idx);
             std::string error;
             ds_status s = DS_OK;  // grab throws PluginError for errors
+            const auto grabStart = std::chrono::steady_clock::now();
             try {
                 s = capture.grab(static_cast<uint32_t>(idx), 200, item.held);
+                item.grabSeconds =
+                    std::chrono::duration<double>(std::chrono::steady_clock::now() - grabStart).count();
             } catch (const std::exception& e) {
                 s = DS_ERR_INTERNAL;
                 error = e.what();
@@ -148,6 +156,7 @@ bool CapturePipeline::grabAll(const std::vector<int>& monitors, bool repeat, Cap
             compositeIndex_ ^= 1;
             CaptureJob::Item c;
             c.monitor = 0;
+            for (const auto& it : job.items) c.grabSeconds += it.grabSeconds;
             c.composite = composeSideBySide(toCompose_, picture, job.captureTimeUs);
             job.items.clear();
             job.items.push_back(std::move(c));

@@ -10,6 +10,8 @@
 #include "ports.hpp"
 #include "session_hub.hpp"
 
+#include "deskstream/core/agent_metrics.hpp"
+
 #include <Poco/Logger.h>
 
 #include <atomic>
@@ -23,8 +25,8 @@ namespace deskstream::agent {
 class CapturePipeline : public MonitorSelection {
 public:
     CapturePipeline(CaptureDevice& device, SessionHub& hub, FrameMailbox& mailbox,
-                    LayoutListener& layout, std::vector<int> selected, bool combined,
-                    std::string clientId, Poco::Logger& log);
+                    LayoutListener& layout, core::AgentMetrics& metrics, std::vector<int> selected,
+                    bool combined, std::string clientId, Poco::Logger& log);
 
     /// The capture thread's body; returns when the hub stops.
     void run();
@@ -46,6 +48,7 @@ private:
     SessionHub& hub_;
     FrameMailbox& mailbox_;
     LayoutListener& layout_;
+    core::AgentMetrics& metrics_;
     const bool combined_;
     const std::string clientId_;
     Poco::Logger& log_;

@@ -7,14 +7,17 @@
 #include "deskstream/core/frame_header.hpp"
 
 #include <algorithm>
+#include <chrono>
+#include <utility>
 #include <cstring>
 #include <stdexcept>
 
 namespace deskstream::agent {
 
 EncoderStage::EncoderStage(EncoderSlot& encoder, SessionHub& hub, FrameMailbox& mailbox,
-                           FrameSender& sender, std::string clientId, Poco::Logger& log)
-    : encoder_(encoder), hub_(hub), mailbox_(mailbox), sender_(sender),
+                           FrameSender& sender, core::AgentMetrics& metrics, std::string clientId,
+                           Poco::Logger& log)
+    : encoder_(encoder), hub_(hub), mailbox_(mailbox), sender_(sender), metrics_(metrics),
       clientId_(std::move(clientId)), log_(log) {}
 
 void EncoderStage::run() {
@@ -85,6 +88,7 @@ bool EncoderStage::encode(const CaptureJob::Item& item, std::uint64_t captureTim
     params.quality = quality;
     params.keyframe = 1;
     const ds_frame& frame = item.frame();
+    const auto encodeStart = std::chrono::steady_clock::now();
     const bool ok = encoder_.locked([&](host::EncoderInstance& encoder) {
         ds_encoded out{};
         try {
@@ -107,6 +111,9 @@ bool EncoderStage::encode(const CaptureJob::Item& item, std::uint64_t captureTim
         return true;
     });
     if (!ok) return false;
+    metrics_.encoded(h.codec, std::chrono::duration<double>(std::chrono::steady_clock::now() - encodeStart).count(),
+                     h.payloadLength);
+    if (item.grabSeconds > 0) metrics_.captured(h.codec, item.grabSeconds);  // not the start-up frame's
     h.flags = core::frame_flags::kKey | core::frame_flags::kLastRect;
     h.captureTimeUs = frame.capture_time_us ? frame.capture_time_us : captureTimeUs;
     h.monitor = item.monitor;
@@ -120,7 +127,14 @@ bool EncoderStage::encode(const CaptureJob::Item& item, std::uint64_t captureTim
 }
 
 void EncoderStage::admitAndSend(core::FrameHeader& h) {
-    auto admitted = hub_.with([](core::AgentSession& s) { return s.admitFrame(monoNow()); });
+    auto [admitted, windowDrop] = hub_.with([this](core::AgentSession& s) {
+        const std::uint64_t droppedBefore = s.flow().dropped();
+        auto a = s.admitFrame(monoNow());
+        metrics_.quality(s.quality());
+        metrics_.inFlight(static_cast<int>(s.flow().inFlight()));
+        return std::make_pair(a, s.flow().dropped() > droppedBefore);
+    });
+    if (windowDrop) metrics_.windowDrop();
     if (!admitted) return;  // window full (counted) or no longer registered
     h.frameNumber = admitted->frameNumber;
     h.streamId = admitted->streamId;

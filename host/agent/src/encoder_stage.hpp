@@ -13,6 +13,7 @@
 
 #include <Poco/Logger.h>
 
+#include "deskstream/core/agent_metrics.hpp"
 #include "deskstream/core/frame_header.hpp"
 
 #include <atomic>
@@ -26,7 +27,7 @@ namespace deskstream::agent {
 class EncoderStage {
 public:
     EncoderStage(EncoderSlot& encoder, SessionHub& hub, FrameMailbox& mailbox, FrameSender& sender,
-                 std::string clientId, Poco::Logger& log);
+                 core::AgentMetrics& metrics, std::string clientId, Poco::Logger& log);
 
     /// The encode thread's body; returns when the mailbox is closed.
     void run();
@@ -55,6 +56,7 @@ private:
     SessionHub& hub_;
     FrameMailbox& mailbox_;
     FrameSender& sender_;
+    core::AgentMetrics& metrics_;
     const std::string clientId_;
     Poco::Logger& log_;
 

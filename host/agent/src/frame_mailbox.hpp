@@ -20,6 +20,7 @@ struct CaptureJob {
         ds_frame composite{};               // the combined picture (then `held` is empty)
         std::uint16_t monitor = 0;
         bool repeat = false;  // no new picture: send this monitor's last frame again
+        double grabSeconds = 0;  // the capture plugin's time for this picture (metrics)
         const ds_frame& frame() const { return held ? *held : composite; }
     };
     std::vector<Item> items;

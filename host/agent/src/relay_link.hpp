@@ -7,6 +7,8 @@
 #include "ports.hpp"
 #include "session_hub.hpp"
 
+#include "deskstream/core/agent_metrics.hpp"
+
 #include <Poco/Logger.h>
 #include <Poco/Net/WebSocket.h>
 
@@ -31,7 +33,7 @@ class RelayLink : public FrameSender {
 public:
     /// `handshake` builds the handshake for each connection; `refused` is called once when the
     /// relay refused the registration (with the message for the operator).
-    RelayLink(LinkOptions options, SessionHub& hub, CommandRunner& commands,
+    RelayLink(LinkOptions options, SessionHub& hub, CommandRunner& commands, core::AgentMetrics& metrics,
               std::function<core::Handshake()> handshake,
               std::function<void(const std::string&)> refused, Poco::Logger& log);
 
@@ -56,6 +58,8 @@ private:
     const LinkOptions options_;
     SessionHub& hub_;
     CommandRunner& commands_;
+    core::AgentMetrics& metrics_;
+    bool attempted_ = false;  // connection thread: the first attempt is not a reconnect
     std::function<core::Handshake()> handshake_;
     std::function<void(const std::string&)> refused_;
     Poco::Logger& log_;

@@ -17,6 +17,7 @@
 #pragma once
 
 #include "deskstream/core/flow.hpp"
+#include "deskstream/core/metrics.hpp"
 #include "deskstream/core/reconnect.hpp"
 #include "deskstream/host/instances.hpp"
 
@@ -47,6 +48,9 @@ struct AgentOptions {
     std::chrono::milliseconds sendTimeout{10000};
     std::size_t maxMessageBytes = 16u * 1024u * 1024u;
     core::ReconnectOptions reconnect;
+    // Where the agent's metrics live (docs/operations.md, "Agent metrics"); null: its own
+    // registry. Role all passes the relay's, so one /metrics shows both.
+    std::shared_ptr<core::metrics::Registry> metrics;
 };
 
 struct AgentStats {
@@ -109,6 +113,8 @@ public:
 
     AgentStats stats() const;
     FirstFrame firstFrame() const;
+    /// The registry holding the agent's metrics (AgentOptions::metrics, or its own).
+    std::shared_ptr<core::metrics::Registry> metricsRegistry() const;
 
 private:
     struct Impl;
