@@ -179,6 +179,7 @@ void AgentSession::setStreaming(bool on, TimePoint now, AgentActions& out) {
     const bool changed = streaming_ != on;
     streaming_ = on;
     if (on) flow_.onCaptured(now - flow_.period());  // the first capture is due at once
+    if (on) pictureOwed_ = true;  // the (new) viewers need a whole picture, changed or not
     if (changed) out.push_back(AgentStreamingChanged{on});
 }
 
@@ -211,6 +212,7 @@ AgentActions AgentSession::onCommandDone(const std::string& commandId, const Com
         if (command.config.fps) flow_.setFps(*command.config.fps);
         if (command.config.quality) flow_.setQuality(*command.config.quality);
     }
+    if (error.empty() && command.type == CommandType::RequestKeyframe) pictureOwed_ = true;
     CommandResult result;
     result.commandId = commandId;
     result.status = error.empty() ? CommandStatus::Done : CommandStatus::Failed;
@@ -304,6 +306,15 @@ CaptureSlot AgentSession::takeCaptureSlot(TimePoint now) {
         return CaptureSlot::Skip;
     }
     return CaptureSlot::Capture;
+}
+
+bool AgentSession::takePictureRepeat(TimePoint now) {
+    if (!wantsFrames()) return false;
+    if (!pictureOwed_ && lastRepeatAt_ != TimePoint::min() && now - lastRepeatAt_ < config_.pictureRefresh)
+        return false;
+    pictureOwed_ = false;
+    lastRepeatAt_ = now;
+    return true;
 }
 
 std::optional<AdmittedFrame> AgentSession::admitFrame(TimePoint now) {

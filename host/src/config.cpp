@@ -397,6 +397,12 @@ std::vector<Problem> Configuration::validate(const PluginRegistry *plugins) cons
         lo >= hi)
         error("agent", "adapt.low_latency_ms", std::to_string(lo),
               "must be below adapt.high_latency_ms (" + std::to_string(hi) + ")");
+    // [agent] metrics_listen: empty (off) or host:port, checked as [relay] listen is.
+    const std::string metricsListen = *get("agent", "metrics_listen");
+    if (!metricsListen.empty()) {
+        const std::string why = checkValue(*findKey("relay", "listen"), metricsListen);
+        if (!why.empty()) error("agent", "metrics_listen", metricsListen, why + " (or empty: off)");
+    }
 
     // The plugins the role needs must be there.
     if (plugins) {
@@ -538,6 +544,11 @@ AgentConfig Configuration::agent() const {
     if (monitors != "all")
         for (const auto &m : split(monitors, ',')) a.monitors.push_back(static_cast<uint32_t>(std::stoul(m)));
     a.layout = DS_VALUE("agent", "layout") == "combined" ? Layout::Combined : Layout::Separate;
+    a.metricsListen = DS_VALUE("agent", "metrics_listen");
+    if (!a.metricsListen.empty()) {
+        const std::string why = checkValue(*findKey("relay", "listen"), a.metricsListen);
+        if (!why.empty()) throw ConfigError(invalid(*this, "agent", "metrics_listen", why + " (or empty: off)"));
+    }
     return a;
 }
 #undef DS_VALUE

@@ -93,6 +93,8 @@ std::vector<KeySpec> makeSchema() {
          "monitors streamed: all, or a comma-separated list of indices (0,1)"},
         {"agent", "layout", T::Choice, "separate", 0, 0, {"separate", "combined"},
          "separate streams per monitor, or one side-by-side picture"},
+        {"agent", "metrics_listen", T::String, "", 0, 0, {},
+         "host:port serving the agent's GET /metrics when it runs alone; empty: off"},
     };
 }
 } // namespace

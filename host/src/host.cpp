@@ -2,6 +2,7 @@
 
 #include "deskstream/host/instances.hpp"
 #include "deskstream/host/services.hpp"
+#include "deskstream/core/metrics.hpp"
 
 #include <Poco/Logger.h>
 
@@ -17,9 +18,12 @@ void Host::loadPlugins() { plugins_.scan(config_.host().pluginsPath); }
 
 void Host::addDefaultServices() {
     HostConfig h = config_.host();
-    // The relay first: in role all the agent connects to it as soon as it starts.
-    if (h.runsRelay()) addService(std::make_unique<RelayService>(config_, plugins_));
-    if (h.runsAgent()) addService(std::make_unique<AgentService>(config_, plugins_));
+    // The relay first: in role all the agent connects to it as soon as it starts. Both then
+    // share one metrics registry, so the relay's /metrics shows the agent's series too.
+    std::shared_ptr<core::metrics::Registry> shared;
+    if (h.runsRelay() && h.runsAgent()) shared = std::make_shared<core::metrics::Registry>();
+    if (h.runsRelay()) addService(std::make_unique<RelayService>(config_, plugins_, shared));
+    if (h.runsAgent()) addService(std::make_unique<AgentService>(config_, plugins_, shared));
 }
 
 void Host::addService(std::unique_ptr<Service> service) { services_.push_back(std::move(service)); }

@@ -3,7 +3,10 @@
 #include "deskstream/host/host.hpp"
 #include "deskstream/agent/agent.hpp"
 #include "deskstream/core/types.hpp"
+#include "deskstream/relay/process_metrics.hpp"
 #include "deskstream/relay/relay.hpp"
+#include "deskstream/host/version.hpp"
+#include "metrics_endpoint.hpp"
 
 #include <Poco/Environment.h>
 
@@ -130,8 +133,9 @@ relay::RelayOptions relayOptions(const RelayConfig &r, const HeartbeatConfig &hb
 
 } // namespace
 
-RelayService::RelayService(const Configuration &config, const PluginRegistry &plugins)
-    : config_(config), plugins_(plugins) {}
+RelayService::RelayService(const Configuration &config, const PluginRegistry &plugins,
+                           std::shared_ptr<core::metrics::Registry> metrics)
+    : config_(config), plugins_(plugins), metrics_(std::move(metrics)) {}
 
 RelayService::~RelayService() { stop(); }
 
@@ -142,7 +146,9 @@ void RelayService::start() {
     const PluginInfo &storePlugin = plugins_.require(DS_KIND_STORE, r.store, "[relay] store");
     store_ = std::make_unique<StoreInstance>(storePlugin, config_.poco());
     store_->check();
-    relay_ = std::make_unique<relay::Relay>(relayOptions(r, config_.heartbeat(), config_.auth()),
+    relay::RelayOptions options = relayOptions(r, config_.heartbeat(), config_.auth());
+    options.metrics = metrics_;
+    relay_ = std::make_unique<relay::Relay>(std::move(options),
                                             &store_->vtable(), store_->handle(), Poco::Logger::get("relay"));
     relay_->start();
     port_ = relay_->port();
@@ -157,8 +163,11 @@ void RelayService::stop() noexcept {
     store_.reset();  // after the relay: it does not own the store instance
 }
 
-AgentService::AgentService(const Configuration &config, const PluginRegistry &plugins)
-    : config_(config), plugins_(plugins) {}
+AgentService::AgentService(const Configuration &config, const PluginRegistry &plugins,
+                           std::shared_ptr<core::metrics::Registry> metrics)
+    : config_(config), plugins_(plugins), metrics_(std::move(metrics)) {}
+
+uint16_t AgentService::metricsPort() const { return metricsEndpoint_ ? metricsEndpoint_->port() : 0; }
 
 AgentService::~AgentService() { stop(); }
 
@@ -198,33 +207,43 @@ void AgentService::start() {
     auto capture = std::make_unique<CaptureInstance>(capturePlugin, config_.poco());
     auto encoder = std::make_unique<EncoderInstance>(encoderPlugin, config_.poco());
 
-    // One frame through both plugins proves the pair works before we claim to be running.
     std::vector<ds_monitor_info> monitors = capture->monitors();
     if (monitors.empty()) throw std::runtime_error("capture plugin '" + capturePlugin.name + "' reports no monitor");
-    {
-        CaptureInstance::Frame frame;
-        uint32_t first = agentConfig.monitors.empty() ? monitors.front().index : agentConfig.monitors.front();
-        if (capture->grab(first, 1000, frame) == DS_OK) {
-            ds_encode_params params{};
-            params.struct_size = sizeof params;
-            params.quality = agentConfig.quality;
-            params.keyframe = 1;
-            ds_encoded out = encoder->encode(*frame, params);
-            log.information("agent ready: capture '" + capturePlugin.name + "' (" + std::to_string(monitors.size()) +
-                            " monitor(s), " + std::to_string(frame->width) + "x" + std::to_string(frame->height) +
-                            "), encoder '" + encoderPlugin.name + "' (first frame " + std::to_string(out.size) +
-                            " bytes)");
-        }
-    }
     const PluginRegistry &plugins = plugins_;
     const Configuration &config = config_;
     agent::EncoderFactory factory = [&plugins, &config](const std::string &name) {
         const PluginInfo &p = plugins.require(DS_KIND_ENCODER, name, "set_config encoder");
         return std::make_unique<EncoderInstance>(p, config.poco());
     };
-    runtime_ = std::make_unique<agent::AgentRuntime>(agentOptions(agentConfig, config_.heartbeat()),
-                                                     std::move(capture), std::move(encoder), factory);
+    agent::AgentOptions options = agentOptions(agentConfig, config_.heartbeat());
+    // Role all: the relay's registry, so its /metrics shows the agent too. Alone: its own, with
+    // the process figures, served on [agent] metrics_listen (docs/operations.md).
+    std::shared_ptr<core::metrics::Registry> registry = metrics_;
+    if (!registry && !agentConfig.metricsListen.empty()) {
+        registry = std::make_shared<core::metrics::Registry>();
+        relay::exposeProcessMetrics(*registry, version());
+    } else if (registry && !agentConfig.metricsListen.empty()) {
+        log.information("[agent] metrics_listen is not used in role all: the agent's metrics are on the relay's "
+                        "/metrics");
+    }
+    options.metrics = registry;
+    runtime_ = std::make_unique<agent::AgentRuntime>(std::move(options), std::move(capture), std::move(encoder),
+                                                     factory);
+    // Bound before the runtime starts: a taken port fails start-up with nothing left running.
+    if (!metrics_ && !agentConfig.metricsListen.empty()) {
+        metricsEndpoint_ = std::make_unique<MetricsEndpoint>(agentConfig.metricsListen, registry);
+        log.information("agent metrics on http://" + agentConfig.metricsListen.substr(0, agentConfig.metricsListen.rfind(':')) +
+                        ":" + std::to_string(metricsEndpoint_->port()) + "/metrics");
+    }
+    // start() pushes one frame through both plugins (the pair works) and keeps it as the
+    // monitor's last frame, so it is not lost to a probe here (docs/agent.md).
     runtime_->start();
+    const agent::FirstFrame first = runtime_->firstFrame();
+    if (first.captured)
+        log.information("agent ready: capture '" + capturePlugin.name + "' (" + std::to_string(monitors.size()) +
+                        " monitor(s), " + std::to_string(first.width) + "x" + std::to_string(first.height) +
+                        "), encoder '" + encoderPlugin.name + "' (first frame " + std::to_string(first.bytes) +
+                        " bytes)");
 }
 
 void AgentService::stop() noexcept {
@@ -233,6 +252,7 @@ void AgentService::stop() noexcept {
             runtime_->stop();
             if (runtime_->exitCode() != 0) fatal_ = runtime_->fatalReason();
         }
+        metricsEndpoint_.reset();
         runtime_.reset();  // destroys the capture and encoder instances
     } catch (...) {
     }

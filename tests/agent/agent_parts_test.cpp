@@ -63,6 +63,12 @@ public:
     std::vector<int> selected{0};
 };
 
+class RecordingLayout : public LayoutListener {
+public:
+    void layoutChanged(std::vector<ds_monitor_info> monitors) override { changes.push_back(std::move(monitors)); }
+    std::vector<std::vector<ds_monitor_info>> changes;
+};
+
 class AgentParts : public ::testing::Test {
 protected:
     void SetUp() override {
@@ -90,8 +96,8 @@ struct Pipeline {
     Pipeline(std::unique_ptr<host::CaptureInstance> c, std::unique_ptr<host::EncoderInstance> e,
              int window, Poco::Logger& log)
         : hub(sessionConfig(window), [] { return 0.5; }), device(std::move(c)), encoder(std::move(e)),
-          capture(device, hub, mailbox, {0}, false, "parts-pc", log),
-          encode(encoder, hub, mailbox, sender, "parts-pc", log) {
+          capture(device, hub, mailbox, layout, metrics, {0}, false, "parts-pc", log),
+          encode(encoder, hub, mailbox, sender, metrics, "parts-pc", log) {
         hub.start();
         captureThread = std::thread([this] { capture.run(); });
         encodeThread = std::thread([this] { encode.run(); });
@@ -132,6 +138,8 @@ struct Pipeline {
     SessionHub hub;
     FrameMailbox mailbox;
     RecordingSender sender;
+    RecordingLayout layout;
+    core::AgentMetrics metrics;
     CaptureDevice device;
     EncoderSlot encoder;
     CapturePipeline capture;

@@ -556,3 +556,57 @@ TEST(AgentSession, CommandsAndStartStreamBeforeTheAckAreAccepted) {
     EXPECT_TRUE(s.wantsFrames());
     EXPECT_EQ(s.state(), AgentSessionState::Registered);
 }
+
+// ------------------------------------------------------------------ a picture for every viewer
+
+TEST(AgentSession, StartStreamOwesEveryStillMonitorItsLastPictureOnce) {
+    Registered r;
+    EXPECT_FALSE(r.s.takePictureRepeat(t0)) << "unwatched: nothing is owed";
+    r.watch(t0);
+    EXPECT_TRUE(r.s.takePictureRepeat(t0)) << "start_stream: the next slot re-sends";
+    EXPECT_FALSE(r.s.takePictureRepeat(t0 + 100ms)) << "the debt was paid";
+    EXPECT_FALSE(r.s.takePictureRepeat(t0 + 999ms));
+}
+
+TEST(AgentSession, AStillScreenIsSentAgainEveryPictureRefresh) {
+    auto c = config();
+    c.pictureRefresh = 1s;
+    Registered r(c);
+    r.watch(t0);
+    ASSERT_TRUE(r.s.takePictureRepeat(t0));
+    EXPECT_FALSE(r.s.takePictureRepeat(t0 + 999ms));
+    EXPECT_TRUE(r.s.takePictureRepeat(t0 + 1s)) << "a subscriber the agent is not told about";
+    EXPECT_FALSE(r.s.takePictureRepeat(t0 + 1500ms));
+    EXPECT_TRUE(r.s.takePictureRepeat(t0 + 2s));
+}
+
+TEST(AgentSession, ADoneRequestKeyframeOwesThePictureAtTheNextSlot) {
+    Registered r;
+    r.watch(t0);
+    ASSERT_TRUE(r.s.takePictureRepeat(t0));
+    auto exec = all<AgentExecute>(r.s.onText(commandText("k-1", R"({"type":"request_keyframe"})"), t0 + 10ms, kWall));
+    ASSERT_EQ(exec.size(), 1u);
+    EXPECT_FALSE(r.s.takePictureRepeat(t0 + 20ms)) << "not before the host ran it";
+    r.s.onCommandDone("k-1", exec[0].command, "");
+    EXPECT_TRUE(r.s.takePictureRepeat(t0 + 30ms));
+    EXPECT_FALSE(r.s.takePictureRepeat(t0 + 40ms));
+    // A failed one owes nothing.
+    exec = all<AgentExecute>(r.s.onText(commandText("k-2", R"({"type":"request_keyframe"})"), t0 + 50ms, kWall));
+    ASSERT_EQ(exec.size(), 1u);
+    r.s.onCommandDone("k-2", exec[0].command, "boom");
+    EXPECT_FALSE(r.s.takePictureRepeat(t0 + 60ms));
+}
+
+TEST(AgentSession, AReconnectionOwesThePictureAgain) {
+    Registered r;
+    r.watch(t0);
+    ASSERT_TRUE(r.s.takePictureRepeat(t0));
+    r.s.onDisconnected(t0 + 100ms, "gone");
+    EXPECT_FALSE(r.s.takePictureRepeat(t0 + 200ms)) << "not registered: nothing is wanted";
+    ASSERT_TRUE(r.s.attemptDue(t0 + 60s));
+    r.s.onAttempt(t0 + 60s);
+    r.s.onConnected(t0 + 60s, handshake());
+    r.s.onText(ackText(), t0 + 60s, kWall);
+    r.watch(t0 + 60s);
+    EXPECT_TRUE(r.s.takePictureRepeat(t0 + 60s + 1ms));
+}

@@ -155,6 +155,14 @@ TEST(ConfigCheck, RulesBetweenKeys) {
               "error: t.ini:2: [agent] adapt.low_latency_ms = '600': must be below adapt.high_latency_ms (500)");
 }
 
+TEST(ConfigCheck, AgentMetricsListenIsEmptyOrHostPort) {
+    EXPECT_EQ(one("[agent]\nmetrics_listen = 9464\n"),
+              "error: t.ini:2: [agent] metrics_listen = '9464': is not host:port (or empty: off)");
+    EXPECT_EQ(one("[agent]\nmetrics_listen = 127.0.0.1:99999\n"),
+              "error: t.ini:2: [agent] metrics_listen = '127.0.0.1:99999': has a port out of range [0, 65535] "
+              "(or empty: off)");
+}
+
 TEST(ConfigCheck, SyntaxErrors) {
     EXPECT_EQ(one("[agent\n"), "error: t.ini:1: malformed section header '[agent'");
     EXPECT_EQ(one("[agent]\njust words\n"), "error: t.ini:2: [agent]: line 'just words' is not 'key = value'");

@@ -21,12 +21,14 @@
 #include "relay_link.hpp"
 #include "session_hub.hpp"
 
+#include "deskstream/core/agent_metrics.hpp"
 #include "deskstream/core/frame_header.hpp"
 
 #include <Poco/Logger.h>
 
 #include <algorithm>
 #include <cstring>
+#include <mutex>
 #include <random>
 #include <stdexcept>
 #include <thread>
@@ -53,7 +55,7 @@ std::function<double()> osUniform01() {
 
 }  // namespace
 
-struct AgentRuntime::Impl {
+struct AgentRuntime::Impl : LayoutListener {
     AgentRuntime& owner;
     const AgentOptions options;
     Poco::Logger& log = Poco::Logger::get("agent");
@@ -62,8 +64,10 @@ struct AgentRuntime::Impl {
     EncoderFactory encoderFactory;
 
     SessionHub hub;
+    core::AgentMetrics metrics;
     FrameMailbox mailbox;
-    std::vector<ds_monitor_info> monitorInfo;  // as listed at start
+    mutable std::mutex monitorsMutex;          // the capture thread changes, the link reads
+    std::vector<ds_monitor_info> monitorInfo;  // as listed at start, then at each DS_REINIT
     std::unique_ptr<CaptureDevice> capture;
     std::unique_ptr<CapturePipeline> pipeline;
     std::unique_ptr<EncoderSlot> encoder;
@@ -72,12 +76,13 @@ struct AgentRuntime::Impl {
     std::unique_ptr<RelayLink> link;
     std::thread connThread, captureThread, encodeThread;
     bool started = false;
+    FirstFrame first;
 
     Impl(AgentRuntime& o, AgentOptions opts, std::unique_ptr<CaptureInstance> c,
          std::unique_ptr<EncoderInstance> e, EncoderFactory f)
         : owner(o), options(std::move(opts)), captureInstance(std::move(c)),
           encoderInstance(std::move(e)), encoderFactory(std::move(f)),
-          hub(sessionConfig(options), osUniform01()) {}
+          hub(sessionConfig(options), osUniform01()), metrics(options.metrics) {}
 
     core::Handshake buildHandshake() const {
         core::Handshake h;
@@ -86,6 +91,7 @@ struct AgentRuntime::Impl {
         h.token = options.token;
         h.name = options.name;
         h.hostname = options.hostname;
+        std::lock_guard<std::mutex> lock(monitorsMutex);
         for (const auto& m : monitorInfo) {
             core::MonitorInfo mi;
             mi.index = static_cast<int>(m.index);
@@ -108,6 +114,65 @@ struct AgentRuntime::Impl {
         owner.exitCode_ = 2;         // before waitFinished() can return
         hub.finish(why);
         link->interrupt();
+    }
+
+    // One grab per selected monitor through both plugins proves the pair works, and each picture
+    // becomes that monitor's last frame: a damage-driven plugin gives a still screen's whole
+    // picture only once, and a viewer that arrives later must still get it (docs/agent.md).
+    // Before the threads start; a combined layout of several monitors starts with none.
+    void primeLastFrames(const std::vector<int>& selected) {
+        if (options.combined && selected.size() > 1) return;
+        for (int idx : selected) {
+            capture->locked([&](host::CaptureInstance& c) {
+                host::CaptureInstance::Frame frame;
+                ds_status s = c.grab(static_cast<uint32_t>(idx), 1000, frame);
+                if (s == DS_REINIT) {  // changed since listed: nothing is announced yet, re-list
+                    std::vector<ds_monitor_info> now = c.monitors();
+                    std::lock_guard<std::mutex> lock(monitorsMutex);
+                    monitorInfo = std::move(now);
+                    s = c.grab(static_cast<uint32_t>(idx), 1000, frame);
+                }
+                if (s != DS_OK) return;
+                const std::size_t bytes = encoderStage->prime(static_cast<std::uint16_t>(idx), *frame,
+                                                              frame->capture_time_us);
+                if (first.captured) return;
+                first.captured = true;
+                first.width = frame->width;
+                first.height = frame->height;
+                first.bytes = bytes;
+            });
+        }
+    }
+
+    // DS_REINIT (capture thread): the relay must learn the new layout, and frames of the new
+    // size must not go out under the old one. The protocol has no message for a changed layout,
+    // so the agent re-registers: it closes the connection (1000) and the next handshake carries
+    // the new monitors (docs/agent.md, "Monitor layout changes").
+    void layoutChanged(std::vector<ds_monitor_info> now) override {
+        std::vector<int> selected;
+        std::size_t before = 0;
+        {
+            std::lock_guard<std::mutex> lock(monitorsMutex);
+            before = monitorInfo.size();
+            monitorInfo = now;
+        }
+        for (const auto& m : now) {
+            const int idx = static_cast<int>(m.index);
+            if (options.allMonitors ||
+                std::find(options.monitors.begin(), options.monitors.end(), idx) != options.monitors.end())
+                selected.push_back(idx);
+        }
+        if (selected.empty()) {  // every configured monitor is gone: show what there is
+            for (const auto& m : now) selected.push_back(static_cast<int>(m.index));
+            log.warning("agent %s: none of [agent] monitors exists after the layout change; streaming all %z",
+                        options.clientId, now.size());
+        }
+        log.warning("agent %s: monitor layout changed (%z -> %z monitors); re-registering with the new layout",
+                    options.clientId, before, now.size());
+        executor->setMonitors(now);
+        encoderStage->forgetLastFrames();  // their size is the old layout's
+        pipeline->select(std::move(selected));
+        link->reregister("monitor layout changed");
     }
 
     std::vector<int> selectMonitors() const {
@@ -156,7 +221,7 @@ void AgentRuntime::start() {
                       id, d.options.relayUrl, d.captureInstance->plugin().name, selected.size(),
                       d.encoderInstance->plugin().name, d.options.flow.fps, d.options.flow.quality);
     d.capture = std::make_unique<CaptureDevice>(std::move(d.captureInstance));
-    d.pipeline = std::make_unique<CapturePipeline>(*d.capture, d.hub, d.mailbox, selected,
+    d.pipeline = std::make_unique<CapturePipeline>(*d.capture, d.hub, d.mailbox, d, d.metrics, selected,
                                                    d.options.combined, id, d.log);
     d.encoder = std::make_unique<EncoderSlot>(std::move(d.encoderInstance));
     d.executor = std::make_unique<CommandExecutor>(d.monitorInfo, *d.capture, *d.encoder,
@@ -168,9 +233,10 @@ void AgentRuntime::start() {
     lo.sendTimeout = d.options.sendTimeout;
     lo.maxMessageBytes = d.options.maxMessageBytes;
     d.link = std::make_unique<RelayLink>(
-        lo, d.hub, *d.executor, [&d] { return d.buildHandshake(); },
+        lo, d.hub, *d.executor, d.metrics, [&d] { return d.buildHandshake(); },
         [&d](const std::string& why) { d.refused(why); }, d.log);
-    d.encoderStage = std::make_unique<EncoderStage>(*d.encoder, d.hub, d.mailbox, *d.link, id, d.log);
+    d.encoderStage = std::make_unique<EncoderStage>(*d.encoder, d.hub, d.mailbox, *d.link, d.metrics, id, d.log);
+    d.primeLastFrames(selected);
 
     d.started = true;
     d.hub.start();
@@ -196,6 +262,12 @@ bool AgentRuntime::waitFinished(std::chrono::milliseconds timeout) {
 }
 
 std::string AgentRuntime::fatalReason() const { return impl_->hub.fatalReason(); }
+
+FirstFrame AgentRuntime::firstFrame() const { return impl_->first; }
+
+std::shared_ptr<core::metrics::Registry> AgentRuntime::metricsRegistry() const {
+    return impl_->metrics.registry();
+}
 
 AgentStats AgentRuntime::stats() const {
     const Impl& d = *impl_;

@@ -2,6 +2,7 @@
 // while unwatched, dropped before any work when the window is full), grabs every selected
 // monitor, composes the combined layout, and leaves the job in the mailbox for the encoder. It
 // alone grabs and releases frames, so a capture instance holds at most two frames per monitor.
+// On DS_REINIT it re-reads the monitors and tells the LayoutListener (docs/agent.md).
 #pragma once
 
 #include "capture_device.hpp"
@@ -9,10 +10,13 @@
 #include "ports.hpp"
 #include "session_hub.hpp"
 
+#include "deskstream/core/agent_metrics.hpp"
+
 #include <Poco/Logger.h>
 
 #include <atomic>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,8 +25,8 @@ namespace deskstream::agent {
 class CapturePipeline : public MonitorSelection {
 public:
     CapturePipeline(CaptureDevice& device, SessionHub& hub, FrameMailbox& mailbox,
-                    std::vector<int> selected, bool combined, std::string clientId,
-                    Poco::Logger& log);
+                    LayoutListener& layout, core::AgentMetrics& metrics, std::vector<int> selected,
+                    bool combined, std::string clientId, Poco::Logger& log);
 
     /// The capture thread's body; returns when the hub stops.
     void run();
@@ -38,11 +42,13 @@ private:
     enum class Next { Capture, Release, Stop };
     Next waitForSlot();
     void releaseReturned();
-    bool grabAll(const std::vector<int>& monitors, CaptureJob& job);
+    bool grabAll(const std::vector<int>& monitors, bool repeat, CaptureJob& job);
 
     CaptureDevice& device_;
     SessionHub& hub_;
     FrameMailbox& mailbox_;
+    LayoutListener& layout_;
+    core::AgentMetrics& metrics_;
     const bool combined_;
     const std::string clientId_;
     Poco::Logger& log_;
@@ -59,6 +65,8 @@ private:
     std::vector<std::uint8_t> composite_[2];
     int compositeIndex_ = 0;
     std::string lastError_;
+    bool repeat_ = false;
+    std::optional<std::vector<ds_monitor_info>> newLayout_;  // DS_REINIT seen, not yet told  // the slot taken also owes the still monitors their last frame
 
     std::atomic<std::uint64_t> captured_{0}, errors_{0};
 };

@@ -23,10 +23,16 @@ std::string CommandExecutor::run(const core::Command& c) {
     return "unknown command";
 }
 
+void CommandExecutor::setMonitors(std::vector<ds_monitor_info> monitors) {
+    std::lock_guard<std::mutex> lock(monitorsMutex_);
+    monitors_ = std::move(monitors);
+}
+
 // Checks everything first, so a failed set_config changes nothing. The core session applies
 // fps and quality once this returned "" (done).
 std::string CommandExecutor::applyConfig(const core::SetConfig& cfg) {
     if (cfg.monitors) {
+        std::lock_guard<std::mutex> lock(monitorsMutex_);
         for (int idx : *cfg.monitors) {
             bool known = std::any_of(monitors_.begin(), monitors_.end(), [&](const ds_monitor_info& m) {
                 return static_cast<int>(m.index) == idx;

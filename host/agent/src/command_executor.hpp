@@ -11,6 +11,7 @@
 
 #include <Poco/Logger.h>
 
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -23,12 +24,15 @@ public:
                     std::string clientId, Poco::Logger& log);
 
     std::string run(const core::Command& command) override;
+    /// The monitor layout changed (DS_REINIT): set_config monitors are checked against these.
+    void setMonitors(std::vector<ds_monitor_info> monitors);
 
 private:
     std::string applyConfig(const core::SetConfig& config);
     std::string applyInput(const core::InputCommand& input);
 
-    const std::vector<ds_monitor_info> monitors_;
+    std::mutex monitorsMutex_;
+    std::vector<ds_monitor_info> monitors_;
     CaptureDevice& capture_;
     EncoderSwitch& encoder_;
     MonitorSelection& selection_;

@@ -7,13 +7,17 @@
 #include "deskstream/core/frame_header.hpp"
 
 #include <algorithm>
+#include <chrono>
+#include <utility>
 #include <cstring>
+#include <stdexcept>
 
 namespace deskstream::agent {
 
 EncoderStage::EncoderStage(EncoderSlot& encoder, SessionHub& hub, FrameMailbox& mailbox,
-                           FrameSender& sender, std::string clientId, Poco::Logger& log)
-    : encoder_(encoder), hub_(hub), mailbox_(mailbox), sender_(sender),
+                           FrameSender& sender, core::AgentMetrics& metrics, std::string clientId,
+                           Poco::Logger& log)
+    : encoder_(encoder), hub_(hub), mailbox_(mailbox), sender_(sender), metrics_(metrics),
       clientId_(std::move(clientId)), log_(log) {}
 
 void EncoderStage::run() {
@@ -27,13 +31,64 @@ void EncoderStage::run() {
 }
 
 void EncoderStage::encodeAndSend(const CaptureJob::Item& item, std::uint64_t captureTimeUs) {
+    if (item.repeat) {
+        resendLast(item.monitor);
+        return;
+    }
+    core::FrameHeader h;
+    if (!encode(item, captureTimeUs, h)) return;
+    {
+        std::lock_guard<std::mutex> lock(lastMutex_);
+        LastFrame& last = last_[item.monitor];
+        last.header = h;
+        last.message.assign(message_.begin(), message_.end());  // capacity reused across frames
+    }
+    admitAndSend(h);
+}
+
+std::size_t EncoderStage::prime(std::uint16_t monitor, const ds_frame& frame,
+                                std::uint64_t captureTimeUs) {
+    CaptureJob::Item item;
+    item.monitor = monitor;
+    item.composite = frame;
+    core::FrameHeader h;
+    if (!encode(item, captureTimeUs, h)) throw std::runtime_error("encoder: " + lastError_);
+    std::lock_guard<std::mutex> lock(lastMutex_);
+    LastFrame& last = last_[monitor];
+    last.header = h;
+    last.message = message_;
+    return h.payloadLength;
+}
+
+void EncoderStage::forgetLastFrames() {
+    std::lock_guard<std::mutex> lock(lastMutex_);
+    last_.clear();
+}
+
+// The same picture again: a whole (key) frame under a new frame number.
+void EncoderStage::resendLast(std::uint16_t monitor) {
+    core::FrameHeader h;
+    {
+        std::lock_guard<std::mutex> lock(lastMutex_);
+        auto it = last_.find(monitor);
+        if (it == last_.end()) return;  // nothing captured yet: the next new picture goes
+        h = it->second.header;
+        message_.assign(it->second.message.begin(), it->second.message.end());
+    }
+    ++repeats_;
+    admitAndSend(h);
+}
+
+// Encodes the picture into message_ (header bytes left to admitAndSend) and fills `h`.
+bool EncoderStage::encode(const CaptureJob::Item& item, std::uint64_t captureTimeUs,
+                          core::FrameHeader& h) {
     const int quality = hub_.with([](const core::AgentSession& s) { return s.quality(); });
     ds_encode_params params{};
     params.struct_size = sizeof params;
     params.quality = quality;
     params.keyframe = 1;
     const ds_frame& frame = item.frame();
-    core::FrameHeader h;
+    const auto encodeStart = std::chrono::steady_clock::now();
     const bool ok = encoder_.locked([&](host::EncoderInstance& encoder) {
         ds_encoded out{};
         try {
@@ -55,7 +110,10 @@ void EncoderStage::encodeAndSend(const CaptureJob::Item& item, std::uint64_t cap
         std::memcpy(message_.data() + core::kFrameHeaderSize, out.data, out.size);
         return true;
     });
-    if (!ok) return;
+    if (!ok) return false;
+    metrics_.encoded(h.codec, std::chrono::duration<double>(std::chrono::steady_clock::now() - encodeStart).count(),
+                     h.payloadLength);
+    if (item.grabSeconds > 0) metrics_.captured(h.codec, item.grabSeconds);  // not the start-up frame's
     h.flags = core::frame_flags::kKey | core::frame_flags::kLastRect;
     h.captureTimeUs = frame.capture_time_us ? frame.capture_time_us : captureTimeUs;
     h.monitor = item.monitor;
@@ -65,8 +123,18 @@ void EncoderStage::encodeAndSend(const CaptureJob::Item& item, std::uint64_t cap
     h.rectY = 0;
     h.rectWidth = frame.width;
     h.rectHeight = frame.height;
+    return true;
+}
 
-    auto admitted = hub_.with([](core::AgentSession& s) { return s.admitFrame(monoNow()); });
+void EncoderStage::admitAndSend(core::FrameHeader& h) {
+    auto [admitted, windowDrop] = hub_.with([this](core::AgentSession& s) {
+        const std::uint64_t droppedBefore = s.flow().dropped();
+        auto a = s.admitFrame(monoNow());
+        metrics_.quality(s.quality());
+        metrics_.inFlight(static_cast<int>(s.flow().inFlight()));
+        return std::make_pair(a, s.flow().dropped() > droppedBefore);
+    });
+    if (windowDrop) metrics_.windowDrop();
     if (!admitted) return;  // window full (counted) or no longer registered
     h.frameNumber = admitted->frameNumber;
     h.streamId = admitted->streamId;

@@ -37,6 +37,14 @@ public:
     virtual void select(std::vector<int> monitors) = 0;
 };
 
+/// Told when the capture plugin said DS_REINIT: the monitor layout changed, these are the new
+/// monitors (the runtime re-selects, forgets the last frames and re-registers).
+class LayoutListener {
+public:
+    virtual ~LayoutListener() = default;
+    virtual void layoutChanged(std::vector<ds_monitor_info> monitors) = 0;
+};
+
 /// The encoder in use (set_config encoder, the handshake's codec).
 class EncoderSwitch {
 public:

@@ -50,9 +50,10 @@ bool isOpen(core::AgentSessionState s) {
 }  // namespace
 
 RelayLink::RelayLink(LinkOptions options, SessionHub& hub, CommandRunner& commands,
+                     core::AgentMetrics& metrics,
                      std::function<core::Handshake()> handshake,
                      std::function<void(const std::string&)> refused, Poco::Logger& log)
-    : options_(std::move(options)), hub_(hub), commands_(commands),
+    : options_(std::move(options)), hub_(hub), commands_(commands), metrics_(metrics),
       handshake_(std::move(handshake)), refused_(std::move(refused)), log_(log) {}
 
 // ------------------------------------------------------------------ connection thread
@@ -68,6 +69,8 @@ void RelayLink::run() {
             if (!hub_.runningLocked()) break;
             actions = s.onAttempt(monoNow());
         }
+        if (attempted_) metrics_.reconnect();
+        attempted_ = true;
         perform(actions);
 
         std::string why;
@@ -133,7 +136,12 @@ std::string RelayLink::pump(WebSocket& ws) {
         }
         if (opcode == WebSocket::FRAME_OP_TEXT) {
             const std::string text(buffer.begin(), buffer.size());
-            perform(hub_.change([&](core::AgentSession& s) { return s.onText(text, monoNow(), wallMs()); }));
+            perform(hub_.change([&](core::AgentSession& s) {
+                auto a = s.onText(text, monoNow(), wallMs());
+                metrics_.inFlight(static_cast<int>(s.flow().inFlight()));  // acks retire frames
+                metrics_.quality(s.quality());
+                return a;
+            }));
             continue;
         }
         hub_.with([](core::AgentSession& s) { s.onFrameReceived(monoNow()); });
@@ -214,6 +222,7 @@ void RelayLink::perform(const core::AgentActions& actions) {
                 log_.warning("agent %s: cannot connect to %s: %s (retrying with backoff)",
                              options_.clientId, options_.relayUrl, retry->why);
         } else if (auto* breaker = std::get_if<core::AgentBreakerChanged>(&action)) {
+            metrics_.breaker(breaker->state);
             if (breaker->state == core::BreakerState::Open)
                 log_.error("agent %s: circuit breaker open after %d failed attempts to reach %s; "
                            "next attempt in %d s",
@@ -280,6 +289,11 @@ void RelayLink::closeSocket(int code, const std::string& reason) {
         ws->shutdown(static_cast<Poco::UInt16>(code), reason);
     } catch (...) {
     }
+}
+
+void RelayLink::reregister(const std::string& why) {
+    log_.information("agent %s: re-registering with %s: %s", options_.clientId, options_.relayUrl, why);
+    closeSocket(core::close_code::kNormal, why);
 }
 
 void RelayLink::interrupt() {

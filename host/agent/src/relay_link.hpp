@@ -7,6 +7,8 @@
 #include "ports.hpp"
 #include "session_hub.hpp"
 
+#include "deskstream/core/agent_metrics.hpp"
+
 #include <Poco/Logger.h>
 #include <Poco/Net/WebSocket.h>
 
@@ -31,7 +33,7 @@ class RelayLink : public FrameSender {
 public:
     /// `handshake` builds the handshake for each connection; `refused` is called once when the
     /// relay refused the registration (with the message for the operator).
-    RelayLink(LinkOptions options, SessionHub& hub, CommandRunner& commands,
+    RelayLink(LinkOptions options, SessionHub& hub, CommandRunner& commands, core::AgentMetrics& metrics,
               std::function<core::Handshake()> handshake,
               std::function<void(const std::string&)> refused, Poco::Logger& log);
 
@@ -39,6 +41,9 @@ public:
     void run();
     /// Shuts the socket down (wakes a blocked poll/receive): stop and fatal errors.
     void interrupt();
+    /// Ends the connection cleanly (close 1000 `why`): the session reconnects and sends a new
+    /// handshake (the monitor layout changed; docs/agent.md).
+    void reregister(const std::string& why);
 
     bool sendFrame(const std::uint8_t* data, std::size_t size) override;
     std::uint64_t bytesSent() const { return bytesSent_; }
@@ -53,6 +58,8 @@ private:
     const LinkOptions options_;
     SessionHub& hub_;
     CommandRunner& commands_;
+    core::AgentMetrics& metrics_;
+    bool attempted_ = false;  // connection thread: the first attempt is not a reconnect
     std::function<core::Handshake()> handshake_;
     std::function<void(const std::string&)> refused_;
     Poco::Logger& log_;

@@ -57,6 +57,10 @@ struct AgentSessionConfig {
     Duration handshakeTimeout = std::chrono::seconds(10);
     Duration statsInterval = std::chrono::seconds(2);  // agent_stats while registered
     std::size_t dedupCapacity = 4096;                  // executed commandIds remembered
+    // A still screen gives no new picture (damage-driven capture): each monitor's last frame is
+    // sent again at least this often, so a viewer the agent is not told about (a second
+    // subscriber) gets a picture within it (docs/agent.md, "A picture for every viewer").
+    Duration pictureRefresh = std::chrono::seconds(1);
 };
 
 enum class AgentSessionState {
@@ -185,6 +189,10 @@ public:
     /// A frame was encoded: gives it a number and admits it into the window, or drops it
     /// (window full, or no longer registered).
     std::optional<AdmittedFrame> admitFrame(TimePoint now);
+    /// Asked once per capture slot taken: true when every monitor that has no new picture must
+    /// send its last frame again (start_stream, a done request_keyframe, or pictureRefresh
+    /// passed since the last time it said so). Saying true consumes the debt.
+    bool takePictureRepeat(TimePoint now);
     /// The quality to encode with (adaptive, within [quality.min, quality.max]).
     int quality() const { return flow_.quality(); }
 
@@ -219,6 +227,8 @@ private:
     bool registeredThisConnection_ = false;
     std::uint32_t streamId_ = 0;
     std::uint64_t frameNumber_ = 0;
+    bool pictureOwed_ = false;                     // start_stream / request_keyframe since
+    TimePoint lastRepeatAt_ = TimePoint::min();    // takePictureRepeat last said true
     TimePoint retryAt_ = TimePoint::min();  // the first attempt is due at once
     TimePoint handshakeDeadline_ = TimePoint::max();
     TimePoint nextStats_ = TimePoint::max();

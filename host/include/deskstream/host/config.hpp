@@ -126,6 +126,7 @@ struct AgentConfig {
     int adaptStepDown = 0, adaptStepUp = 0;
     std::vector<uint32_t> monitors; // empty: all monitors
     Layout layout = Layout::Separate;
+    std::string metricsListen; // host:port of the agent's own /metrics; empty: off
 };
 
 // Reads INI text: "[section]", "key = value", full-line comments starting with ';' or '#',

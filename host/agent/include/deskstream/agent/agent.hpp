@@ -17,6 +17,7 @@
 #pragma once
 
 #include "deskstream/core/flow.hpp"
+#include "deskstream/core/metrics.hpp"
 #include "deskstream/core/reconnect.hpp"
 #include "deskstream/host/instances.hpp"
 
@@ -47,6 +48,9 @@ struct AgentOptions {
     std::chrono::milliseconds sendTimeout{10000};
     std::size_t maxMessageBytes = 16u * 1024u * 1024u;
     core::ReconnectOptions reconnect;
+    // Where the agent's metrics live (docs/operations.md, "Agent metrics"); null: its own
+    // registry. Role all passes the relay's, so one /metrics shows both.
+    std::shared_ptr<core::metrics::Registry> metrics;
 };
 
 struct AgentStats {
@@ -71,6 +75,14 @@ struct AgentStats {
     std::int64_t lastAckLatencyMs = -1;
     std::string encoder;
     std::string breaker;  // closed | open | half-open
+};
+
+/// The picture start() grabbed and encoded to prove the plugin pair works; it is kept as the
+/// first monitor's last frame (a still screen has no other to show a new viewer).
+struct FirstFrame {
+    bool captured = false;  // false: the plugin had no picture within a second
+    std::uint32_t width = 0, height = 0;
+    std::size_t bytes = 0;  // encoded payload
 };
 
 using host::CaptureInstance;
@@ -100,6 +112,9 @@ public:
     std::string fatalReason() const;
 
     AgentStats stats() const;
+    FirstFrame firstFrame() const;
+    /// The registry holding the agent's metrics (AgentOptions::metrics, or its own).
+    std::shared_ptr<core::metrics::Registry> metricsRegistry() const;
 
 private:
     struct Impl;
