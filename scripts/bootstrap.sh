@@ -15,6 +15,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev postgresql sqlite3 procps
   # x11 capture tests (an Xvfb server, xrandr, xdpyinfo) and bench/capture (a moving picture, ffmpeg)
   xvfb x11-xserver-utils x11-utils ffmpeg gstreamer1.0-tools gstreamer1.0-x gstreamer1.0-plugins-base
+  # fault tests (tests/faults, bench/soak): network namespaces, veth pairs, tc, iptables
+  iproute2 iptables
 )
 
 missing=()

@@ -8,9 +8,11 @@
 #include <Poco/JSON/Parser.h>
 #include <Poco/Net/HTTPRequest.h>
 #include <Poco/Net/HTTPResponse.h>
+#include <Poco/Net/ServerSocket.h>
 #include <Poco/StreamCopier.h>
 
 #include <csignal>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -193,6 +195,43 @@ std::pair<int, std::string> httpGet(const std::string &host, uint16_t port, cons
     }
 }
 
+std::pair<int, std::string> httpPost(const std::string &host, uint16_t port, const std::string &path,
+                                     const std::string &body) {
+    try {
+        Poco::Net::HTTPClientSession s(host, port);
+        s.setTimeout(Poco::Timespan(15, 0));
+        Poco::Net::HTTPRequest req(Poco::Net::HTTPRequest::HTTP_POST, path, Poco::Net::HTTPMessage::HTTP_1_1);
+        req.setContentType("application/json");
+        req.setContentLength(static_cast<std::streamsize>(body.size()));
+        s.sendRequest(req) << body;
+        Poco::Net::HTTPResponse resp;
+        std::istream &in = s.receiveResponse(resp);
+        std::string out;
+        Poco::StreamCopier::copyToString(in, out);
+        return {static_cast<int>(resp.getStatus()), out};
+    } catch (...) {
+        return {0, ""};
+    }
+}
+
+uint16_t freePort() {
+    Poco::Net::ServerSocket s(Poco::Net::SocketAddress("127.0.0.1", 0));
+    return s.address().port();
+}
+
+std::string psql(const std::string &sql) {
+    const char *pg = std::getenv("DESKSTREAM_TEST_PG");
+    if (!pg) throw std::runtime_error("DESKSTREAM_TEST_PG is not set: run through scripts/test.sh");
+    std::string cmd = "psql \"" + std::string(pg) + "\" -v ON_ERROR_STOP=1 -qAt -c \"" + sql + "\" 2>&1";
+    FILE *p = ::popen(cmd.c_str(), "r");
+    if (!p) throw std::runtime_error("cannot run psql");
+    std::string out;
+    char buf[512];
+    while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+    if (::pclose(p) != 0) throw std::runtime_error("psql: " + sql + ": " + out);
+    return out;
+}
+
 Json desktop(const std::string &host, uint16_t port, const std::string &clientId) {
     auto r = httpGet(host, port, "/api/desktops");
     if (r.first != 200) return nullptr;
@@ -250,12 +289,17 @@ void Viewer::run(std::string ns, std::string host, uint16_t port) {
         auto send = [&](const std::string &t) { ws.sendFrame(t.data(), static_cast<int>(t.size())); };
         send("{\"type\":\"handshake\",\"protocol\":1,\"role\":\"viewer\",\"token\":\"" + mint(false, "fault-viewer") + "\"}");
         bool askedSubscribe = false;
+        long resubscribeAtMs = -1;
         Poco::Buffer<char> buf(0);
         lastFrameMs_ = msSince(t0_);
         while (!stop_) {
             if (!reading_) {
                 std::this_thread::sleep_for(20ms);
                 continue;
+            }
+            if (resubscribeAtMs >= 0 && msSince(t0_) >= resubscribeAtMs) {
+                resubscribeAtMs = -1;
+                send("{\"type\":\"subscribe\",\"desktopClientId\":\"" + desktop_ + "\"}");
             }
             if (!ws.poll(Poco::Timespan(0, 20000), Poco::Net::Socket::SELECT_READ)) continue;
             int flags = 0;
@@ -277,8 +321,14 @@ void Viewer::run(std::string ns, std::string host, uint16_t port) {
                 else if (type == "handshake_ack" && !askedSubscribe) {
                     send("{\"type\":\"subscribe\",\"desktopClientId\":\"" + desktop_ + "\"}");
                     askedSubscribe = true;
-                } else if (type == "subscribed")
+                } else if (type == "subscribed") {
                     subscribed_ = true;
+                } else if (type == "desktop_disconnected" || (type == "error" && !subscribed_)) {
+                    // The subscription ended (docs/protocol.md): ask again until the desktop is
+                    // back, as the viewer page does.
+                    subscribed_ = false;
+                    resubscribeAtMs = msSince(t0_) + 500;
+                }
                 continue;
             }
             if (op != WebSocket::FRAME_OP_BINARY) continue;

@@ -96,6 +96,14 @@ Json desktop(const std::string &host, uint16_t port, const std::string &clientId
 bool waitHealthy(const std::string &host, uint16_t port, long timeoutMs);
 bool eventually(const std::function<bool()> &cond, long timeoutMs, long stepMs = 20);
 Json parse(const std::string &text);
+// A free TCP port on 127.0.0.1 of the calling thread's namespace.
+uint16_t freePort();
+// psql as the test superuser over TCP (DESKSTREAM_TEST_PG from scripts/lib/postgres.sh); throws
+// with psql's output on failure or when the variable is missing.
+std::string psql(const std::string &sql);
+// POST with a JSON body; status 0 when unreachable.
+std::pair<int, std::string> httpPost(const std::string &host, uint16_t port, const std::string &path,
+                                     const std::string &body);
 
 // A viewer on its own thread: connects from namespace `ns`, subscribes to `desktopId`, counts
 // frames and acks each like the browser; answers pings; can stop reading (a stalled tab).

@@ -23,24 +23,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-uint16_t freePort() {
-    Poco::Net::ServerSocket s(Poco::Net::SocketAddress("127.0.0.1", 0));
-    return s.address().port();
-}
-
-// psql as the test superuser over TCP (DESKSTREAM_TEST_PG from scripts/lib/postgres.sh).
-std::string psql(const std::string &sql) {
-    const char *pg = std::getenv("DESKSTREAM_TEST_PG");
-    if (!pg) throw std::runtime_error("DESKSTREAM_TEST_PG is not set: run through scripts/test.sh");
-    std::string cmd = "psql \"" + std::string(pg) + "\" -v ON_ERROR_STOP=1 -qAt -c \"" + sql + "\" 2>&1";
-    FILE *p = ::popen(cmd.c_str(), "r");
-    std::string out;
-    char buf[512];
-    while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-    if (::pclose(p) != 0) throw std::runtime_error("psql: " + sql + ": " + out);
-    return out;
-}
-
 struct Refusal {
     std::string type, code;
     int closeCode = 0;
