@@ -335,6 +335,7 @@ int main(int argc, char **argv) {
     } catch (const std::exception &e) {
         fail(std::string("harness: ") + e.what());
     }
+    if (!failures) removeTempDirs(); // kept after a failure: the processes' logs are there
     printf("soak: %s\n", failures ? "FAILED" : "passed");
     return failures ? 1 : 0;
 }

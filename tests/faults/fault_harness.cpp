@@ -86,6 +86,14 @@ std::string tempDir(const std::string &name) {
     return p.string();
 }
 
+void removeTempDirs() {
+    std::error_code ec;
+    std::string prefix = std::to_string(::getpid()) + "-";
+    for (auto it = fs::directory_iterator(fs::path(DS_BINARY_DIR) / "faults-tmp", ec);
+         !ec && it != fs::directory_iterator(); ++it)
+        if (it->path().filename().string().rfind(prefix, 0) == 0) fs::remove_all(it->path(), ec);
+}
+
 std::vector<std::string> baseArgs(const std::string &stateDir) {
     return {"--set", "host.plugins.path=" DS_BUILD_PLUGIN_DIR,
             "--set", "host.state_dir=" + stateDir,

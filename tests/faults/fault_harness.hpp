@@ -83,6 +83,8 @@ private:
 
 // A folder for one test's state, under the build folder.
 std::string tempDir(const std::string &name);
+// Removes this process's folders made by tempDir (call when no child runs any more).
+void removeTempDirs();
 // Common --set options: plugin path, state dir, synthetic capture, JPEG encoder, SQLite store.
 std::vector<std::string> baseArgs(const std::string &stateDir);
 std::string mint(bool desktop, const std::string &sub);  // HS256 token for kSecret

@@ -15,6 +15,13 @@ using namespace std::chrono_literals;
 
 namespace {
 
+// Removes the state folders of this run once every test (and child process) is done.
+class TempCleanup : public ::testing::Environment {
+public:
+    void TearDown() override { removeTempDirs(); }
+};
+const auto *const kCleanup = ::testing::AddGlobalTestEnvironment(new TempCleanup);
+
 constexpr uint16_t kPort = 20080;        // inside the test's own namespace: always free
 constexpr int kIntervalMs = 500;         // [heartbeat] interval_ms for relay and agent
 constexpr int kMissed = 3;               // [heartbeat] missed_limit
