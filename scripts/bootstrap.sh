@@ -23,6 +23,10 @@ PACKAGES=(
   # GStreamer sources for its tests) and the dxgi cross-build check
   libpipewire-0.3-dev libdbus-1-dev pipewire wireplumber dbus gstreamer1.0-tools
   gstreamer1.0-plugins-base gstreamer1.0-pipewire g++-mingw-w64-x86-64 binutils-mingw-w64-x86-64
+  # fault tests (tests/faults, bench/soak): network namespaces, veth pairs, tc, iptables
+  iproute2 iptables
+  # one C++ format (.clang-format; scripts/format.sh --check runs in the suite)
+  clang-format-14
 )
 # Browser end-to-end tests (tests/e2e): Debian's Chromium, and Node.js + npm when no Node.js is
 # installed yet; scripts/lib/e2e.sh then installs playwright-core into tests/e2e/node_modules.
