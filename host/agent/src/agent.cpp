@@ -232,6 +232,10 @@ void AgentRuntime::start() {
     lo.connectTimeout = d.options.connectTimeout;
     lo.sendTimeout = d.options.sendTimeout;
     lo.maxMessageBytes = d.options.maxMessageBytes;
+    // Half a heartbeat interval: a dead link is then still seen within interval x (missed + 1)
+    // plus this wait (docs/agent.md).
+    lo.controlSendWait = std::clamp(d.options.heartbeatInterval / 2, std::chrono::milliseconds(50),
+                                    std::chrono::milliseconds(2000));
     d.link = std::make_unique<RelayLink>(
         lo, d.hub, *d.executor, d.metrics, [&d] { return d.buildHandshake(); },
         [&d](const std::string& why) { d.refused(why); }, d.log);

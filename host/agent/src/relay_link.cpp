@@ -145,11 +145,9 @@ std::string RelayLink::pump(WebSocket& ws) {
             continue;
         }
         hub_.with([](core::AgentSession& s) { s.onFrameReceived(monoNow()); });
-        if (opcode == WebSocket::FRAME_OP_PING) {
-            std::lock_guard<std::mutex> lock(sendMutex_);
-            ws.sendFrame(buffer.begin(), static_cast<int>(buffer.size()),
-                         WebSocket::FRAME_FLAG_FIN | WebSocket::FRAME_OP_PONG);
-        }
+        if (opcode == WebSocket::FRAME_OP_PING)
+            sendRaw(buffer.begin(), buffer.size(), WebSocket::FRAME_FLAG_FIN | WebSocket::FRAME_OP_PONG,
+                    /*fromLink=*/true, /*skippable=*/true);
         // binary, pong: nothing for the agent
     }
 }
@@ -182,7 +180,8 @@ void RelayLink::perform(const core::AgentActions& actions) {
     for (const auto& action : actions) {
         if (auto* send = std::get_if<core::AgentSend>(&action)) {
             const std::string text = core::serialize(send->message);
-            sendRaw(text.data(), text.size(), WebSocket::FRAME_TEXT);
+            const bool isPing = std::holds_alternative<core::Ping>(send->message);
+            sendRaw(text.data(), text.size(), WebSocket::FRAME_TEXT, /*fromLink=*/true, /*skippable=*/isPing);
         } else if (auto* close = std::get_if<core::AgentClose>(&action)) {
             closeWhy_ = close->reason;
             closeSocket(close->code, close->reason);
@@ -257,7 +256,7 @@ bool RelayLink::sendFrame(const std::uint8_t* data, std::size_t size) {
     return true;
 }
 
-bool RelayLink::sendRaw(const void* data, std::size_t size, int flags) {
+bool RelayLink::sendRaw(const void* data, std::size_t size, int flags, bool fromLink, bool skippable) {
     std::shared_ptr<WebSocket> ws;
     {
         std::lock_guard<std::mutex> lock(socketMutex_);
@@ -265,7 +264,26 @@ bool RelayLink::sendRaw(const void* data, std::size_t size, int flags) {
     }
     if (!ws) return false;
     try {
-        std::lock_guard<std::mutex> lock(sendMutex_);
+        std::unique_lock<std::timed_mutex> lock(sendMutex_, std::defer_lock);
+        if (!fromLink) {
+            lock.lock();
+        } else {
+            while (!lock.try_lock_for(options_.controlSendWait)) {
+                // A frame send holds the socket: a slow link, or a dead one. A ping is left out
+                // (its missing pong counts against the heartbeat); anything else waits, and the
+                // heartbeat keeps running meanwhile, so a dead link is still closed on time
+                // (interval x (missed + 1), docs/agent.md) instead of when the send times out.
+                if (skippable) return false;
+                auto [actions, open] = hub_.change([](core::AgentSession& s) {
+                    const core::TimePoint now = monoNow();
+                    core::AgentActions a;
+                    if (now >= s.nextDeadline()) a = s.onTick(now);
+                    return std::make_pair(std::move(a), isOpen(s.state()));
+                });
+                perform(actions);
+                if (!open) return false;
+            }
+        }
         ws->sendFrame(data, static_cast<int>(size), flags);
         return true;
     } catch (const Poco::Exception& e) {
@@ -284,8 +302,12 @@ void RelayLink::closeSocket(int code, const std::string& reason) {
         ws = socket_;
     }
     if (!ws) return;
+    std::unique_lock<std::timed_mutex> lock(sendMutex_, std::defer_lock);
+    if (!lock.try_lock_for(options_.controlSendWait)) {
+        interrupt();  // a frame send is stuck on the socket: no close frame, just shut it
+        return;
+    }
     try {
-        std::lock_guard<std::mutex> lock(sendMutex_);
         ws->shutdown(static_cast<Poco::UInt16>(code), reason);
     } catch (...) {
     }
@@ -304,7 +326,10 @@ void RelayLink::interrupt() {
     }
     if (!ws) return;
     try {
-        ws->shutdown();  // not under sendMutex: a send stuck on a dead peer must not block this
+        // TCP shutdown, not WebSocket::shutdown(), which would send a close frame and block on
+        // the same full socket; not under sendMutex: a send stuck on a dead peer must not block
+        // this, and the shutdown wakes that send (docs/agent.md).
+        ws->Poco::Net::StreamSocket::shutdown();
     } catch (...) {
     }
 }

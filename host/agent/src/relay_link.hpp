@@ -27,6 +27,10 @@ struct LinkOptions {
     std::chrono::milliseconds connectTimeout{5000};
     std::chrono::milliseconds sendTimeout{10000};
     std::size_t maxMessageBytes = 16u * 1024u * 1024u;
+    /// How long the connection thread waits for a frame send in progress before it skips a ping
+    /// or, for any other message, checks the heartbeat and waits again: a frame send stuck on a
+    /// dead link must not keep the heartbeat from seeing that the link is dead.
+    std::chrono::milliseconds controlSendWait{1000};
 };
 
 class RelayLink : public FrameSender {
@@ -52,7 +56,9 @@ private:
     std::shared_ptr<Poco::Net::WebSocket> openSocket();
     std::string pump(Poco::Net::WebSocket& ws);
     void perform(const core::AgentActions& actions);
-    bool sendRaw(const void* data, std::size_t size, int flags);
+    /// `fromLink`: a send of the connection thread, which keeps the heartbeat running while it
+    /// waits for the socket; `skippable`: given up after controlSendWait (pings, pongs).
+    bool sendRaw(const void* data, std::size_t size, int flags, bool fromLink = false, bool skippable = false);
     void closeSocket(int code, const std::string& reason);
 
     const LinkOptions options_;
@@ -66,7 +72,7 @@ private:
 
     std::mutex socketMutex_;  // guards socket_ (the pointer)
     std::shared_ptr<Poco::Net::WebSocket> socket_;
-    std::mutex sendMutex_;    // one writer at a time: Poco's WebSocket is not thread-safe
+    std::timed_mutex sendMutex_;  // one writer at a time: Poco's WebSocket is not thread-safe
     std::string closeWhy_;    // connection thread: why the session closed the connection
     std::atomic<std::uint64_t> bytesSent_{0};
 };
