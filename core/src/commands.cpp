@@ -49,6 +49,7 @@ Result<CommandRecord> CommandRouter::prepareHttp(const std::string& desktopClien
     // "type" and "desktopClientId" (those come from the URL).
     if (body.size() > limits::kMaxControlMessageBytes)
         return makeError(ErrorCode::TooLarge, "", "request body too large");
+    if (auto e = integerLiteralError(body)) return *e;
     Poco::JSON::Object::Ptr obj;
     try {
         Poco::JSON::Parser parser;
@@ -71,6 +72,15 @@ Result<CommandRecord> CommandRouter::prepareHttp(const std::string& desktopClien
     if (!m.ok()) return m.error();
     const auto& cm = std::get<CommandMessage>(m.value());
     return prepare(desktopClientId, cm.commandId, cm.command, "http", nowMs, targetInstanceId);
+}
+
+std::optional<Error> CommandRouter::conflictWith(const CommandRecord& wanted,
+                                                 const CommandRecord& stored) {
+    if (wanted.clientId == stored.clientId && wanted.commandType == stored.commandType &&
+        wanted.commandDataJson == stored.commandDataJson)
+        return std::nullopt;
+    return makeError(ErrorCode::Conflict, "commandId",
+                     "commandId " + wanted.id + " is already used by another command");
 }
 
 CommandQueued CommandRouter::onStored(const CommandRecord& record, ConnId originViewer,
@@ -165,6 +175,15 @@ bool CommandRouter::shouldExpire(const CommandRecord& record, WallMs nowMs) cons
     if (record.status == "done" || record.status == "failed" || record.status == "expired")
         return false;  // final states are never expired
     return nowMs - record.createdAtMs >= policy_.ttlMs || record.attempts > policy_.maxAttempts;
+}
+
+std::string CommandRouter::expiryResultJson(const CommandRecord& record, WallMs nowMs) const {
+    CommandResult r;
+    r.status = CommandStatus::Failed;
+    r.error = nowMs - record.createdAtMs >= policy_.ttlMs
+                  ? "not completed within the command TTL"
+                  : "no result after " + std::to_string(policy_.maxAttempts) + " deliveries";
+    return resultJson(r);
 }
 
 // ============================================================================ CommandDedup

@@ -15,6 +15,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace ds_itest {
@@ -77,6 +78,31 @@ struct HttpResult {
 };
 HttpResult httpRequest(uint16_t port, const std::string &method, const std::string &path,
                        const std::string &body = "");
+
+// The same with request headers (name, value); Content-Type is set only when given there.
+HttpResult httpRequest(uint16_t port, const std::string &method, const std::string &path,
+                       const std::vector<std::pair<std::string, std::string>> &headers,
+                       const std::string &body);
+// Sends `request` as raw bytes and returns everything the relay answered until it closed (or
+// 5 s passed): status lines are checked as sent, URIs go out unencoded.
+std::string rawHttp(uint16_t port, const std::string &request);
+
+// A real store plugin instance behind a switch: while down(), every call fails with
+// DS_ERR_STORE_UNAVAILABLE as a store whose server is unreachable does; otherwise calls pass
+// through unchanged.
+class SwitchableStore {
+public:
+    SwitchableStore(const ds_store_vtable &real, void *instance);
+    deskstream::relay::StoreClient client() const;
+    void setDown(bool down);
+    bool down() const;
+
+    struct State;
+
+private:
+    std::shared_ptr<State> state_;
+    ds_store_vtable vt_{};
+};
 
 // Polls `cond` every 10 ms until it holds or timeoutMs passed.
 bool eventually(const std::function<bool()> &cond, int timeoutMs = 2000);

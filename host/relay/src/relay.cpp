@@ -578,6 +578,19 @@ core::Result<core::CommandQueued> RelayImpl::queueCommand(
         return core::makeError(core::ErrorCode::Internal, "",
                                "the command could not be stored (" + st.describe() + ")");
     }
+    if (!created) {
+        // The id exists: an exact retry is idempotent, a different command under it is refused,
+        // and the result stays with the origin stored with the first one.
+        std::optional<CommandRecord> existing;
+        st = store_.getCommand(record.id, existing);
+        if (!st.ok() || !existing) {
+            storeError("get_command", st);
+            return core::makeError(core::ErrorCode::Internal, "",
+                                   "the command could not be stored (" + st.describe() + ")");
+        }
+        if (auto conflict = core::CommandRouter::conflictWith(record, toCore(*existing))) return *conflict;
+        if (existing->origin != record.origin) originViewer = 0;
+    }
     core::CommandQueued queued;
     bool here;
     {
@@ -612,8 +625,7 @@ void RelayImpl::deliverPending(const std::string &clientId) {
     for (const auto &rec : claimed) {
         core::CommandRecord r = toCore(rec);
         if (router_.shouldExpire(r, now)) {
-            store_.completeCommand(r.id, "failed",
-                                   "{\"status\":\"failed\",\"error\":\"expired before delivery\"}", now);
+            store_.completeCommand(r.id, "failed", router_.expiryResultJson(r, now), now);
             count(Counter::CommandsExpired);
             continue;
         }

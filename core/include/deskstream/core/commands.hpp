@@ -67,6 +67,10 @@ public:
                                       const std::string& body, WallMs nowMs,
                                       const std::string& targetInstanceId = {}) const;
 
+    /// The store already held a command with `wanted.id`: a `conflict` error when it is not the
+    /// same command (another desktop, type or data), nullopt for an exact (idempotent) retry.
+    static std::optional<Error> conflictWith(const CommandRecord& wanted, const CommandRecord& stored);
+
     /// The record is stored: remember `originViewer` (0: none, e.g. HTTP) so the result goes
     /// back to it; returns the command_queued answer.
     CommandQueued onStored(const CommandRecord& record, ConnId originViewer, WallMs nowMs);
@@ -102,6 +106,9 @@ public:
     WallMs expiryCutoff(WallMs nowMs) const { return nowMs - policy_.ttlMs; }
     /// True when the record must not be delivered (again): too old or too many attempts.
     bool shouldExpire(const CommandRecord& record, WallMs nowMs) const;
+    /// The result stored for a record shouldExpire() refused: names the rule that ended it
+    /// ("not completed within the command TTL" or "no result after N deliveries").
+    std::string expiryResultJson(const CommandRecord& record, WallMs nowMs) const;
 
     std::size_t routeCount() const { return routes_.size(); }
     const CommandPolicy& policy() const { return policy_; }
