@@ -64,12 +64,18 @@ Result<CommandRecord> CommandRouter::prepareHttp(const std::string& desktopClien
     if (!isValidId(desktopClientId))
         return makeError(ErrorCode::BadRequest, "desktopClientId",
                          "desktop id in the URL must match [A-Za-z0-9._-]{1,128}");
-    obj->set("type", std::string("command"));
-    obj->set("desktopClientId", desktopClientId);
-    std::ostringstream text;
-    obj->stringify(text);
-    Result<Message> m = parseMessage(text.str(), Channel::ViewerToRelay);
+    for (const char* key : {"type", "desktopClientId"})
+        if (obj->has(key))
+            return makeError(ErrorCode::BadRequest, key,
+                             std::string("field '") + key + "' does not belong in the body");
+    // The body's own text goes to the strict parser (a parsed and re-written object would turn
+    // 1.5e1 into 15 and let a fractional number pass as an integer).
+    const std::string text = "{\"type\":\"command\",\"desktopClientId\":\"" + desktopClientId + "\"" +
+                             (obj->size() ? "," : "") + body.substr(body.find('{') + 1);
+    Result<Message> m = parseMessage(text, Channel::ViewerToRelay);
     if (!m.ok()) return m.error();
+    if (!std::holds_alternative<CommandMessage>(m.value()))
+        return makeError(ErrorCode::BadRequest, "", "body is not a command");
     const auto& cm = std::get<CommandMessage>(m.value());
     return prepare(desktopClientId, cm.commandId, cm.command, "http", nowMs, targetInstanceId);
 }

@@ -247,6 +247,11 @@ void Session::onHandshake(const core::Handshake &hs) {
         handshaken_ = true;
         clientId_ = info->clientId;
         streamId_ = info->streamId;
+        {
+            std::vector<int> monitors;
+            for (const auto &m : info->monitors) monitors.push_back(m.index);
+            frameOrder_ = core::FrameOrderCheck(monitors);
+        }
         heartbeat_.start(RelayImpl::monoNow());
         relay_.count(Counter::Registrations);
         relay_.log().information("agent %s registered (%s, stream %?u)", clientId_, peer_, streamId_);
@@ -348,6 +353,13 @@ void Session::onSubscribe(const core::Subscribe &sub) {
                 return;
             }
         }
+        // Unknown anywhere: bad input for the abuse guard, so probing ids is bounded per connection.
+        if (holder.empty()) {
+            badInput(Counter::BadJson, core::makeError(core::ErrorCode::NotFound, "desktopClientId",
+                                                       "desktop '" + sub.desktopClientId +
+                                                           "' is not connected"));
+            return;
+        }
     }
     relay_.withRegistry([&](core::Registry &r) { return r.onSubscribe(id_, sub); });
 }
@@ -397,6 +409,10 @@ void Session::onBinary(std::vector<std::uint8_t> &&message) {
         badInput(header.error().code == core::ErrorCode::TooLarge ? Counter::TooLarge
                                                                   : Counter::BadFrames,
                  header.error());
+        return;
+    }
+    if (auto e = frameOrder_.onFrame(header.value())) {
+        badInput(Counter::BadFrames, *e);
         return;
     }
     // The relay trusts its own stream id, then forwards the bytes as they are.

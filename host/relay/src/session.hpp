@@ -5,6 +5,7 @@
 #pragma once
 
 #include "deskstream/core/abuse.hpp"
+#include "deskstream/core/frame_order.hpp"
 #include "deskstream/core/heartbeat.hpp"
 #include "deskstream/core/protocol.hpp"
 #include "relay_impl.hpp"
@@ -69,6 +70,7 @@ private:
     std::string clientId_; // agents, once registered
     std::string viewerId_; // viewers, once handshaken
     std::uint32_t streamId_ = 0;
+    core::FrameOrderCheck frameOrder_; // monitors advertised, frame numbers in order
     int badCount_ = 0;
     bool warned_ = false;
 };
