@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <tuple>
+#include <type_traits>
 #include <filesystem>
 #include <random>
 #include <thread>
@@ -245,6 +246,7 @@ struct SwitchableStore::State {
     ds_store_vtable real{};
     void *instance = nullptr;
     std::atomic<bool> down{false};
+    std::atomic<bool> completeDown{false};
 };
 
 namespace {
@@ -254,7 +256,10 @@ template <typename... A, ds_status (*ds_store_vtable::*Member)(void *, A...)>
 struct Forward<ds_status (*ds_store_vtable::*)(void *, A...), Member> {
     static ds_status fn(void *self, A... a) {
         auto *state = static_cast<SwitchableStore::State *>(self);
-        if (state->down.load()) {
+        bool isComplete = false;
+        if constexpr (std::is_same_v<decltype(Member), decltype(&ds_store_vtable::complete_command)>)
+            isComplete = Member == &ds_store_vtable::complete_command;
+        if (state->down.load() || (isComplete && state->completeDown.load())) {
             // Every store function ends with (char *err, size_t err_size).
             auto args = std::forward_as_tuple(a...);
             char *err = std::get<sizeof...(A) - 2>(args);
@@ -298,6 +303,7 @@ deskstream::relay::StoreClient SwitchableStore::client() const {
 }
 void SwitchableStore::setDown(bool down) { state_->down = down; }
 bool SwitchableStore::down() const { return state_->down; }
+void SwitchableStore::setCompleteDown(bool down) { state_->completeDown = down; }
 
 bool eventually(const std::function<bool()> &cond, int timeoutMs) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeoutMs);

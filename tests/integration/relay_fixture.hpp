@@ -96,6 +96,8 @@ public:
     deskstream::relay::StoreClient client() const;
     void setDown(bool down);
     bool down() const;
+    // Only complete_command fails (a result that cannot be stored); everything else works.
+    void setCompleteDown(bool down);
 
     struct State;
 

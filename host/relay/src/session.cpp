@@ -299,7 +299,10 @@ void Session::onAgentMessage(const core::Message &m) {
         relay_.onAgentAlive(clientId_, id_);
     } else if (auto *result = std::get_if<core::CommandResult>(&m)) {
         auto r = relay_.onCommandResult(clientId_, *result);
-        if (!r.ok()) badInput(Counter::BadJson, r.error());
+        if (!r.ok() && r.error().code == core::ErrorCode::Internal)
+            sendText(core::serializeError(r.error())); // store trouble: not the agent's fault
+        else if (!r.ok())
+            badInput(Counter::BadJson, r.error());
     } else if (auto *stats = std::get_if<core::AgentStats>(&m)) {
         relay_.onAgentStats(id_, *stats);
     } else if (auto *err = std::get_if<core::ErrorMessage>(&m)) {

@@ -43,8 +43,8 @@ struct CommandRecord {
 };
 
 struct CommandPolicy {
-    std::int64_t ttlMs = 60000;      // pending/delivered commands older than this expire
-    std::int64_t leaseMs = 10000;    // claim lease: redelivered after this without a result
+    std::int64_t ttlMs = 300000;     // pending/delivered commands older than this expire
+    std::int64_t leaseMs = 30000;    // claim lease: redelivered after this without a result
     int maxAttempts = 5;             // a command is delivered at most this many times
     std::size_t maxRoutes = 4096;    // remembered origin viewers awaiting a result (bounded)
 };
