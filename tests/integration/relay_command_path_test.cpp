@@ -152,12 +152,7 @@ TEST_F(RelayTest, RegistrationLostClosesWith4000AndTheAgentRegistersAgain) {
 }
 
 TEST_F(RelayTest, CommandsWhileTheStoreIsDownAreRefusedAndNothingIsAcknowledged) {
-    SwitchableStore outage(plugin->store(), storeInstance);
-    RelayOptions o = testOptions();
-    o.listen = "127.0.0.1:0";
-    relay->stop();
-    relay = std::make_unique<deskstream::relay::Relay>(o, outage.client(), Poco::Logger::get("relay-test"));
-    relay->start();
+    SwitchableStore &outage = startRelayWithSwitchableStore(testOptions());
     auto viewer = connectViewer();
     auto agent = connectAgent("down-pc");
     ASSERT_EQ(httpRequest(port(), "GET", "/readyz").status, 200);

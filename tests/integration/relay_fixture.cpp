@@ -365,6 +365,16 @@ void RelayTest::startRelay(RelayOptions o) {
     ASSERT_NE(relay->port(), 0);
 }
 
+SwitchableStore &RelayTest::startRelayWithSwitchableStore(RelayOptions o) {
+    if (relay) relay->stop();
+    relay.reset();
+    switchable = std::make_unique<SwitchableStore>(plugin->store(), storeInstance);
+    o.listen = "127.0.0.1:0";
+    relay = std::make_unique<deskstream::relay::Relay>(o, switchable->client(), Poco::Logger::get("relay-test"));
+    relay->start();
+    return *switchable;
+}
+
 void RelayTest::TearDown() {
     if (relay) relay->stop();
     relay.reset();

@@ -118,6 +118,9 @@ protected:
     static RelayOptions testOptions();
     // (Re)starts the relay with `o` (listen forced to 127.0.0.1:0).
     void startRelay(RelayOptions o);
+    // (Re)starts the relay over the fixture's store behind a SwitchableStore, which lives until
+    // TearDown has stopped the relay.
+    SwitchableStore &startRelayWithSwitchableStore(RelayOptions o);
 
     // Registered agent (handshake_ack checked) that answers pings.
     std::unique_ptr<WsClient> connectAgent(const std::string &clientId, const std::string &token = "");
@@ -134,7 +137,8 @@ protected:
     std::unique_ptr<ds_test::LoadedPlugin> plugin;
     void *storeInstance = nullptr;
     std::unique_ptr<deskstream::relay::StoreClient> store;
-    std::unique_ptr<deskstream::relay::Relay> relay;
+    std::unique_ptr<SwitchableStore> switchable;
+    std::unique_ptr<deskstream::relay::Relay> relay; // declared last: destroyed first
 };
 
 } // namespace ds_itest

@@ -501,15 +501,17 @@ struct AgentRuntime::Impl {
 
     // ------------------------------------------------------------------ commands
     void executeCommand(const core::CommandMessage& msg) {
+        bool duplicate;
         {
             std::lock_guard<std::mutex> lock(mutex);
-            if (!dedup.markExecuted(msg.commandId)) {
-                ++commandsDuplicate;
-                // At-least-once delivery: confirm again, never execute twice.
-                sendMessage(core::CommandResult{msg.commandId, core::CommandStatus::Done,
-                                                "", ""});
-                return;
-            }
+            duplicate = !dedup.markExecuted(msg.commandId);
+        }
+        if (duplicate) {
+            ++commandsDuplicate;
+            // At-least-once delivery: confirm again, never execute twice. Sent after `mutex` is
+            // released: sendRaw takes it (holding it here deadlocked the connection thread).
+            sendMessage(core::CommandResult{msg.commandId, core::CommandStatus::Done, "", ""});
+            return;
         }
         std::string error;
         try {
