@@ -181,6 +181,9 @@ TEST_F(RelayTest, CrossSiteSimplePostIsRefusedWith403AndStoresNothing) {
 }
 
 TEST_F(RelayTest, CommandStatusAttemptsTimesAndResultCanBeReadBack) {
+    RelayOptions o = testOptions();
+    o.heartbeat_interval_ms = 1000; // the agent idles while the test reads over HTTP
+    startRelay(o);
     const std::string body = "{\"command\":{\"type\":\"set_config\",\"fps\":12},\"commandId\":\"read-1\"}";
     ASSERT_EQ(httpRequest(port(), "POST", "/api/desktops/read-pc/commands", body).status, 202);
     HttpResult r = httpRequest(port(), "GET", "/api/desktops/read-pc/commands/read-1");
