@@ -3,6 +3,10 @@
 // Desktops that leave stay listed as offline. Agent-supplied text goes in with textContent only.
 
 const REFRESH_MS = 2000;
+// With [auth] secret set the relay's /api needs `Authorization: Bearer <viewer token>`
+// (docs/relay.md); the page takes the token from ?token=, as the viewer page does.
+const token = new URLSearchParams(window.location.search).get('token') || '';
+const apiHeaders = token ? { Authorization: `Bearer ${token}` } : {};
 const HISTORY_MS = 5 * 60 * 1000;
 const $ = (id) => document.getElementById(id);
 const history = new Map(); // clientId -> {last: desktop row, points: [{t, fps, lat}], online, seenAt}
@@ -153,7 +157,8 @@ async function refresh() {
     return;
   }
   try {
-    const r = await fetch('api/desktops', { cache: 'no-store' });
+    const r = await fetch('api/desktops', { cache: 'no-store', headers: apiHeaders });
+    if (r.status === 401) throw new Error(token ? 'the token was refused (401)' : 'unauthorized (401): add ?token=… to the URL');
     if (!r.ok) throw new Error(`GET /api/desktops: ${r.status}`);
     const { desktops = [] } = await r.json();
     remember(desktops, now);

@@ -15,6 +15,8 @@ const ui = {
 
 const params = new URLSearchParams(location.search);
 const token = params.get('token') || '';
+// The dashboard's /api requests need the token too (docs/viewer.md): its link carries it on.
+if (token) document.querySelector('nav a[href="dashboard"]')?.setAttribute('href', `dashboard?token=${encodeURIComponent(token)}`);
 const choice = {
   desktop: params.get('desktop') || '',
   monitor: /^\d+$/.test(params.get('monitor') || '') ? Number(params.get('monitor')) : null,

@@ -14,6 +14,10 @@
 // Prints "PORT <n>" on stdout once listening. Stops on SIGINT/SIGTERM or after --max-seconds,
 // then prints the bytes it sent.
 #include "deskstream/core/frame_header.hpp"
+#include "deskstream/core/protocol.hpp"
+
+#include <Poco/Buffer.h>
+#include <Poco/Exception.h>
 
 #include <Poco/Net/HTTPRequestHandler.h>
 #include <Poco/Net/HTTPRequestHandlerFactory.h>
@@ -47,6 +51,8 @@ std::atomic<uint64_t> gFrames{0};
 std::atomic<int> gOpen{0};
 std::shared_ptr<const std::vector<uint8_t>> gFrame;  // the one shared buffer
 double gFps = 0;                                      // 0: as fast as sendFrame returns
+bool gParseAcks = false;                              // --parse-acks: read and parse frame_acks
+std::atomic<uint64_t> gAcks{0};                       // frame_acks parsed (with --parse-acks)
 std::chrono::steady_clock::time_point gStart;         // tick origin shared by all connections
 
 deskstream::core::FrameHeader gHeader;  // header of gFrame (paced mode varies number and time)
@@ -67,6 +73,41 @@ public:
             ws.setNoDelay(true);
             ws.setSendTimeout(Poco::Timespan(10, 0));
             gOpen.fetch_add(1);
+            // --parse-acks: the receivers ack every frame as the relay's viewers do, and this
+            // connection reads and parses each ack with the relay's parser on a thread of its
+            // own (the relay's per-connection reader), so both servers pay for the acks.
+            std::thread reader;
+            std::atomic<bool> readerDone{false};
+            if (gParseAcks) {
+                ws.setReceiveTimeout(Poco::Timespan(0, 200000)); // to see gStop
+                reader = std::thread([&ws, &readerDone] {
+                    Poco::Buffer<char> buf(0);
+                    try {
+                        while (!gStop.load(std::memory_order_relaxed)) {
+                            int flags = 0;
+                            buf.resize(0);
+                            try {
+                                if (ws.receiveFrame(buf, flags) <= 0 && flags == 0) break;
+                            } catch (const Poco::TimeoutException &) {
+                                continue;
+                            }
+                            if ((flags & WebSocket::FRAME_OP_BITMASK) == WebSocket::FRAME_OP_CLOSE) break;
+                            if ((flags & WebSocket::FRAME_OP_BITMASK) != WebSocket::FRAME_OP_TEXT) continue;
+                            auto m = deskstream::core::parseMessage(std::string(buf.begin(), buf.size()),
+                                                                    deskstream::core::Channel::ViewerToRelay);
+                            if (m.ok()) gAcks.fetch_add(1, std::memory_order_relaxed);
+                        }
+                    } catch (const std::exception &) {
+                    }
+                    readerDone = true;
+                });
+            }
+            struct JoinReader {
+                std::thread &t;
+                ~JoinReader() {
+                    if (t.joinable()) t.join();
+                }
+            } joinReader{reader};
             const int size = static_cast<int>(frame->size());
             uint64_t frames = 0;
             // Paced mode rewrites the header per frame: this connection's own copy.
@@ -74,7 +115,7 @@ public:
             const auto period = std::chrono::nanoseconds(gFps > 0 ? static_cast<int64_t>(1e9 / gFps) : 0);
             uint64_t tick = gFps > 0 ? static_cast<uint64_t>((std::chrono::steady_clock::now() - gStart) / period) : 0;
             if (gFps > 0) own = *frame;
-            while (!gStop.load(std::memory_order_relaxed)) {
+            while (!gStop.load(std::memory_order_relaxed) && !readerDone.load(std::memory_order_relaxed)) {
                 const uint8_t *data = frame->data();
                 if (gFps > 0) {
                     ++tick;
@@ -112,7 +153,7 @@ public:
 [[noreturn]] void usage(const std::string &error) {
     if (!error.empty()) std::fprintf(stderr, "ds_fanout_ceiling: %s\n\n", error.c_str());
     std::fprintf(stderr, "usage: ds_fanout_ceiling --frame FILE [--port 0] [--fps 0 (unpaced)] "
-                         "[--max-seconds 60] [--max-connections 1000]\n");
+                         "[--max-seconds 60] [--max-connections 1000] [--parse-acks 1]\n");
     std::exit(2);
 }
 
@@ -133,6 +174,7 @@ int main(int argc, char **argv) {
         else if (a == "--max-seconds" && isNumber && n > 0) maxSeconds = static_cast<int>(n);
         else if (a == "--fps" && isNumber && n >= 0 && n <= 1000) gFps = static_cast<double>(n);
         else if (a == "--max-connections" && isNumber && n > 0 && n <= 10000) maxConnections = static_cast<int>(n);
+        else if (a == "--parse-acks" && isNumber) gParseAcks = n != 0;
         else usage("bad option or value: " + a + " " + v);
     }
     if (file.empty()) usage("--frame is required");
@@ -177,8 +219,8 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 100 && gOpen.load() > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
     server.stopAll(true);
     pool.joinAll();
-    std::printf("ds_fanout_ceiling: sent %llu frames, %.3f GB (frame %zu bytes)\n",
+    std::printf("ds_fanout_ceiling: sent %llu frames, %.3f GB (frame %zu bytes), parsed %llu frame_acks\n",
                 static_cast<unsigned long long>(gFrames.load()), static_cast<double>(gBytes.load()) / 1e9,
-                gFrame->size());
+                gFrame->size(), static_cast<unsigned long long>(gAcks.load()));
     return 0;
 }

@@ -9,7 +9,7 @@
 // every binary frame like the browser does. With --source replay this process is also the agent:
 // it replays one recorded frame with increasing frame numbers, paced at --fps (0: as fast as the
 // relay's frame_acks open the window). Latency is then relay-added latency: viewer receive time
-// minus the time the source's sendFrame returned for that frame (one process, steady clock).
+// minus the time the source was about to send that frame (one process, steady clock).
 // Without --source the frames come from a real agent and latency is receive wall time minus the
 // header's captureTimeUs. --raw skips the protocol (no handshake, no acks) and only counts what
 // arrives: the client half of the bare-Poco ceiling (ds_fanout_ceiling).
@@ -66,6 +66,7 @@ struct Options {
     long relayPid = 0;
     bool raw = false;
     bool idle = false;  // viewers only handshake and answer pings (no subscription, no frames)
+    bool rawAcks = false; // --raw-acks: raw receivers ack every frame as viewers do
     std::string rawPath = "/ws/viewer";
     std::string source;  // "" or "replay"
     std::string frameFile;
@@ -85,7 +86,9 @@ struct Options {
                  "         [--source replay --frame FILE.jpg [--fps F (0 = window-limited)]\n"
                  "          [--max-in-flight W]]\n"
                  "         [--raw [--path /ws/viewer]]  (bare receivers: no protocol, no acks)\n"
-                 "         [--idle]  (viewers handshake and answer pings only: run_idle.sh)\n");
+                 "         [--idle]  (viewers handshake and answer pings only: run_idle.sh)\n"
+                 "         [--raw-acks]  (bare receivers that send a frame_ack per frame, for\n"
+                 "                        ds_fanout_ceiling --parse-acks 1)\n");
     std::exit(2);
 }
 
@@ -118,6 +121,7 @@ Options parseArgs(int argc, char **argv) {
         else if (a == "--relay-pid") o.relayPid = static_cast<long>(toNumber(a, value(), 1, 1e9));
         else if (a == "--raw") o.raw = true;
         else if (a == "--idle") o.idle = true;
+        else if (a == "--raw-acks") o.raw = o.rawAcks = true;
         else if (a == "--path") o.rawPath = value();
         else if (a == "--source") o.source = value();
         else if (a == "--frame") o.frameFile = value();
@@ -481,7 +485,7 @@ void runViewer(Run &run, int index, ViewerStats &st) {
                     else if (!o.raw) ++st.unmatched;
                 }
                 lastFrame = fn;
-                if (o.raw) continue;
+                if (o.raw && !o.rawAcks) continue;
                 core::ViewerFrameAck ack;
                 ack.desktopClientId = o.desktop;
                 ack.frameNumber = fn;
@@ -631,10 +635,14 @@ private:
                     continue;
                 }
                 h.frameNumber = frame_ + 1;
+                // The latency clock starts here, before the send, the same point as the floor's
+                // (ds_fanout_ceiling --fps stamps its tick before its sendFrame): the agent ->
+                // relay transfer is part of the relay's figure, as the floor's own send is of its.
+                const int64_t readyNs = steadyNs();
                 h.captureTimeUs = static_cast<uint64_t>(wallUs());
                 core::encodeFrameHeader(h, msg.data());
+                run_.sent.publish(h.frameNumber, readyNs); // before the send: a fast viewer may look it up
                 peer_->send(msg.data(), msg.size(), WebSocket::FRAME_BINARY);
-                run_.sent.publish(h.frameNumber, steadyNs());
                 ++frame_;
                 if (run_.measuring.load()) stats.sent.fetch_add(1);
             }

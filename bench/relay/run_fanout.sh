@@ -6,6 +6,9 @@
 #   C. the bare Poco sender (ds_fanout_ceiling) with 50 raw receivers: the ceiling GB/s;
 #   D. (run right after A) the bare Poco sender paced at 30 fps to 200 raw receivers: the
 #      latency floor of A on this machine (receive wall time - send tick stamped in the header).
+# Fairness (issue 19): the raw receivers of C and D ack every frame like A's and B's viewers
+# (--raw-acks) and the ceiling parses each ack with the relay's parser (--parse-acks 1); both
+# latency clocks start before the frame's send; every line reports the load generator's own CPU.
 #
 #   bench/relay/run_fanout.sh [BUILD_DIR]      (default: build/bench-relay, Release)
 #
@@ -91,8 +94,8 @@ start_server relay-a relay a
 cleanup
 
 echo "== D. latency floor: bare Poco WebSocket sender at 30 fps, $VIEWERS_A raw receivers"
-start_server ceiling-30 "$BIN/ds_fanout_ceiling" --frame "$FRAME" --fps 30 --max-seconds "$(budget "$SECONDS_A")"
-"$BIN/ds_loadgen" --raw --url "ws://127.0.0.1:$PORT" --viewers "$VIEWERS_A" \
+start_server ceiling-30 "$BIN/ds_fanout_ceiling" --frame "$FRAME" --fps 30 --parse-acks 1 --max-seconds "$(budget "$SECONDS_A")"
+"$BIN/ds_loadgen" --raw-acks --url "ws://127.0.0.1:$PORT" --viewers "$VIEWERS_A" \
   --seconds "$SECONDS_A" --warmup-seconds "$WARMUP" --relay-pid "$SERVER_PID" \
   --json-out "$OUT/d.json" || echo "run_fanout: scenario D failed (exit $?)"
 cleanup
@@ -105,8 +108,8 @@ start_server relay-b relay b
 cleanup
 
 echo "== C. ceiling: bare Poco WebSocket sender, $VIEWERS_B raw receivers"
-start_server ceiling "$BIN/ds_fanout_ceiling" --frame "$FRAME" --max-seconds "$(budget "$SECONDS_C")"
-"$BIN/ds_loadgen" --raw --url "ws://127.0.0.1:$PORT" --viewers "$VIEWERS_B" \
+start_server ceiling "$BIN/ds_fanout_ceiling" --frame "$FRAME" --parse-acks 1 --max-seconds "$(budget "$SECONDS_C")"
+"$BIN/ds_loadgen" --raw-acks --url "ws://127.0.0.1:$PORT" --viewers "$VIEWERS_B" \
   --seconds "$SECONDS_C" --warmup-seconds "$WARMUP" --relay-pid "$SERVER_PID" \
   --json-out "$OUT/c.json" || echo "run_fanout: scenario C failed (exit $?)"
 cleanup
@@ -121,4 +124,7 @@ else
 fi
 latency_of() { sed -n 's/.*"p50":\([0-9.]*\),"p99":\([0-9.]*\).*/p50 \1 ms, p99 \2 ms/p' "$1" 2>/dev/null || true; }
 echo "200 viewers at 30 fps: relay-added latency $(latency_of "$OUT/a.json"); bare Poco floor $(latency_of "$OUT/d.json")"
+for s in a b c d; do
+  echo "scenario $s: server $(json_field "$OUT/$s.json" relayCpuCores 2>/dev/null || echo ?) cores, load generator $(json_field "$OUT/$s.json" loadgenCpuCores 2>/dev/null || echo ?) cores"
+done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

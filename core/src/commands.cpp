@@ -52,6 +52,7 @@ Result<CommandRecord> CommandRouter::prepareHttp(const std::string& desktopClien
     // "type" and "desktopClientId" (those come from the URL).
     if (body.size() > limits::kMaxControlMessageBytes)
         return makeError(ErrorCode::TooLarge, "", "request body too large");
+    if (auto e = integerLiteralError(body)) return *e;
     Poco::JSON::Object::Ptr obj;
     try {
         Poco::JSON::Parser parser;
@@ -66,14 +67,29 @@ Result<CommandRecord> CommandRouter::prepareHttp(const std::string& desktopClien
     if (!isValidId(desktopClientId))
         return makeError(ErrorCode::BadRequest, "desktopClientId",
                          "desktop id in the URL must match [A-Za-z0-9._-]{1,128}");
-    obj->set("type", std::string("command"));
-    obj->set("desktopClientId", desktopClientId);
-    std::ostringstream text;
-    obj->stringify(text);
-    Result<Message> m = parseMessage(text.str(), Channel::ViewerToRelay);
+    for (const char* key : {"type", "desktopClientId"})
+        if (obj->has(key))
+            return makeError(ErrorCode::BadRequest, key,
+                             std::string("field '") + key + "' does not belong in the body");
+    // The body's own text goes to the strict parser (a parsed and re-written object would turn
+    // 1.5e1 into 15 and let a fractional number pass as an integer).
+    const std::string text = "{\"type\":\"command\",\"desktopClientId\":\"" + desktopClientId + "\"" +
+                             (obj->size() ? "," : "") + body.substr(body.find('{') + 1);
+    Result<Message> m = parseMessage(text, Channel::ViewerToRelay);
     if (!m.ok()) return m.error();
+    if (!std::holds_alternative<CommandMessage>(m.value()))
+        return makeError(ErrorCode::BadRequest, "", "body is not a command");
     const auto& cm = std::get<CommandMessage>(m.value());
     return prepare(desktopClientId, cm.commandId, cm.command, "http", nowMs, targetInstanceId);
+}
+
+std::optional<Error> CommandRouter::conflictWith(const CommandRecord& wanted,
+                                                 const CommandRecord& stored) {
+    if (wanted.clientId == stored.clientId && wanted.commandType == stored.commandType &&
+        wanted.commandDataJson == stored.commandDataJson)
+        return std::nullopt;
+    return makeError(ErrorCode::Conflict, "commandId",
+                     "commandId " + wanted.id + " is already used by another command");
 }
 
 CommandQueued CommandRouter::onStored(const CommandRecord& record, ConnId originViewer,
@@ -168,6 +184,15 @@ bool CommandRouter::shouldExpire(const CommandRecord& record, WallMs nowMs) cons
     if (record.status == "done" || record.status == "failed" || record.status == "expired")
         return false;  // final states are never expired
     return nowMs - record.createdAtMs >= policy_.ttlMs || record.attempts > policy_.maxAttempts;
+}
+
+std::string CommandRouter::expiryResultJson(const CommandRecord& record, WallMs nowMs) const {
+    CommandResult r;
+    r.status = CommandStatus::Failed;
+    r.error = nowMs - record.createdAtMs >= policy_.ttlMs
+                  ? "not completed within the command TTL"
+                  : "no result after " + std::to_string(policy_.maxAttempts) + " deliveries";
+    return resultJson(r);
 }
 
 // ============================================================================ CommandDedup

@@ -7,6 +7,8 @@
 #include <Poco/JSON/Parser.h>
 #include <Poco/JSON/Stringifier.h>
 
+#include <algorithm>
+#include <cctype>
 #include <limits>
 #include <set>
 #include <sstream>
@@ -444,8 +446,13 @@ Command readCommand(const Reader& r) {
             if (auto v = r.optInteger("deltaX", -10000, 10000)) in.deltaX = static_cast<int>(*v);
             if (auto v = r.optInteger("deltaY", -10000, 10000)) in.deltaY = static_cast<int>(*v);
         }
-        if (in.event == InputEvent::KeyDown || in.event == InputEvent::KeyUp)
+        if (in.event == InputEvent::KeyDown || in.event == InputEvent::KeyUp) {
             in.key = r.str("key", limits::kMaxShortString, false);
+            // DOM key names are printable ("a", "Enter", "ArrowUp"); a control character would
+            // reach the agent's key lookup (and logs) as raw bytes.
+            for (unsigned char ch : *in.key)
+                if (ch < 0x20 || ch == 0x7f) failField(r.name("key"), "must not contain control characters");
+        }
     }
     return c;
 }
@@ -732,12 +739,47 @@ Message readMessage(const Reader& r, const std::string& type, Channel ch) {
     return c;
 }
 
+/// Throws FieldError for an integer literal outside [-2^63, 2^64-1]: Poco's parser wraps such
+/// a literal around (2^64 reads as 0) instead of refusing it. Strings are skipped.
+void checkIntegerLiterals(const std::string& text) {
+    static const std::string kMaxU64 = "18446744073709551615";
+    static const std::string kMinI64 = "9223372036854775808";  // magnitude of -2^63
+    const std::size_t n = text.size();
+    for (std::size_t i = 0; i < n; ++i) {
+        const char c = text[i];
+        if (c == '"') {  // skip the string, escapes included
+            for (++i; i < n && text[i] != '"'; ++i)
+                if (text[i] == '\\') ++i;
+            continue;
+        }
+        if (c != '-' && (c < '0' || c > '9')) continue;
+        const bool negative = c == '-';
+        std::size_t end = i + (negative ? 1 : 0);
+        bool integer = true;
+        while (end < n && (std::isdigit(static_cast<unsigned char>(text[end])) || text[end] == '.' ||
+                           text[end] == 'e' || text[end] == 'E' || text[end] == '+' || text[end] == '-')) {
+            if (!std::isdigit(static_cast<unsigned char>(text[end]))) integer = false;
+            ++end;
+        }
+        if (integer) {
+            std::string digits = text.substr(i + (negative ? 1 : 0), end - i - (negative ? 1 : 0));
+            digits.erase(0, std::min(digits.find_first_not_of('0'), digits.size() - 1));
+            const std::string& limit = negative ? kMinI64 : kMaxU64;
+            if (digits.size() > limit.size() || (digits.size() == limit.size() && digits > limit))
+                throw FieldError{ErrorCode::BadRequest, "",
+                                 "an integer is out of range (at most 2^64-1, at least -2^63)"};
+        }
+        i = end - 1;
+    }
+}
+
 /// Parses text into a JSON object, or throws FieldError.
 Object::Ptr parseObject(const std::string& text, const char* what) {
     if (text.size() > limits::kMaxControlMessageBytes)
         throw FieldError{ErrorCode::TooLarge, "",
                          std::string(what) + " longer than " +
                              std::to_string(limits::kMaxControlMessageBytes) + " bytes"};
+    checkIntegerLiterals(text);
     Var v;
     try {
         Poco::JSON::Parser parser;
@@ -758,6 +800,15 @@ Object::Ptr parseObject(const std::string& text, const char* what) {
 }  // namespace
 
 // ======================================================================== public API
+
+std::optional<Error> integerLiteralError(const std::string& json) {
+    try {
+        checkIntegerLiterals(json);
+    } catch (const FieldError& e) {
+        return makeError(e.code, e.field, e.message);
+    }
+    return std::nullopt;
+}
 
 Result<Command> parseCommand(const std::string& json) {
     try {

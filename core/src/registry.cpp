@@ -236,9 +236,11 @@ Actions Registry::onSubscribe(ConnId viewer, const Subscribe& sub) {
     vit->second.subscriptions[sub.desktopClientId] = sub.monitor;
     agent.info.viewers = subs.size();
 
+    // Attached before the answer: "subscribed" promises that the next frame reaches the viewer
+    // (answering first let a frame sent right after it miss the fan-out).
+    out.push_back(AttachViewerAction{agent.info.conn, viewer, sub.monitor});
     out.push_back(SendAction{viewer, Subscribed{sub.desktopClientId, agent.info.streamId,
                                                 agent.info.monitors}});
-    out.push_back(AttachViewerAction{agent.info.conn, viewer, sub.monitor});
     if (first) out.push_back(SendAction{agent.info.conn, StartStream{}});
     return out;
 }

@@ -253,6 +253,11 @@ RelayActions RelayConnection::onAgentRegistered(const std::optional<AgentInfo>& 
     state_ = State::Open;
     peerId_ = info->clientId;
     streamId_ = info->streamId;
+    {
+        std::vector<int> monitors;
+        for (const auto& m : info->monitors) monitors.push_back(m.index);
+        frameOrder_ = FrameOrderCheck(monitors);
+    }
     heartbeat_.start(now);
     out.push_back(Count{RelayCounter::Registrations, 1});
     // Commands stored while it was away (or for its previous connection).
@@ -323,7 +328,21 @@ void RelayConnection::onViewerMessage(const Message& m, TimePoint now, RelayActi
 RelayActions RelayConnection::onCommandResultStored(const Result<bool>& stored, TimePoint now) {
     RelayActions out;
     if (finished() || stored.ok()) return out;
-    badInput(RelayCounter::BadJson, stored.error(), now, out);
+    if (stored.error().code == ErrorCode::Internal)
+        out.push_back(Send{serializeError(stored.error())});  // store trouble: not the agent's fault
+    else
+        badInput(RelayCounter::BadJson, stored.error(), now, out);
+    return out;
+}
+
+RelayActions RelayConnection::onSubscribeUnknown(const std::string& desktopClientId,
+                                                 TimePoint now) {
+    RelayActions out;
+    if (finished() || isAgent()) return out;
+    badInput(RelayCounter::BadJson,
+             makeError(ErrorCode::NotFound, "desktopClientId",
+                       "desktop '" + desktopClientId + "' is not connected"),
+             now, out);
     return out;
 }
 
@@ -367,6 +386,10 @@ RelayActions RelayConnection::onBinary(std::vector<std::uint8_t> bytes, TimePoin
         badInput(header.error().code == ErrorCode::TooLarge ? RelayCounter::TooLarge
                                                             : RelayCounter::BadFrames,
                  header.error(), now, out);
+        return out;
+    }
+    if (auto e = frameOrder_.onFrame(header.value())) {
+        badInput(RelayCounter::BadFrames, *e, now, out);
         return out;
     }
     // The relay trusts its own stream id, then forwards the bytes as they are.

@@ -13,6 +13,7 @@ const char* toString(ErrorCode code) {
     case ErrorCode::Internal: return "internal";
     case ErrorCode::StoreUnavailable: return "store_unavailable";
     case ErrorCode::ProtocolMismatch: return "protocol_mismatch";
+    case ErrorCode::Conflict: return "conflict";
     }
     return "internal";
 }
@@ -21,7 +22,8 @@ bool parseErrorCode(const std::string& text, ErrorCode& out) {
     static const ErrorCode all[] = {ErrorCode::BadRequest,   ErrorCode::Unauthorized,
                                     ErrorCode::NotFound,     ErrorCode::TooLarge,
                                     ErrorCode::RateLimited,  ErrorCode::Internal,
-                                    ErrorCode::StoreUnavailable, ErrorCode::ProtocolMismatch};
+                                    ErrorCode::StoreUnavailable, ErrorCode::ProtocolMismatch,
+                                    ErrorCode::Conflict};
     for (ErrorCode c : all) {
         if (text == toString(c)) {
             out = c;

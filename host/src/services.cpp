@@ -55,7 +55,7 @@ relay::HttpFallback staticFiles(const std::string &webRoot) {
             if (path != "/index.html") return false;  // 404 JSON from the relay
             std::string body = "<!doctype html><title>deskstream</title><p>The viewer files were not found in "
                                "[relay] web_root = " + webRoot + ".</p>";
-            resp.setStatus(Poco::Net::HTTPResponse::HTTP_NOT_FOUND);
+            resp.setStatusAndReason(Poco::Net::HTTPResponse::HTTP_NOT_FOUND);
             resp.setContentType("text/html; charset=utf-8");
             resp.sendBuffer(body.data(), body.size());
             return true;

@@ -66,7 +66,7 @@ TEST(CommandRouter, PrepareRefusesBadInput) {
 }
 
 TEST(CommandRouter, HttpBody) {
-    CommandRouter router;
+    CommandRouter router({}, countingIds());  // some bodies below carry no commandId
     auto r = router.prepareHttp("office-pc", R"({"command":{"type":"request_keyframe"},"commandId":"c-9"})", 7);
     ASSERT_TRUE(r.ok()) << r.error().message;
     EXPECT_EQ(r->id, "c-9");
@@ -79,6 +79,11 @@ TEST(CommandRouter, HttpBody) {
     EXPECT_EQ(router.prepareHttp("office-pc", R"({})", 7).error().field, "command");
     EXPECT_EQ(router.prepareHttp("a/b", R"({"command":{"type":"start_stream"}})", 7).error().field,
               "desktopClientId");
+    // The body's text is what is checked: 1.5e1 is not the integer 15 (issue 18.10).
+    EXPECT_EQ(router.prepareHttp("office-pc", R"({"command":{"type":"set_config","fps":1.5e1}})", 7).error().field,
+              "command.fps");
+    EXPECT_TRUE(router.prepareHttp("office-pc", R"( {"command":{"type":"set_config","fps":15}})", 7).ok());
+    EXPECT_EQ(router.prepareHttp("office-pc", R"({"type":"ping","timestamp":1})", 7).error().field, "type");
 }
 
 TEST(CommandRouter, DeliveryDecision) {
@@ -180,4 +185,40 @@ TEST(CommandDedup, ExecutesEachIdOnceWithBoundedMemory) {
     EXPECT_TRUE(d.markExecuted("b"));
     for (int i = 0; i < 10000; ++i) d.markExecuted("x" + std::to_string(i));
     EXPECT_EQ(d.size(), 3u);
+}
+
+// Issue 18 point 4: a reused id is the same command or a conflict.
+TEST(CommandRouter, ReusedIdIsAnIdempotentRetryOnlyForTheSameCommand) {
+    CommandRouter router;
+    Command c;
+    c.type = CommandType::RequestKeyframe;
+    auto first = router.prepare("pc1", "X1", c, "v1", 1000);
+    ASSERT_TRUE(first.ok());
+    auto retry = router.prepare("pc1", "X1", c, "v2", 2000);
+    EXPECT_FALSE(CommandRouter::conflictWith(retry.value(), first.value()));
+    auto otherDesktop = router.prepare("other-pc", "X1", c, "v2", 2000);
+    auto e = CommandRouter::conflictWith(otherDesktop.value(), first.value());
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->code, ErrorCode::Conflict);
+    EXPECT_EQ(std::string(toString(e->code)), "conflict");
+    Command stop;
+    stop.type = CommandType::StopStream;
+    EXPECT_TRUE(CommandRouter::conflictWith(router.prepare("pc1", "X1", stop, "v1", 1000).value(), first.value()));
+}
+
+TEST(CommandRouter, ExpiryResultNamesTheRuleThatEndedTheCommand) {
+    CommandPolicy p;
+    p.ttlMs = 1000;
+    p.maxAttempts = 5;
+    CommandRouter router(p);
+    CommandRecord r;
+    r.createdAtMs = 10000;
+    r.status = "delivered";
+    r.attempts = 6;
+    EXPECT_TRUE(router.shouldExpire(r, 10500));
+    EXPECT_EQ(router.expiryResultJson(r, 10500), R"({"status":"failed","error":"no result after 5 deliveries"})");
+    r.attempts = 1;
+    EXPECT_TRUE(router.shouldExpire(r, 11000));
+    EXPECT_EQ(router.expiryResultJson(r, 11000), R"({"status":"failed","error":"not completed within the command TTL"})");
+    EXPECT_FALSE(router.shouldExpire(r, 10999));
 }

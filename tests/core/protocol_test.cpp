@@ -443,3 +443,42 @@ TEST(Protocol, AgentStatsRoundTripsAndIsValidated) {
     ASSERT_FALSE(bad.ok());
     EXPECT_EQ(bad.error().field, "inFlight");
 }
+
+// Issue 18 point 10: integers are JSON integers within their range; key names are printable.
+TEST(Protocol, IntegersMustBeJsonIntegersWithinRange) {
+    for (const char* v : {"15.0", "1.5e1", "15e0", "1E1"}) {
+        auto r = parseMessage(std::string(R"({"type":"ping","timestamp":)") + v + "}",
+                              Channel::ViewerToRelay);
+        ASSERT_FALSE(r.ok()) << v;
+        EXPECT_EQ(r.error().field, "timestamp") << v;
+        r = parseMessage(std::string(R"({"type":"command","desktopClientId":"a","command":{"type":"set_config","fps":)") +
+                             v + "}}",
+                         Channel::ViewerToRelay);
+        EXPECT_FALSE(r.ok()) << v;
+    }
+    // 2^64 wraps to 0 in the JSON parser: refused before it gets there. 2^64-1 still parses.
+    auto r = parseMessage(R"({"type":"ping","timestamp":18446744073709551616})", Channel::ViewerToRelay);
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.error().message.find("out of range"), std::string::npos) << r.error().message;
+    EXPECT_FALSE(parseMessage(R"({"type":"ping","timestamp":-9223372036854775809})", Channel::ViewerToRelay).ok());
+    EXPECT_FALSE(parseMessage(R"({"type":"ping","timestamp":000018446744073709551616})", Channel::ViewerToRelay).ok());
+    EXPECT_FALSE(integerLiteralError(R"({"a":18446744073709551615,"b":-9223372036854775808})"));
+    EXPECT_TRUE(integerLiteralError(R"({"a":18446744073709551616})"));
+    // Digits inside strings are text, not numbers.
+    EXPECT_FALSE(integerLiteralError(R"({"a":"99999999999999999999999","b":"\"1e400"})"));
+    ASSERT_TRUE(parseMessage(R"({"type":"ping","timestamp":1700000000000})", Channel::ViewerToRelay).ok());
+}
+
+TEST(Protocol, KeyNamesRefuseControlCharacters) {
+    for (const char* key : {"\\u0000", "a\\u001fb", "\\n", "\\u007f"}) {
+        auto r = parseMessage(std::string(R"({"type":"command","desktopClientId":"a","command":{"type":"input","event":"key_down","key":")") +
+                                  key + "\"}}",
+                              Channel::ViewerToRelay);
+        ASSERT_FALSE(r.ok()) << key;
+        EXPECT_EQ(r.error().field, "command.key") << key;
+    }
+    EXPECT_TRUE(parseMessage(R"({"type":"command","desktopClientId":"a","command":{"type":"input","event":"key_up","key":"ArrowUp"}})",
+                             Channel::ViewerToRelay).ok());
+    EXPECT_TRUE(parseMessage(R"({"type":"command","desktopClientId":"a","command":{"type":"input","event":"key_up","key":"é"}})",
+                             Channel::ViewerToRelay).ok());
+}

@@ -433,6 +433,95 @@ TEST(RelayConnection, AgentFramesAreValidatedAndGetTheRelaysStreamId) {
     EXPECT_TRUE(answered);
 }
 
+// The frame order rules (core FrameOrderCheck) run on every agent frame: a frame for a monitor
+// the handshake did not advertise, a number going backwards or one above 2^53-1 is a bad frame,
+// answered and counted, and not forwarded; the order of accepted frames is unchanged by it.
+TEST(RelayConnection, AgentFramesOutOfOrderOrForUnadvertisedMonitorsAreBadFrames) {
+    Host host;
+    const ConnId a = host.open(1, Kind::Agent);
+    host.text(a, R"({"type":"handshake","protocol":1,"role":"desktop","clientId":"pc1",)"
+                 R"("monitors":[{"index":1,"name":"m1","x":0,"y":0,"width":2,"height":2,"primary":true}]})",
+              kT0);
+    RelayConnection& c = *host.peer(a).conn;
+    ASSERT_TRUE(c.open());
+    const std::vector<std::uint8_t> payload(4, 0xab);
+    auto frame = [&](std::uint64_t number, int monitor) {
+        FrameHeader h;
+        h.frameNumber = number;
+        h.monitor = monitor;
+        h.screenWidth = h.rectWidth = 2;
+        h.screenHeight = h.rectHeight = 2;
+        return c.onBinary(buildFrame(h, payload.data(), payload.size()), kT0);
+    };
+    auto forwarded = [](const RelayActions& out) {
+        for (auto& x : out)
+            if (std::holds_alternative<relay_action::ForwardFrame>(x)) return true;
+        return false;
+    };
+    auto badFrame = [](const RelayActions& out) {
+        bool counted = false, answered = false;
+        for (auto& x : out) {
+            if (auto* n = std::get_if<relay_action::Count>(&x)) counted |= n->counter == RelayCounter::BadFrames;
+            if (auto* s = std::get_if<relay_action::Send>(&x)) answered |= s->text.find("error") != std::string::npos;
+        }
+        return counted && answered;
+    };
+    EXPECT_TRUE(forwarded(frame(5, 1)));
+    EXPECT_TRUE(forwarded(frame(5, 0)));  // rects of one frame share a number; 0: combined
+    auto unadvertised = frame(6, 2);
+    EXPECT_FALSE(forwarded(unadvertised));
+    EXPECT_TRUE(badFrame(unadvertised));
+    auto backwards = frame(4, 1);
+    EXPECT_FALSE(forwarded(backwards));
+    EXPECT_TRUE(badFrame(backwards));
+    auto tooBig = frame(FrameOrderCheck::kMaxFrameNumber + 1, 1);
+    EXPECT_FALSE(forwarded(tooBig));
+    EXPECT_TRUE(badFrame(tooBig));
+    EXPECT_TRUE(forwarded(frame(FrameOrderCheck::kMaxFrameNumber, 1)));
+    EXPECT_EQ(c.badMessages(), 3);
+}
+
+// A result the store could not keep is the relay's trouble: answered with `internal`, not counted
+// as the agent's bad input. A result for a command the store does not know is bad input.
+TEST(RelayConnection, AResultTheStoreCouldNotKeepIsNotTheAgentsBadInput) {
+    Host host;
+    const ConnId a = host.open(1, Kind::Agent);
+    host.text(a, kAgentHello, kT0);
+    RelayConnection& c = *host.peer(a).conn;
+    for (int i = 0; i < 5; ++i) {  // above badMessageLimit (3): would close if it counted
+        auto out = c.onCommandResultStored(makeError(ErrorCode::Internal, "", "store down"), kT0);
+        ASSERT_EQ(out.size(), 1u);
+        EXPECT_NE(std::get<relay_action::Send>(out[0]).text.find("internal"), std::string::npos);
+    }
+    EXPECT_EQ(c.badMessages(), 0);
+    EXPECT_TRUE(c.open());
+    auto unknown = c.onCommandResultStored(makeError(ErrorCode::NotFound, "commandId", "no command"), kT0);
+    EXPECT_EQ(c.badMessages(), 1);
+    bool counted = false;
+    for (auto& x : unknown)
+        if (auto* n = std::get_if<relay_action::Count>(&x)) counted |= n->counter == RelayCounter::BadJson;
+    EXPECT_TRUE(counted);
+}
+
+// Subscribing to a desktop connected nowhere is bad input: probing ids closes the connection
+// once it is over badMessageLimit (3), as any other bad input (RepeatedBadInputCloses).
+TEST(RelayConnection, SubscribingToADesktopConnectedNowhereIsBadInput) {
+    Host host;
+    const ConnId v = host.open(2, Kind::Viewer);
+    host.text(v, kViewerHello, kT0);
+    RelayConnection& c = *host.peer(v).conn;
+    host.perform(v, c.onSubscribeUnknown("probe-1", kT0), kT0);
+    host.perform(v, c.onSubscribeUnknown("probe-2", kT0 + 1ms), kT0 + 1ms);
+    host.perform(v, c.onSubscribeUnknown("probe-3", kT0 + 2ms), kT0 + 2ms);
+    Peer& p = host.peer(v);
+    EXPECT_TRUE(contains(p.sent, "not_found"));
+    EXPECT_TRUE(contains(p.sent, "probe-1"));
+    EXPECT_EQ(p.closeCode, 0);
+    host.perform(v, c.onSubscribeUnknown("probe-4", kT0 + 3ms), kT0 + 3ms);
+    EXPECT_EQ(host.peer(v).closeCode, 1008);
+    EXPECT_EQ(host.peer(v).counts[RelayCounter::AbuseCloses], 1u);
+}
+
 // ---------------------------------------------------------------- abuse
 
 TEST(RelayConnection, RepeatedBadInputCloses) {

@@ -150,7 +150,8 @@ test('relay down for long: the breaker shows "relay unreachable, retrying in N s
   downWindows[downWindows.length - 1][1] = Date.now();
 });
 
-test('a relay that refuses the token: "unauthorized" and no retry loop; a valid ?token= connects', async () => {
+test('a relay that refuses the token: "unauthorized" and no retry loop; a valid ?token= connects, and its /api requests and the dashboard carry it', async () => {
+  let secureAgent;
   const securePort = await freePort();
   const secure = await new Relay(securePort, join(dir, 'secure'), ['--set', 'auth.secret=e2e-secret']).startAndWait();
   const p = await browser.newPage();
@@ -163,15 +164,45 @@ test('a relay that refuses the token: "unauthorized" and no retry loop; a valid 
     assert.match((await viewerStatus(p)).text, /^unauthorized: add \?token=/);
     await sleep(3000);
     assert.equal(attempts, 1, 'a refused token is not retried');
-    const token = await new Promise((resolve, reject) => {
-      const t = new DeskstreamProcess('token', ['--set', 'auth.secret=e2e-secret', 'token', '--role', 'viewer', '--sub', 'e2e-viewer', '--ttl', '1h']).start();
+    const mint = (role, sub) => new Promise((resolve, reject) => {
+      const t = new DeskstreamProcess(`token-${role}`, ['--set', 'auth.secret=e2e-secret', 'token', '--role', role, '--sub', sub, '--ttl', '1h']).start();
       t.exited.then(({ code }) => (code === 0 ? resolve(t.log.trim()) : reject(new Error(t.log))));
     });
+    const token = await mint('viewer', 'e2e-viewer');
+    // A desktop on the secured relay, so /api/desktops has something to list.
+    secureAgent = new Agent({ port: securePort, clientId: 'secure-pc', stateDir: join(dir, 'secure-agent'), monitors: 1, fps: 5,
+      token: await mint('desktop', 'secure-pc') }).start();
+    const apiRequests = [];
+    p.on('response', (r) => { if (r.url().endsWith('/api/desktops')) apiRequests.push(r.status()); });
     await p.goto(`${secure.base}/?token=${encodeURIComponent(token)}`);
     await eventually(async () => (await viewerStatus(p)).state === 'connected', { what: 'connected with the token' });
+    // The viewer's /api/desktops polls (every 3 s once connected) carry the token: 200, not 401.
+    await eventually(async () => apiRequests.length >= 1, { what: 'the viewer polled /api/desktops', timeoutMs: 15000 });
+    assert.deepEqual(apiRequests.filter((s) => s !== 200), [], 'every /api/desktops answer was 200');
     log.assertNone();
+
+    // The dashboard opened from the viewer's link carries the token on and lists the desktop.
+    const href = await p.locator('nav a').getAttribute('href');
+    assert.equal(href, `dashboard?token=${encodeURIComponent(token)}`);
+    const d = await browser.newPage();
+    const dlog = watchConsole(d);
+    try {
+      await d.goto(new URL(href, `${secure.base}/`).href);
+      const row = d.locator('#desktop-table tbody tr[data-client-id="secure-pc"]');
+      await eventually(async () => (await row.count()) === 1, { what: 'the dashboard lists secure-pc', timeoutMs: 30000 });
+      assert.equal(await d.locator('#ready').textContent(), 'relay ready');
+      dlog.assertNone();
+      // Without the token the relay answers 401 and the dashboard says what to do.
+      await d.goto(`${secure.base}/dashboard`);
+      await eventually(async () => /^cannot list desktops: unauthorized \(401\): add \?token=/.test(await d.locator('#ready').textContent()),
+        { what: 'the dashboard without a token says unauthorized' });
+      assert.ok(dlog.errors.some((e) => e.text.startsWith('HTTP 401') && e.url.endsWith('/api/desktops')), 'the relay refused it');
+    } finally {
+      await d.close();
+    }
   } finally {
     await p.close();
+    await secureAgent?.stop();
     await secure.stop();
   }
 });

@@ -2,6 +2,9 @@
 // accessors, and the docs/example checked against the schema.
 #include "deskstream/host/config.hpp"
 #include "deskstream/host/plugin_registry.hpp"
+#include "deskstream/core/commands.hpp"
+#include "deskstream/core/fanout.hpp"
+#include "deskstream/relay/options.hpp"
 
 #include <gtest/gtest.h>
 
@@ -285,6 +288,53 @@ TEST(ConfigDocs, ConfigurationReferenceListsEveryKeyWithItsDefault) {
         std::string def = *k.defaultValue ? "`" + std::string(k.defaultValue) + "`" : "(empty)";
         std::string row = "| `" + std::string(k.key) + "` | " + def + " |";
         EXPECT_NE(part.find(row), std::string::npos) << "docs/configuration.md lacks the row " << row;
+    }
+}
+
+// One truth per behaviour (issue 19): the command TTL, the lease and the viewer queue have one
+// default in the config schema, RelayOptions and the core, and the docs state that value and
+// the drop-all rule.
+TEST(ConfigDocs, CommandTtlLeaseAndViewerQueueHaveOneDefaultInCodeAndDocs) {
+    auto schemaDefault = [](const char *key) {
+        const KeySpec *k = findKey("relay", key);
+        EXPECT_NE(k, nullptr) << key;
+        return k ? std::stoll(k->defaultValue) : -1;
+    };
+    const deskstream::relay::RelayOptions relay;
+    const deskstream::core::CommandPolicy policy;
+    const deskstream::core::FanOutConfig fanout;
+    const long long ttl = schemaDefault("command.ttl_ms");
+    const long long lease = schemaDefault("command.lease_ms");
+    const long long queue = schemaDefault("viewer_queue");
+    EXPECT_EQ(relay.command_ttl_ms, ttl);
+    EXPECT_EQ(policy.ttlMs, ttl);
+    EXPECT_EQ(relay.command_lease_ms, lease);
+    EXPECT_EQ(policy.leaseMs, lease);
+    EXPECT_EQ(relay.viewer_queue, queue);
+    EXPECT_EQ(static_cast<long long>(fanout.viewerQueue), queue);
+
+    const std::string protocol = readFile(std::string(DS_SOURCE_DIR) + "/docs/protocol.md");
+    const std::string relayDoc = readFile(std::string(DS_SOURCE_DIR) + "/docs/relay.md");
+    ASSERT_FALSE(protocol.empty());
+    ASSERT_FALSE(relayDoc.empty());
+    const std::string ttlText = "`[relay] command.ttl_ms`, default " + std::to_string(ttl / 1000) + " s";
+    const std::string leaseText = "`[relay] command.lease_ms`, default " + std::to_string(lease / 1000) + " s";
+    EXPECT_NE(protocol.find(ttlText), std::string::npos) << "docs/protocol.md lacks: " << ttlText;
+    EXPECT_NE(protocol.find(leaseText), std::string::npos) << "docs/protocol.md lacks: " << leaseText;
+    EXPECT_NE(protocol.find("at most " + std::to_string(policy.maxAttempts) + " times"), std::string::npos);
+    EXPECT_NE(relayDoc.find("| `command_ttl_ms` | `[relay] command.ttl_ms` | " + std::to_string(ttl) + " |"),
+              std::string::npos);
+    EXPECT_NE(relayDoc.find("| `command_lease_ms` | `[relay] command.lease_ms` | " + std::to_string(lease) + " |"),
+              std::string::npos);
+    EXPECT_NE(relayDoc.find("| `viewer_queue` | `[relay] viewer_queue` | " + std::to_string(queue) + " |"),
+              std::string::npos);
+    // Drop-all, as core FanOut does (tests/core/fanout_test.cpp pins the behaviour).
+    EXPECT_NE(relayDoc.find("drop-all"), std::string::npos);
+    EXPECT_NE(protocol.find("loses all its undelivered frames"), std::string::npos);
+    for (const std::string *doc : {&protocol, &relayDoc}) {
+        EXPECT_EQ(doc->find("oldest is dropped"), std::string::npos);
+        EXPECT_EQ(doc->find("drop the oldest"), std::string::npos);
+        EXPECT_EQ(doc->find("(60 s)"), std::string::npos); // the old TTL
     }
 }
 

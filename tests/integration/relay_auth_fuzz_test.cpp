@@ -79,7 +79,7 @@ TEST_F(AuthTest, MissingWrongRoleExpiredOrForgedTokensAreRefusedWith1008) {
     EXPECT_EQ(viewer.waitClose(), 1008);
 }
 
-TEST_F(RelayTest, FuzzClientsDoNotCrashOrStallTheRelay) {
+TEST_F(RelayTest, FuzzClientsDoNotCrashStallOrLeakConnectionsOfTheRelay) {
     // Heartbeat timing is not under test here: with hundreds of short fuzz connections a
     // second on 2 shared cores under ASan, a 450 ms death bound is too tight for the watcher.
     RelayOptions o = testOptions();
@@ -89,6 +89,7 @@ TEST_F(RelayTest, FuzzClientsDoNotCrashOrStallTheRelay) {
     auto watcher = connectAgent("steady-pc");
     std::atomic<bool> stop{false};
     std::atomic<uint64_t> sent{0};
+    std::atomic<uint64_t> upgraded{0}; // fuzz WebSocket connections the relay accepted
     auto fuzz = [&](unsigned seed, const char *path) {
         std::mt19937 rng(seed);
         const std::vector<std::string> pieces = {
@@ -100,6 +101,7 @@ TEST_F(RelayTest, FuzzClientsDoNotCrashOrStallTheRelay) {
         while (!stop) {
             try {
                 WsClient c(port(), path, (rng() & 1) != 0);
+                upgraded.fetch_add(1);
                 const int messages = 1 + static_cast<int>(rng() % 40);
                 for (int i = 0; i < messages && !stop && !c.closed(); ++i) {
                     const unsigned kind = rng() % 6;
@@ -172,6 +174,15 @@ TEST_F(RelayTest, FuzzClientsDoNotCrashOrStallTheRelay) {
     EXPECT_GT(sent.load(), 100u);
     EXPECT_FALSE(watcher->closed());
     EXPECT_TRUE(hasRow("steady-pc"));
+    // The relay saw every fuzz connection and let go of each one: only the watcher is left
+    // (a session leaked by some bad input would stay in these figures).
+    EXPECT_GE(counter("connections_opened"), upgraded.load() + 1);
+    EXPECT_TRUE(eventually([&] {
+        return relay->agentCount() == 1 && relay->viewerCount() == 0 &&
+               counter("connections_closed") == counter("connections_opened") - 1;
+    }, 5000)) << "agents " << relay->agentCount() << ", viewers " << relay->viewerCount() << ", opened "
+              << counter("connections_opened") << ", closed " << counter("connections_closed");
+    EXPECT_EQ(rows().size(), 1u); // no fuzz-* registration outlived its connection
 
     // A normal client still works afterwards.
     auto fresh = connectAgent("after-fuzz");

@@ -179,3 +179,109 @@ TEST_F(RelayTest, RepeatedOversizedTextIsClosedWith1009) {
     expectError(*c, "too_large", "second oversized text");
     EXPECT_EQ(c->waitClose(), 1009);
 }
+
+namespace {
+
+std::vector<uint8_t> frameOf(uint16_t monitor, uint64_t number) {
+    deskstream::core::FrameHeader h;
+    h.codec = deskstream::core::FrameCodec::Jpeg;
+    h.flags = deskstream::core::frame_flags::kKey;
+    h.frameNumber = number;
+    h.monitor = monitor;
+    h.quality = 80;
+    h.screenWidth = h.rectWidth = 64;
+    h.screenHeight = h.rectHeight = 64;
+    std::vector<uint8_t> data(32, 0x22);
+    return deskstream::core::buildFrame(h, data.data(), data.size());
+}
+
+uint64_t frameNumberOf(const std::string &bytes) {
+    if (bytes.size() < 64) return 0; // nothing arrived
+    return deskstream::core::peekFrameNumber(reinterpret_cast<const uint8_t *>(bytes.data()));
+}
+
+// Heartbeats are not under test in these: the test reads one client at a time, so a 450 ms
+// heartbeat death on a loaded machine would only add noise.
+RelayOptions idleTolerant(RelayOptions o) {
+    o.heartbeat_interval_ms = 1000;
+    o.missed_limit = 3;
+    return o;
+}
+
+} // namespace
+
+// Issue 18 point 10, frames: only advertised monitors, numbers never backwards, none above 2^53-1.
+TEST_F(RelayTest, FramesForUnadvertisedMonitorsOrOutOfOrderAreRefusedAsBadFrames) {
+    startRelay(idleTolerant(testOptions()));
+    auto agent = connectAgent("seq-pc"); // advertises monitor 0 only
+    auto viewer = connectViewer();
+    viewer->send("{\"type\":\"subscribe\",\"desktopClientId\":\"seq-pc\"}");
+    ASSERT_TRUE(viewer->waitFor("subscribed"));
+    const uint64_t badBefore = counter("bad_frames");
+
+    agent->sendBinary(frameOf(0, 10));
+    ASSERT_EQ(frameNumberOf(viewer->waitBinary()), 10u);
+    viewer->send("{\"type\":\"frame_ack\",\"desktopClientId\":\"seq-pc\",\"frameNumber\":10,\"latency\":1}");
+
+    agent->sendBinary(frameOf(999, 11)); // never advertised
+    expectError(*agent, "bad_request", "monitor 999");
+    agent->sendBinary(frameOf(0, 9)); // backwards
+    expectError(*agent, "bad_request", "frame number going backwards");
+    agent->sendBinary(frameOf(0, UINT64_MAX)); // a jump to 2^64-1
+    expectError(*agent, "bad_request", "frame number 2^64-1");
+    EXPECT_EQ(counter("bad_frames"), badBefore + 3);
+    // None of them reached the viewer: the next frame it gets is the next good one.
+    agent->sendBinary(frameOf(0, 12));
+    EXPECT_EQ(frameNumberOf(viewer->waitBinary()), 12u);
+}
+
+// Issue 18 point 10, JSON: integers are JSON integers, 2^64 is out of range, no control
+// characters in key names. Each is refused over the socket and nothing is stored.
+TEST_F(RelayTest, NonIntegerNumbersOutOfRangeIntegersAndControlCharactersInKeysAreRefused) {
+    startRelay(idleTolerant(testOptions()));
+    auto viewer = connectViewer();
+    for (const char *ts : {"15.0", "1.5e1"}) {
+        viewer->send(std::string("{\"type\":\"ping\",\"timestamp\":") + ts + "}");
+        expectError(*viewer, "bad_request", ts);
+    }
+    viewer->send("{\"type\":\"ping\",\"timestamp\":18446744073709551616}");
+    Json err = viewer->waitFor("error");
+    ASSERT_TRUE(err);
+    EXPECT_NE(str(err, "message").find("out of range"), std::string::npos) << str(err, "message");
+    EXPECT_FALSE(viewer->waitFor("pong", 200)); // not echoed as 0
+    viewer->send("{\"type\":\"command\",\"desktopClientId\":\"k-pc\",\"commandId\":\"nul-key\","
+                 "\"command\":{\"type\":\"input\",\"event\":\"key_down\",\"key\":\"\\u0000\"}}");
+    expectError(*viewer, "bad_request", "NUL key");
+    viewer->send("{\"type\":\"command\",\"desktopClientId\":\"k-pc\",\"commandId\":\"fps-float\","
+                 "\"command\":{\"type\":\"set_config\",\"fps\":15.0}}");
+    expectError(*viewer, "bad_request", "fps 15.0");
+    for (const char *id : {"nul-key", "fps-float"}) {
+        std::optional<deskstream::relay::CommandRecord> rec;
+        store->getCommand(id, rec);
+        EXPECT_FALSE(rec) << id;
+    }
+    // The same over REST.
+    EXPECT_EQ(httpRequest(port(), "POST", "/api/desktops/k-pc/commands",
+                          "{\"command\":{\"type\":\"set_config\",\"fps\":1.5e1}}").status, 400);
+    EXPECT_EQ(httpRequest(port(), "POST", "/api/desktops/k-pc/commands",
+                          "{\"command\":{\"type\":\"set_config\",\"fps\":18446744073709551631}}").status, 400);
+    expectAlive(*viewer, 42);
+}
+
+// Issue 18 point 11: subscribing to ids that exist nowhere counts as bad input, so a prober is
+// closed after bad_message_limit attempts instead of scanning the store forever.
+TEST_F(RelayTest, SubscribingToUnknownIdsCountsTowardsTheAbuseLimit) {
+    RelayOptions o = idleTolerant(testOptions());
+    o.bad_message_limit = 5;
+    startRelay(o);
+    auto viewer = connectViewer();
+    for (int i = 0; i < 5; ++i) {
+        viewer->send("{\"type\":\"subscribe\",\"desktopClientId\":\"ghost-" + std::to_string(i) + "\"}");
+        expectError(*viewer, "not_found", "unknown id");
+    }
+    // Bound: the 6th within the window closes the connection with 1008; without counting it
+    // would get a 6th not_found and stay open.
+    viewer->send("{\"type\":\"subscribe\",\"desktopClientId\":\"ghost-5\"}");
+    EXPECT_EQ(viewer->waitClose(3000), 1008);
+    EXPECT_GE(counter("abuse_closes"), 1u);
+}

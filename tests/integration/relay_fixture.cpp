@@ -7,12 +7,16 @@
 #include <Poco/Net/HTTPRequest.h>
 #include <Poco/Net/HTTPResponse.h>
 #include <Poco/Net/NetException.h>
+#include <Poco/Net/StreamSocket.h>
 #include <Poco/StreamCopier.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
+#include <tuple>
+#include <type_traits>
 #include <filesystem>
 #include <random>
 #include <thread>
@@ -207,6 +211,106 @@ HttpResult httpRequest(uint16_t port, const std::string &method, const std::stri
     return r;
 }
 
+HttpResult httpRequest(uint16_t port, const std::string &method, const std::string &path,
+                       const std::vector<std::pair<std::string, std::string>> &headers,
+                       const std::string &body) {
+    Poco::Net::HTTPClientSession s("127.0.0.1", port);
+    s.setTimeout(Poco::Timespan(5, 0));
+    Poco::Net::HTTPRequest req(method, path, Poco::Net::HTTPMessage::HTTP_1_1);
+    for (const auto &[name, value] : headers) req.set(name, value);
+    if (!body.empty() || method == "POST") {
+        req.setContentLength(static_cast<std::streamsize>(body.size()));
+        s.sendRequest(req) << body;
+    } else {
+        s.sendRequest(req);
+    }
+    Poco::Net::HTTPResponse resp;
+    std::istream &in = s.receiveResponse(resp);
+    HttpResult r;
+    r.status = resp.getStatus();
+    Poco::StreamCopier::copyToString(in, r.body);
+    return r;
+}
+
+std::string rawHttp(uint16_t port, const std::string &request) {
+    Poco::Net::StreamSocket sock(Poco::Net::SocketAddress("127.0.0.1", port));
+    sock.setReceiveTimeout(Poco::Timespan(5, 0));
+    sock.sendBytes(request.data(), static_cast<int>(request.size()));
+    std::string out;
+    char buf[4096];
+    try {
+        for (int n; (n = sock.receiveBytes(buf, sizeof buf)) > 0;) out.append(buf, static_cast<size_t>(n));
+    } catch (const Poco::Exception &) { // timeout or reset: what arrived is the answer
+    }
+    return out;
+}
+
+// ---- SwitchableStore: forwards each function to the real plugin unless switched down.
+
+struct SwitchableStore::State {
+    ds_store_vtable real{};
+    void *instance = nullptr;
+    std::atomic<bool> down{false};
+    std::atomic<bool> completeDown{false};
+};
+
+namespace {
+
+template <typename T, T Member> struct Forward;
+template <typename... A, ds_status (*ds_store_vtable::*Member)(void *, A...)>
+struct Forward<ds_status (*ds_store_vtable::*)(void *, A...), Member> {
+    static ds_status fn(void *self, A... a) {
+        auto *state = static_cast<SwitchableStore::State *>(self);
+        bool isComplete = false;
+        if constexpr (std::is_same_v<decltype(Member), decltype(&ds_store_vtable::complete_command)>)
+            isComplete = Member == &ds_store_vtable::complete_command;
+        if (state->down.load() || (isComplete && state->completeDown.load())) {
+            // Every store function ends with (char *err, size_t err_size).
+            auto args = std::forward_as_tuple(a...);
+            char *err = std::get<sizeof...(A) - 2>(args);
+            const size_t size = std::get<sizeof...(A) - 1>(args);
+            if (err && size) std::snprintf(err, size, "store server unreachable (test switch)");
+            return DS_ERR_STORE_UNAVAILABLE;
+        }
+        return (state->real.*Member)(state->instance, a...);
+    }
+};
+#define DS_FORWARD(name) vt_.name = &Forward<decltype(&ds_store_vtable::name), &ds_store_vtable::name>::fn
+
+} // namespace
+
+SwitchableStore::SwitchableStore(const ds_store_vtable &real, void *instance)
+    : state_(std::make_shared<State>()) {
+    state_->real = real;
+    state_->instance = instance;
+    // Only the functions named here: one added later stays NULL (never called with our State).
+    vt_.struct_size = sizeof(ds_store_vtable);
+    DS_FORWARD(check);
+    DS_FORWARD(register_client);
+    DS_FORWARD(touch_client);
+    DS_FORWARD(unregister_client);
+    DS_FORWARD(list_clients);
+    DS_FORWARD(reap_clients);
+    DS_FORWARD(unregister_instance_clients);
+    DS_FORWARD(upsert_instance);
+    DS_FORWARD(list_instances);
+    DS_FORWARD(enqueue_command);
+    DS_FORWARD(claim_commands);
+    DS_FORWARD(complete_command);
+    DS_FORWARD(get_command);
+    DS_FORWARD(expire_commands);
+    if (real.poll_notifications) DS_FORWARD(poll_notifications);
+    if (real.purge_commands) DS_FORWARD(purge_commands); // store ABI 1.1
+}
+#undef DS_FORWARD
+
+deskstream::relay::StoreClient SwitchableStore::client() const {
+    return deskstream::relay::StoreClient(&vt_, state_.get());
+}
+void SwitchableStore::setDown(bool down) { state_->down = down; }
+bool SwitchableStore::down() const { return state_->down; }
+void SwitchableStore::setCompleteDown(bool down) { state_->completeDown = down; }
+
 bool eventually(const std::function<bool()> &cond, int timeoutMs) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeoutMs);
     while (std::chrono::steady_clock::now() < deadline) {
@@ -265,6 +369,16 @@ void RelayTest::startRelay(RelayOptions o) {
     relay = std::make_unique<deskstream::relay::Relay>(o, *store, Poco::Logger::get("relay-test"));
     relay->start();
     ASSERT_NE(relay->port(), 0);
+}
+
+SwitchableStore &RelayTest::startRelayWithSwitchableStore(RelayOptions o) {
+    if (relay) relay->stop();
+    relay.reset();
+    switchable = std::make_unique<SwitchableStore>(plugin->store(), storeInstance);
+    o.listen = "127.0.0.1:0";
+    relay = std::make_unique<deskstream::relay::Relay>(o, switchable->client(), Poco::Logger::get("relay-test"));
+    relay->start();
+    return *switchable;
 }
 
 void RelayTest::TearDown() {

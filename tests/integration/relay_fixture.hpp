@@ -15,6 +15,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace ds_itest {
@@ -84,6 +85,32 @@ double metricValue(const std::string &exposition, const std::string &series);
 // Runs `promtool check metrics` on `exposition`: its exit code, and its output in `output`.
 // promtool missing is a failure (Debian package prometheus, installed by scripts/bootstrap.sh).
 int promtoolCheckMetrics(const std::string &exposition, std::string &output);
+// The same with request headers (name, value); Content-Type is set only when given there.
+HttpResult httpRequest(uint16_t port, const std::string &method, const std::string &path,
+                       const std::vector<std::pair<std::string, std::string>> &headers,
+                       const std::string &body);
+// Sends `request` as raw bytes and returns everything the relay answered until it closed (or
+// 5 s passed): status lines are checked as sent, URIs go out unencoded.
+std::string rawHttp(uint16_t port, const std::string &request);
+
+// A real store plugin instance behind a switch: while down(), every call fails with
+// DS_ERR_STORE_UNAVAILABLE as a store whose server is unreachable does; otherwise calls pass
+// through unchanged.
+class SwitchableStore {
+public:
+    SwitchableStore(const ds_store_vtable &real, void *instance);
+    deskstream::relay::StoreClient client() const;
+    void setDown(bool down);
+    bool down() const;
+    // Only complete_command fails (a result that cannot be stored); everything else works.
+    void setCompleteDown(bool down);
+
+    struct State;
+
+private:
+    std::shared_ptr<State> state_;
+    ds_store_vtable vt_{};
+};
 
 // Polls `cond` every 10 ms until it holds or timeoutMs passed.
 bool eventually(const std::function<bool()> &cond, int timeoutMs = 2000);
@@ -97,6 +124,9 @@ protected:
     static RelayOptions testOptions();
     // (Re)starts the relay with `o` (listen forced to 127.0.0.1:0).
     void startRelay(RelayOptions o);
+    // (Re)starts the relay over the fixture's store behind a SwitchableStore, which lives until
+    // TearDown has stopped the relay.
+    SwitchableStore &startRelayWithSwitchableStore(RelayOptions o);
 
     // Registered agent (handshake_ack checked) that answers pings.
     std::unique_ptr<WsClient> connectAgent(const std::string &clientId, const std::string &token = "");
@@ -113,7 +143,8 @@ protected:
     std::unique_ptr<ds_test::LoadedPlugin> plugin;
     void *storeInstance = nullptr;
     std::unique_ptr<deskstream::relay::StoreClient> store;
-    std::unique_ptr<deskstream::relay::Relay> relay;
+    std::unique_ptr<SwitchableStore> switchable;
+    std::unique_ptr<deskstream::relay::Relay> relay; // declared last: destroyed first
 };
 
 } // namespace ds_itest

@@ -87,7 +87,11 @@ private:
             if (f.closed) break;
             if (f.timeout) continue;
             if (f.opcode == WebSocket::FRAME_OP_TEXT) {
-                ws_->answerIfPing(ds_itest::parseJson(f.data));  // the relay's heartbeat
+                try {
+                    ws_->answerIfPing(ds_itest::parseJson(f.data));  // the relay's heartbeat
+                } catch (const std::exception&) {
+                    break;  // the relay closed us: the test's assertions say whether it should have
+                }
                 continue;
             }
             if (f.opcode != WebSocket::FRAME_OP_BINARY) continue;
@@ -344,6 +348,28 @@ TEST_F(StreamingTest, SlowAcksDriveQualityToMinimumAndItRecovers) {
         << "quality did not climb back: " << agent->stats().quality;
 }
 
+// "Registration lost": the agent's row disappears while it is connected (reaped or taken over
+// elsewhere). The relay's next last_ping refresh finds it gone and closes with 4000; the real
+// agent reconnects and registers again, and its row is back.
+TEST_F(StreamingTest, RealAgentWhoseRegistrationIsLostIsClosedAndRegistersAgain) {
+    auto o = testOptions();
+    o.max_message_bytes = 16 * 1024 * 1024;
+    o.touch_interval_ms = 100;
+    startRelay(o);
+    auto agent = startAgent(agentOptions(5, port()), 320, 200);
+    ASSERT_TRUE(ds_itest::eventually([&] { return agent->stats().registered; }, 5000));
+    ASSERT_EQ(agent->stats().connections, 1u);
+    ASSERT_TRUE(hasRow("stream-pc"));
+    ASSERT_TRUE(store->unregisterClient("stream-pc", "").ok());
+    // Bound: the next refresh (agent pings every 200 ms, touch interval 100 ms), the close, the
+    // agent's reconnect delay (50-300 ms) and a new registration: well under 5 s even under ASan.
+    // Without the rule the agent is never closed and connections stays 1.
+    ASSERT_TRUE(ds_itest::eventually([&] { return agent->stats().connections >= 2 && agent->stats().registered; }, 5000))
+        << "connections " << agent->stats().connections;
+    EXPECT_TRUE(ds_itest::eventually([&] { return hasRow("stream-pc"); }, 2000));
+    EXPECT_EQ(rows().at(0).instanceId, relay->instanceId());
+}
+
 TEST_F(StreamingTest, AgentReconnectsAfterTheRelayRestarts) {
     auto agent = startAgent(agentOptions(15, port()), 640, 360);
     ASSERT_TRUE(ds_itest::eventually([&] { return agent->stats().registered; }, 5000));
@@ -399,7 +425,9 @@ TEST_F(StreamingTest, AgentExecutesCommandsOnceAndReportsResults) {
     ASSERT_EQ(r.status, 202) << r.body;
     ASSERT_TRUE(ds_itest::eventually([&] { return agent->stats().quality == 50 && agent->stats().fps == 5; }, 5000));
     ASSERT_TRUE(ds_itest::eventually([&] { return agent->stats().commandsExecuted == 1; }, 5000));
-    // The same commandId again (a retry) is confirmed but not executed twice.
+    // The same commandId again over REST: the relay's store already holds it, so it is
+    // acknowledged and never delivered again (the agent sees no duplicate; its own dedup is
+    // tested by RealAgentGivenACommandTwiceExecutesItOnceAndCountsTheDuplicate).
     r = post(R"({"commandId":"cfg-1","command":{"type":"set_config","fps":5,"quality":50}})");
     EXPECT_EQ(r.status, 202) << r.body;
     // Input for a monitor the capture plugin does not have: the result says failed, with the reason.
@@ -467,4 +495,41 @@ TEST_F(StreamingTest, MetricsScrapedDuringAStreamPassPromtoolAndMoveWithFramesAn
     std::string out;
     EXPECT_EQ(ds_itest::promtoolCheckMetrics(second, out), 0) << out;
     EXPECT_EQ(out, "") << "promtool lint findings:\n" << out;
+}
+
+// Delivery is at least once: a result the relay cannot store leaves the command delivered, its
+// lease runs out and the relay sends it again. The real agent executes it once and counts the
+// duplicate (core CommandDedup), confirming again until the result is stored.
+TEST_F(StreamingTest, RealAgentGivenACommandTwiceExecutesItOnceAndCountsTheDuplicate) {
+    auto o = testOptions();
+    o.max_message_bytes = 16 * 1024 * 1024;
+    o.command_lease_ms = 300;
+    o.reaper_interval_ms = 50;
+    o.heartbeat_interval_ms = 1000; // heartbeats are not under test: no 4008 on a loaded machine
+    ds_itest::SwitchableStore& switchable = startRelayWithSwitchableStore(o);
+    auto agentOpts = agentOptions(10, port());
+    agentOpts.heartbeatInterval = 1000ms;
+    auto agent = startAgent(agentOpts, 320, 200);
+    ASSERT_TRUE(ds_itest::eventually([&] { return agent->stats().registered; }, 5000));
+    const auto before = agent->stats();
+
+    switchable.setCompleteDown(true); // the agent's result cannot be stored
+    auto r = ds_itest::httpRequest(port(), "POST", "/api/desktops/stream-pc/commands",
+                                   R"({"commandId":"twice-1","command":{"type":"set_config","quality":41}})");
+    ASSERT_EQ(r.status, 202) << r.body;
+    ASSERT_TRUE(ds_itest::eventually([&] { return agent->stats().commandsExecuted == before.commandsExecuted + 1; }, 5000));
+    EXPECT_EQ(agent->stats().quality, 41);
+    // Redelivered after the 300 ms lease: the duplicate counter moves, nothing runs again.
+    ASSERT_TRUE(ds_itest::eventually([&] { return agent->stats().commandsDuplicate >= before.commandsDuplicate + 1; }, 5000))
+        << "duplicates " << agent->stats().commandsDuplicate;
+    EXPECT_EQ(agent->stats().commandsExecuted, before.commandsExecuted + 1);
+
+    switchable.setCompleteDown(false); // the next confirmation is stored
+    std::optional<deskstream::relay::CommandRecord> rec;
+    ASSERT_TRUE(ds_itest::eventually([&] {
+        store->getCommand("twice-1", rec);
+        return rec && rec->status == "done";
+    }, 5000));
+    EXPECT_GE(rec->attempts, 2);
+    EXPECT_EQ(agent->stats().commandsExecuted, before.commandsExecuted + 1);
 }

@@ -339,10 +339,15 @@ TEST_P(StoreContract, ExpireMarksOnlyOldOpenCommands) {
     Command c;
     ASSERT_STORE_OK(store_->get("old-pending", c));
     EXPECT_EQ(c.status, "expired");
+    // The reason is stored with it (issue 18 point 12).
+    EXPECT_EQ(c.result.value_or(""), R"({"status":"expired","error":"not completed within the command TTL"})");
+    EXPECT_EQ(c.completedAt, 1000);
     ASSERT_STORE_OK(store_->get("old-delivered", c));
     EXPECT_EQ(c.status, "expired");
+    EXPECT_TRUE(c.result.has_value());
     ASSERT_STORE_OK(store_->get("old-done", c));
     EXPECT_EQ(c.status, "done");
+    EXPECT_FALSE(c.result.has_value() && c.result->find("expired") != std::string::npos);
     ASSERT_STORE_OK(store_->get("new", c));
     EXPECT_EQ(c.status, "pending");
     ASSERT_STORE_OK(store_->claim("c1", 2000, 10, 10, got)); // expired is never claimed

@@ -39,6 +39,19 @@ core::Result<core::CommandQueued> CommandDelivery::queue(
         return core::makeError(core::ErrorCode::Internal, "",
                                "the command could not be stored (" + st.describe() + ")");
     }
+    if (!created) {
+        // The id exists: an exact retry is idempotent, a different command under it is refused
+        // (conflict), and the result stays with the origin stored with the first one.
+        std::optional<CommandRecord> existing;
+        st = store_.client().getCommand(record.id, existing);
+        if (!st.ok() || !existing) {
+            store_.error("get_command", st);
+            return core::makeError(core::ErrorCode::Internal, "",
+                                   "the command could not be stored (" + st.describe() + ")");
+        }
+        if (auto conflict = core::CommandRouter::conflictWith(record, *existing)) return *conflict;
+        if (existing->origin != record.origin) originViewer = 0;
+    }
     core::CommandQueued queued;
     {
         std::lock_guard<std::mutex> lock(mutex_);
@@ -69,8 +82,12 @@ void CommandDelivery::deliverPending(const std::string &clientId, core::WallMs n
             if (!expire) msg = router_.deliveryMessage(r);
         }
         if (expire) {
-            store_.client().completeCommand(
-                r.id, "failed", "{\"status\":\"failed\",\"error\":\"expired before delivery\"}", now);
+            std::string reason;
+            {
+                std::lock_guard<std::mutex> lock(mutex_);
+                reason = router_.expiryResultJson(r, now);
+            }
+            store_.client().completeCommand(r.id, "failed", reason, now);
             counters_.count(Counter::CommandsExpired);
             metrics_.commandFinished(r.commandType, "expired");
             continue;

@@ -4,6 +4,9 @@
 #include "relay_impl.hpp"
 #include "session.hpp"
 
+#include "deskstream/core/auth.hpp"
+#include "deskstream/core/log_limit.hpp"
+
 #include <Poco/JSON/Array.h>
 #include <Poco/JSON/Object.h>
 #include <Poco/JSON/Parser.h>
@@ -12,6 +15,8 @@
 #include <Poco/Net/HTTPServerResponse.h>
 #include <Poco/Net/NetException.h>
 #include <Poco/Net/WebSocket.h>
+#include <Poco/String.h>
+#include <Poco/URI.h>
 
 #include <sstream>
 
@@ -26,7 +31,7 @@ using Poco::Net::HTTPServerResponse;
 constexpr std::streamsize kDiscardLimit = 4 * 1024 * 1024;
 
 void sendJson(HTTPServerResponse &resp, HTTPResponse::HTTPStatus status, const std::string &body) {
-    resp.setStatus(status);
+    resp.setStatusAndReason(status); // setStatus alone leaves the reason "OK" ("404 OK")
     resp.setContentType("application/json");
     resp.set("Cache-Control", "no-store");
     resp.setContentLength(static_cast<std::streamsize>(body.size()));
@@ -47,6 +52,54 @@ Poco::Dynamic::Var parseOr(const std::string &json, Poco::Dynamic::Var fallback)
         return fallback;
     }
 }
+
+// The request's path without its query string: a query may carry a token, so it is never logged.
+std::string pathOf(const std::string &uri) {
+    const auto q = uri.find('?');
+    return q == std::string::npos ? uri : uri.substr(0, q);
+}
+
+// Error lines of the HTTP routes, identical ones rate-limited (one line with a count).
+class HttpLog {
+public:
+    explicit HttpLog(RelayImpl &relay) : relay_(relay) {}
+    enum class Level { Warning, Error };
+    // `key` groups identical events; `line` must not contain a query string.
+    void log(Level level, const std::string &key, const std::string &line) {
+        std::optional<uint64_t> suppressed;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            suppressed = limiter_.onEvent(key, RelayImpl::monoNow());
+        }
+        if (!suppressed) return;
+        const std::string text =
+            *suppressed ? line + " (and " + std::to_string(*suppressed) + " more like it)" : line;
+        if (level == Level::Error) relay_.log().error(text);
+        else relay_.log().warning(text);
+    }
+
+private:
+    RelayImpl &relay_;
+    std::mutex mutex_;
+    core::LogRepeatLimiter limiter_{std::chrono::seconds(10)};
+};
+
+// A request whose URI does not decode (e.g. "/%zz"): 400, one rate-limited line, no URI echoed.
+class BadUriRoute : public Poco::Net::HTTPRequestHandler {
+public:
+    BadUriRoute(RelayImpl &relay, HttpLog &log) : relay_(relay), log_(log) {}
+    void handleRequest(HTTPServerRequest &req, HTTPServerResponse &resp) override {
+        log_.log(HttpLog::Level::Warning, "malformed-uri",
+                 "relay: HTTP " + req.getMethod() + " with a malformed URI from " +
+                     req.clientAddress().host().toString() + " refused (400)");
+        sendError(relay_, resp, HTTPResponse::HTTP_BAD_REQUEST, core::ErrorCode::BadRequest,
+                  "malformed URI");
+    }
+
+private:
+    RelayImpl &relay_;
+    HttpLog &log_;
+};
 
 class WebSocketRoute : public Poco::Net::HTTPRequestHandler {
 public:
@@ -112,14 +165,15 @@ private:
 
 class JsonRoute : public Poco::Net::HTTPRequestHandler {
 public:
-    explicit JsonRoute(RelayImpl &relay) : relay_(relay) {}
+    JsonRoute(RelayImpl &relay, HttpLog &log) : relay_(relay), log_(log) {}
 
     void handleRequest(HTTPServerRequest &req, HTTPServerResponse &resp) override {
         try {
             route(req, resp);
         } catch (const std::exception &e) {
-            relay_.log().error("relay: HTTP %s %s failed: %s", req.getMethod(), req.getURI(),
-                               std::string(e.what()));
+            const std::string what = req.getMethod() + " " + pathOf(req.getURI());
+            log_.log(HttpLog::Level::Error, what + e.what(),
+                     "relay: HTTP " + what + " failed: " + e.what());
             if (!resp.sent())
                 sendError(relay_, resp, HTTPResponse::HTTP_INTERNAL_SERVER_ERROR,
                           core::ErrorCode::Internal, "internal error");
@@ -159,22 +213,128 @@ private:
             if (!get) return methodNotAllowed(resp);
             return metrics(resp);
         }
-        if (path == "/api/desktops") {
-            if (!get) return methodNotAllowed(resp);
-            return desktops(resp);
-        }
-        const std::string prefix = "/api/desktops/";
-        const std::string suffix = "/commands";
-        if (path.size() > prefix.size() + suffix.size() && path.rfind(prefix, 0) == 0 &&
-            path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0) {
-            if (method != "POST") return methodNotAllowed(resp);
-            const std::string clientId =
-                path.substr(prefix.size(), path.size() - prefix.size() - suffix.size());
-            return postCommand(clientId, req, resp);
+        if (path == "/api" || path.rfind("/api/", 0) == 0) {
+            if (!authorized(req, resp)) return;
+            return api(path, method, req, resp);
         }
         if (relay_.options().http_fallback && relay_.options().http_fallback(req, resp)) return;
         sendError(relay_, resp, HTTPResponse::HTTP_NOT_FOUND, core::ErrorCode::NotFound,
                   "no route for " + method + " " + path);
+    }
+
+    // /api/*: the token was checked already.
+    void api(const std::string &path, const std::string &method, HTTPServerRequest &req,
+             HTTPServerResponse &resp) {
+        const bool get = method == "GET" || method == "HEAD";
+        if (path == "/api/desktops") {
+            if (!get) return methodNotAllowed(resp);
+            return desktops(resp);
+        }
+        // /api/desktops/{id}/commands and /api/desktops/{id}/commands/{commandId}
+        const std::string prefix = "/api/desktops/";
+        const std::string middle = "/commands";
+        if (path.rfind(prefix, 0) == 0) {
+            const std::string rest = path.substr(prefix.size());
+            const auto slash = rest.find('/');
+            if (slash != std::string::npos && slash > 0 &&
+                rest.compare(slash, middle.size(), middle) == 0) {
+                const std::string clientId = rest.substr(0, slash);
+                const std::string tail = rest.substr(slash + middle.size());
+                if (tail.empty()) {
+                    if (method != "POST") return methodNotAllowed(resp);
+                    if (!postAllowed(req, resp)) return;
+                    return postCommand(clientId, req, resp);
+                }
+                if (tail.size() > 1 && tail[0] == '/' && tail.find('/', 1) == std::string::npos) {
+                    if (!get) return methodNotAllowed(resp);
+                    return getCommand(clientId, tail.substr(1), resp);
+                }
+            }
+        }
+        sendError(relay_, resp, HTTPResponse::HTTP_NOT_FOUND, core::ErrorCode::NotFound,
+                  "no route for " + method + " " + path);
+    }
+
+    // With [auth] secret set, every /api request carries "Authorization: Bearer <viewer token>"
+    // (docs/relay.md "HTTP API"). A token in the query string is not accepted here.
+    bool authorized(HTTPServerRequest &req, HTTPServerResponse &resp) {
+        const std::string &secret = relay_.options().auth_secret;
+        if (secret.empty()) return true;
+        const std::string header = req.get("Authorization", "");
+        const std::string scheme = "Bearer ";
+        std::string message;
+        if (header.size() <= scheme.size() || Poco::icompare(header.substr(0, scheme.size()), scheme) != 0) {
+            message = "an Authorization: Bearer <token> header is required";
+        } else {
+            auto claims = core::verifyToken(header.substr(scheme.size()), secret, core::Role::Viewer,
+                                            RelayImpl::wallNowMs());
+            if (claims.ok()) return true;
+            message = claims.error().message;
+        }
+        relay_.count(Counter::AuthFailures);
+        resp.set("WWW-Authenticate", "Bearer");
+        sendError(relay_, resp, HTTPResponse::HTTP_UNAUTHORIZED, core::ErrorCode::Unauthorized, message);
+        return false;
+    }
+
+    // A POST changes state, so a browser must not be tricked into it from another site (CSRF):
+    // an Origin, when sent, is one of [auth] allowed_origins, or (list empty) this relay's own
+    // origin; the body is declared application/json, which no cross-site form or "simple"
+    // request can send without a CORS preflight (which this relay never grants).
+    bool postAllowed(HTTPServerRequest &req, HTTPServerResponse &resp) {
+        if (req.has("Origin")) {
+            const std::string origin = req.get("Origin");
+            const auto &allowed = relay_.options().allowed_origins;
+            const std::string host = req.getHost();
+            const bool ok = allowed.empty()
+                                ? (!host.empty() && (origin == "http://" + host || origin == "https://" + host))
+                                : std::find(allowed.begin(), allowed.end(), origin) != allowed.end();
+            if (!ok) {
+                relay_.count(Counter::AuthFailures);
+                sendError(relay_, resp, HTTPResponse::HTTP_FORBIDDEN, core::ErrorCode::Unauthorized,
+                          "origin not allowed");
+                return false;
+            }
+        }
+        std::string type = req.getContentType();
+        type = Poco::toLower(Poco::trim(type.substr(0, type.find(';'))));
+        if (type != "application/json") {
+            sendError(relay_, resp, HTTPResponse::HTTP_UNSUPPORTED_MEDIA_TYPE,
+                      core::ErrorCode::BadRequest, "Content-Type must be application/json");
+            return false;
+        }
+        return true;
+    }
+
+    // GET /api/desktops/{id}/commands/{commandId}: the stored row (docs/relay.md).
+    void getCommand(const std::string &clientId, const std::string &commandId, HTTPServerResponse &resp) {
+        if (!core::isValidId(clientId) || !core::isValidId(commandId))
+            return sendError(relay_, resp, HTTPResponse::HTTP_BAD_REQUEST, core::ErrorCode::BadRequest,
+                             "desktop and command ids must match [A-Za-z0-9._-]{1,128}");
+        std::optional<CommandRecord> rec;
+        StoreStatus st = relay_.store().getCommand(commandId, rec);
+        if (!st.ok() && st.code != DS_ERR_NOT_FOUND)
+            return sendError(relay_, resp, HTTPResponse::HTTP_SERVICE_UNAVAILABLE,
+                             core::ErrorCode::Internal, "store unavailable: " + st.describe());
+        if (!rec || rec->clientId != clientId) // another desktop's command is not shown here
+            return sendError(relay_, resp, HTTPResponse::HTTP_NOT_FOUND, core::ErrorCode::NotFound,
+                             "no command " + commandId + " for desktop " + clientId);
+        auto optionalMs = [](Poco::JSON::Object &o, const char *key, int64_t ms) {
+            if (ms > 0) o.set(key, ms);
+            else o.set(key, Poco::Dynamic::Var());
+        };
+        Poco::JSON::Object o(Poco::JSON_PRESERVE_KEY_ORDER);
+        o.set("commandId", rec->id);
+        o.set("desktopClientId", rec->clientId);
+        o.set("status", rec->status);
+        o.set("attempts", static_cast<int64_t>(rec->attempts));
+        o.set("command", parseOr(rec->commandDataJson, Poco::Dynamic::Var()));
+        optionalMs(o, "createdAt", rec->createdAtMs);
+        optionalMs(o, "deliveredAt", rec->deliveredAtMs);
+        optionalMs(o, "completedAt", rec->completedAtMs);
+        o.set("result", rec->resultJson.empty() ? Poco::Dynamic::Var()
+                                                 : parseOr(rec->resultJson, Poco::Dynamic::Var()));
+        sendJson(resp, HTTPResponse::HTTP_OK, stringify(o));
     }
 
     static std::string stringify(const Poco::JSON::Object &o) {
@@ -186,7 +346,7 @@ private:
     // Prometheus text format 0.0.4: every family of the relay's registry (docs/operations.md).
     void metrics(HTTPServerResponse &resp) {
         const std::string body = relay_.metrics().render();
-        resp.setStatus(HTTPResponse::HTTP_OK);
+        resp.setStatusAndReason(HTTPResponse::HTTP_OK);
         resp.setContentType(core::metrics::Registry::kContentType);
         resp.setContentLength(static_cast<std::streamsize>(body.size()));
         resp.send() << body;
@@ -309,6 +469,7 @@ private:
                                 : e.code == core::ErrorCode::TooLarge
                                     ? HTTPResponse::HTTP_REQUEST_ENTITY_TOO_LARGE
                                 : e.code == core::ErrorCode::NotFound ? HTTPResponse::HTTP_NOT_FOUND
+                                : e.code == core::ErrorCode::Conflict ? HTTPResponse::HTTP_CONFLICT
                                                                       : HTTPResponse::HTTP_BAD_REQUEST;
             relay_.count(Counter::HttpErrors);
             return sendJson(resp, status, core::serializeError(e));
@@ -317,23 +478,28 @@ private:
     }
 
     RelayImpl &relay_;
+    HttpLog &log_;
 };
 
 class Factory : public Poco::Net::HTTPRequestHandlerFactory {
 public:
-    explicit Factory(RelayImpl &relay) : relay_(relay) {}
+    explicit Factory(RelayImpl &relay) : relay_(relay), log_(relay) {}
     Poco::Net::HTTPRequestHandler *createRequestHandler(const HTTPServerRequest &req) override {
         relay_.count(Counter::HttpRequests);
-        std::string path = req.getURI();
-        const auto q = path.find('?');
-        if (q != std::string::npos) path.resize(q);
+        try {
+            Poco::URI uri(req.getURI()); // decodes the path: "%zz" or a lone "%" throws
+        } catch (const Poco::Exception &) {
+            return new BadUriRoute(relay_, log_);
+        }
+        const std::string path = pathOf(req.getURI());
         if (path == "/ws/agent") return new WebSocketRoute(relay_, Session::Kind::Agent);
         if (path == "/ws/viewer") return new WebSocketRoute(relay_, Session::Kind::Viewer);
-        return new JsonRoute(relay_);
+        return new JsonRoute(relay_, log_);
     }
 
 private:
     RelayImpl &relay_;
+    HttpLog log_; // outlives every handler: the HTTPServer owns the factory
 };
 
 } // namespace

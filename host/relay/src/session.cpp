@@ -161,6 +161,11 @@ void Session::subscribe(const core::Subscribe &sub) {
                 return;
             }
         }
+        // Unknown anywhere: bad input for the abuse guard (core::RelayConnection).
+        if (holder.empty()) {
+            perform(core_.onSubscribeUnknown(sub.desktopClientId, RelayImpl::monoNow()));
+            return;
+        }
     }
     relay_.withRegistry([&](core::Registry &r) { return r.onSubscribe(id_, sub); });
 }

@@ -350,7 +350,8 @@ public:
         p.add(olderThanMs).add(nowMs);
         uint32_t n = 0;
         run("expire_commands", [&](PGconn *c) {
-            n = exec(c, "UPDATE desktop_commands SET status = 'expired', completed_at = $2 "
+            n = exec(c, "UPDATE desktop_commands SET status = 'expired', completed_at = $2, "
+                        "result = '{\"status\":\"expired\",\"error\":\"not completed within the command TTL\"}' "
                         "WHERE status IN ('pending','delivered') AND created_at < $1", p).affected();
         });
         return n;

@@ -244,7 +244,8 @@ public:
 
     uint32_t expireCommands(int64_t olderThanMs, int64_t nowMs) override {
         std::lock_guard<std::mutex> lock(mutex_);
-        Stmt s(*this, "UPDATE desktop_commands SET status = 'expired', completed_at = ?2 "
+        Stmt s(*this, "UPDATE desktop_commands SET status = 'expired', completed_at = ?2, "
+                      "result = '{\"status\":\"expired\",\"error\":\"not completed within the command TTL\"}' "
                       "WHERE status IN ('pending','delivered') AND created_at < ?1");
         s.i64(1, olderThanMs).i64(2, nowMs);
         return static_cast<uint32_t>(s.run());

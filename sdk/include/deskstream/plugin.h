@@ -406,7 +406,8 @@ typedef struct ds_store_vtable {
     ds_status (*get_command)(void *instance, const char *command_id,
                              ds_command_callback callback, void *user, char *err,
                              size_t err_size);
-    /* Marks pending or delivered commands created before older_than_ms as expired. */
+    /* Marks pending or delivered commands created before older_than_ms as expired, with the
+     * result {"status":"expired","error":"not completed within the command TTL"}. */
     ds_status (*expire_commands)(void *instance, int64_t older_than_ms, int64_t now_ms,
                                  uint32_t *expired, char *err, size_t err_size);
 

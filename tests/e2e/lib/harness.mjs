@@ -184,7 +184,7 @@ export class Relay extends DeskstreamProcess {
 
 /** An agent with synthetic capture (JPEG), recording the input it receives in `inputLog`. */
 export class Agent extends DeskstreamProcess {
-  constructor({ port, clientId, name = '', stateDir, inputLog = '', monitors = 2, width = 640, height = 400, fps = 10 }) {
+  constructor({ port, clientId, name = '', stateDir, inputLog = '', monitors = 2, width = 640, height = 400, fps = 10, token = '' }) {
     super(`agent-${clientId}`, ['--role', 'agent',
       '--set', `agent.relay_url=ws://127.0.0.1:${port}/ws/agent`,
       '--set', `agent.client_id=${clientId}`,
@@ -197,7 +197,8 @@ export class Agent extends DeskstreamProcess {
       '--set', `capture.synthetic.monitors=${monitors}`,
       ...(inputLog ? ['--set', `capture.synthetic.input_log=${inputLog}`] : []),
       '--set', 'agent.encoder=jpeg',
-      '--set', `agent.fps=${fps}`]);
+      '--set', `agent.fps=${fps}`,
+      ...(token ? ['--set', `agent.token=${token}`] : [])]);
     this.clientId = clientId;
     this.inputLog = inputLog;
   }

@@ -43,8 +43,8 @@ struct CommandRecord {
 };
 
 struct CommandPolicy {
-    std::int64_t ttlMs = 60000;      // pending/delivered commands older than this expire
-    std::int64_t leaseMs = 10000;    // claim lease: redelivered after this without a result
+    std::int64_t ttlMs = 300000;     // pending/delivered commands older than this expire
+    std::int64_t leaseMs = 30000;    // claim lease: redelivered after this without a result
     int maxAttempts = 5;             // a command is delivered at most this many times
     std::size_t maxRoutes = 4096;    // remembered origin viewers awaiting a result (bounded)
 };
@@ -68,6 +68,10 @@ public:
     Result<CommandRecord> prepareHttp(const std::string& desktopClientId,
                                       const std::string& body, WallMs nowMs,
                                       const std::string& targetInstanceId = {}) const;
+
+    /// The store already held a command with `wanted.id`: a `conflict` error when it is not the
+    /// same command (another desktop, type or data), nullopt for an exact (idempotent) retry.
+    static std::optional<Error> conflictWith(const CommandRecord& wanted, const CommandRecord& stored);
 
     /// The record is stored: remember `originViewer` (0: none, e.g. HTTP) so the result goes
     /// back to it; returns the command_queued answer.
@@ -104,6 +108,9 @@ public:
     WallMs expiryCutoff(WallMs nowMs) const { return nowMs - policy_.ttlMs; }
     /// True when the record must not be delivered (again): too old or too many attempts.
     bool shouldExpire(const CommandRecord& record, WallMs nowMs) const;
+    /// The result stored for a record shouldExpire() refused: names the rule that ended it
+    /// ("not completed within the command TTL" or "no result after N deliveries").
+    std::string expiryResultJson(const CommandRecord& record, WallMs nowMs) const;
 
     std::size_t routeCount() const { return routes_.size(); }
     const CommandPolicy& policy() const { return policy_; }

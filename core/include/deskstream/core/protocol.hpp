@@ -281,6 +281,11 @@ const char* typeName(const Message& m);
 /// too_large (text longer than limits::kMaxControlMessageBytes). Never throws.
 Result<Message> parseMessage(const std::string& text, Channel channel);
 
+/// bad_request when `json` holds an integer literal outside [-2^63, 2^64-1] (a JSON parser
+/// would wrap it around silently); parseMessage applies it, callers parsing JSON text
+/// themselves (the HTTP command body) call it first.
+std::optional<Error> integerLiteralError(const std::string& json);
+
 /// Compact JSON text of a message. Never throws for messages built from valid values.
 std::string serialize(const Message& m);
 

@@ -15,7 +15,9 @@
 //   * after the handshake: heartbeat pings every interval, close 4008 when nothing was heard for
 //     interval x (missedLimit + 1); any message proves life;
 //   * bad input gets an `error` answer; repeated bad input closes (AbuseGuard: 1008 / 1009);
-//   * which message types each side may send after the handshake.
+//   * which message types each side may send after the handshake;
+//   * an agent's frame order (FrameOrderCheck: advertised monitors, numbers never going back,
+//     at most 2^53-1) — a frame breaking it is a bad frame and is not forwarded.
 // Rules that need state shared between connections (registration and replacement with 4000,
 // subscriptions, command routing, fan-out) stay in Registry / CommandRouter / FanOut; this
 // object asks for them with actions and gets their outcome back as events.
@@ -27,6 +29,7 @@
 
 #include "deskstream/core/abuse.hpp"
 #include "deskstream/core/frame_header.hpp"
+#include "deskstream/core/frame_order.hpp"
 #include "deskstream/core/heartbeat.hpp"
 #include "deskstream/core/protocol.hpp"
 #include "deskstream/core/registry.hpp"
@@ -201,8 +204,12 @@ public:
     RelayActions onAgentRegistered(const std::optional<AgentInfo>& info, TimePoint now);
     /// Outcome of RegisterViewer.
     RelayActions onViewerRegistered(const std::string& viewerId, TimePoint now);
-    /// Outcome of StoreCommandResult: error -> bad input (not_found) or an internal error answer.
+    /// Outcome of StoreCommandResult: error -> bad input (not_found), or an internal error
+    /// answer when the store failed (not the agent's fault: not counted as bad input).
     RelayActions onCommandResultStored(const Result<bool>& stored, TimePoint now);
+    /// Outcome of SubscribeViewer when the desktop is connected nowhere (neither here nor at
+    /// another instance of a shared store): bad input, so probing ids is bounded per connection.
+    RelayActions onSubscribeUnknown(const std::string& desktopClientId, TimePoint now);
     /// Outcome of QueueCommand: command_queued, or the error (store trouble is not the peer's
     /// fault and does not count as abuse).
     RelayActions onCommandQueued(const Result<CommandQueued>& queued, TimePoint now);
@@ -248,6 +255,7 @@ private:
     AbuseGuard abuse_;
     std::string peerId_;
     std::uint32_t streamId_ = 0;
+    FrameOrderCheck frameOrder_;  // agents: monitors advertised, frame numbers in order
     int badCount_ = 0;
     bool warned_ = false;
     bool closedWhileRegistering_ = false;  // e.g. registration_failed + 1008 from the Registry

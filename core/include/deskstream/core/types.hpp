@@ -58,6 +58,7 @@ enum class ErrorCode {
     Internal,          // "internal"
     StoreUnavailable,  // "store_unavailable": only in registration_failed
     ProtocolMismatch,  // "protocol_mismatch": only in registration_failed
+    Conflict,          // "conflict": a commandId reused for a different command
 };
 
 /// "bad_request", "unauthorized", ... (the wire spelling).
