@@ -153,7 +153,7 @@ int main(int argc, char **argv) {
         std::vector<std::string> relayArgs = baseArgs(relayState);
         relayArgs.insert(relayArgs.end(),
                          {"--role", "relay", "--set", "relay.listen=0.0.0.0:" + std::to_string(kPort), "--set",
-                          "heartbeat.interval_ms=500", "--set", "heartbeat.missed_limit=3", "--set",
+                          "heartbeat.interval_ms=500", "--set", "heartbeat.missedLimit=3", "--set",
                           "relay.registration.ttl_ms=" + std::to_string(kTtlMs), "--set", "relay.reaper.interval_ms=1000",
                           "--set", "host.log.level=warning"});
         std::optional<Process> relay;
@@ -176,7 +176,7 @@ int main(int argc, char **argv) {
                                      "--set", "agent.client_id=" + agentId(i), "--set", "agent.token=" + mint(true, agentId(i)),
                                      "--set", "agent.fps=4", "--set", "capture.synthetic.width=320", "--set",
                                      "capture.synthetic.height=200", "--set", "heartbeat.interval_ms=500", "--set",
-                                     "heartbeat.missed_limit=3", "--set", "host.log.level=warning"});
+                                     "heartbeat.missedLimit=3", "--set", "host.log.level=warning"});
             agents[static_cast<size_t>(i)].emplace(args, ns.name('a'));
         };
         for (int i = 0; i < kAgents; ++i) {

@@ -109,25 +109,25 @@ std::string persistentInstanceId(const std::string &stateDir, const std::string 
 relay::RelayOptions relayOptions(const RelayConfig &r, const HeartbeatConfig &hb, const AuthConfig &auth) {
     relay::RelayOptions o;
     o.listen = r.listenHost + ":" + std::to_string(r.listenPort);
-    o.public_url = r.publicUrl;
-    o.instance_id = r.instanceId;
-    o.max_message_bytes = r.maxMessageBytes;
-    o.viewer_queue = r.viewerQueue;
-    o.reaper_interval_ms = r.reaperIntervalMs;
-    o.registration_ttl_ms = r.registrationTtlMs;
-    o.max_viewers = r.maxViewers;
-    o.command_ttl_ms = r.commandTtlMs;
-    o.command_retention_ms = r.commandRetentionMs;
-    o.command_lease_ms = r.commandLeaseMs;
-    o.viewer_ack_timeout_ms = r.viewerAckTimeoutMs;
-    o.http_max_threads = r.maxThreads;
-    o.http_max_queued = r.maxQueued;
-    o.heartbeat_interval_ms = hb.intervalMs;
-    o.missed_limit = hb.missedLimit;
-    o.handshake_timeout_ms = hb.handshakeTimeoutMs;
-    o.auth_secret = auth.secret;
-    o.allowed_origins = splitList(auth.allowedOrigins);
-    o.http_fallback = staticFiles(r.webRoot);
+    o.publicUrl = r.publicUrl;
+    o.instanceId = r.instanceId;
+    o.maxMessageBytes = r.maxMessageBytes;
+    o.viewerQueue = r.viewerQueue;
+    o.reaperIntervalMs = r.reaperIntervalMs;
+    o.registrationTtlMs = r.registrationTtlMs;
+    o.maxViewers = r.maxViewers;
+    o.commandTtlMs = r.commandTtlMs;
+    o.commandRetentionMs = r.commandRetentionMs;
+    o.commandLeaseMs = r.commandLeaseMs;
+    o.viewerAckTimeoutMs = r.viewerAckTimeoutMs;
+    o.httpMaxThreads = r.maxThreads;
+    o.httpMaxQueued = r.maxQueued;
+    o.heartbeatIntervalMs = hb.intervalMs;
+    o.missedLimit = hb.missedLimit;
+    o.handshakeTimeoutMs = hb.handshakeTimeoutMs;
+    o.authSecret = auth.secret;
+    o.allowedOrigins = splitList(auth.allowedOrigins);
+    o.httpFallback = staticFiles(r.webRoot);
     return o;
 }
 

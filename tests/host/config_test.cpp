@@ -306,11 +306,11 @@ TEST(ConfigDocs, CommandTtlLeaseAndViewerQueueHaveOneDefaultInCodeAndDocs) {
     const long long ttl = schemaDefault("command.ttl_ms");
     const long long lease = schemaDefault("command.lease_ms");
     const long long queue = schemaDefault("viewer_queue");
-    EXPECT_EQ(relay.command_ttl_ms, ttl);
+    EXPECT_EQ(relay.commandTtlMs, ttl);
     EXPECT_EQ(policy.ttlMs, ttl);
-    EXPECT_EQ(relay.command_lease_ms, lease);
+    EXPECT_EQ(relay.commandLeaseMs, lease);
     EXPECT_EQ(policy.leaseMs, lease);
-    EXPECT_EQ(relay.viewer_queue, queue);
+    EXPECT_EQ(relay.viewerQueue, queue);
     EXPECT_EQ(static_cast<long long>(fanout.viewerQueue), queue);
 
     const std::string protocol = readFile(std::string(DS_SOURCE_DIR) + "/docs/protocol.md");

@@ -34,7 +34,7 @@ protected:
                "pw_test_start` before ctest";
         RelayTest::SetUp();
         auto o = testOptions();
-        o.max_message_bytes = 16 * 1024 * 1024;
+        o.maxMessageBytes = 16 * 1024 * 1024;
         startRelay(o);
         plugins.scan({DS_TEST_PLUGIN_DIR});
     }

@@ -36,7 +36,7 @@ protected:
     void SetUp() override {
         RelayTest::SetUp();
         RelayOptions o = testOptions();
-        o.auth_secret = kSecret;
+        o.authSecret = kSecret;
         startRelay(o);
     }
 
@@ -83,8 +83,8 @@ TEST_F(RelayTest, FuzzClientsDoNotCrashStallOrLeakConnectionsOfTheRelay) {
     // Heartbeat timing is not under test here: with hundreds of short fuzz connections a
     // second on 2 shared cores under ASan, a 450 ms death bound is too tight for the watcher.
     RelayOptions o = testOptions();
-    o.heartbeat_interval_ms = 500;
-    o.missed_limit = 3;
+    o.heartbeatIntervalMs = 500;
+    o.missedLimit = 3;
     startRelay(o);
     auto watcher = connectAgent("steady-pc");
     std::atomic<bool> stop{false};

@@ -203,8 +203,8 @@ uint64_t frameNumberOf(const std::string &bytes) {
 // Heartbeats are not under test in these: the test reads one client at a time, so a 450 ms
 // heartbeat death on a loaded machine would only add noise.
 RelayOptions idleTolerant(RelayOptions o) {
-    o.heartbeat_interval_ms = 1000;
-    o.missed_limit = 3;
+    o.heartbeatIntervalMs = 1000;
+    o.missedLimit = 3;
     return o;
 }
 
@@ -272,7 +272,7 @@ TEST_F(RelayTest, NonIntegerNumbersOutOfRangeIntegersAndControlCharactersInKeysA
 // closed after bad_message_limit attempts instead of scanning the store forever.
 TEST_F(RelayTest, SubscribingToUnknownIdsCountsTowardsTheAbuseLimit) {
     RelayOptions o = idleTolerant(testOptions());
-    o.bad_message_limit = 5;
+    o.badMessageLimit = 5;
     startRelay(o);
     auto viewer = connectViewer();
     for (int i = 0; i < 5; ++i) {

@@ -29,8 +29,8 @@ std::string viewerCommand(const std::string &desktop, const std::string &id, int
 // Heartbeats are not under test here: the tests read one client at a time, so a 450 ms
 // heartbeat death on a loaded machine would only add noise.
 RelayOptions idleTolerant(RelayOptions o) {
-    o.heartbeat_interval_ms = 1000;
-    o.missed_limit = 3;
+    o.heartbeatIntervalMs = 1000;
+    o.missedLimit = 3;
     return o;
 }
 
@@ -90,8 +90,8 @@ TEST_F(RelayTest, ReusedCommandIdIsAConflictAndTheResultGoesToTheStoredOrigin) {
 TEST_F(RelayTest, UnansweredCommandIsRedeliveredEachLeaseAndFailsAfterFiveDeliveries) {
     RelayOptions o = idleTolerant(testOptions());
     const int64_t leaseMs = 300;
-    o.command_lease_ms = leaseMs;
-    o.reaper_interval_ms = 50; // redelivery is checked every 50 ms
+    o.commandLeaseMs = leaseMs;
+    o.reaperIntervalMs = 50; // redelivery is checked every 50 ms
     startRelay(o);
     auto agent = connectAgent("mute-pc"); // answers pings, never a command
     ASSERT_EQ(httpRequest(port(), "POST", "/api/desktops/mute-pc/commands",
@@ -145,7 +145,7 @@ TEST_F(RelayTest, ResultForAnotherDesktopsExistingCommandIsRefusedAndChangesNoth
 
 TEST_F(RelayTest, RegistrationLostClosesWith4000AndTheAgentRegistersAgain) {
     RelayOptions o = testOptions();
-    o.touch_interval_ms = 100; // the next pong after 100 ms refreshes last_ping and finds the row gone
+    o.touchIntervalMs = 100; // the next pong after 100 ms refreshes last_ping and finds the row gone
     startRelay(o);
     auto agent = connectAgent("lost-pc");
     ASSERT_TRUE(hasRow("lost-pc"));

@@ -140,7 +140,7 @@ TEST_F(RelayTest, ViewerSubscribesAndReceivesForwardedFrames) {
 
 TEST_F(RelayTest, SlowViewerDoesNotHoldBackAnotherViewer) {
     RelayOptions o = testOptions();
-    o.heartbeat_interval_ms = 5000; // the slow viewer never reads, not even pings
+    o.heartbeatIntervalMs = 5000; // the slow viewer never reads, not even pings
     startRelay(o);
     auto agent = connectAgent("fast-pc");
     auto slow = connectViewer();
@@ -176,7 +176,7 @@ TEST_F(RelayTest, SlowViewerDoesNotHoldBackAnotherViewer) {
 
 TEST_F(RelayTest, UnansweredCommandsExpireAfterTheirTtl) {
     RelayOptions o = testOptions();
-    o.command_ttl_ms = 300;
+    o.commandTtlMs = 300;
     startRelay(o);
     const auto posted = std::chrono::steady_clock::now(); // before the row's created_at
     HttpResult r = httpRequest(port(), "POST", "/api/desktops/absent-pc/commands",
@@ -201,7 +201,7 @@ TEST_F(RelayTest, UnansweredCommandsExpireAfterTheirTtl) {
 
 TEST_F(RelayTest, LastPingIsRefreshedAtABoundedRate) {
     RelayOptions o = testOptions();
-    o.touch_interval_ms = 400; // pongs come every 150 ms (heartbeat), refreshes at most every 400
+    o.touchIntervalMs = 400; // pongs come every 150 ms (heartbeat), refreshes at most every 400
     startRelay(o);
     auto agent = connectAgent("alive-pc");
     // Sample last_ping every 10 ms while the agent answers pings for 2 s.
@@ -232,7 +232,7 @@ TEST_F(RelayTest, LastPingIsRefreshedAtABoundedRate) {
 
 TEST_F(RelayTest, OriginOutsideAllowedOriginsIsRefused) {
     RelayOptions o = testOptions();
-    o.allowed_origins = {"http://good.example"};
+    o.allowedOrigins = {"http://good.example"};
     startRelay(o);
     EXPECT_THROW(WsClient(port(), "/ws/viewer", true, "http://evil.example"), Poco::Exception);
     WsClient ok(port(), "/ws/viewer", true, "http://good.example");
@@ -248,7 +248,7 @@ TEST_F(RelayTest, SecondInstanceRedirectsViewersAndRoutesCommandsThroughTheStore
     // sweep picks up commands stored elsewhere; the PostgreSQL wake-up by notification alone is
     // RelayPostgres.CommandThroughAnotherInstanceArrivesByNotificationWithinOneSecond.
     RelayOptions o = testOptions();
-    o.reaper_interval_ms = 100;
+    o.reaperIntervalMs = 100;
     startRelay(o);
     RelayOptions o2 = testOptions();
     deskstream::relay::Relay other(o2, *store, Poco::Logger::get("relay-test"));

@@ -323,17 +323,17 @@ bool eventually(const std::function<bool()> &cond, int timeoutMs) {
 RelayOptions RelayTest::testOptions() {
     RelayOptions o;
     o.listen = "127.0.0.1:0";
-    o.heartbeat_interval_ms = 150;
-    o.missed_limit = 2;
-    o.handshake_timeout_ms = 600;
-    o.reaper_interval_ms = 200;
-    o.registration_ttl_ms = 60000;
-    o.max_message_bytes = 256 * 1024;
-    o.close_grace_ms = 300;
-    o.send_timeout_ms = 2000;
-    o.receive_timeout_ms = 2000;
-    o.bad_message_limit = 20;
-    o.http_max_threads = 64;
+    o.heartbeatIntervalMs = 150;
+    o.missedLimit = 2;
+    o.handshakeTimeoutMs = 600;
+    o.reaperIntervalMs = 200;
+    o.registrationTtlMs = 60000;
+    o.maxMessageBytes = 256 * 1024;
+    o.closeGraceMs = 300;
+    o.sendTimeoutMs = 2000;
+    o.receiveTimeoutMs = 2000;
+    o.badMessageLimit = 20;
+    o.httpMaxThreads = 64;
     return o;
 }
 

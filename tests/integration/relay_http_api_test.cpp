@@ -109,7 +109,7 @@ TEST_F(RelayTest, MalformedUrisGet400AndTheirFloodIsOneLogLineWithACountAndNoQue
 
 TEST_F(RelayTest, EveryApiEndpointNeedsABearerTokenOnceASecretIsSet) {
     RelayOptions o = testOptions();
-    o.auth_secret = kSecret;
+    o.authSecret = kSecret;
     startRelay(o);
     const std::string viewerAuth = "Bearer " + token(Role::Viewer);
     const std::vector<std::pair<std::string, std::string>> json = {{"Content-Type", "application/json"}};
@@ -172,7 +172,7 @@ TEST_F(RelayTest, CrossSiteSimplePostIsRefusedWith403AndStoresNothing) {
 
     // With allowed_origins, only those.
     RelayOptions o = testOptions();
-    o.allowed_origins = {"https://console.example"};
+    o.allowedOrigins = {"https://console.example"};
     startRelay(o);
     EXPECT_EQ(post({{"Origin", "https://console.example"}, {"Content-Type", "application/json"}}, "ok-3").status, 202);
     EXPECT_EQ(post({{"Origin", "http://127.0.0.1:" + std::to_string(port())},
@@ -182,7 +182,7 @@ TEST_F(RelayTest, CrossSiteSimplePostIsRefusedWith403AndStoresNothing) {
 
 TEST_F(RelayTest, CommandStatusAttemptsTimesAndResultCanBeReadBack) {
     RelayOptions o = testOptions();
-    o.heartbeat_interval_ms = 1000; // the agent idles while the test reads over HTTP
+    o.heartbeatIntervalMs = 1000; // the agent idles while the test reads over HTTP
     startRelay(o);
     const std::string body = "{\"command\":{\"type\":\"set_config\",\"fps\":12},\"commandId\":\"read-1\"}";
     ASSERT_EQ(httpRequest(port(), "POST", "/api/desktops/read-pc/commands", body).status, 202);

@@ -118,7 +118,7 @@ TEST_F(RelayTest, InvalidFramesAreCountedAsDropsByReason) {
 TEST_F(RelayTest, RefusedTokenMovesTheUnauthorizedRegistrationSeries) {
     const std::string secret = "metrics-test-secret-0123456789";
     RelayOptions o = testOptions();
-    o.auth_secret = secret;
+    o.authSecret = secret;
     startRelay(o);
     const std::string series = "deskstream_relay_registration_attempts_total{result=";
     WsClient refused(port(), "/ws/agent");

@@ -39,8 +39,8 @@ struct PgRelay {
         store = std::make_unique<StoreClient>(&plugin->store(), instance);
         deskstream::relay::RelayOptions o;
         o.listen = "127.0.0.1:0";
-        o.heartbeat_interval_ms = 150;
-        o.reaper_interval_ms = reaperIntervalMs;
+        o.heartbeatIntervalMs = 150;
+        o.reaperIntervalMs = reaperIntervalMs;
         relay = std::make_unique<Relay>(o, *store, Poco::Logger::get("relay"));
         relay->start();
     }

@@ -183,7 +183,7 @@ TEST_F(RelayTest, StaleRowsAreReapedAndInstanceRowIsKeptFresh) {
 
 TEST_F(RelayTest, StartUpRemovesRowsThisInstanceLeftBehind) {
     RelayOptions o = testOptions();
-    o.instance_id = "fixed-instance";
+    o.instanceId = "fixed-instance";
     deskstream::relay::ClientRecord left;
     left.clientId = "left-behind";
     left.instanceId = "fixed-instance";
@@ -244,9 +244,9 @@ TEST_F(RelayTest, ManyConnectionsBeyondPocosDefaultPoolAndStopClosesThemAll) {
     // Poco's default pool is 16 threads and one thread serves a WebSocket for its whole life:
     // the pool is sized from the options, so 100 viewers all get served at once.
     RelayOptions o = testOptions();
-    o.http_max_threads = 160;
-    o.max_viewers = 100;
-    o.heartbeat_interval_ms = 5000; // these clients only read when asked to
+    o.httpMaxThreads = 160;
+    o.maxViewers = 100;
+    o.heartbeatIntervalMs = 5000; // these clients only read when asked to
     startRelay(o);
     std::vector<std::unique_ptr<WsClient>> viewers;
     for (int i = 0; i < 100; ++i) viewers.push_back(connectViewer());
@@ -271,7 +271,7 @@ TEST_F(RelayTest, ManyConnectionsBeyondPocosDefaultPoolAndStopClosesThemAll) {
 
 TEST_F(RelayTest, HttpFallbackServesWhatTheRelayHasNoRouteFor) {
     RelayOptions o = testOptions();
-    o.http_fallback = [](Poco::Net::HTTPServerRequest &req, Poco::Net::HTTPServerResponse &resp) {
+    o.httpFallback = [](Poco::Net::HTTPServerRequest &req, Poco::Net::HTTPServerResponse &resp) {
         if (req.getURI() != "/") return false;
         resp.setContentType("text/html");
         resp.send() << "<html>viewer</html>";

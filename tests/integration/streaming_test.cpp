@@ -134,7 +134,7 @@ protected:
     void SetUp() override {
         RelayTest::SetUp();
         auto o = testOptions();
-        o.max_message_bytes = 16 * 1024 * 1024;  // 1080p JPEG frames are ~300 KB
+        o.maxMessageBytes = 16 * 1024 * 1024;  // 1080p JPEG frames are ~300 KB
         startRelay(o);
         // The agent gets its plugins exactly as the host gives them: loaded and validated by
         // the host's registry, configured from a host Configuration.
@@ -353,8 +353,8 @@ TEST_F(StreamingTest, SlowAcksDriveQualityToMinimumAndItRecovers) {
 // agent reconnects and registers again, and its row is back.
 TEST_F(StreamingTest, RealAgentWhoseRegistrationIsLostIsClosedAndRegistersAgain) {
     auto o = testOptions();
-    o.max_message_bytes = 16 * 1024 * 1024;
-    o.touch_interval_ms = 100;
+    o.maxMessageBytes = 16 * 1024 * 1024;
+    o.touchIntervalMs = 100;
     startRelay(o);
     auto agent = startAgent(agentOptions(5, port()), 320, 200);
     ASSERT_TRUE(ds_itest::eventually([&] { return agent->stats().registered; }, 5000));
@@ -502,10 +502,10 @@ TEST_F(StreamingTest, MetricsScrapedDuringAStreamPassPromtoolAndMoveWithFramesAn
 // duplicate (core CommandDedup), confirming again until the result is stored.
 TEST_F(StreamingTest, RealAgentGivenACommandTwiceExecutesItOnceAndCountsTheDuplicate) {
     auto o = testOptions();
-    o.max_message_bytes = 16 * 1024 * 1024;
-    o.command_lease_ms = 300;
-    o.reaper_interval_ms = 50;
-    o.heartbeat_interval_ms = 1000; // heartbeats are not under test: no 4008 on a loaded machine
+    o.maxMessageBytes = 16 * 1024 * 1024;
+    o.commandLeaseMs = 300;
+    o.reaperIntervalMs = 50;
+    o.heartbeatIntervalMs = 1000; // heartbeats are not under test: no 4008 on a loaded machine
     ds_itest::SwitchableStore& switchable = startRelayWithSwitchableStore(o);
     auto agentOpts = agentOptions(10, port());
     agentOpts.heartbeatInterval = 1000ms;

@@ -45,7 +45,7 @@ protected:
                "xvfb_test_start` first (this test needs a real X server)";
         RelayTest::SetUp();
         auto o = testOptions();
-        o.max_message_bytes = 16 * 1024 * 1024;
+        o.maxMessageBytes = 16 * 1024 * 1024;
         startRelay(o);
         plugins.scan({DS_TEST_PLUGIN_DIR});
 

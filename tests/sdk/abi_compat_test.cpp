@@ -132,9 +132,9 @@ protected:
         logger_->setLevel(Poco::Message::PRIO_INFORMATION);
         relay::RelayOptions o;
         o.listen = "127.0.0.1:0";
-        o.reaper_interval_ms = 100;
-        o.command_retention_ms = 5000;
-        o.command_ttl_ms = 3600000; // old-pending stays pending: only the purge is under test
+        o.reaperIntervalMs = 100;
+        o.commandRetentionMs = 5000;
+        o.commandTtlMs = 3600000; // old-pending stays pending: only the purge is under test
         relay_ = std::make_unique<relay::Relay>(o, *store_, *logger_);
         relay_->start();
     }

@@ -114,7 +114,7 @@ public:
                       "relay is shutting down");
             return;
         }
-        const auto &allowed = relay_.options().allowed_origins;
+        const auto &allowed = relay_.options().allowedOrigins;
         if (!allowed.empty() && req.has("Origin")) {
             // Poco checks only Upgrade/Version/Key: Origin is ours to check (browsers send it).
             const std::string origin = req.get("Origin");
@@ -132,7 +132,7 @@ public:
             sendError(relay_, resp, HTTPResponse::HTTP_SERVICE_UNAVAILABLE,
                       core::ErrorCode::RateLimited,
                       "too many viewers (max_viewers = " +
-                          std::to_string(relay_.options().max_viewers) + ")");
+                          std::to_string(relay_.options().maxViewers) + ")");
             return;
         }
         // The slot is released however this handler ends.
@@ -217,7 +217,7 @@ private:
             if (!authorized(req, resp)) return;
             return api(path, method, req, resp);
         }
-        if (relay_.options().http_fallback && relay_.options().http_fallback(req, resp)) return;
+        if (relay_.options().httpFallback && relay_.options().httpFallback(req, resp)) return;
         sendError(relay_, resp, HTTPResponse::HTTP_NOT_FOUND, core::ErrorCode::NotFound,
                   "no route for " + method + " " + path);
     }
@@ -258,7 +258,7 @@ private:
     // With [auth] secret set, every /api request carries "Authorization: Bearer <viewer token>"
     // (docs/relay.md "HTTP API"). A token in the query string is not accepted here.
     bool authorized(HTTPServerRequest &req, HTTPServerResponse &resp) {
-        const std::string &secret = relay_.options().auth_secret;
+        const std::string &secret = relay_.options().authSecret;
         if (secret.empty()) return true;
         const std::string header = req.get("Authorization", "");
         const std::string scheme = "Bearer ";
@@ -284,7 +284,7 @@ private:
     bool postAllowed(HTTPServerRequest &req, HTTPServerResponse &resp) {
         if (req.has("Origin")) {
             const std::string origin = req.get("Origin");
-            const auto &allowed = relay_.options().allowed_origins;
+            const auto &allowed = relay_.options().allowedOrigins;
             const std::string host = req.getHost();
             const bool ok = allowed.empty()
                                 ? (!host.empty() && (origin == "http://" + host || origin == "https://" + host))

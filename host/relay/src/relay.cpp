@@ -19,8 +19,8 @@ namespace deskstream::relay {
 namespace {
 
 int64_t touchInterval(const RelayOptions &o) {
-    if (o.touch_interval_ms > 0) return o.touch_interval_ms;
-    return std::max(o.heartbeat_interval_ms, o.registration_ttl_ms / 4);
+    if (o.touchIntervalMs > 0) return o.touchIntervalMs;
+    return std::max(o.heartbeatIntervalMs, o.registrationTtlMs / 4);
 }
 
 // The store bridge's calls are timed into `metrics` (constructed after the bridge, but the
@@ -33,29 +33,29 @@ StoreClient observed(StoreClient store, RelayMetrics &metrics) {
 }
 
 RelayOptions withInstanceId(RelayOptions o) {
-    if (o.instance_id.empty()) o.instance_id = randomUuid();
+    if (o.instanceId.empty()) o.instanceId = randomUuid();
     return o;
 }
 
 core::RegistryConfig registryConfig(const RelayOptions &o) {
     core::RegistryConfig c;
-    c.instanceId = o.instance_id;
-    c.heartbeatIntervalMs = o.heartbeat_interval_ms;
+    c.instanceId = o.instanceId;
+    c.heartbeatIntervalMs = o.heartbeatIntervalMs;
     return c;
 }
 
 core::FanOutConfig fanOutConfig(const RelayOptions &o) {
     core::FanOutConfig c;
-    c.viewerQueue = static_cast<size_t>(std::max(1, o.viewer_queue));
-    c.ackTimeout = core::fromMs(o.viewer_ack_timeout_ms);
+    c.viewerQueue = static_cast<size_t>(std::max(1, o.viewerQueue));
+    c.ackTimeout = core::fromMs(o.viewerAckTimeoutMs);
     return c;
 }
 
 CommandDelivery::Settings commandSettings(const RelayOptions &o) {
     CommandDelivery::Settings s;
-    s.instanceId = o.instance_id;
-    s.policy.ttlMs = o.command_ttl_ms;
-    s.policy.leaseMs = o.command_lease_ms;
+    s.instanceId = o.instanceId;
+    s.policy.ttlMs = o.commandTtlMs;
+    s.policy.leaseMs = o.commandLeaseMs;
     return s;
 }
 
@@ -64,7 +64,7 @@ CommandDelivery::Settings commandSettings(const RelayOptions &o) {
 RelayImpl::RelayImpl(RelayOptions options, StoreClient store, Poco::Logger &logger)
     : options_(withInstanceId(std::move(options))), logger_(logger),
       store_(observed(store, metrics_), counters_, logger), registry_(registryConfig(options_)),
-      throttle_(core::fromMs(touchInterval(options_))), sessions_(options_.max_viewers),
+      throttle_(core::fromMs(touchInterval(options_))), sessions_(options_.maxViewers),
       streams_(fanOutConfig(options_), sessions_, counters_, metrics_),
       commands_(commandSettings(options_), randomUuid, store_, *this, sessions_, counters_,
                 metrics_, logger),
@@ -88,9 +88,9 @@ void RelayImpl::start() {
     if (running_) return;
     if (!store_.client().valid()) throw std::runtime_error("relay: no store (store plugin instance missing)");
     const RelayOptions &o = options_;
-    if (o.max_message_bytes < 1024 || o.max_message_bytes > (1LL << 30))
+    if (o.maxMessageBytes < 1024 || o.maxMessageBytes > (1LL << 30))
         throw std::runtime_error("relay: max_message_bytes must be within 1024..1073741824");
-    if (o.heartbeat_interval_ms <= 0 || o.missed_limit < 1 || o.handshake_timeout_ms <= 0)
+    if (o.heartbeatIntervalMs <= 0 || o.missedLimit < 1 || o.handshakeTimeoutMs <= 0)
         throw std::runtime_error("relay: heartbeat interval_ms, missed_limit and handshake_timeout_ms must be positive");
 
     Poco::Net::SocketAddress address;
@@ -99,7 +99,7 @@ void RelayImpl::start() {
     } catch (const Poco::Exception &e) {
         throw std::runtime_error("relay: listen = \"" + o.listen + "\" is not host:port (" + e.displayText() + ")");
     }
-    if (o.auth_secret.empty() && !address.host().isLoopback()) {
+    if (o.authSecret.empty() && !address.host().isLoopback()) {
         throw std::runtime_error("relay: [auth] secret is empty, so the relay refuses to listen on " +
                                  o.listen + ": without authentication it only listens on a loopback "
                                  "address (127.0.0.1 / ::1). Set [auth] secret or listen on 127.0.0.1.");
@@ -107,53 +107,53 @@ void RelayImpl::start() {
 
     // Start-up clean-up: rows a previous run of this instance id left behind.
     uint32_t removed = 0;
-    StoreStatus s = store_.client().unregisterInstanceClients(o.instance_id, removed);
+    StoreStatus s = store_.client().unregisterInstanceClients(o.instanceId, removed);
     if (!s.ok()) throw std::runtime_error("relay: store refused the start-up clean-up: " + s.describe());
-    if (removed) logger_.information("relay: removed %u stale registrations of instance %s", removed, o.instance_id);
+    if (removed) logger_.information("relay: removed %u stale registrations of instance %s", removed, o.instanceId);
 
     Poco::Net::ServerSocket socket;
     try {
         // SO_REUSEADDR for quick restarts, but not SO_REUSEPORT (which Poco 1.11's
         // bind(address, true) also sets): a second process must not share the port silently.
         socket.bind(address, true, false);
-        socket.listen(std::max(64, o.http_max_queued));
+        socket.listen(std::max(64, o.httpMaxQueued));
     } catch (const Poco::Exception &e) {
         throw std::runtime_error("relay: cannot listen on " + o.listen + ": " + e.displayText());
     }
     port_ = socket.address().port();
-    if (options_.public_url.empty())
-        options_.public_url = "http://" + address.host().toString() + ":" + std::to_string(port_);
+    if (options_.publicUrl.empty())
+        options_.publicUrl = "http://" + address.host().toString() + ":" + std::to_string(port_);
 
     const int64_t startedAtMs = wallNowMs();
     startedAtMs_ = startedAtMs;
-    core::logctx::setProcess("instance_id", o.instance_id);
-    s = store_.client().upsertInstance(InstanceRecord{o.instance_id, options_.public_url, startedAtMs, startedAtMs});
+    core::logctx::setProcess("instance_id", o.instanceId);
+    s = store_.client().upsertInstance(InstanceRecord{o.instanceId, options_.publicUrl, startedAtMs, startedAtMs});
     if (!s.ok()) throw std::runtime_error("relay: store refused the instance row: " + s.describe());
 
     auto *params = new Poco::Net::HTTPServerParams; // owned by the server (ref-counted)
-    params->setMaxThreads(o.http_max_threads);
-    params->setMaxQueued(o.http_max_queued);
-    params->setTimeout(Poco::Timespan(o.http_timeout_ms * 1000));
+    params->setMaxThreads(o.httpMaxThreads);
+    params->setMaxQueued(o.httpMaxQueued);
+    params->setTimeout(Poco::Timespan(o.httpTimeoutMs * 1000));
     params->setKeepAlive(true);
     params->setKeepAliveTimeout(Poco::Timespan(2, 0)); // idle HTTP connections must not delay stop
     params->setServerName("deskstream");
-    pool_ = std::make_unique<Poco::ThreadPool>(2, std::max(4, o.http_max_threads), 60);
+    pool_ = std::make_unique<Poco::ThreadPool>(2, std::max(4, o.httpMaxThreads), 60);
     server_ = std::make_unique<Poco::Net::HTTPServer>(makeHandlerFactory(*this), *pool_, socket, params);
     accepting_ = true;
     running_ = true;
     server_->start();
     MaintenanceJobs::Settings jobs;
-    jobs.instanceId = o.instance_id;
-    jobs.publicUrl = options_.public_url;
+    jobs.instanceId = o.instanceId;
+    jobs.publicUrl = options_.publicUrl;
     jobs.startedAtMs = startedAtMs;
-    jobs.reaperIntervalMs = o.reaper_interval_ms;
-    jobs.registrationTtlMs = o.registration_ttl_ms;
-    jobs.commandTtlMs = o.command_ttl_ms;
-    jobs.commandRetentionMs = o.command_retention_ms;
+    jobs.reaperIntervalMs = o.reaperIntervalMs;
+    jobs.registrationTtlMs = o.registrationTtlMs;
+    jobs.commandTtlMs = o.commandTtlMs;
+    jobs.commandRetentionMs = o.commandRetentionMs;
     jobs_.start(jobs);
     logger_.information("relay: listening on %s (instance %s, auth %s)",
-                        address.host().toString() + ":" + std::to_string(port_), o.instance_id,
-                        std::string(o.auth_secret.empty() ? "off (loopback only)" : "HS256"));
+                        address.host().toString() + ":" + std::to_string(port_), o.instanceId,
+                        std::string(o.authSecret.empty() ? "off (loopback only)" : "HS256"));
 }
 
 void RelayImpl::stop() {
@@ -168,7 +168,7 @@ void RelayImpl::stop() {
     for (auto &s : all) s->closeNow(1001, "relay shutting down");
     all.clear();
     const auto deadline = std::chrono::steady_clock::now() +
-                          std::chrono::milliseconds(options_.close_grace_ms + 2000);
+                          std::chrono::milliseconds(options_.closeGraceMs + 2000);
     for (;;) {
         if (sessions_.empty()) break;
         if (std::chrono::steady_clock::now() > deadline) {
@@ -280,7 +280,7 @@ void RelayImpl::onAgentAlive(const std::string &clientId, core::ConnId conn) {
         refresh = throttle_.shouldRefresh(clientId, monoNow());
     }
     if (!refresh) return;
-    StoreStatus st = store_.client().touchClient(clientId, options_.instance_id, wallNowMs());
+    StoreStatus st = store_.client().touchClient(clientId, options_.instanceId, wallNowMs());
     if (st.code == DS_ERR_NOT_FOUND) {
         // The row was reaped or taken by another instance: this connection no longer owns the
         // registration. The agent reconnects and registers again.

@@ -50,7 +50,7 @@ public:
     void stop();
     bool running() const { return running_.load(); }
     uint16_t port() const { return port_; }
-    const std::string &instanceId() const { return options_.instance_id; }
+    const std::string &instanceId() const { return options_.instanceId; }
     const RelayOptions &options() const { return options_; }
     const StoreClient &store() const { return store_.client(); }
     int64_t startedAtMs() const { return startedAtMs_.load(); }

@@ -16,13 +16,13 @@ namespace act = core::relay_action;
 
 WsLimits limitsFor(const RelayOptions &o, Session::Kind kind) {
     WsLimits l;
-    l.max_message_bytes = o.max_message_bytes;
-    l.send_timeout_ms = o.send_timeout_ms;
-    l.receive_timeout_ms = o.receive_timeout_ms;
-    l.close_grace_ms = o.close_grace_ms;
-    l.control_queue_limit = static_cast<size_t>(std::max(16, o.control_queue_limit));
-    l.frame_queue_limit = kind == Session::Kind::Viewer
-                              ? static_cast<size_t>(std::max(1, o.viewer_queue))
+    l.maxMessageBytes = o.maxMessageBytes;
+    l.sendTimeoutMs = o.sendTimeoutMs;
+    l.receiveTimeoutMs = o.receiveTimeoutMs;
+    l.closeGraceMs = o.closeGraceMs;
+    l.controlQueueLimit = static_cast<size_t>(std::max(16, o.controlQueueLimit));
+    l.frameQueueLimit = kind == Session::Kind::Viewer
+                              ? static_cast<size_t>(std::max(1, o.viewerQueue))
                               : 1;
     return l;
 }
@@ -31,13 +31,13 @@ RelayConnectionConfig connectionConfig(const RelayOptions &o, Session::Kind kind
     RelayConnectionConfig c;
     c.kind = kind == Session::Kind::Agent ? RelayConnectionConfig::Kind::Agent
                                           : RelayConnectionConfig::Kind::Viewer;
-    c.heartbeatInterval = core::fromMs(o.heartbeat_interval_ms);
-    c.missedLimit = o.missed_limit;
-    c.handshakeTimeout = core::fromMs(o.handshake_timeout_ms);
-    c.badMessageLimit = o.bad_message_limit;
-    c.badMessageWindow = core::fromMs(o.bad_message_window_ms);
-    c.authSecret = o.auth_secret;
-    c.maxMessageBytes = o.max_message_bytes;
+    c.heartbeatInterval = core::fromMs(o.heartbeatIntervalMs);
+    c.missedLimit = o.missedLimit;
+    c.handshakeTimeout = core::fromMs(o.handshakeTimeoutMs);
+    c.badMessageLimit = o.badMessageLimit;
+    c.badMessageWindow = core::fromMs(o.badMessageWindowMs);
+    c.authSecret = o.authSecret;
+    c.maxMessageBytes = o.maxMessageBytes;
     return c;
 }
 

@@ -46,9 +46,9 @@ WsConnection::WsConnection(std::unique_ptr<WebSocket> socket, WsLimits limits)
         peer_ = "?";
     }
     ws_->setNoDelay(true); // small control messages must not wait behind Nagle (Poco #4756)
-    ws_->setMaxPayloadSize(static_cast<int>(limits_.max_message_bytes));
-    ws_->setSendTimeout(Poco::Timespan(limits_.send_timeout_ms * 1000));
-    ws_->setReceiveTimeout(Poco::Timespan(limits_.receive_timeout_ms * 1000));
+    ws_->setMaxPayloadSize(static_cast<int>(limits_.maxMessageBytes));
+    ws_->setSendTimeout(Poco::Timespan(limits_.sendTimeoutMs * 1000));
+    ws_->setReceiveTimeout(Poco::Timespan(limits_.receiveTimeoutMs * 1000));
     wakeFd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (wakeFd_ < 0) throw std::runtime_error(std::string("eventfd: ") + std::strerror(errno));
     writer_ = std::thread([this] { writerLoop(); });
@@ -103,7 +103,7 @@ bool WsConnection::sendText(std::string message) {
     {
         std::lock_guard<std::mutex> lock(mutex_);
         if (closing_) return false;
-        if (control_.size() >= limits_.control_queue_limit) {
+        if (control_.size() >= limits_.controlQueueLimit) {
             overflow = true;
         } else {
             control_.push_back(Item{WebSocket::FRAME_TEXT, std::move(message), nullptr});
@@ -122,7 +122,7 @@ bool WsConnection::sendBinary(Bytes message) {
     {
         std::lock_guard<std::mutex> lock(mutex_);
         if (closing_) return false;
-        while (frames_.size() >= limits_.frame_queue_limit && !frames_.empty()) {
+        while (frames_.size() >= limits_.frameQueueLimit && !frames_.empty()) {
             frames_.pop_front();
             droppedFrames_.fetch_add(1);
         }
@@ -146,7 +146,7 @@ void WsConnection::sendControl(int opcode, const std::string &payload) {
     {
         std::lock_guard<std::mutex> lock(mutex_);
         if (closing_) return;
-        if (control_.size() >= limits_.control_queue_limit) return; // pings are best effort
+        if (control_.size() >= limits_.controlQueueLimit) return; // pings are best effort
         control_.push_back(Item{WebSocket::FRAME_FLAG_FIN | opcode, payload, nullptr});
     }
     cv_.notify_one();
@@ -280,7 +280,7 @@ int WsConnection::run(WsHandler &handler) {
         if (broken_) break;
         const auto now = clock::now();
         // After our CLOSE was asked for, wait a short grace for the peer's CLOSE, then end.
-        const auto graceEnd = closeRequestedAt_ + std::chrono::milliseconds(limits_.close_grace_ms);
+        const auto graceEnd = closeRequestedAt_ + std::chrono::milliseconds(limits_.closeGraceMs);
         if (closing_ && now > graceEnd) break;
         auto deadline = closing_ ? graceEnd : handler.nextDeadline();
         if (!closing_ && now >= deadline) {
@@ -315,7 +315,7 @@ int WsConnection::run(WsHandler &handler) {
             // peer still sends (the rest of the oversized payload). Closing a socket with
             // unread bytes makes the kernel send RST, which can destroy our error and CLOSE
             // before the peer reads them.
-            lingerAfterFatal(clock::now() + std::chrono::milliseconds(limits_.close_grace_ms));
+            lingerAfterFatal(clock::now() + std::chrono::milliseconds(limits_.closeGraceMs));
             break;
         } catch (const Poco::TimeoutException &) {
             // Bytes arrived but the frame did not complete in time: out of sync, fatal.
@@ -360,7 +360,7 @@ int WsConnection::run(WsHandler &handler) {
                 // Echo the peer's code, as RFC 6455 5.5.1 asks.
                 close(peerCloseCode == 1005 ? 1000 : peerCloseCode, "");
                 closeCode_ = peerCloseCode;
-                const auto deadline = clock::now() + std::chrono::milliseconds(limits_.close_grace_ms);
+                const auto deadline = clock::now() + std::chrono::milliseconds(limits_.closeGraceMs);
                 while (!closeSent_ && !broken_ && clock::now() < deadline)
                     std::this_thread::sleep_for(std::chrono::milliseconds(2));
             }
@@ -389,7 +389,7 @@ int WsConnection::run(WsHandler &handler) {
                 transportError(kCloseProtocolError, "continuation without a message");
                 break;
             }
-            if (static_cast<int64_t>(assembling.size()) + n > limits_.max_message_bytes) {
+            if (static_cast<int64_t>(assembling.size()) + n > limits_.maxMessageBytes) {
                 transportError(kCloseTooLarge, "message too large");
                 assembling.clear();
                 assemblingOpcode = 0;

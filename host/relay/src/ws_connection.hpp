@@ -51,12 +51,12 @@ public:
 };
 
 struct WsLimits {
-    int64_t max_message_bytes = 16 * 1024 * 1024;
-    int64_t send_timeout_ms = 10000;
-    int64_t receive_timeout_ms = 10000;
-    int64_t close_grace_ms = 1000;
-    size_t control_queue_limit = 1024;
-    size_t frame_queue_limit = 3; // binary messages held for a slow peer (latest wins)
+    int64_t maxMessageBytes = 16 * 1024 * 1024;
+    int64_t sendTimeoutMs = 10000;
+    int64_t receiveTimeoutMs = 10000;
+    int64_t closeGraceMs = 1000;
+    size_t controlQueueLimit = 1024;
+    size_t frameQueueLimit = 3; // binary messages held for a slow peer (latest wins)
 };
 
 class WsConnection {
@@ -72,7 +72,7 @@ public:
     // Queues a text message. False when the connection is closing or its control queue is
     // full (the connection is then closed with 1008 "too slow").
     bool sendText(std::string message);
-    // Queues a binary message; when frame_queue_limit messages already wait, the oldest waiting
+    // Queues a binary message; when frameQueueLimit messages already wait, the oldest waiting
     // one is dropped (latest wins) and counted in droppedFrames().
     bool sendBinary(Bytes message);
     // Frames can also come from a source the writer pulls from (the core FanOut's per-viewer
