@@ -27,24 +27,24 @@ namespace {
 
 std::map<std::string, std::string> g_values;
 
-int32_t lookup(void *, const char *key, char *out, size_t outSize) {
+int32_t lookup(void*, const char* key, char* out, size_t outSize) {
     auto it = g_values.find(key);
     if (it == g_values.end()) return -1;
     if (out && outSize) std::snprintf(out, outSize, "%s", it->second.c_str());
     return static_cast<int32_t>(it->second.size());
 }
 
-void log(void *, ds_log_level level, const char *plugin, const char *message) {
+void log(void*, ds_log_level level, const char* plugin, const char* message) {
     if (level >= DS_LOG_INFO) std::fprintf(stderr, "[%s] %s\n", plugin, message);
 }
 
-uint64_t monotonicUs(void *) {
+uint64_t monotonicUs(void*) {
     return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
                                      std::chrono::steady_clock::now().time_since_epoch())
                                      .count());
 }
 
-uint64_t wallUs(void *) {
+uint64_t wallUs(void*) {
     return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
                                      std::chrono::system_clock::now().time_since_epoch())
                                      .count());
@@ -58,14 +58,15 @@ double cpuSeconds() {
 }
 
 int usage() {
-    std::fprintf(stderr, "usage: ds_capture_grab_rate --plugin FILE [--set key=value]... [--monitor N] "
-                         "[--seconds S] [--warmup-seconds S] [--poke-display :N]\n");
+    std::fprintf(stderr,
+                 "usage: ds_capture_grab_rate --plugin FILE [--set key=value]... [--monitor N] "
+                 "[--seconds S] [--warmup-seconds S] [--poke-display :N]\n");
     return 2;
 }
 
-} // namespace
+}  // namespace
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
     std::string file, pokeDisplay;
     uint32_t monitor = 0;
     double seconds = 10, warmup = 2;
@@ -73,38 +74,47 @@ int main(int argc, char **argv) {
         std::string a = argv[i];
         if (i + 1 >= argc) return usage();
         std::string v = argv[++i];
-        if (a == "--plugin") file = v;
-        else if (a == "--monitor") monitor = static_cast<uint32_t>(std::stoul(v));
-        else if (a == "--seconds") seconds = std::stod(v);
-        else if (a == "--warmup-seconds") warmup = std::stod(v);
-        else if (a == "--poke-display") pokeDisplay = v;
-        else if (a == "--set" && v.find('=') != std::string::npos) g_values[v.substr(0, v.find('='))] = v.substr(v.find('=') + 1);
-        else return usage();
+        if (a == "--plugin")
+            file = v;
+        else if (a == "--monitor")
+            monitor = static_cast<uint32_t>(std::stoul(v));
+        else if (a == "--seconds")
+            seconds = std::stod(v);
+        else if (a == "--warmup-seconds")
+            warmup = std::stod(v);
+        else if (a == "--poke-display")
+            pokeDisplay = v;
+        else if (a == "--set" && v.find('=') != std::string::npos)
+            g_values[v.substr(0, v.find('='))] = v.substr(v.find('=') + 1);
+        else
+            return usage();
     }
     if (file.empty()) return usage();
 
-    void *lib = dlopen(file.c_str(), RTLD_NOW | RTLD_LOCAL);
+    void* lib = dlopen(file.c_str(), RTLD_NOW | RTLD_LOCAL);
     if (!lib) return std::fprintf(stderr, "cannot load %s: %s\n", file.c_str(), dlerror()), 1;
     auto entry = reinterpret_cast<ds_plugin_entry_fn>(dlsym(lib, DS_PLUGIN_ENTRY_SYMBOL));
-    const ds_plugin_descriptor *d = entry ? entry() : nullptr;
-    if (!d || d->kind != DS_KIND_CAPTURE) return std::fprintf(stderr, "%s is not a capture plugin\n", file.c_str()), 1;
-    const auto *v = static_cast<const ds_capture_vtable *>(d->vtable);
+    const ds_plugin_descriptor* d = entry ? entry() : nullptr;
+    if (!d || d->kind != DS_KIND_CAPTURE)
+        return std::fprintf(stderr, "%s is not a capture plugin\n", file.c_str()), 1;
+    const auto* v = static_cast<const ds_capture_vtable*>(d->vtable);
 
     ds_host_api host{sizeof host, DS_ABI_MAJOR, DS_ABI_MINOR, nullptr, &log, &monotonicUs, &wallUs};
     const std::string section = std::string("capture.") + d->name;
     ds_config config{sizeof config, nullptr, section.c_str(), &lookup};
-    void *inst = nullptr;
+    void* inst = nullptr;
     char err[512] = "";
     if (v->create(&host, &config, &inst, err, sizeof err) != DS_OK)
         return std::fprintf(stderr, "create failed: %s\n", err), 1;
 
-    Display *poke = nullptr;
+    Display* poke = nullptr;
     GC pokeGc = nullptr;
     if (!pokeDisplay.empty()) {
         poke = XOpenDisplay(pokeDisplay.c_str());
-        if (!poke) return std::fprintf(stderr, "cannot open X display %s\n", pokeDisplay.c_str()), 1;
+        if (!poke)
+            return std::fprintf(stderr, "cannot open X display %s\n", pokeDisplay.c_str()), 1;
         pokeGc = XCreateGC(poke, DefaultRootWindow(poke), 0, nullptr);
-        XSetSubwindowMode(poke, pokeGc, IncludeInferiors); // drawn over the windows too
+        XSetSubwindowMode(poke, pokeGc, IncludeInferiors);  // drawn over the windows too
     }
     unsigned long pokeColour = 0;
 
@@ -112,8 +122,10 @@ int main(int argc, char **argv) {
     uint32_t width = 0, height = 0;
     double cpu0 = 0;
     auto start = std::chrono::steady_clock::now();
-    auto measureFrom = start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(warmup));
-    auto end = measureFrom + std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(seconds));
+    auto measureFrom = start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                   std::chrono::duration<double>(warmup));
+    auto end = measureFrom + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                 std::chrono::duration<double>(seconds));
     bool measuring = false;
     while (true) {
         auto now = std::chrono::steady_clock::now();
@@ -152,10 +164,15 @@ int main(int argc, char **argv) {
         XFreeGC(poke, pokeGc);
         XCloseDisplay(poke);
     }
-    std::printf("{\"plugin\":\"%s\",\"poked\":%s,\"width\":%u,\"height\":%u,\"seconds\":%.1f,\"frames\":%llu,\"fps\":%.1f,"
-                "\"timeouts\":%llu,\"reinits\":%llu,\"cpuCores\":%.2f,\"cpuMsPerFrame\":%.2f,\"gbPerSecond\":%.2f}\n",
-                d->name, poke ? "true" : "false", width, height, seconds, static_cast<unsigned long long>(frames), frames / seconds,
-                static_cast<unsigned long long>(timeouts), static_cast<unsigned long long>(reinits), cpu / seconds,
-                frames ? cpu * 1000 / static_cast<double>(frames) : 0.0, static_cast<double>(bytes) / seconds / 1e9);
+    std::printf(
+        "{\"plugin\":\"%s\",\"poked\":%s,\"width\":%u,\"height\":%u,\"seconds\":%.1f,\"frames\":%"
+        "llu,\"fps\":%.1f,"
+        "\"timeouts\":%llu,\"reinits\":%llu,\"cpuCores\":%.2f,\"cpuMsPerFrame\":%.2f,"
+        "\"gbPerSecond\":%.2f}\n",
+        d->name, poke ? "true" : "false", width, height, seconds,
+        static_cast<unsigned long long>(frames), frames / seconds,
+        static_cast<unsigned long long>(timeouts), static_cast<unsigned long long>(reinits),
+        cpu / seconds, frames ? cpu * 1000 / static_cast<double>(frames) : 0.0,
+        static_cast<double>(bytes) / seconds / 1e9);
     return 0;
 }

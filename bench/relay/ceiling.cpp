@@ -50,10 +50,10 @@ std::atomic<uint64_t> gBytes{0};
 std::atomic<uint64_t> gFrames{0};
 std::atomic<int> gOpen{0};
 std::shared_ptr<const std::vector<uint8_t>> gFrame;  // the one shared buffer
-double gFps = 0;                                      // 0: as fast as sendFrame returns
-bool gParseAcks = false;                              // --parse-acks: read and parse frame_acks
-std::atomic<uint64_t> gAcks{0};                       // frame_acks parsed (with --parse-acks)
-std::chrono::steady_clock::time_point gStart;         // tick origin shared by all connections
+double gFps = 0;                                     // 0: as fast as sendFrame returns
+bool gParseAcks = false;                             // --parse-acks: read and parse frame_acks
+std::atomic<uint64_t> gAcks{0};                      // frame_acks parsed (with --parse-acks)
+std::chrono::steady_clock::time_point gStart;        // tick origin shared by all connections
 
 deskstream::core::FrameHeader gHeader;  // header of gFrame (paced mode varies number and time)
 
@@ -61,7 +61,8 @@ void onSignal(int) { gStop = true; }
 
 class SenderHandler : public Poco::Net::HTTPRequestHandler {
 public:
-    void handleRequest(Poco::Net::HTTPServerRequest &req, Poco::Net::HTTPServerResponse &resp) override {
+    void handleRequest(Poco::Net::HTTPServerRequest& req,
+                       Poco::Net::HTTPServerResponse& resp) override {
         if (req.getURI() != "/ws/viewer") {
             resp.setStatus(Poco::Net::HTTPResponse::HTTP_NOT_FOUND);
             resp.send() << "only /ws/viewer\n";
@@ -79,7 +80,7 @@ public:
             std::thread reader;
             std::atomic<bool> readerDone{false};
             if (gParseAcks) {
-                ws.setReceiveTimeout(Poco::Timespan(0, 200000)); // to see gStop
+                ws.setReceiveTimeout(Poco::Timespan(0, 200000));  // to see gStop
                 reader = std::thread([&ws, &readerDone] {
                     Poco::Buffer<char> buf(0);
                     try {
@@ -88,22 +89,24 @@ public:
                             buf.resize(0);
                             try {
                                 if (ws.receiveFrame(buf, flags) <= 0 && flags == 0) break;
-                            } catch (const Poco::TimeoutException &) {
+                            } catch (const Poco::TimeoutException&) {
                                 continue;
                             }
-                            if ((flags & WebSocket::FRAME_OP_BITMASK) == WebSocket::FRAME_OP_CLOSE) break;
-                            if ((flags & WebSocket::FRAME_OP_BITMASK) != WebSocket::FRAME_OP_TEXT) continue;
-                            auto m = deskstream::core::parseMessage(std::string(buf.begin(), buf.size()),
-                                                                    deskstream::core::Channel::ViewerToRelay);
+                            if ((flags & WebSocket::FRAME_OP_BITMASK) == WebSocket::FRAME_OP_CLOSE)
+                                break;
+                            if ((flags & WebSocket::FRAME_OP_BITMASK) != WebSocket::FRAME_OP_TEXT)
+                                continue;
+                            auto m = deskstream::core::parseMessage(
+                                std::string(buf.begin(), buf.size()),
+                                deskstream::core::Channel::ViewerToRelay);
                             if (m.ok()) gAcks.fetch_add(1, std::memory_order_relaxed);
                         }
-                    } catch (const std::exception &) {
-                    }
+                    } catch (const std::exception&) {}
                     readerDone = true;
                 });
             }
             struct JoinReader {
-                std::thread &t;
+                std::thread& t;
                 ~JoinReader() {
                     if (t.joinable()) t.join();
                 }
@@ -112,18 +115,25 @@ public:
             uint64_t frames = 0;
             // Paced mode rewrites the header per frame: this connection's own copy.
             std::vector<uint8_t> own;
-            const auto period = std::chrono::nanoseconds(gFps > 0 ? static_cast<int64_t>(1e9 / gFps) : 0);
-            uint64_t tick = gFps > 0 ? static_cast<uint64_t>((std::chrono::steady_clock::now() - gStart) / period) : 0;
+            const auto period =
+                std::chrono::nanoseconds(gFps > 0 ? static_cast<int64_t>(1e9 / gFps) : 0);
+            uint64_t tick =
+                gFps > 0
+                    ? static_cast<uint64_t>((std::chrono::steady_clock::now() - gStart) / period)
+                    : 0;
             if (gFps > 0) own = *frame;
-            while (!gStop.load(std::memory_order_relaxed) && !readerDone.load(std::memory_order_relaxed)) {
-                const uint8_t *data = frame->data();
+            while (!gStop.load(std::memory_order_relaxed) &&
+                   !readerDone.load(std::memory_order_relaxed)) {
+                const uint8_t* data = frame->data();
                 if (gFps > 0) {
                     ++tick;
                     std::this_thread::sleep_until(gStart + period * static_cast<int64_t>(tick));
                     deskstream::core::FrameHeader h = gHeader;
                     h.frameNumber = tick;
-                    h.captureTimeUs = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
-                        std::chrono::system_clock::now().time_since_epoch()).count());
+                    h.captureTimeUs = static_cast<uint64_t>(
+                        std::chrono::duration_cast<std::chrono::microseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count());
                     deskstream::core::encodeFrameHeader(h, own.data());
                     data = own.data();
                 }
@@ -132,11 +142,12 @@ public:
                 // Batched: one atomic add per 16 frames keeps counters off the hot path.
                 if ((frames & 15) == 0) {
                     gFrames.fetch_add(16, std::memory_order_relaxed);
-                    gBytes.fetch_add(16ull * static_cast<uint64_t>(size), std::memory_order_relaxed);
+                    gBytes.fetch_add(16ull * static_cast<uint64_t>(size),
+                                     std::memory_order_relaxed);
                 }
             }
             ws.shutdown();
-        } catch (const std::exception &) {
+        } catch (const std::exception&) {
             // The receiver went away (end of its run): normal for this tool.
         }
         gOpen.fetch_sub(1);
@@ -145,41 +156,51 @@ public:
 
 class Factory : public Poco::Net::HTTPRequestHandlerFactory {
 public:
-    Poco::Net::HTTPRequestHandler *createRequestHandler(const Poco::Net::HTTPServerRequest &) override {
+    Poco::Net::HTTPRequestHandler* createRequestHandler(
+        const Poco::Net::HTTPServerRequest&) override {
         return new SenderHandler;
     }
 };
 
-[[noreturn]] void usage(const std::string &error) {
+[[noreturn]] void usage(const std::string& error) {
     if (!error.empty()) std::fprintf(stderr, "ds_fanout_ceiling: %s\n\n", error.c_str());
-    std::fprintf(stderr, "usage: ds_fanout_ceiling --frame FILE [--port 0] [--fps 0 (unpaced)] "
-                         "[--max-seconds 60] [--max-connections 1000] [--parse-acks 1]\n");
+    std::fprintf(stderr,
+                 "usage: ds_fanout_ceiling --frame FILE [--port 0] [--fps 0 (unpaced)] "
+                 "[--max-seconds 60] [--max-connections 1000] [--parse-acks 1]\n");
     std::exit(2);
 }
 
 }  // namespace
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
     std::string file;
     int port = 0, maxSeconds = 60, maxConnections = 1000;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         if (i + 1 >= argc) usage(a == "--help" ? "" : a + " needs a value");
         std::string v = argv[++i];
-        char *end = nullptr;
+        char* end = nullptr;
         long n = std::strtol(v.c_str(), &end, 10);
         const bool isNumber = !v.empty() && *end == '\0';
-        if (a == "--frame") file = v;
-        else if (a == "--port" && isNumber && n >= 0 && n < 65536) port = static_cast<int>(n);
-        else if (a == "--max-seconds" && isNumber && n > 0) maxSeconds = static_cast<int>(n);
-        else if (a == "--fps" && isNumber && n >= 0 && n <= 1000) gFps = static_cast<double>(n);
-        else if (a == "--max-connections" && isNumber && n > 0 && n <= 10000) maxConnections = static_cast<int>(n);
-        else if (a == "--parse-acks" && isNumber) gParseAcks = n != 0;
-        else usage("bad option or value: " + a + " " + v);
+        if (a == "--frame")
+            file = v;
+        else if (a == "--port" && isNumber && n >= 0 && n < 65536)
+            port = static_cast<int>(n);
+        else if (a == "--max-seconds" && isNumber && n > 0)
+            maxSeconds = static_cast<int>(n);
+        else if (a == "--fps" && isNumber && n >= 0 && n <= 1000)
+            gFps = static_cast<double>(n);
+        else if (a == "--max-connections" && isNumber && n > 0 && n <= 10000)
+            maxConnections = static_cast<int>(n);
+        else if (a == "--parse-acks" && isNumber)
+            gParseAcks = n != 0;
+        else
+            usage("bad option or value: " + a + " " + v);
     }
     if (file.empty()) usage("--frame is required");
     std::ifstream f(file, std::ios::binary);
-    std::vector<uint8_t> payload((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    std::vector<uint8_t> payload((std::istreambuf_iterator<char>(f)),
+                                 std::istreambuf_iterator<char>());
     if (payload.empty()) usage("--frame: " + file + " is missing or empty");
 
     deskstream::core::FrameHeader h;
@@ -199,9 +220,10 @@ int main(int argc, char **argv) {
     std::signal(SIGPIPE, SIG_IGN);
 
     Poco::Net::ServerSocket socket;
-    socket.bind(Poco::Net::SocketAddress("127.0.0.1", static_cast<Poco::UInt16>(port)), true, false);
+    socket.bind(Poco::Net::SocketAddress("127.0.0.1", static_cast<Poco::UInt16>(port)), true,
+                false);
     socket.listen(maxConnections);
-    auto *params = new Poco::Net::HTTPServerParams;
+    auto* params = new Poco::Net::HTTPServerParams;
     params->setMaxThreads(maxConnections);
     params->setMaxQueued(maxConnections);
     // One thread per connection for its whole life, as in the relay: the pool must hold them all.
@@ -216,11 +238,13 @@ int main(int argc, char **argv) {
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
     gStop = true;
     // Stop accepting, let the senders see gStop and leave, then stop the server (Poco 1.11).
-    for (int i = 0; i < 100 && gOpen.load() > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    for (int i = 0; i < 100 && gOpen.load() > 0; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
     server.stopAll(true);
     pool.joinAll();
-    std::printf("ds_fanout_ceiling: sent %llu frames, %.3f GB (frame %zu bytes), parsed %llu frame_acks\n",
-                static_cast<unsigned long long>(gFrames.load()), static_cast<double>(gBytes.load()) / 1e9,
-                gFrame->size(), static_cast<unsigned long long>(gAcks.load()));
+    std::printf(
+        "ds_fanout_ceiling: sent %llu frames, %.3f GB (frame %zu bytes), parsed %llu frame_acks\n",
+        static_cast<unsigned long long>(gFrames.load()), static_cast<double>(gBytes.load()) / 1e9,
+        gFrame->size(), static_cast<unsigned long long>(gAcks.load()));
     return 0;
 }

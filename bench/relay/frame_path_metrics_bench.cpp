@@ -30,14 +30,14 @@ constexpr int kViewers = 3;
 
 struct RelayFramePathMetrics {
     metrics::Registry registry;
-    metrics::Counter &received =
+    metrics::Counter& received =
         registry.counter("deskstream_relay_frames_received_total", "Frames received.").get();
-    metrics::Counter &forwarded =
+    metrics::Counter& forwarded =
         registry.counter("deskstream_relay_frames_forwarded_total", "Frames forwarded.").get();
-    metrics::Counter &lagging = registry
-                                    .counter("deskstream_relay_frames_dropped_total", "Drops.", {"reason"})
-                                    .labels({"lagging_viewer"});
-    metrics::Histogram &latency =
+    metrics::Counter& lagging =
+        registry.counter("deskstream_relay_frames_dropped_total", "Drops.", {"reason"})
+            .labels({"lagging_viewer"});
+    metrics::Histogram& latency =
         registry
             .histogram("deskstream_relay_frame_delivery_latency_seconds", "Latency.",
                        {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10})
@@ -54,7 +54,7 @@ double threadCpuNs() {
 // onViewerAck do for one agent frame and kViewers viewers.
 class FramePath {
 public:
-    FramePath(RelayFramePathMetrics *metrics, size_t payloadBytes) : m_(metrics) {
+    FramePath(RelayFramePathMetrics* metrics, size_t payloadBytes) : m_(metrics) {
         for (ConnId v = 1; v <= kViewers; ++v) fanout_.addViewer(v);
         FrameHeader h;
         h.screenWidth = h.rectWidth = 1920;
@@ -86,7 +86,7 @@ public:
     }
 
 private:
-    RelayFramePathMetrics *m_;
+    RelayFramePathMetrics* m_;
     FanOut fanout_;
     std::vector<uint8_t> frame_;
     uint64_t n_ = 0;
@@ -98,21 +98,21 @@ double median(std::vector<double> v) {
     return v[v.size() / 2];
 }
 
-} // namespace
+}  // namespace
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
     const size_t payload = argc > 1 ? static_cast<size_t>(std::atol(argv[1])) : 0;
     const int rounds = argc > 2 ? std::max(3, std::atoi(argv[2])) : 41;
     const int frames = argc > 3 ? std::max(100, std::atoi(argv[3])) : 20000;
     RelayFramePathMetrics metrics;
     FramePath off(nullptr, payload), on(&metrics, payload);
-    volatile uint64_t sink = off.run(frames) + on.run(frames); // warm-up
+    volatile uint64_t sink = off.run(frames) + on.run(frames);  // warm-up
     std::vector<double> ratios, offNs, onNs;
     for (int r = 0; r < rounds; ++r) {
         double tOff = 0, tOn = 0;
         for (int k = 0; k < 2; ++k) {
             const bool metricsFirst = (r + k) % 2 == 0;
-            FramePath &p = metricsFirst ? on : off;
+            FramePath& p = metricsFirst ? on : off;
             const double t0 = threadCpuNs();
             sink = sink + p.run(frames);
             (metricsFirst ? tOn : tOff) = threadCpuNs() - t0;
@@ -123,8 +123,10 @@ int main(int argc, char **argv) {
     }
     (void)sink;
     const double ratio = median(ratios);
-    std::printf("frame path, payload %zu bytes, %d viewers, %d rounds of %d frames per side "
-                "(thread CPU time)\n", payload, kViewers, rounds, frames);
+    std::printf(
+        "frame path, payload %zu bytes, %d viewers, %d rounds of %d frames per side "
+        "(thread CPU time)\n",
+        payload, kViewers, rounds, frames);
     std::printf("metrics off: median %.1f ns/frame\n", median(offNs));
     std::printf("metrics on:  median %.1f ns/frame\n", median(onNs));
     std::printf("on / off: median of per-round ratios %.4f (cost %+.2f %%), min %.4f, max %.4f\n",

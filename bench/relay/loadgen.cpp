@@ -65,8 +65,8 @@ struct Options {
     std::string token;
     long relayPid = 0;
     bool raw = false;
-    bool idle = false;  // viewers only handshake and answer pings (no subscription, no frames)
-    bool rawAcks = false; // --raw-acks: raw receivers ack every frame as viewers do
+    bool idle = false;     // viewers only handshake and answer pings (no subscription, no frames)
+    bool rawAcks = false;  // --raw-acks: raw receivers ack every frame as viewers do
     std::string rawPath = "/ws/viewer";
     std::string source;  // "" or "replay"
     std::string frameFile;
@@ -77,7 +77,7 @@ struct Options {
     std::string jsonOut;
 };
 
-[[noreturn]] void usage(const std::string &error) {
+[[noreturn]] void usage(const std::string& error) {
     if (!error.empty()) std::fprintf(stderr, "ds_loadgen: %s\n\n", error.c_str());
     std::fprintf(stderr,
                  "usage: ds_loadgen --url ws://127.0.0.1:PORT [--desktop ID] [--viewers N]\n"
@@ -92,8 +92,8 @@ struct Options {
     std::exit(2);
 }
 
-double toNumber(const std::string &flag, const std::string &v, double lo, double hi) {
-    char *end = nullptr;
+double toNumber(const std::string& flag, const std::string& v, double lo, double hi) {
+    char* end = nullptr;
     double d = std::strtod(v.c_str(), &end);
     if (v.empty() || *end != '\0' || d < lo || d > hi) {
         std::ostringstream os;
@@ -103,7 +103,7 @@ double toNumber(const std::string &flag, const std::string &v, double lo, double
     return d;
 }
 
-Options parseArgs(int argc, char **argv) {
+Options parseArgs(int argc, char** argv) {
     Options o;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
@@ -111,27 +111,48 @@ Options parseArgs(int argc, char **argv) {
             if (i + 1 >= argc) usage(a + " needs a value");
             return argv[++i];
         };
-        if (a == "--url") o.url = value();
-        else if (a == "--desktop") o.desktop = value();
-        else if (a == "--viewers") o.viewers = static_cast<int>(toNumber(a, value(), 1, 5000));
-        else if (a == "--seconds") o.seconds = toNumber(a, value(), 0.1, 3600);
-        else if (a == "--warmup-seconds") o.warmupSeconds = toNumber(a, value(), 0, 600);
-        else if (a == "--ack-delay-ms") o.ackDelayMs = static_cast<int>(toNumber(a, value(), 0, 60000));
-        else if (a == "--token") o.token = value();
-        else if (a == "--relay-pid") o.relayPid = static_cast<long>(toNumber(a, value(), 1, 1e9));
-        else if (a == "--raw") o.raw = true;
-        else if (a == "--idle") o.idle = true;
-        else if (a == "--raw-acks") o.raw = o.rawAcks = true;
-        else if (a == "--path") o.rawPath = value();
-        else if (a == "--source") o.source = value();
-        else if (a == "--frame") o.frameFile = value();
-        else if (a == "--fps") o.fps = toNumber(a, value(), 0, 10000);
-        else if (a == "--max-in-flight") o.maxInFlight = static_cast<int>(toNumber(a, value(), 1, 1000));
-        else if (a == "--connect-timeout") o.connectTimeoutS = static_cast<int>(toNumber(a, value(), 1, 600));
-        else if (a == "--json") o.json = true;
-        else if (a == "--json-out") o.jsonOut = value();
-        else if (a == "--help" || a == "-h") usage("");
-        else usage("unknown option " + a);
+        if (a == "--url")
+            o.url = value();
+        else if (a == "--desktop")
+            o.desktop = value();
+        else if (a == "--viewers")
+            o.viewers = static_cast<int>(toNumber(a, value(), 1, 5000));
+        else if (a == "--seconds")
+            o.seconds = toNumber(a, value(), 0.1, 3600);
+        else if (a == "--warmup-seconds")
+            o.warmupSeconds = toNumber(a, value(), 0, 600);
+        else if (a == "--ack-delay-ms")
+            o.ackDelayMs = static_cast<int>(toNumber(a, value(), 0, 60000));
+        else if (a == "--token")
+            o.token = value();
+        else if (a == "--relay-pid")
+            o.relayPid = static_cast<long>(toNumber(a, value(), 1, 1e9));
+        else if (a == "--raw")
+            o.raw = true;
+        else if (a == "--idle")
+            o.idle = true;
+        else if (a == "--raw-acks")
+            o.raw = o.rawAcks = true;
+        else if (a == "--path")
+            o.rawPath = value();
+        else if (a == "--source")
+            o.source = value();
+        else if (a == "--frame")
+            o.frameFile = value();
+        else if (a == "--fps")
+            o.fps = toNumber(a, value(), 0, 10000);
+        else if (a == "--max-in-flight")
+            o.maxInFlight = static_cast<int>(toNumber(a, value(), 1, 1000));
+        else if (a == "--connect-timeout")
+            o.connectTimeoutS = static_cast<int>(toNumber(a, value(), 1, 600));
+        else if (a == "--json")
+            o.json = true;
+        else if (a == "--json-out")
+            o.jsonOut = value();
+        else if (a == "--help" || a == "-h")
+            usage("");
+        else
+            usage("unknown option " + a);
     }
     if (!o.source.empty() && o.source != "replay") usage("--source: only 'replay' is supported");
     if (o.source == "replay" && o.frameFile.empty()) usage("--source replay needs --frame FILE");
@@ -203,7 +224,8 @@ int64_t steadyNs() {
 // concurrent senders (docs/poco-pitfalls.md) and both a reader (pongs) and a sender use it here.
 class Peer {
 public:
-    Peer(const Poco::URI &base, const std::string &path) : session_(base.getHost(), base.getPort()) {
+    Peer(const Poco::URI& base, const std::string& path)
+        : session_(base.getHost(), base.getPort()) {
         session_.setTimeout(Poco::Timespan(10, 0));
         Poco::Net::HTTPRequest req(Poco::Net::HTTPRequest::HTTP_GET, path,
                                    Poco::Net::HTTPMessage::HTTP_1_1);
@@ -220,24 +242,24 @@ public:
         try {
             std::lock_guard<std::mutex> lock(sendMutex_);
             ws_->shutdown(WebSocket::WS_NORMAL_CLOSE);
-        } catch (...) {
-        }
+        } catch (...) {}
         try {
             ws_->close();
-        } catch (...) {
-        }
+        } catch (...) {}
     }
 
-    void send(const void *data, std::size_t size, int flags) {
+    void send(const void* data, std::size_t size, int flags) {
         std::lock_guard<std::mutex> lock(sendMutex_);
         ws_->sendFrame(data, static_cast<int>(size), flags);
     }
-    void sendText(const std::string &text) { send(text.data(), text.size(), WebSocket::FRAME_TEXT); }
-    void sendMessage(const core::Message &m) { sendText(core::serialize(m)); }
+    void sendText(const std::string& text) {
+        send(text.data(), text.size(), WebSocket::FRAME_TEXT);
+    }
+    void sendMessage(const core::Message& m) { sendText(core::serialize(m)); }
 
     // One whole WebSocket frame into `buf`. Returns false on timeout (nothing read); throws on a
     // closed or broken connection. PING frames are answered here.
-    bool receive(Poco::Buffer<char> &buf, int &opcode, int timeoutMs) {
+    bool receive(Poco::Buffer<char>& buf, int& opcode, int timeoutMs) {
         for (;;) {
             if (!ws_->poll(Poco::Timespan(static_cast<long>(timeoutMs) * 1000),
                            Poco::Net::Socket::SELECT_READ))
@@ -246,14 +268,16 @@ public:
             int flags = 0;
             int n = ws_->receiveFrame(buf, flags);
             opcode = flags & WebSocket::FRAME_OP_BITMASK;
-            if (n == 0 && flags == 0) throw Poco::Net::ConnectionResetException("connection closed by peer");
+            if (n == 0 && flags == 0)
+                throw Poco::Net::ConnectionResetException("connection closed by peer");
             if (opcode == WebSocket::FRAME_OP_CLOSE) {
                 int code = buf.size() >= 2 ? (static_cast<unsigned char>(buf[0]) << 8) |
                                                  static_cast<unsigned char>(buf[1])
                                            : 1005;
                 throw Poco::Net::ConnectionResetException(
                     "peer closed the WebSocket with code " + std::to_string(code) +
-                    (buf.size() > 2 ? " \"" + std::string(buf.begin() + 2, buf.size() - 2) + "\"" : ""));
+                    (buf.size() > 2 ? " \"" + std::string(buf.begin() + 2, buf.size() - 2) + "\""
+                                    : ""));
             }
             if (opcode == WebSocket::FRAME_OP_PING) {
                 send(buf.begin(), buf.size(), WebSocket::FRAME_FLAG_FIN | WebSocket::FRAME_OP_PONG);
@@ -271,8 +295,8 @@ private:
 };
 
 // Answers a JSON ping; true when `m` was one.
-bool answerPing(Peer &peer, const core::Message &m) {
-    if (const auto *p = std::get_if<core::Ping>(&m)) {
+bool answerPing(Peer& peer, const core::Message& m) {
+    if (const auto* p = std::get_if<core::Ping>(&m)) {
         core::Pong pong;
         pong.timestamp = p->timestamp;
         pong.serverTime = wallUs() / 1000;
@@ -285,7 +309,7 @@ bool answerPing(Peer &peer, const core::Message &m) {
 // Reads text messages until `accept` returns true for one (pings are answered); throws with a
 // clear message on an error/registration_failed/timeout.
 template <class Accept>
-core::Message waitFor(Peer &peer, core::Channel channel, const char *what, Accept accept) {
+core::Message waitFor(Peer& peer, core::Channel channel, const char* what, Accept accept) {
     Poco::Buffer<char> buf(0);
     const auto deadline = Clock::now() + std::chrono::seconds(10);
     while (Clock::now() < deadline) {
@@ -294,14 +318,16 @@ core::Message waitFor(Peer &peer, core::Channel channel, const char *what, Accep
         if (opcode != WebSocket::FRAME_OP_TEXT) continue;
         std::string text(buf.begin(), buf.size());
         auto parsed = core::parseMessage(text, channel);
-        if (!parsed) throw std::runtime_error(std::string("unparsable message while waiting for ") +
-                                              what + ": " + parsed.error().message + ": " + text);
+        if (!parsed)
+            throw std::runtime_error(std::string("unparsable message while waiting for ") + what +
+                                     ": " + parsed.error().message + ": " + text);
         if (answerPing(peer, parsed.value())) continue;
         if (accept(parsed.value())) return parsed.value();
         if (std::holds_alternative<core::ErrorMessage>(parsed.value()) ||
             std::holds_alternative<core::RegistrationFailed>(parsed.value()) ||
             std::holds_alternative<core::Redirect>(parsed.value()))
-            throw std::runtime_error(std::string("relay refused (waiting for ") + what + "): " + text);
+            throw std::runtime_error(std::string("relay refused (waiting for ") + what +
+                                     "): " + text);
     }
     throw std::runtime_error(std::string("no ") + what + " within 10 s");
 }
@@ -317,7 +343,7 @@ struct SentRing {
     };
     std::unique_ptr<Slot[]> slots{new Slot[kSize]};
     void publish(uint64_t frame, int64_t ns) {
-        Slot &s = slots[frame % kSize];
+        Slot& s = slots[frame % kSize];
         s.sentNs.store(ns, std::memory_order_relaxed);
         s.frame.store(frame, std::memory_order_release);
     }
@@ -325,7 +351,7 @@ struct SentRing {
     // recorded it (the source was preempted right after sendFrame returned, which happens on a
     // busy machine): wait for it up to 200 ms, then give up (-1, counted as unmatched).
     int64_t lookup(uint64_t frame) const {
-        const Slot &s = slots[frame % kSize];
+        const Slot& s = slots[frame % kSize];
         const auto deadline = Clock::now() + std::chrono::milliseconds(200);
         do {
             if (s.frame.load(std::memory_order_acquire) == frame)
@@ -346,18 +372,18 @@ struct Run {
     SentRing sent;
     std::mutex errorMutex;
     std::vector<std::string> errors;  // first few connection errors, for the report
-    void error(const std::string &e) {
+    void error(const std::string& e) {
         std::lock_guard<std::mutex> lock(errorMutex);
         if (errors.size() < 5) errors.push_back(e);
     }
 };
 
 struct ViewerStats {
-    uint64_t frames = 0;      // binary frames received in the window
+    uint64_t frames = 0;  // binary frames received in the window
     uint64_t bytes = 0;
-    uint64_t gaps = 0;        // frame numbers skipped (relay dropped them for this viewer)
-    uint64_t badFrames = 0;   // binary messages whose header did not decode
-    uint64_t unmatched = 0;   // replay: frames whose send time was not found
+    uint64_t gaps = 0;       // frame numbers skipped (relay dropped them for this viewer)
+    uint64_t badFrames = 0;  // binary messages whose header did not decode
+    uint64_t unmatched = 0;  // replay: frames whose send time was not found
     std::vector<uint32_t> latencyUs;
     bool connected = false;
     bool diedEarly = false;
@@ -368,7 +394,7 @@ struct ViewerStats {
 // Sends acks after --ack-delay-ms from its own thread, so reception never waits.
 class AckQueue {
 public:
-    AckQueue(Peer &peer, int delayMs) : peer_(peer), delay_(delayMs) {
+    AckQueue(Peer& peer, int delayMs) : peer_(peer), delay_(delayMs) {
         thread_ = std::thread([this] { loop(); });
     }
     ~AckQueue() {
@@ -411,7 +437,7 @@ private:
             lock.lock();
         }
     }
-    Peer &peer_;
+    Peer& peer_;
     std::chrono::milliseconds delay_;
     std::mutex m_;
     std::condition_variable cv_;
@@ -420,8 +446,8 @@ private:
     std::thread thread_;
 };
 
-void runViewer(Run &run, int index, ViewerStats &st) {
-    const Options &o = run.opt;
+void runViewer(Run& run, int index, ViewerStats& st) {
+    const Options& o = run.opt;
     std::unique_ptr<Peer> peer;
     try {
         peer = std::make_unique<Peer>(run.base, o.raw ? o.rawPath : "/ws/viewer");
@@ -430,19 +456,20 @@ void runViewer(Run &run, int index, ViewerStats &st) {
             hs.role = core::Role::Viewer;
             hs.token = o.token;
             peer->sendMessage(hs);
-            waitFor(*peer, core::Channel::RelayToViewer, "handshake_ack", [](const core::Message &m) {
-                return std::holds_alternative<core::ViewerHandshakeAck>(m);
-            });
+            waitFor(*peer, core::Channel::RelayToViewer, "handshake_ack",
+                    [](const core::Message& m) {
+                        return std::holds_alternative<core::ViewerHandshakeAck>(m);
+                    });
         }
         if (!o.raw && !o.idle) {
             core::Subscribe sub;
             sub.desktopClientId = o.desktop;
             peer->sendMessage(sub);
-            waitFor(*peer, core::Channel::RelayToViewer, "subscribed", [](const core::Message &m) {
+            waitFor(*peer, core::Channel::RelayToViewer, "subscribed", [](const core::Message& m) {
                 return std::holds_alternative<core::Subscribed>(m);
             });
         }
-    } catch (const std::exception &e) {
+    } catch (const std::exception& e) {
         run.error("viewer " + std::to_string(index) + ": " + e.what());
         run.failed.fetch_add(1);
         return;
@@ -461,7 +488,7 @@ void runViewer(Run &run, int index, ViewerStats &st) {
             if (opcode == WebSocket::FRAME_OP_BINARY) {
                 const int64_t nowNs = steadyNs();
                 const int64_t nowWallUs = wallUs();
-                const auto *data = reinterpret_cast<const uint8_t *>(buf.begin());
+                const auto* data = reinterpret_cast<const uint8_t*>(buf.begin());
                 core::DecodedFrame f = core::decodeFrame(data, buf.size(), 0);
                 if (!f.ok) {
                     ++st.badFrames;
@@ -474,15 +501,18 @@ void runViewer(Run &run, int index, ViewerStats &st) {
                     if (sentNs >= 0) latencyUs = std::max<int64_t>(0, (nowNs - sentNs) / 1000);
                 } else if (!o.raw || f.header.captureTimeUs != 0) {
                     // A real agent, or a paced ceiling that stamps its send ticks.
-                    latencyUs = std::max<int64_t>(0, nowWallUs - static_cast<int64_t>(f.header.captureTimeUs));
+                    latencyUs = std::max<int64_t>(
+                        0, nowWallUs - static_cast<int64_t>(f.header.captureTimeUs));
                 }
                 if (run.measuring.load(std::memory_order_relaxed)) {
                     ++st.frames;
                     st.bytes += buf.size();
                     if (lastFrame != 0 && fn > lastFrame + 1) st.gaps += fn - lastFrame - 1;
-                    if (latencyUs >= 0) st.latencyUs.push_back(static_cast<uint32_t>(
-                        std::min<int64_t>(latencyUs, UINT32_MAX)));
-                    else if (!o.raw) ++st.unmatched;
+                    if (latencyUs >= 0)
+                        st.latencyUs.push_back(
+                            static_cast<uint32_t>(std::min<int64_t>(latencyUs, UINT32_MAX)));
+                    else if (!o.raw)
+                        ++st.unmatched;
                 }
                 lastFrame = fn;
                 if (o.raw && !o.rawAcks) continue;
@@ -490,15 +520,17 @@ void runViewer(Run &run, int index, ViewerStats &st) {
                 ack.desktopClientId = o.desktop;
                 ack.frameNumber = fn;
                 ack.latency = std::max<int64_t>(0, latencyUs) / 1000;
-                if (acks) acks->push(std::move(ack));
-                else peer->sendMessage(ack);
+                if (acks)
+                    acks->push(std::move(ack));
+                else
+                    peer->sendMessage(ack);
             } else if (opcode == WebSocket::FRAME_OP_TEXT && !o.raw) {
                 auto parsed = core::parseMessage(std::string(buf.begin(), buf.size()),
                                                  core::Channel::RelayToViewer);
                 if (parsed) answerPing(*peer, parsed.value());
             }
         }
-    } catch (const std::exception &e) {
+    } catch (const std::exception& e) {
         if (!run.stop.load()) {
             st.diedEarly = true;
             run.error("viewer " + std::to_string(index) + " lost its connection: " + e.what());
@@ -510,18 +542,18 @@ void runViewer(Run &run, int index, ViewerStats &st) {
 // ------------------------------------------------------------------ the replay source (agent)
 
 struct SourceStats {
-    std::atomic<uint64_t> sent{0};          // frames sent in the window
-    std::atomic<uint64_t> windowDrops{0};   // paced frames skipped because the window was full
-    std::atomic<uint64_t> acks{0};          // frame_acks received (whole run)
+    std::atomic<uint64_t> sent{0};         // frames sent in the window
+    std::atomic<uint64_t> windowDrops{0};  // paced frames skipped because the window was full
+    std::atomic<uint64_t> acks{0};         // frame_acks received (whole run)
     std::atomic<uint64_t> highestAcked{0};
-    std::atomic<bool> started{false};       // start_stream received
-    std::atomic<bool> paused{false};        // stop_stream received (and no start_stream since)
+    std::atomic<bool> started{false};  // start_stream received
+    std::atomic<bool> paused{false};   // stop_stream received (and no start_stream since)
     std::atomic<bool> died{false};
 };
 
 class Source {
 public:
-    Source(Run &run, std::vector<uint8_t> payload) : run_(run), payload_(std::move(payload)) {}
+    Source(Run& run, std::vector<uint8_t> payload) : run_(run), payload_(std::move(payload)) {}
 
     // Connects and registers; throws with the reason.
     void connect() {
@@ -540,15 +572,18 @@ public:
         hs.monitors.push_back(mon);
         hs.capabilities.codecs = {"jpeg"};
         peer_->sendMessage(hs);
-        auto ack = waitFor(*peer_, core::Channel::RelayToAgent, "handshake_ack", [](const core::Message &m) {
-            return std::holds_alternative<core::AgentHandshakeAck>(m) ||
-                   std::holds_alternative<core::StartStream>(m);
-        });
+        auto ack = waitFor(*peer_, core::Channel::RelayToAgent, "handshake_ack",
+                           [](const core::Message& m) {
+                               return std::holds_alternative<core::AgentHandshakeAck>(m) ||
+                                      std::holds_alternative<core::StartStream>(m);
+                           });
         if (std::holds_alternative<core::StartStream>(ack)) stats.started = true;
         reader_ = std::thread([this] { readLoop(); });
     }
 
-    void startSending() { sender_ = std::thread([this] { sendLoop(); }); }
+    void startSending() {
+        sender_ = std::thread([this] { sendLoop(); });
+    }
 
     void join() {
         if (sender_.joinable()) sender_.join();
@@ -569,13 +604,13 @@ private:
                 auto parsed = core::parseMessage(std::string(buf.begin(), buf.size()),
                                                  core::Channel::RelayToAgent);
                 if (!parsed) continue;
-                const core::Message &m = parsed.value();
+                const core::Message& m = parsed.value();
                 if (answerPing(*peer_, m)) continue;
-                if (const auto *a = std::get_if<core::AgentFrameAck>(&m)) {
+                if (const auto* a = std::get_if<core::AgentFrameAck>(&m)) {
                     stats.acks.fetch_add(1);
                     uint64_t prev = stats.highestAcked.load();
-                    while (a->frameNumber > prev && !stats.highestAcked.compare_exchange_weak(prev, a->frameNumber)) {
-                    }
+                    while (a->frameNumber > prev &&
+                           !stats.highestAcked.compare_exchange_weak(prev, a->frameNumber)) {}
                     windowCv_.notify_one();
                 } else if (std::holds_alternative<core::StartStream>(m)) {
                     stats.started = true;
@@ -584,7 +619,7 @@ private:
                     stats.paused = true;  // an idle desktop sends nothing (docs/protocol.md)
                 }
             }
-        } catch (const std::exception &e) {
+        } catch (const std::exception& e) {
             if (!run_.stop.load()) {
                 stats.died = true;
                 run_.error(std::string("source (agent) lost its connection: ") + e.what());
@@ -596,7 +631,7 @@ private:
     uint64_t inFlight() const { return frame_ - stats.highestAcked.load(); }
 
     void sendLoop() {
-        const Options &o = run_.opt;
+        const Options& o = run_.opt;
         std::vector<uint8_t> msg(core::kFrameHeaderSize + payload_.size());
         std::memcpy(msg.data() + core::kFrameHeaderSize, payload_.data(), payload_.size());
         core::FrameHeader h;
@@ -641,12 +676,13 @@ private:
                 const int64_t readyNs = steadyNs();
                 h.captureTimeUs = static_cast<uint64_t>(wallUs());
                 core::encodeFrameHeader(h, msg.data());
-                run_.sent.publish(h.frameNumber, readyNs); // before the send: a fast viewer may look it up
+                run_.sent.publish(h.frameNumber,
+                                  readyNs);  // before the send: a fast viewer may look it up
                 peer_->send(msg.data(), msg.size(), WebSocket::FRAME_BINARY);
                 ++frame_;
                 if (run_.measuring.load()) stats.sent.fetch_add(1);
             }
-        } catch (const std::exception &e) {
+        } catch (const std::exception& e) {
             if (!run_.stop.load()) {
                 stats.died = true;
                 run_.error(std::string("source (agent) could not send: ") + e.what());
@@ -654,7 +690,7 @@ private:
         }
     }
 
-    Run &run_;
+    Run& run_;
     std::vector<uint8_t> payload_;
     std::unique_ptr<Peer> peer_;
     std::thread reader_, sender_;
@@ -665,7 +701,7 @@ private:
 
 // ------------------------------------------------------------------ report
 
-double percentile(std::vector<uint32_t> &v, double p) {
+double percentile(std::vector<uint32_t>& v, double p) {
     if (v.empty()) return -1;
     auto k = static_cast<std::size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
     std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
@@ -679,7 +715,7 @@ std::string fmt(double v, int decimals = 1) {
     return b;
 }
 std::string jnum(double v, int decimals = 3) { return v < 0 ? "null" : fmt(v, decimals); }
-std::string jstr(const std::string &s) {
+std::string jstr(const std::string& s) {
     std::string out = "\"";
     for (char c : s) {
         if (c == '"' || c == '\\') out += '\\';
@@ -691,13 +727,13 @@ std::string jstr(const std::string &s) {
 
 }  // namespace
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
     Run run;
     run.opt = parseArgs(argc, argv);
-    const Options &o = run.opt;
+    const Options& o = run.opt;
     try {
         run.base = Poco::URI(o.url);
-    } catch (const Poco::Exception &e) {
+    } catch (const Poco::Exception& e) {
         usage("--url: " + e.displayText());
     }
     if (run.base.getScheme() != "ws") usage("--url: only ws:// is supported (loopback benchmark)");
@@ -715,15 +751,18 @@ int main(int argc, char **argv) {
     std::unique_ptr<Source> source;
     if (o.source == "replay") {
         std::ifstream f(o.frameFile, std::ios::binary);
-        std::vector<uint8_t> payload((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+        std::vector<uint8_t> payload((std::istreambuf_iterator<char>(f)),
+                                     std::istreambuf_iterator<char>());
         if (!f.good() && !f.eof()) usage("--frame: cannot read " + o.frameFile);
         if (payload.empty()) usage("--frame: " + o.frameFile + " is missing or empty");
         source = std::make_unique<Source>(run, std::move(payload));
         try {
             source->connect();
-        } catch (const std::exception &e) {
-            std::fprintf(stderr, "ds_loadgen: the replay source could not register as agent '%s' at %s: %s\n",
-                         o.desktop.c_str(), o.url.c_str(), e.what());
+        } catch (const std::exception& e) {
+            std::fprintf(
+                stderr,
+                "ds_loadgen: the replay source could not register as agent '%s' at %s: %s\n",
+                o.desktop.c_str(), o.url.c_str(), e.what());
             return 1;
         }
     }
@@ -732,18 +771,20 @@ int main(int argc, char **argv) {
     std::vector<std::thread> threads;
     threads.reserve(stats.size());
     for (int i = 0; i < o.viewers; ++i)
-        threads.emplace_back([&run, &stats, i] { runViewer(run, i, stats[static_cast<std::size_t>(i)]); });
+        threads.emplace_back(
+            [&run, &stats, i] { runViewer(run, i, stats[static_cast<std::size_t>(i)]); });
     const auto connectDeadline = Clock::now() + std::chrono::seconds(o.connectTimeoutS);
     while (run.ready.load() + run.failed.load() < o.viewers && Clock::now() < connectDeadline)
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     const int connected = run.ready.load();
     if (connected < o.viewers) {
         run.stop = true;
-        for (auto &t : threads) t.join();
+        for (auto& t : threads) t.join();
         if (source) source->join();
-        std::fprintf(stderr, "ds_loadgen: only %d of %d viewers connected and subscribed to '%s' at %s\n",
+        std::fprintf(stderr,
+                     "ds_loadgen: only %d of %d viewers connected and subscribed to '%s' at %s\n",
                      connected, o.viewers, o.desktop.c_str(), o.url.c_str());
-        for (const auto &e : run.errors) std::fprintf(stderr, "  %s\n", e.c_str());
+        for (const auto& e : run.errors) std::fprintf(stderr, "  %s\n", e.c_str());
         return 1;
     }
     if (source) {
@@ -752,7 +793,8 @@ int main(int argc, char **argv) {
         while (!source->stats.started.load() && Clock::now() < until)
             std::this_thread::sleep_for(std::chrono::milliseconds(10));
         if (!source->stats.started.load())
-            std::fprintf(stderr, "ds_loadgen: warning: no start_stream from the relay; sending anyway\n");
+            std::fprintf(stderr,
+                         "ds_loadgen: warning: no start_stream from the relay; sending anyway\n");
         source->startSending();
     }
 
@@ -768,7 +810,7 @@ int main(int argc, char **argv) {
     const ProcSample self1 = readProcCpu(getpid());
     const double peakRss = o.relayPid ? readPeakRssMb(o.relayPid) : -1;
     run.stop = true;
-    for (auto &t : threads) t.join();
+    for (auto& t : threads) t.join();
     if (source) source->join();
 
     // ---- aggregate
@@ -776,7 +818,7 @@ int main(int argc, char **argv) {
     std::vector<uint32_t> lat;
     uint64_t frames = 0, bytes = 0, gaps = 0, bad = 0, unmatched = 0;
     int died = 0;
-    for (auto &s : stats) {
+    for (auto& s : stats) {
         fps.push_back(static_cast<double>(s.frames) / elapsed);
         frames += s.frames;
         bytes += s.bytes;
@@ -790,38 +832,45 @@ int main(int argc, char **argv) {
     const double fpsMin = fps.front(), fpsMax = fps.back(), fpsMedian = fps[fps.size() / 2];
     const double p50 = percentile(lat, 0.50), p99 = percentile(lat, 0.99);
     const double pMax = lat.empty() ? -1 : *std::max_element(lat.begin(), lat.end()) / 1000.0;
-    const double relayCores = (cpu0.ok && cpu1.ok) ? (cpu1.cpuSeconds - cpu0.cpuSeconds) / elapsed : -1;
-    const double selfCores = (self0.ok && self1.ok) ? (self1.cpuSeconds - self0.cpuSeconds) / elapsed : -1;
+    const double relayCores =
+        (cpu0.ok && cpu1.ok) ? (cpu1.cpuSeconds - cpu0.cpuSeconds) / elapsed : -1;
+    const double selfCores =
+        (self0.ok && self1.ok) ? (self1.cpuSeconds - self0.cpuSeconds) / elapsed : -1;
     const double framesPerS = static_cast<double>(frames) / elapsed;
     const double gbPerS = static_cast<double>(bytes) / elapsed / 1e9;
     const double sourceFps = source ? static_cast<double>(source->stats.sent.load()) / elapsed : -1;
-    const char *latencyKind = source ? "relay-added" : (o.raw ? (lat.empty() ? "none" : "since-send-tick") : "end-to-end");
+    const char* latencyKind =
+        source ? "relay-added"
+               : (o.raw ? (lat.empty() ? "none" : "since-send-tick") : "end-to-end");
     const std::string loadAfter = loadAverage();
 
     // One JSON object: on stdout with --json, into a file with --json-out (next to the table).
     std::string json;
     {
         char head[4096];
-        std::snprintf(head, sizeof head, "{\"mode\":%s,\"viewers\":%d,\"seconds\":%.3f,\"fpsTarget\":%s,"
-                    "\"viewerFps\":{\"min\":%.2f,\"median\":%.2f,\"max\":%.2f},"
-                    "\"latencyKind\":%s,\"latencyMs\":{\"p50\":%s,\"p99\":%s,\"max\":%s,\"samples\":%zu},"
-                    "\"framesPerSecond\":%.1f,\"gbPerSecond\":%.4f,\"gaps\":%llu,\"badFrames\":%llu,"
-                    "\"unmatched\":%llu,\"viewersDied\":%d,"
-                    "\"source\":{\"fps\":%s,\"windowDrops\":%llu,\"acks\":%llu},"
-                    "\"relayCpuCores\":%s,\"relayPeakRssMb\":%s,\"loadgenCpuCores\":%s,"
-                    "\"loadAvgBefore\":%s,\"loadAvgAfter\":%s,\"errors\":[",
-                    jstr(o.raw ? "raw" : (source ? "replay" : "external")).c_str(), o.viewers, elapsed,
-                    source ? jnum(o.fps, 1).c_str() : "null", fpsMin, fpsMedian, fpsMax,
-                    jstr(latencyKind).c_str(), jnum(p50).c_str(), jnum(p99).c_str(), jnum(pMax).c_str(),
-                    lat.size(), framesPerS, gbPerS, static_cast<unsigned long long>(gaps),
-                    static_cast<unsigned long long>(bad), static_cast<unsigned long long>(unmatched), died,
-                    jnum(sourceFps, 2).c_str(),
-                    static_cast<unsigned long long>(source ? source->stats.windowDrops.load() : 0),
-                    static_cast<unsigned long long>(source ? source->stats.acks.load() : 0),
-                    jnum(relayCores).c_str(), jnum(peakRss, 1).c_str(), jnum(selfCores).c_str(),
-                    jstr(loadBefore).c_str(), jstr(loadAfter).c_str());
+        std::snprintf(
+            head, sizeof head,
+            "{\"mode\":%s,\"viewers\":%d,\"seconds\":%.3f,\"fpsTarget\":%s,"
+            "\"viewerFps\":{\"min\":%.2f,\"median\":%.2f,\"max\":%.2f},"
+            "\"latencyKind\":%s,\"latencyMs\":{\"p50\":%s,\"p99\":%s,\"max\":%s,\"samples\":%zu},"
+            "\"framesPerSecond\":%.1f,\"gbPerSecond\":%.4f,\"gaps\":%llu,\"badFrames\":%llu,"
+            "\"unmatched\":%llu,\"viewersDied\":%d,"
+            "\"source\":{\"fps\":%s,\"windowDrops\":%llu,\"acks\":%llu},"
+            "\"relayCpuCores\":%s,\"relayPeakRssMb\":%s,\"loadgenCpuCores\":%s,"
+            "\"loadAvgBefore\":%s,\"loadAvgAfter\":%s,\"errors\":[",
+            jstr(o.raw ? "raw" : (source ? "replay" : "external")).c_str(), o.viewers, elapsed,
+            source ? jnum(o.fps, 1).c_str() : "null", fpsMin, fpsMedian, fpsMax,
+            jstr(latencyKind).c_str(), jnum(p50).c_str(), jnum(p99).c_str(), jnum(pMax).c_str(),
+            lat.size(), framesPerS, gbPerS, static_cast<unsigned long long>(gaps),
+            static_cast<unsigned long long>(bad), static_cast<unsigned long long>(unmatched), died,
+            jnum(sourceFps, 2).c_str(),
+            static_cast<unsigned long long>(source ? source->stats.windowDrops.load() : 0),
+            static_cast<unsigned long long>(source ? source->stats.acks.load() : 0),
+            jnum(relayCores).c_str(), jnum(peakRss, 1).c_str(), jnum(selfCores).c_str(),
+            jstr(loadBefore).c_str(), jstr(loadAfter).c_str());
         json = head;
-        for (std::size_t i = 0; i < run.errors.size(); ++i) json += (i ? "," : "") + jstr(run.errors[i]);
+        for (std::size_t i = 0; i < run.errors.size(); ++i)
+            json += (i ? "," : "") + jstr(run.errors[i]);
         json += "]}\n";
     }
     if (!o.jsonOut.empty()) {
@@ -833,26 +882,30 @@ int main(int argc, char **argv) {
         std::fputs(json.c_str(), stdout);
     } else {
         std::printf("ds_loadgen: %s, %d viewers, %.2f s measured after %.1f s warm-up, %s\n",
-                    o.raw ? "raw receivers" : (source ? "replay source" : "external agent"), o.viewers,
-                    elapsed, o.warmupSeconds, o.url.c_str());
+                    o.raw ? "raw receivers" : (source ? "replay source" : "external agent"),
+                    o.viewers, elapsed, o.warmupSeconds, o.url.c_str());
         if (source)
-            std::printf("  source          %s fps sent (target %s, window %d), %llu window drops, %llu acks\n",
-                        fmt(sourceFps).c_str(), o.fps > 0 ? fmt(o.fps).c_str() : "uncapped", o.maxInFlight,
-                        static_cast<unsigned long long>(source->stats.windowDrops.load()),
-                        static_cast<unsigned long long>(source->stats.acks.load()));
+            std::printf(
+                "  source          %s fps sent (target %s, window %d), %llu window drops, %llu "
+                "acks\n",
+                fmt(sourceFps).c_str(), o.fps > 0 ? fmt(o.fps).c_str() : "uncapped", o.maxInFlight,
+                static_cast<unsigned long long>(source->stats.windowDrops.load()),
+                static_cast<unsigned long long>(source->stats.acks.load()));
         std::printf("  viewer fps      min %s  median %s  max %s\n", fmt(fpsMin).c_str(),
                     fmt(fpsMedian).c_str(), fmt(fpsMax).c_str());
         std::printf("  latency (%s) p50 %s ms  p99 %s ms  max %s ms  (%zu samples)\n", latencyKind,
                     fmt(p50, 2).c_str(), fmt(p99, 2).c_str(), fmt(pMax, 2).c_str(), lat.size());
         std::printf("  delivered       %.0f frames/s, %.3f GB/s\n", framesPerS, gbPerS);
-        std::printf("  skipped frames  %llu (gaps in frame numbers), bad %llu, unmatched %llu, viewers lost %d\n",
-                    static_cast<unsigned long long>(gaps), static_cast<unsigned long long>(bad),
-                    static_cast<unsigned long long>(unmatched), died);
-        std::printf("  relay process   %s cores, peak RSS %s MB (pid %ld)\n", fmt(relayCores, 2).c_str(),
-                    fmt(peakRss).c_str(), o.relayPid);
+        std::printf(
+            "  skipped frames  %llu (gaps in frame numbers), bad %llu, unmatched %llu, viewers "
+            "lost %d\n",
+            static_cast<unsigned long long>(gaps), static_cast<unsigned long long>(bad),
+            static_cast<unsigned long long>(unmatched), died);
+        std::printf("  relay process   %s cores, peak RSS %s MB (pid %ld)\n",
+                    fmt(relayCores, 2).c_str(), fmt(peakRss).c_str(), o.relayPid);
         std::printf("  loadgen         %s cores; load average before %s, after %s\n",
                     fmt(selfCores, 2).c_str(), loadBefore.c_str(), loadAfter.c_str());
-        for (const auto &e : run.errors) std::printf("  error: %s\n", e.c_str());
+        for (const auto& e : run.errors) std::printf("  error: %s\n", e.c_str());
     }
     std::fflush(stdout);
     if (frames == 0 && !o.idle) {

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
     if (argc < 3 || argc > 4) {
         std::fprintf(stderr, "usage: ds_make_jpeg in.png out.jpg [quality 1..100, default 75]\n");
         return 2;
@@ -35,14 +35,15 @@ int main(int argc, char **argv) {
         return 1;
     }
     tjhandle tj = tjInitCompress();
-    unsigned char *out = nullptr;
+    unsigned char* out = nullptr;
     unsigned long outSize = 0;
-    if (!tj || tjCompress2(tj, rgb.data(), static_cast<int>(img.width), 0, static_cast<int>(img.height),
-                           TJPF_RGB, &out, &outSize, TJSAMP_420, quality, TJFLAG_FASTDCT) != 0) {
+    if (!tj ||
+        tjCompress2(tj, rgb.data(), static_cast<int>(img.width), 0, static_cast<int>(img.height),
+                    TJPF_RGB, &out, &outSize, TJSAMP_420, quality, TJFLAG_FASTDCT) != 0) {
         std::fprintf(stderr, "ds_make_jpeg: JPEG encoding failed: %s\n", tjGetErrorStr2(tj));
         return 1;
     }
-    FILE *f = std::fopen(argv[2], "wb");
+    FILE* f = std::fopen(argv[2], "wb");
     const bool ok = f && std::fwrite(out, 1, outSize, f) == outSize && std::fclose(f) == 0;
     tjFree(out);
     tjDestroy(tj);
@@ -50,6 +51,7 @@ int main(int argc, char **argv) {
         std::fprintf(stderr, "ds_make_jpeg: cannot write %s\n", argv[2]);
         return 1;
     }
-    std::printf("%s: %ux%u quality %d, %lu bytes\n", argv[2], img.width, img.height, quality, outSize);
+    std::printf("%s: %ux%u quality %d, %lu bytes\n", argv[2], img.width, img.height, quality,
+                outSize);
     return 0;
 }

@@ -36,22 +36,22 @@ namespace {
 constexpr uint16_t kPort = 20080;
 constexpr int kAgents = 5;
 constexpr int kViewers = 20;
-constexpr int kViewersBehindLink = 4; // in the viewers' namespace, reached over a veth pair
+constexpr int kViewersBehindLink = 4;  // in the viewers' namespace, reached over a veth pair
 constexpr int kBoundMs = 500 * (3 + 1);
-constexpr int kTtlMs = 5000;          // [relay] registration.ttl_ms
+constexpr int kTtlMs = 5000;  // [relay] registration.ttl_ms
 constexpr long kLeakKbPer10Min = 1024;
 std::atomic<bool> gStop{false};
 extern "C" void onStopSignal(int) { gStop = true; }
 
 struct Sample {
-    long t = 0;        // s since start
-    int segment = 0;   // relay lifetime
-    long sinceStart = 0; // s since this relay started
+    long t = 0;           // s since start
+    int segment = 0;      // relay lifetime
+    long sinceStart = 0;  // s since this relay started
     long fds = 0, threads = 0, rssKb = 0;
     int registrations = 0;
 };
 
-long procField(pid_t pid, const char *key) {
+long procField(pid_t pid, const char* key) {
     std::ifstream f("/proc/" + std::to_string(pid) + "/status");
     std::string line;
     size_t n = strlen(key);
@@ -76,20 +76,20 @@ int registrationCount() {
 
 // Least-squares slope of RSS over time with one intercept per relay lifetime, so restarts
 // (RSS back to its start value) do not read as a shrink or a leak. KB per second.
-std::optional<double> pooledSlope(const std::vector<Sample> &s) {
-    std::map<int, std::pair<double, double>> mean; // segment -> (mean t, mean rss)
+std::optional<double> pooledSlope(const std::vector<Sample>& s) {
+    std::map<int, std::pair<double, double>> mean;  // segment -> (mean t, mean rss)
     std::map<int, int> count;
-    for (auto &x : s) {
+    for (auto& x : s) {
         mean[x.segment].first += x.t;
         mean[x.segment].second += x.rssKb;
         ++count[x.segment];
     }
-    for (auto &m : mean) {
+    for (auto& m : mean) {
         m.second.first /= count[m.first];
         m.second.second /= count[m.first];
     }
     double sxy = 0, sxx = 0;
-    for (auto &x : s) {
+    for (auto& x : s) {
         double dt = x.t - mean[x.segment].first;
         sxy += dt * (x.rssKb - mean[x.segment].second);
         sxx += dt * dt;
@@ -98,25 +98,33 @@ std::optional<double> pooledSlope(const std::vector<Sample> &s) {
     return sxy / sxx;
 }
 
-} // namespace
+}  // namespace
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
     long seconds = 600, sampleSeconds = 10, warmupSeconds = 30, restartSeconds = 120;
     bool faults = true, leakCheck = true;
     unsigned seed = static_cast<unsigned>(::time(nullptr));
     for (int i = 1; i + 1 < argc; i += 2) {
         std::string k = argv[i];
         long v = std::atol(argv[i + 1]);
-        if (k == "--seconds" && v > 0) seconds = v;
-        else if (k == "--sample-seconds" && v > 0) sampleSeconds = v;
-        else if (k == "--warmup-seconds" && v >= 0) warmupSeconds = v;
-        else if (k == "--relay-restart-seconds" && v > 0) restartSeconds = v;
-        else if (k == "--no-faults") faults = v == 0;
-        else if (k == "--leak-check") leakCheck = v != 0;
-        else if (k == "--seed") seed = static_cast<unsigned>(v);
+        if (k == "--seconds" && v > 0)
+            seconds = v;
+        else if (k == "--sample-seconds" && v > 0)
+            sampleSeconds = v;
+        else if (k == "--warmup-seconds" && v >= 0)
+            warmupSeconds = v;
+        else if (k == "--relay-restart-seconds" && v > 0)
+            restartSeconds = v;
+        else if (k == "--no-faults")
+            faults = v == 0;
+        else if (k == "--leak-check")
+            leakCheck = v != 0;
+        else if (k == "--seed")
+            seed = static_cast<unsigned>(v);
         else {
-            fprintf(stderr, "usage: fault_soak [--seconds N] [--sample-seconds N] [--warmup-seconds N] "
-                            "[--relay-restart-seconds N] [--seed N] [--no-faults 1] [--leak-check 0]\n");
+            fprintf(stderr,
+                    "usage: fault_soak [--seconds N] [--sample-seconds N] [--warmup-seconds N] "
+                    "[--relay-restart-seconds N] [--seed N] [--no-faults 1] [--leak-check 0]\n");
             return 2;
         }
     }
@@ -124,15 +132,17 @@ int main(int argc, char **argv) {
         fprintf(stderr, "fault_soak: option %s needs a value\n", argv[argc - 1]);
         return 2;
     }
-    printf("soak: %s, %ld s, sample every %ld s, warm-up %ld s, relay restart at most every %ld s, seed %u\n",
-           faults ? "random faults" : "no faults (baseline)", seconds,
-           sampleSeconds, warmupSeconds, restartSeconds, seed);
+    printf(
+        "soak: %s, %ld s, sample every %ld s, warm-up %ld s, relay restart at most every %ld s, "
+        "seed %u\n",
+        faults ? "random faults" : "no faults (baseline)", seconds, sampleSeconds, warmupSeconds,
+        restartSeconds, seed);
     std::signal(SIGINT, onStopSignal);
     std::signal(SIGTERM, onStopSignal);
     fflush(stdout);
     std::mt19937 rng(seed);
     int failures = 0;
-    auto fail = [&](const std::string &why) {
+    auto fail = [&](const std::string& why) {
         ++failures;
         printf("FAIL: %s\n", why.c_str());
         fflush(stdout);
@@ -141,9 +151,10 @@ int main(int argc, char **argv) {
     // ASan holds freed memory in a quarantine (256 MB by default) that would read as growth;
     // keep it small in the processes under test so RSS shows what the code keeps.
     {
-        const char *a = std::getenv("ASAN_OPTIONS");
+        const char* a = std::getenv("ASAN_OPTIONS");
         std::string opts = a ? a : "";
-        opts += std::string(opts.empty() ? "" : ":") + "quarantine_size_mb=4:thread_local_quarantine_size_kb=64";
+        opts += std::string(opts.empty() ? "" : ":") +
+                "quarantine_size_mb=4:thread_local_quarantine_size_kb=64";
         ::setenv("ASAN_OPTIONS", opts.c_str(), 1);
     }
     try {
@@ -151,11 +162,12 @@ int main(int argc, char **argv) {
         InNamespace here(ns.name('r'));
         std::string relayState = tempDir("soak-relay");
         std::vector<std::string> relayArgs = baseArgs(relayState);
-        relayArgs.insert(relayArgs.end(),
-                         {"--role", "relay", "--set", "relay.listen=0.0.0.0:" + std::to_string(kPort), "--set",
-                          "heartbeat.interval_ms=500", "--set", "heartbeat.missedLimit=3", "--set",
-                          "relay.registration.ttl_ms=" + std::to_string(kTtlMs), "--set", "relay.reaper.interval_ms=1000",
-                          "--set", "host.log.level=warning"});
+        relayArgs.insert(
+            relayArgs.end(),
+            {"--role", "relay", "--set", "relay.listen=0.0.0.0:" + std::to_string(kPort), "--set",
+             "heartbeat.interval_ms=500", "--set", "heartbeat.missedLimit=3", "--set",
+             "relay.registration.ttl_ms=" + std::to_string(kTtlMs), "--set",
+             "relay.reaper.interval_ms=1000", "--set", "host.log.level=warning"});
         std::optional<Process> relay;
         int segment = 0;
         auto segmentStart = Clock::now();
@@ -163,7 +175,8 @@ int main(int argc, char **argv) {
             relay.emplace(relayArgs, ns.name('r'));
             ++segment;
             segmentStart = Clock::now();
-            if (!waitHealthy("127.0.0.1", kPort, 30000)) throw std::runtime_error("relay did not start: " + relay->err());
+            if (!waitHealthy("127.0.0.1", kPort, 30000))
+                throw std::runtime_error("relay did not start: " + relay->err());
         };
         startRelay();
 
@@ -172,11 +185,27 @@ int main(int argc, char **argv) {
         auto agentId = [](int i) { return "soak-pc-" + std::to_string(i); };
         auto startAgent = [&](int i) {
             std::vector<std::string> args = baseArgs(agentStates[static_cast<size_t>(i)]);
-            args.insert(args.end(), {"--role", "agent", "--set", "agent.relay_url=ws://10.203.17.1:" + std::to_string(kPort) + "/ws/agent",
-                                     "--set", "agent.client_id=" + agentId(i), "--set", "agent.token=" + mint(true, agentId(i)),
-                                     "--set", "agent.fps=4", "--set", "capture.synthetic.width=320", "--set",
-                                     "capture.synthetic.height=200", "--set", "heartbeat.interval_ms=500", "--set",
-                                     "heartbeat.missedLimit=3", "--set", "host.log.level=warning"});
+            args.insert(args.end(),
+                        {"--role",
+                         "agent",
+                         "--set",
+                         "agent.relay_url=ws://10.203.17.1:" + std::to_string(kPort) + "/ws/agent",
+                         "--set",
+                         "agent.client_id=" + agentId(i),
+                         "--set",
+                         "agent.token=" + mint(true, agentId(i)),
+                         "--set",
+                         "agent.fps=4",
+                         "--set",
+                         "capture.synthetic.width=320",
+                         "--set",
+                         "capture.synthetic.height=200",
+                         "--set",
+                         "heartbeat.interval_ms=500",
+                         "--set",
+                         "heartbeat.missedLimit=3",
+                         "--set",
+                         "host.log.level=warning"});
             agents[static_cast<size_t>(i)].emplace(args, ns.name('a'));
         };
         for (int i = 0; i < kAgents; ++i) {
@@ -187,11 +216,16 @@ int main(int argc, char **argv) {
             throw std::runtime_error("the 5 agents did not register");
 
         std::vector<std::unique_ptr<Viewer>> viewers(kViewers);
-        auto viewerNs = [&](int v) { return v >= kViewers - kViewersBehindLink ? ns.name('v') : std::string(); };
-        auto viewerHost = [&](int v) { return v >= kViewers - kViewersBehindLink ? "10.203.17.5" : "127.0.0.1"; };
+        auto viewerNs = [&](int v) {
+            return v >= kViewers - kViewersBehindLink ? ns.name('v') : std::string();
+        };
+        auto viewerHost = [&](int v) {
+            return v >= kViewers - kViewersBehindLink ? "10.203.17.5" : "127.0.0.1";
+        };
         auto openViewer = [&](int v) {
             viewers[static_cast<size_t>(v)].reset();
-            viewers[static_cast<size_t>(v)] = std::make_unique<Viewer>(viewerNs(v), viewerHost(v), kPort, agentId(v % kAgents));
+            viewers[static_cast<size_t>(v)] =
+                std::make_unique<Viewer>(viewerNs(v), viewerHost(v), kPort, agentId(v % kAgents));
         };
         for (int v = 0; v < kViewers; ++v) openViewer(v);
         long replaced = 0;
@@ -219,8 +253,8 @@ int main(int argc, char **argv) {
                 s.rssKb = procField(relay->pid(), "VmRSS:");
                 s.registrations = registrationCount();
                 samples.push_back(s);
-                printf("sample t=%lds relay#%d fds=%ld threads=%ld rss=%ldKB registrations=%d\n", s.t, s.segment,
-                       s.fds, s.threads, s.rssKb, s.registrations);
+                printf("sample t=%lds relay#%d fds=%ld threads=%ld rss=%ldKB registrations=%d\n",
+                       s.t, s.segment, s.fds, s.threads, s.rssKb, s.registrations);
                 fflush(stdout);
                 nextSample += std::chrono::seconds(sampleSeconds);
             }
@@ -230,47 +264,55 @@ int main(int argc, char **argv) {
             }
             ++faultsDone;
             int kind = static_cast<int>(rng() % 100);
-            if (kind < 30) { // an agent killed: its registration must go within the TTL
+            if (kind < 30) {  // an agent killed: its registration must go within the TTL
                 int i = static_cast<int>(rng() % kAgents);
                 agents[static_cast<size_t>(i)]->signal(SIGKILL);
                 agents[static_cast<size_t>(i)]->wait(10s);
                 auto k0 = Clock::now();
-                if (!eventually([&] { return desktop("127.0.0.1", kPort, agentId(i)) == nullptr; }, kTtlMs, 50))
-                    fail("registration of killed " + agentId(i) + " outlived the TTL (" + std::to_string(kTtlMs) + " ms)");
-                printf("fault: killed %s, registration gone after %ld ms\n", agentId(i).c_str(), msSince(k0));
+                if (!eventually([&] { return desktop("127.0.0.1", kPort, agentId(i)) == nullptr; },
+                                kTtlMs, 50))
+                    fail("registration of killed " + agentId(i) + " outlived the TTL (" +
+                         std::to_string(kTtlMs) + " ms)");
+                printf("fault: killed %s, registration gone after %ld ms\n", agentId(i).c_str(),
+                       msSince(k0));
                 startAgent(i);
-            } else if (kind < 55) { // a viewer stalls (stops reading) for 3 s
+            } else if (kind < 55) {  // a viewer stalls (stops reading) for 3 s
                 int v = static_cast<int>(rng() % kViewers);
                 viewers[static_cast<size_t>(v)]->stopReading();
                 std::this_thread::sleep_for(3s);
                 viewers[static_cast<size_t>(v)]->resumeReading();
                 printf("fault: viewer %d stalled 3 s\n", v);
-            } else if (kind < 70) { // the agents' link silently drops for 3 s
+            } else if (kind < 70) {  // the agents' link silently drops for 3 s
                 auto p0 = Clock::now();
                 ns.partition('a');
-                bool gone = eventually([&] { return registrationCount() == 0; }, kBoundMs + 1500, 50);
+                bool gone =
+                    eventually([&] { return registrationCount() == 0; }, kBoundMs + 1500, 50);
                 long goneMs = msSince(p0);
                 std::this_thread::sleep_until(p0 + 3s);
                 ns.heal('a');
                 auto h0 = Clock::now();
-                if (!gone) fail("registrations survived a partition for " + std::to_string(goneMs) + " ms");
+                if (!gone)
+                    fail("registrations survived a partition for " + std::to_string(goneMs) +
+                         " ms");
                 if (!eventually([&] { return registrationCount() == kAgents; }, 10000, 50))
                     fail("agents not all back 10 s after a partition");
                 partitionReconnectMs.push_back(msSince(h0));
-                printf("fault: agents' link down 3 s: registrations gone after %ld ms, all back %ld ms after\n", goneMs,
-                       msSince(h0));
-            } else if (kind < 85) { // the viewers' link silently drops for 3 s
+                printf(
+                    "fault: agents' link down 3 s: registrations gone after %ld ms, all back %ld "
+                    "ms after\n",
+                    goneMs, msSince(h0));
+            } else if (kind < 85) {  // the viewers' link silently drops for 3 s
                 ns.partition('v');
                 std::this_thread::sleep_for(3s);
                 ns.heal('v');
                 printf("fault: viewers' link down 3 s\n");
-            } else if (msSince(segmentStart) < restartSeconds * 1000) { // too soon for a restart
+            } else if (msSince(segmentStart) < restartSeconds * 1000) {  // too soon for a restart
                 int v = static_cast<int>(rng() % kViewers);
                 viewers[static_cast<size_t>(v)]->stopReading();
                 std::this_thread::sleep_for(3s);
                 viewers[static_cast<size_t>(v)]->resumeReading();
                 printf("fault: viewer %d stalled 3 s\n", v);
-            } else { // the relay restarts (long lifetimes between, so its RSS trend is readable)
+            } else {  // the relay restarts (long lifetimes between, so its RSS trend is readable)
                 relay->signal(SIGTERM);
                 int st = relay->wait(15s);
                 if (st != 0) fail("relay stop exit status " + std::to_string(st));
@@ -283,59 +325,75 @@ int main(int argc, char **argv) {
 
         // Calm: every agent back (the agent's breaker may hold it 60 s) and every viewer receiving.
         if (!eventually([&] { return registrationCount() == kAgents; }, 90000, 200))
-            fail("not all agents registered after the faults stopped: " + std::to_string(registrationCount()));
+            fail("not all agents registered after the faults stopped: " +
+                 std::to_string(registrationCount()));
         for (int v = 0; v < kViewers; ++v)
             if (viewers[static_cast<size_t>(v)]->closed()) openViewer(v), ++replaced;
         std::vector<uint64_t> base(kViewers);
-        for (int v = 0; v < kViewers; ++v) base[static_cast<size_t>(v)] = viewers[static_cast<size_t>(v)]->frames();
+        for (int v = 0; v < kViewers; ++v)
+            base[static_cast<size_t>(v)] = viewers[static_cast<size_t>(v)]->frames();
         auto c0 = Clock::now();
         for (int v = 0; v < kViewers; ++v) {
-            bool ok = eventually([&] {
-                if (viewers[static_cast<size_t>(v)]->closed()) {
-                    openViewer(v);
-                    ++replaced;
-                    base[static_cast<size_t>(v)] = 0;
-                }
-                return viewers[static_cast<size_t>(v)]->frames() > base[static_cast<size_t>(v)];
-            }, std::max(1000L, 30000 - msSince(c0)), 50);
+            bool ok = eventually(
+                [&] {
+                    if (viewers[static_cast<size_t>(v)]->closed()) {
+                        openViewer(v);
+                        ++replaced;
+                        base[static_cast<size_t>(v)] = 0;
+                    }
+                    return viewers[static_cast<size_t>(v)]->frames() > base[static_cast<size_t>(v)];
+                },
+                std::max(1000L, 30000 - msSince(c0)), 50);
             if (!ok) fail("viewer " + std::to_string(v) + " stopped receiving for good");
         }
 
         // Leak check over samples after warm-up in each relay lifetime.
         std::vector<Sample> warm;
-        for (auto &s : samples)
+        for (auto& s : samples)
             if (s.sinceStart >= warmupSeconds) warm.push_back(s);
         auto slope = pooledSlope(warm);
         long maxFds = 0, maxThreads = 0;
-        for (auto &s : samples) maxFds = std::max(maxFds, s.fds), maxThreads = std::max(maxThreads, s.threads);
+        for (auto& s : samples)
+            maxFds = std::max(maxFds, s.fds), maxThreads = std::max(maxThreads, s.threads);
         if (slope) {
             double per10Min = *slope * 600.0;
-            printf("RSS slope: %.1f KB per 10 min over %zu samples after warm-up (limit %ld)\n", per10Min, warm.size(),
-                   kLeakKbPer10Min);
+            printf("RSS slope: %.1f KB per 10 min over %zu samples after warm-up (limit %ld)\n",
+                   per10Min, warm.size(), kLeakKbPer10Min);
             if (!leakCheck)
                 printf("RSS slope not checked (--leak-check 0)\n");
             else if (per10Min > kLeakKbPer10Min)
                 fail("RSS grows " + std::to_string(per10Min) + " KB per 10 min");
         } else {
-            printf("RSS slope: not enough samples after warm-up (%zu); run longer for the leak check\n", warm.size());
+            printf(
+                "RSS slope: not enough samples after warm-up (%zu); run longer for the leak "
+                "check\n",
+                warm.size());
         }
         long avgReconnect = 0;
         for (long m : partitionReconnectMs) avgReconnect += m;
-        long maxReconnect = partitionReconnectMs.empty() ? 0 : *std::max_element(partitionReconnectMs.begin(), partitionReconnectMs.end());
-        printf("summary: %ld faults, %zu agent partitions (reconnect avg %ld ms, max %ld ms), viewers reopened %ld, "
-               "max relay fds %ld, max threads %ld\n",
-               faultsDone, partitionReconnectMs.size(),
-               partitionReconnectMs.empty() ? 0 : avgReconnect / static_cast<long>(partitionReconnectMs.size()),
-               maxReconnect, replaced, maxFds, maxThreads);
+        long maxReconnect =
+            partitionReconnectMs.empty()
+                ? 0
+                : *std::max_element(partitionReconnectMs.begin(), partitionReconnectMs.end());
+        printf(
+            "summary: %ld faults, %zu agent partitions (reconnect avg %ld ms, max %ld ms), viewers "
+            "reopened %ld, "
+            "max relay fds %ld, max threads %ld\n",
+            faultsDone, partitionReconnectMs.size(),
+            partitionReconnectMs.empty()
+                ? 0
+                : avgReconnect / static_cast<long>(partitionReconnectMs.size()),
+            maxReconnect, replaced, maxFds, maxThreads);
         viewers.clear();
-        for (auto &a : agents) a.reset();
+        for (auto& a : agents) a.reset();
         relay->signal(SIGTERM);
         int st = relay->wait(15s);
-        if (st != 0) fail("relay exit status " + std::to_string(st) + ": " + relay->err().substr(0, 4000));
-    } catch (const std::exception &e) {
+        if (st != 0)
+            fail("relay exit status " + std::to_string(st) + ": " + relay->err().substr(0, 4000));
+    } catch (const std::exception& e) {
         fail(std::string("harness: ") + e.what());
     }
-    if (!failures) removeTempDirs(); // kept after a failure: the processes' logs are there
+    if (!failures) removeTempDirs();  // kept after a failure: the processes' logs are there
     printf("soak: %s\n", failures ? "FAILED" : "passed");
     return failures ? 1 : 0;
 }

@@ -36,12 +36,12 @@ struct Figures {
     long long count = 0;
 };
 
-void die(const std::string &m) {
+void die(const std::string& m) {
     std::fprintf(stderr, "store_bench: %s\n", m.c_str());
     std::exit(2);
 }
 
-double percentile(std::vector<double> &v, double p) {
+double percentile(std::vector<double>& v, double p) {
     if (v.empty()) return 0;
     std::sort(v.begin(), v.end());
     return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
@@ -49,7 +49,8 @@ double percentile(std::vector<double> &v, double p) {
 
 // Runs body(thread, iteration) on `threads` threads for `seconds`; body returns the latency in
 // microseconds of one operation, or < 0 on failure.
-template <class F> Figures runLoad(int threads, double seconds, F body) {
+template <class F>
+Figures runLoad(int threads, double seconds, F body) {
     std::atomic<bool> stop{false};
     std::atomic<long long> failures{0};
     std::vector<std::vector<double>> lat(static_cast<size_t>(threads));
@@ -59,17 +60,19 @@ template <class F> Figures runLoad(int threads, double seconds, F body) {
         ts.emplace_back([&, t] {
             for (long long i = 0; !stop.load(std::memory_order_relaxed); ++i) {
                 double us = body(t, i);
-                if (us < 0) failures++;
-                else lat[static_cast<size_t>(t)].push_back(us);
+                if (us < 0)
+                    failures++;
+                else
+                    lat[static_cast<size_t>(t)].push_back(us);
             }
         });
     std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
     stop = true;
-    for (auto &t : ts) t.join();
+    for (auto& t : ts) t.join();
     double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
     if (failures) die(std::to_string(failures.load()) + " operations failed");
     std::vector<double> all;
-    for (auto &v : lat) all.insert(all.end(), v.begin(), v.end());
+    for (auto& v : lat) all.insert(all.end(), v.begin(), v.end());
     Figures f;
     f.count = static_cast<long long>(all.size());
     f.perSecond = static_cast<double>(all.size()) / elapsed;
@@ -82,30 +85,33 @@ double usSince(Clock::time_point t0) {
     return std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
 }
 
-void print(const std::string &what, const Figures &f, int threads) {
-    std::printf("%-44s %9.0f /s   p50 %7.0f us   p99 %7.0f us   (%lld ops, %d threads)\n", what.c_str(),
-                f.perSecond, f.p50Us, f.p99Us, f.count, threads);
+void print(const std::string& what, const Figures& f, int threads) {
+    std::printf("%-44s %9.0f /s   p50 %7.0f us   p99 %7.0f us   (%lld ops, %d threads)\n",
+                what.c_str(), f.perSecond, f.p50Us, f.p99Us, f.count, threads);
     std::fflush(stdout);
 }
 
-void noopCommand(void *, const ds_command_record *) {}
+void noopCommand(void*, const ds_command_record*) {}
 
 // ---- through the plugin
-void benchPlugin(const Options &o) {
+void benchPlugin(const Options& o) {
     ds_test::LoadedPlugin plugin(ds_test::pluginPath("store", o.kind));
-    const ds_store_vtable &vt = plugin.store();
+    const ds_store_vtable& vt = plugin.store();
     ds_test::TestHost host;
     std::unique_ptr<ds_test::TestConfig> cfg;
     if (o.kind == "sqlite")
-        cfg = std::make_unique<ds_test::TestConfig>("store.sqlite", std::map<std::string, std::string>{{"path", o.target}});
+        cfg = std::make_unique<ds_test::TestConfig>(
+            "store.sqlite", std::map<std::string, std::string>{{"path", o.target}});
     else
         cfg = std::make_unique<ds_test::TestConfig>(
-            "store.postgres", std::map<std::string, std::string>{{"connection", o.target},
-                                                                 {"schema", o.schema},
-                                                                 {"pool_size", std::to_string(o.threads)}});
-    void *inst = nullptr;
+            "store.postgres",
+            std::map<std::string, std::string>{{"connection", o.target},
+                                               {"schema", o.schema},
+                                               {"pool_size", std::to_string(o.threads)}});
+    void* inst = nullptr;
     char err[512] = {0};
-    if (vt.create(host.api(), cfg->get(), &inst, err, sizeof err) != DS_OK) die(std::string("open: ") + err);
+    if (vt.create(host.api(), cfg->get(), &inst, err, sizeof err) != DS_OK)
+        die(std::string("open: ") + err);
 
     Figures up = runLoad(o.threads, o.seconds, [&](int t, long long i) -> double {
         std::string id = "bench-" + std::to_string(t) + "-" + std::to_string(i % 1000);
@@ -145,7 +151,8 @@ void benchPlugin(const Options &o) {
         int32_t created = 0;
         auto t0 = Clock::now();
         if (vt.enqueue_command(inst, &r, &created, e, sizeof e) != DS_OK ||
-            vt.claim_commands(inst, client.c_str(), i, 60000, 1, &noopCommand, nullptr, e, sizeof e) != DS_OK) {
+            vt.claim_commands(inst, client.c_str(), i, 60000, 1, &noopCommand, nullptr, e,
+                              sizeof e) != DS_OK) {
             std::fprintf(stderr, "enqueue/claim: %s\n", e);
             return -1;
         }
@@ -156,49 +163,55 @@ void benchPlugin(const Options &o) {
 }
 
 // ---- SQLite ceiling: the plugin's statements through sqlite3 directly, one connection.
-void benchSqliteDirect(const Options &o) {
+void benchSqliteDirect(const Options& o) {
     std::string path = o.target + ".direct";
     std::filesystem::remove(path);
-    { // create the same schema through the plugin, then close it
+    {  // create the same schema through the plugin, then close it
         ds_test::LoadedPlugin plugin(ds_test::pluginPath("store", "sqlite"));
         ds_test::TestHost host;
         ds_test::TestConfig cfg("store.sqlite", {{"path", path}});
-        void *inst = nullptr;
+        void* inst = nullptr;
         char err[512];
         if (plugin.store().create(host.api(), cfg.get(), &inst, err, sizeof err) != DS_OK) die(err);
         plugin.store().destroy(inst);
     }
-    sqlite3 *db = nullptr;
+    sqlite3* db = nullptr;
     if (sqlite3_open(path.c_str(), &db) != SQLITE_OK) die("sqlite3_open");
-    sqlite3_exec(db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL", nullptr, nullptr, nullptr);
-    auto prep = [&](const char *sql) {
-        sqlite3_stmt *s = nullptr;
+    sqlite3_exec(db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL", nullptr, nullptr,
+                 nullptr);
+    auto prep = [&](const char* sql) {
+        sqlite3_stmt* s = nullptr;
         if (sqlite3_prepare_v2(db, sql, -1, &s, nullptr) != SQLITE_OK) die(sqlite3_errmsg(db));
         return s;
     };
-    sqlite3_stmt *up = prep(
+    sqlite3_stmt* up = prep(
         "INSERT INTO active_desktop_clients (client_id, name, hostname, instance_id, monitors, "
         "capabilities, connected_at, last_ping) VALUES (?1,?2,?3,?4,?5,?6,?7,?8) ON CONFLICT "
         "(client_id) DO UPDATE SET name = excluded.name, hostname = excluded.hostname, "
         "instance_id = excluded.instance_id, monitors = excluded.monitors, capabilities = "
-        "excluded.capabilities, connected_at = excluded.connected_at, last_ping = excluded.last_ping");
-    sqlite3_stmt *enq = prep(
+        "excluded.capabilities, connected_at = excluded.connected_at, last_ping = "
+        "excluded.last_ping");
+    sqlite3_stmt* enq = prep(
         "INSERT INTO desktop_commands (id, desktop_client_id, command_type, command_data, "
-        "target_instance_id, status, origin, created_at, attempts) VALUES (?1,?2,?3,?4,?5,'pending',?6,?7,0) "
+        "target_instance_id, status, origin, created_at, attempts) VALUES "
+        "(?1,?2,?3,?4,?5,'pending',?6,?7,0) "
         "ON CONFLICT (id) DO NOTHING");
-    sqlite3_stmt *claim = prep(
-        "UPDATE desktop_commands SET status = 'delivered', delivered_at = ?2, claimed_until = ?2 + ?3, "
-        "attempts = attempts + 1 WHERE id IN (SELECT id FROM desktop_commands WHERE desktop_client_id = ?1 "
-        "AND (status = 'pending' OR (status = 'delivered' AND claimed_until < ?2)) ORDER BY created_at, id "
-        "LIMIT ?4) RETURNING id, desktop_client_id, command_type, command_data, target_instance_id, status, "
+    sqlite3_stmt* claim = prep(
+        "UPDATE desktop_commands SET status = 'delivered', delivered_at = ?2, claimed_until = ?2 + "
+        "?3, "
+        "attempts = attempts + 1 WHERE id IN (SELECT id FROM desktop_commands WHERE "
+        "desktop_client_id = ?1 "
+        "AND (status = 'pending' OR (status = 'delivered' AND claimed_until < ?2)) ORDER BY "
+        "created_at, id "
+        "LIMIT ?4) RETURNING id, desktop_client_id, command_type, command_data, "
+        "target_instance_id, status, "
         "result, origin, created_at, delivered_at, completed_at, claimed_until, attempts");
-    auto text = [](sqlite3_stmt *s, int i, const std::string &v) {
+    auto text = [](sqlite3_stmt* s, int i, const std::string& v) {
         sqlite3_bind_text(s, i, v.c_str(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
     };
-    auto finish = [&](sqlite3_stmt *s) {
+    auto finish = [&](sqlite3_stmt* s) {
         int rc;
-        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        }
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {}
         sqlite3_reset(s);
         return rc == SQLITE_DONE;
     };
@@ -217,7 +230,8 @@ void benchSqliteDirect(const Options &o) {
     print("sqlite3 C API direct: upsert (ceiling)", f, 1);
     f = runLoad(1, o.seconds, [&](int, long long i) -> double {
         auto t0 = Clock::now();
-        text(enq, 1, "cmd-" + std::to_string(i) + "-" + std::to_string(t0.time_since_epoch().count()));
+        text(enq, 1,
+             "cmd-" + std::to_string(i) + "-" + std::to_string(t0.time_since_epoch().count()));
         // Four desktops in turn, as the plugin run's four threads use one each.
         std::string desk = "bench-desk-" + std::to_string(i % 4);
         text(enq, 2, desk);
@@ -240,19 +254,24 @@ void benchSqliteDirect(const Options &o) {
     sqlite3_close(db);
 }
 
-} // namespace
+}  // namespace
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
     Options o;
     std::vector<std::string> pos;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
-        if (a == "--threads" && i + 1 < argc) o.threads = std::max(1, std::atoi(argv[++i]));
-        else if (a == "--seconds" && i + 1 < argc) o.seconds = std::max(0.5, std::atof(argv[++i]));
-        else pos.push_back(a);
+        if (a == "--threads" && i + 1 < argc)
+            o.threads = std::max(1, std::atoi(argv[++i]));
+        else if (a == "--seconds" && i + 1 < argc)
+            o.seconds = std::max(0.5, std::atof(argv[++i]));
+        else
+            pos.push_back(a);
     }
-    if (pos.size() < 2 || (pos[0] != "sqlite" && pos[0] != "postgres") || (pos[0] == "postgres" && pos.size() < 3))
-        die("usage: store_bench sqlite <db file> | postgres <conninfo> <schema>  [--threads N] [--seconds S]");
+    if (pos.size() < 2 || (pos[0] != "sqlite" && pos[0] != "postgres") ||
+        (pos[0] == "postgres" && pos.size() < 3))
+        die("usage: store_bench sqlite <db file> | postgres <conninfo> <schema>  [--threads N] "
+            "[--seconds S]");
     o.kind = pos[0];
     o.target = pos[1];
     if (o.kind == "postgres") o.schema = pos[2];

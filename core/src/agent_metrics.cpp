@@ -7,7 +7,8 @@ namespace {
 
 constexpr FrameCodec kCodecs[] = {FrameCodec::Jpeg, FrameCodec::Webp, FrameCodec::Avif,
                                   FrameCodec::Png, FrameCodec::RawBgra};
-constexpr BreakerState kStates[] = {BreakerState::Closed, BreakerState::Open, BreakerState::HalfOpen};
+constexpr BreakerState kStates[] = {BreakerState::Closed, BreakerState::Open,
+                                    BreakerState::HalfOpen};
 
 }  // namespace
 
@@ -29,18 +30,23 @@ AgentMetrics::AgentMetrics(std::shared_ptr<metrics::Registry> registry)
         codec_[index(c)] = {&capture.labels({toString(c)}), &encode.labels({toString(c)}),
                             &size.labels({toString(c)})};
     }
-    quality_ = &r.gauge("deskstream_agent_quality", "Current encoder quality (0-100) chosen by flow control.").get();
-    inFlight_ = &r.gauge("deskstream_agent_frames_in_flight", "Frames sent and not yet acknowledged.").get();
+    quality_ = &r.gauge("deskstream_agent_quality",
+                        "Current encoder quality (0-100) chosen by flow control.")
+                    .get();
+    inFlight_ =
+        &r.gauge("deskstream_agent_frames_in_flight", "Frames sent and not yet acknowledged.")
+             .get();
     windowDrops_ = &r.counter("deskstream_agent_window_drops_total",
                               "Captures skipped because the in-flight window was full.")
                         .get();
     reconnects_ = &r.counter("deskstream_agent_reconnects_total",
                              "Connection attempts to the relay after the first.")
                        .get();
-    auto& breaker = r.gauge("deskstream_agent_circuit_breaker",
-                            "1 for the reconnect circuit breaker's current state, 0 for the others.",
-                            {"state"});
-    for (BreakerState s : kStates) breaker_[static_cast<std::size_t>(s)] = &breaker.labels({toString(s)});
+    auto& breaker = r.gauge(
+        "deskstream_agent_circuit_breaker",
+        "1 for the reconnect circuit breaker's current state, 0 for the others.", {"state"});
+    for (BreakerState s : kStates)
+        breaker_[static_cast<std::size_t>(s)] = &breaker.labels({toString(s)});
     this->breaker(BreakerState::Closed);
 }
 

@@ -8,12 +8,18 @@ namespace deskstream::core {
 
 const char* toString(AgentSessionState s) {
     switch (s) {
-        case AgentSessionState::Disconnected: return "disconnected";
-        case AgentSessionState::AwaitingAck: return "awaiting-ack";
-        case AgentSessionState::Registered: return "registered";
-        case AgentSessionState::Closing: return "closing";
-        case AgentSessionState::Error: return "error";
-        case AgentSessionState::Refused: return "refused";
+        case AgentSessionState::Disconnected:
+            return "disconnected";
+        case AgentSessionState::AwaitingAck:
+            return "awaiting-ack";
+        case AgentSessionState::Registered:
+            return "registered";
+        case AgentSessionState::Closing:
+            return "closing";
+        case AgentSessionState::Error:
+            return "error";
+        case AgentSessionState::Refused:
+            return "refused";
     }
     return "?";
 }
@@ -96,7 +102,8 @@ void AgentSession::violation(const std::string& what, AgentActions& out) {
     ++counters_.protocolErrors;
     state_ = AgentSessionState::Error;
     streaming_ = false;
-    out.push_back(AgentNotice{AgentNotice::Level::Warning, "protocol violation by the relay: " + what});
+    out.push_back(
+        AgentNotice{AgentNotice::Level::Warning, "protocol violation by the relay: " + what});
     out.push_back(AgentClose{close_code::kPolicy, "protocol violation"});
 }
 
@@ -108,8 +115,9 @@ AgentActions AgentSession::onText(const std::string& text, TimePoint now, WallMs
     auto parsed = parseMessage(text, Channel::RelayToAgent);
     if (!parsed) {
         ++counters_.badMessages;
-        out.push_back(AgentNotice{AgentNotice::Level::Warning,
-                                  "ignoring a bad message from the relay: " + parsed.error().message});
+        out.push_back(
+            AgentNotice{AgentNotice::Level::Warning,
+                        "ignoring a bad message from the relay: " + parsed.error().message});
         return out;
     }
     const Message& m = parsed.value();
@@ -166,9 +174,9 @@ void AgentSession::handleRegistered(const Message& m, TimePoint now, WallMs wall
     } else if (auto* cmd = std::get_if<CommandMessage>(&m)) {
         handleCommand(*cmd, now, out);
     } else if (auto* err = std::get_if<ErrorMessage>(&m)) {
-        out.push_back(AgentNotice{AgentNotice::Level::Warning, "relay reported an error: " +
-                                                                   std::string(toString(err->code)) +
-                                                                   " " + err->message});
+        out.push_back(AgentNotice{
+            AgentNotice::Level::Warning,
+            "relay reported an error: " + std::string(toString(err->code)) + " " + err->message});
     } else if (state_ == AgentSessionState::Registered) {
         // handshake_ack again, registration_failed after the registration.
         violation(std::string(typeName(m)) + " after registration", out);
@@ -200,7 +208,9 @@ void AgentSession::handleCommand(const CommandMessage& c, TimePoint now, AgentAc
             return;
         case CommandType::SetConfig:
         case CommandType::RequestKeyframe:
-        case CommandType::Input: out.push_back(AgentExecute{c.commandId, c.command}); return;
+        case CommandType::Input:
+            out.push_back(AgentExecute{c.commandId, c.command});
+            return;
     }
 }
 
@@ -218,9 +228,9 @@ AgentActions AgentSession::onCommandDone(const std::string& commandId, const Com
     result.status = error.empty() ? CommandStatus::Done : CommandStatus::Failed;
     result.error = error.substr(0, kMaxResultError);
     if (!error.empty())
-        out.push_back(AgentNotice{AgentNotice::Level::Warning,
-                                  "command " + commandId + " (" + toString(command.type) +
-                                      ") failed: " + error});
+        out.push_back(AgentNotice{
+            AgentNotice::Level::Warning,
+            "command " + commandId + " (" + toString(command.type) + ") failed: " + error});
     // Connection lost meanwhile: the result is lost too; the relay redelivers and the dedup
     // confirms it then.
     if (state_ == AgentSessionState::Registered || state_ == AgentSessionState::AwaitingAck)
@@ -247,16 +257,16 @@ AgentActions AgentSession::onTick(TimePoint now) {
     if (hb.kind == HeartbeatAction::Kind::Close) {
         state_ = AgentSessionState::Closing;
         streaming_ = false;
-        out.push_back(AgentNotice{AgentNotice::Level::Warning,
-                                  "relay silent for " +
-                                      std::to_string(toMs(heartbeat_.interval()) *
-                                                     (heartbeat_.missedLimit() + 1)) +
-                                      " ms: closing (heartbeat timeout)"});
+        out.push_back(AgentNotice{
+            AgentNotice::Level::Warning,
+            "relay silent for " +
+                std::to_string(toMs(heartbeat_.interval()) * (heartbeat_.missedLimit() + 1)) +
+                " ms: closing (heartbeat timeout)"});
         out.push_back(AgentClose{hb.closeCode, hb.reason});
         return out;
     }
     if (hb.kind == HeartbeatAction::Kind::SendPing) out.push_back(AgentSend{Ping{hb.timestamp}});
-    flow_.onTick(now);  // frames unacknowledged for too long leave the window as lost
+    flow_.onTick(now);        // frames unacknowledged for too long leave the window as lost
     if (now >= nextStats_) {  // the figures only the agent knows, for /api/desktops
         out.push_back(AgentSend{statsMessage()});
         nextStats_ = now + config_.statsInterval;
@@ -266,13 +276,16 @@ AgentActions AgentSession::onTick(TimePoint now) {
 
 TimePoint AgentSession::nextDeadline() const {
     switch (state_) {
-        case AgentSessionState::Disconnected: return retryAt_;
-        case AgentSessionState::AwaitingAck: return handshakeDeadline_;
+        case AgentSessionState::Disconnected:
+            return retryAt_;
+        case AgentSessionState::AwaitingAck:
+            return handshakeDeadline_;
         case AgentSessionState::Registered:
             return std::min({heartbeat_.nextDeadline(), nextStats_, flow_.nextExpiry()});
         case AgentSessionState::Closing:
         case AgentSessionState::Error:
-        case AgentSessionState::Refused: return TimePoint::max();
+        case AgentSessionState::Refused:
+            return TimePoint::max();
     }
     return TimePoint::max();
 }
@@ -310,7 +323,8 @@ CaptureSlot AgentSession::takeCaptureSlot(TimePoint now) {
 
 bool AgentSession::takePictureRepeat(TimePoint now) {
     if (!wantsFrames()) return false;
-    if (!pictureOwed_ && lastRepeatAt_ != TimePoint::min() && now - lastRepeatAt_ < config_.pictureRefresh)
+    if (!pictureOwed_ && lastRepeatAt_ != TimePoint::min() &&
+        now - lastRepeatAt_ < config_.pictureRefresh)
         return false;
     pictureOwed_ = false;
     lastRepeatAt_ = now;

@@ -88,8 +88,8 @@ bool constantTimeEquals(const std::string& a, const std::string& b) {
     return diff == 0;
 }
 
-std::string mintToken(const std::string& secret, Role role, const std::string& sub,
-                      Duration ttl, WallMs nowMs) {
+std::string mintToken(const std::string& secret, Role role, const std::string& sub, Duration ttl,
+                      WallMs nowMs) {
     Poco::JWT::Token token;
     token.setType("JWT");
     token.setSubject(sub);
@@ -114,8 +114,7 @@ Result<TokenClaims> verifyToken(const std::string& token, const std::string& sec
     const std::string headerPart = token.substr(0, dot1);
     const std::string payloadPart = token.substr(dot1 + 1, dot2 - dot1 - 1);
     const std::string sigPart = token.substr(dot2 + 1);
-    if (!isB64UrlText(headerPart) || !isB64UrlText(payloadPart))
-        return unauthorized("malformed");
+    if (!isB64UrlText(headerPart) || !isB64UrlText(payloadPart)) return unauthorized("malformed");
     if (sigPart.empty()) return unauthorized("unsigned (alg none is not accepted)");
     if (!isB64UrlText(sigPart)) return unauthorized("malformed signature");
 
@@ -154,9 +153,12 @@ Result<TokenClaims> verifyToken(const std::string& token, const std::string& sec
     Poco::Dynamic::Var role = payload.has("role") ? payload.get("role") : Poco::Dynamic::Var();
     if (role.isEmpty() || !role.isString()) return unauthorized("no role claim");
     const std::string roleText = role.extract<std::string>();
-    if (roleText == "desktop") claims.role = Role::Desktop;
-    else if (roleText == "viewer") claims.role = Role::Viewer;
-    else return unauthorized("unknown role");
+    if (roleText == "desktop")
+        claims.role = Role::Desktop;
+    else if (roleText == "viewer")
+        claims.role = Role::Viewer;
+    else
+        return unauthorized("unknown role");
     if (claims.role != expectedRole)
         return unauthorized(std::string("role '") + roleText + "' not allowed on this endpoint");
 

@@ -15,9 +15,8 @@ CommandRouter::CommandRouter(CommandPolicy policy, IdSource ids)
 }
 
 Result<CommandRecord> CommandRouter::prepare(const std::string& desktopClientId,
-                                             const std::string& commandId,
-                                             const Command& command, const std::string& origin,
-                                             WallMs nowMs,
+                                             const std::string& commandId, const Command& command,
+                                             const std::string& origin, WallMs nowMs,
                                              const std::string& targetInstanceId) const {
     if (!isValidId(desktopClientId))
         return makeError(ErrorCode::BadRequest, "desktopClientId",
@@ -73,8 +72,8 @@ Result<CommandRecord> CommandRouter::prepareHttp(const std::string& desktopClien
                              std::string("field '") + key + "' does not belong in the body");
     // The body's own text goes to the strict parser (a parsed and re-written object would turn
     // 1.5e1 into 15 and let a fractional number pass as an integer).
-    const std::string text = "{\"type\":\"command\",\"desktopClientId\":\"" + desktopClientId + "\"" +
-                             (obj->size() ? "," : "") + body.substr(body.find('{') + 1);
+    const std::string text = "{\"type\":\"command\",\"desktopClientId\":\"" + desktopClientId +
+                             "\"" + (obj->size() ? "," : "") + body.substr(body.find('{') + 1);
     Result<Message> m = parseMessage(text, Channel::ViewerToRelay);
     if (!m.ok()) return m.error();
     if (!std::holds_alternative<CommandMessage>(m.value()))
@@ -110,8 +109,7 @@ CommandQueued CommandRouter::onStored(const CommandRecord& record, ConnId origin
     return CommandQueued{record.id, "pending"};
 }
 
-Delivery CommandRouter::decideDelivery(bool agentConnectedHere,
-                                       const std::string& holderInstanceId,
+Delivery CommandRouter::decideDelivery(bool agentConnectedHere, const std::string& holderInstanceId,
                                        const std::string& myInstanceId) const {
     if (agentConnectedHere) return Delivery::DeliverHere;
     if (!holderInstanceId.empty() && holderInstanceId != myInstanceId)

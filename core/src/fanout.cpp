@@ -65,8 +65,8 @@ FrameResult FanOut::onFrame(FrameBuffer data, std::uint64_t frameNumber, std::ui
     // (acked with what it has) to make room.
     while (pending_.size() >= config_.maxPendingAcks) {
         auto oldest = pending_.begin();
-        r.acks.push_back(AgentFrameAck{oldest->first, oldest->second.maxLatencyMs,
-                                       oldest->second.acked});
+        r.acks.push_back(
+            AgentFrameAck{oldest->first, oldest->second.maxLatencyMs, oldest->second.acked});
         ++acksToAgent_;
         pending_.erase(oldest);
     }

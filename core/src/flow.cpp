@@ -74,7 +74,8 @@ AckOutcome AgentFlow::onAck(std::uint64_t frameNumber, TimePoint now) {
     // raise it slowly.
     const std::int64_t ms = toMs(r.latency);
     int q = quality_;
-    if (ms > config_.highLatencyMs) q -= config_.stepDown;
+    if (ms > config_.highLatencyMs)
+        q -= config_.stepDown;
     else if (ms < config_.lowLatencyMs &&
              static_cast<int>(inFlight_.size()) < config_.lowInFlightBelow)
         q += config_.stepUp;

@@ -45,25 +45,38 @@ DecodedFrame fail(FrameError e, const FrameHeader& h = {}) {
 
 const char* toString(FrameCodec c) {
     switch (c) {
-    case FrameCodec::Jpeg: return "jpeg";
-    case FrameCodec::Webp: return "webp";
-    case FrameCodec::Avif: return "avif";
-    case FrameCodec::Png: return "png";
-    case FrameCodec::RawBgra: return "raw";
+        case FrameCodec::Jpeg:
+            return "jpeg";
+        case FrameCodec::Webp:
+            return "webp";
+        case FrameCodec::Avif:
+            return "avif";
+        case FrameCodec::Png:
+            return "png";
+        case FrameCodec::RawBgra:
+            return "raw";
     }
     return "unknown";
 }
 
 const char* toString(FrameError e) {
     switch (e) {
-    case FrameError::TooShort: return "frame shorter than the 64-byte header";
-    case FrameError::BadMagic: return "bad magic (expected DSF1)";
-    case FrameError::BadHeaderLength: return "headerLength below 64 or beyond the message";
-    case FrameError::UnknownCodec: return "unknown codec (expected 1..5)";
-    case FrameError::BadQuality: return "quality above 100";
-    case FrameError::PayloadMismatch: return "payloadLength disagrees with the message size";
-    case FrameError::RectOutsideScreen: return "rect empty or outside the screen";
-    case FrameError::TooLarge: return "frame larger than the maximum message size";
+        case FrameError::TooShort:
+            return "frame shorter than the 64-byte header";
+        case FrameError::BadMagic:
+            return "bad magic (expected DSF1)";
+        case FrameError::BadHeaderLength:
+            return "headerLength below 64 or beyond the message";
+        case FrameError::UnknownCodec:
+            return "unknown codec (expected 1..5)";
+        case FrameError::BadQuality:
+            return "quality above 100";
+        case FrameError::PayloadMismatch:
+            return "payloadLength disagrees with the message size";
+        case FrameError::RectOutsideScreen:
+            return "rect empty or outside the screen";
+        case FrameError::TooLarge:
+            return "frame larger than the maximum message size";
     }
     return "bad frame";
 }
@@ -156,8 +169,8 @@ Result<FrameHeader> decodeFrameChecked(const std::uint8_t* data, std::size_t siz
                                        std::size_t maxBytes) {
     DecodedFrame d = decodeFrame(data, size, maxBytes);
     if (d.ok) return d.header;
-    static const char* const fields[] = {"header",  "magic",   "headerLength",  "codec",
-                                         "quality", "payloadLength", "rect", "size"};
+    static const char* const fields[] = {"header",  "magic",         "headerLength", "codec",
+                                         "quality", "payloadLength", "rect",         "size"};
     const auto idx = static_cast<std::size_t>(d.error);
     ErrorCode code = d.error == FrameError::TooLarge ? ErrorCode::TooLarge : ErrorCode::BadRequest;
     std::string msg = std::string("binary frame rejected: ") + toString(d.error);

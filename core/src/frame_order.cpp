@@ -14,8 +14,7 @@ std::optional<Error> FrameOrderCheck::onFrame(const FrameHeader& header) {
                              ", which the handshake did not advertise");
     if (header.frameNumber > kMaxFrameNumber)
         return makeError(ErrorCode::BadRequest, "frameNumber",
-                         "frameNumber " + std::to_string(header.frameNumber) +
-                             " is above 2^53-1");
+                         "frameNumber " + std::to_string(header.frameNumber) + " is above 2^53-1");
     if (header.frameNumber < last_)
         return makeError(ErrorCode::BadRequest, "frameNumber",
                          "frameNumber " + std::to_string(header.frameNumber) +

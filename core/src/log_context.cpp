@@ -15,8 +15,10 @@ Fields pFields;
 void put(Fields& f, const std::string& key, std::string value) {
     auto it = std::find_if(f.begin(), f.end(), [&](const auto& kv) { return kv.first == key; });
     if (it != f.end()) {
-        if (value.empty()) f.erase(it);
-        else it->second = std::move(value);
+        if (value.empty())
+            f.erase(it);
+        else
+            it->second = std::move(value);
     } else if (!value.empty()) {
         f.emplace_back(key, std::move(value));
     }
@@ -35,7 +37,8 @@ Fields current() {
     Fields out = tFields;
     std::lock_guard<std::mutex> lock(pMutex);
     for (const auto& kv : pFields) {
-        if (std::none_of(out.begin(), out.end(), [&](const auto& o) { return o.first == kv.first; }))
+        if (std::none_of(out.begin(), out.end(),
+                         [&](const auto& o) { return o.first == kv.first; }))
             out.push_back(kv);
     }
     return out;

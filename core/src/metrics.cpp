@@ -75,9 +75,12 @@ void appendSample(std::string& out, const std::string& name, const std::vector<s
 
 const char* toString(Type t) {
     switch (t) {
-    case Type::Counter: return "counter";
-    case Type::Gauge: return "gauge";
-    case Type::Histogram: return "histogram";
+        case Type::Counter:
+            return "counter";
+        case Type::Gauge:
+            return "gauge";
+        case Type::Histogram:
+            return "histogram";
     }
     return "untyped";
 }
@@ -105,8 +108,8 @@ Histogram::Histogram(const std::vector<double>& bounds)
 
 void Histogram::observe(double v) {
     // le semantics: a value equal to a bound belongs to that bound's bucket. NaN goes to +Inf.
-    const size_t i = static_cast<size_t>(
-        std::lower_bound(bounds_.begin(), bounds_.end(), v) - bounds_.begin());
+    const size_t i =
+        static_cast<size_t>(std::lower_bound(bounds_.begin(), bounds_.end(), v) - bounds_.begin());
     buckets_[i].fetch_add(1, std::memory_order_relaxed);
     addDouble(sumBits_, v);
 }
@@ -140,16 +143,20 @@ template <class M>
 Family<M>::Family(std::string name, std::vector<std::string> labelNames, std::vector<double> bounds)
     : name_(std::move(name)), labelNames_(std::move(labelNames)), bounds_(std::move(bounds)) {}
 
-template <class M> M& Family<M>::labels(const std::vector<std::string>& values) {
+template <class M>
+M& Family<M>::labels(const std::vector<std::string>& values) {
     if (values.size() != labelNames_.size())
         throw std::invalid_argument("metric " + name_ + ": " + std::to_string(labelNames_.size()) +
-                                    " label value(s) expected, got " + std::to_string(values.size()));
+                                    " label value(s) expected, got " +
+                                    std::to_string(values.size()));
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = children_.find(values);
     if (it != children_.end()) return *it->second;
     std::unique_ptr<M> child;
-    if constexpr (std::is_same_v<M, Histogram>) child = std::make_unique<M>(bounds_);
-    else child = std::make_unique<M>();
+    if constexpr (std::is_same_v<M, Histogram>)
+        child = std::make_unique<M>(bounds_);
+    else
+        child = std::make_unique<M>();
     M& ref = *child;
     children_.emplace(values, std::move(child));
     return ref;
@@ -181,14 +188,18 @@ Registry::Entry& Registry::entry(const std::string& name, const std::string& hel
         return std::invalid_argument("metric " + name + ": " + why);
     };
     if (!validName(name, true)) throw bad("not a valid metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)");
-    if (type == Type::Counter && !endsWith(name, "_total")) throw bad("a counter's name ends in _total");
+    if (type == Type::Counter && !endsWith(name, "_total"))
+        throw bad("a counter's name ends in _total");
     if (type != Type::Counter && endsWith(name, "_total")) throw bad("only counters end in _total");
     for (const char* reserved : {"_bucket", "_sum", "_count"})
-        if (endsWith(name, reserved)) throw bad(std::string("the suffix ") + reserved + " is reserved");
+        if (endsWith(name, reserved))
+            throw bad(std::string("the suffix ") + reserved + " is reserved");
     for (size_t i = 0; i < labelNames.size(); ++i) {
         const std::string& l = labelNames[i];
-        if (!validName(l, false) || l.rfind("__", 0) == 0) throw bad("bad label name \"" + l + "\"");
-        if (type == Type::Histogram && l == "le") throw bad("a histogram may not have the label le");
+        if (!validName(l, false) || l.rfind("__", 0) == 0)
+            throw bad("bad label name \"" + l + "\"");
+        if (type == Type::Histogram && l == "le")
+            throw bad("a histogram may not have the label le");
         if (std::find(labelNames.begin(), labelNames.begin() + static_cast<long>(i), l) !=
             labelNames.begin() + static_cast<long>(i))
             throw bad("label \"" + l + "\" given twice");
@@ -196,8 +207,10 @@ Registry::Entry& Registry::entry(const std::string& name, const std::string& hel
     if (bounds) {
         if (bounds->empty()) throw bad("a histogram needs at least one bucket bound");
         for (size_t i = 0; i < bounds->size(); ++i) {
-            if (!std::isfinite((*bounds)[i])) throw bad("bucket bounds are finite (+Inf is implicit)");
-            if (i && (*bounds)[i] <= (*bounds)[i - 1]) throw bad("bucket bounds must increase strictly");
+            if (!std::isfinite((*bounds)[i]))
+                throw bad("bucket bounds are finite (+Inf is implicit)");
+            if (i && (*bounds)[i] <= (*bounds)[i - 1])
+                throw bad("bucket bounds must increase strictly");
         }
     }
     if (help.empty()) throw bad("HELP text is required");
@@ -236,7 +249,8 @@ CounterFamily& Registry::counter(const std::string& name, const std::string& hel
     Entry& e = entry(name, help, Type::Counter, labelNames, nullptr);
     if (std::holds_alternative<std::monostate>(e.family)) {
         e.family = std::make_unique<CounterFamily>(name, labelNames, std::vector<double>{});
-        if (labelNames.empty()) std::get<std::unique_ptr<CounterFamily>>(e.family)->get();  // 0 from the start
+        if (labelNames.empty())
+            std::get<std::unique_ptr<CounterFamily>>(e.family)->get();  // 0 from the start
     }
     return *std::get<std::unique_ptr<CounterFamily>>(e.family);
 }
@@ -267,7 +281,8 @@ HistogramFamily& Registry::histogram(const std::string& name, const std::string&
 void Registry::callback(const std::string& name, const std::string& help, Type type,
                         const std::vector<std::string>& labelNames,
                         std::function<void(const Emit&)> fn) {
-    if (type == Type::Histogram) throw std::invalid_argument("metric " + name + ": callbacks are counters or gauges");
+    if (type == Type::Histogram)
+        throw std::invalid_argument("metric " + name + ": callbacks are counters or gauges");
     if (!fn) throw std::invalid_argument("metric " + name + ": empty callback");
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = entries_.find(name);
@@ -294,10 +309,14 @@ std::string escapeLabelValue(const std::string& v) {
     std::string out;
     out.reserve(v.size());
     for (char c : v) {
-        if (c == '\\') out += "\\\\";
-        else if (c == '"') out += "\\\"";
-        else if (c == '\n') out += "\\n";
-        else out += c;
+        if (c == '\\')
+            out += "\\\\";
+        else if (c == '"')
+            out += "\\\"";
+        else if (c == '\n')
+            out += "\\n";
+        else
+            out += c;
     }
     return out;
 }
@@ -306,9 +325,12 @@ std::string escapeHelp(const std::string& v) {
     std::string out;
     out.reserve(v.size());
     for (char c : v) {
-        if (c == '\\') out += "\\\\";
-        else if (c == '\n') out += "\\n";
-        else out += c;
+        if (c == '\\')
+            out += "\\\\";
+        else if (c == '\n')
+            out += "\\n";
+        else
+            out += c;
     }
     return out;
 }
@@ -330,7 +352,8 @@ std::string Registry::render() const {
         out += "# TYPE " + e.name + " " + toString(e.type) + "\n";
         if (e.callback) {
             e.callback([&](const std::vector<std::string>& values, double value) {
-                if (values.size() != e.labelNames.size()) return;  // a caller's slip: skip, never crash
+                if (values.size() != e.labelNames.size())
+                    return;  // a caller's slip: skip, never crash
                 appendSample(out, e.name, e.labelNames, values, formatValue(value));
             });
         } else if (auto* c = std::get_if<std::unique_ptr<CounterFamily>>(&e.family)) {

@@ -26,11 +26,16 @@ const char* toString(Role role) { return role == Role::Desktop ? "desktop" : "vi
 
 const char* toString(CommandType t) {
     switch (t) {
-    case CommandType::StartStream: return "start_stream";
-    case CommandType::StopStream: return "stop_stream";
-    case CommandType::SetConfig: return "set_config";
-    case CommandType::RequestKeyframe: return "request_keyframe";
-    case CommandType::Input: return "input";
+        case CommandType::StartStream:
+            return "start_stream";
+        case CommandType::StopStream:
+            return "stop_stream";
+        case CommandType::SetConfig:
+            return "set_config";
+        case CommandType::RequestKeyframe:
+            return "request_keyframe";
+        case CommandType::Input:
+            return "input";
     }
     return "unknown";
 }
@@ -48,12 +53,18 @@ bool parseCommandType(const std::string& text, CommandType& out) {
 
 const char* toString(InputEvent e) {
     switch (e) {
-    case InputEvent::MouseMove: return "mouse_move";
-    case InputEvent::MouseDown: return "mouse_down";
-    case InputEvent::MouseUp: return "mouse_up";
-    case InputEvent::Wheel: return "wheel";
-    case InputEvent::KeyDown: return "key_down";
-    case InputEvent::KeyUp: return "key_up";
+        case InputEvent::MouseMove:
+            return "mouse_move";
+        case InputEvent::MouseDown:
+            return "mouse_down";
+        case InputEvent::MouseUp:
+            return "mouse_up";
+        case InputEvent::Wheel:
+            return "wheel";
+        case InputEvent::KeyDown:
+            return "key_down";
+        case InputEvent::KeyUp:
+            return "key_up";
     }
     return "unknown";
 }
@@ -90,14 +101,14 @@ bool Command::operator==(const Command& o) const {
     return true;
 }
 bool Handshake::operator==(const Handshake& o) const {
-    return protocol == o.protocol && role == o.role && clientId == o.clientId &&
-           token == o.token && name == o.name && hostname == o.hostname &&
-           monitors == o.monitors && capabilities == o.capabilities;
+    return protocol == o.protocol && role == o.role && clientId == o.clientId && token == o.token &&
+           name == o.name && hostname == o.hostname && monitors == o.monitors &&
+           capabilities == o.capabilities;
 }
 bool AgentHandshakeAck::operator==(const AgentHandshakeAck& o) const {
-    return clientId == o.clientId && dbRegistered == o.dbRegistered &&
-           instanceId == o.instanceId && streamId == o.streamId &&
-           heartbeatIntervalMs == o.heartbeatIntervalMs && maxInFlight == o.maxInFlight;
+    return clientId == o.clientId && dbRegistered == o.dbRegistered && instanceId == o.instanceId &&
+           streamId == o.streamId && heartbeatIntervalMs == o.heartbeatIntervalMs &&
+           maxInFlight == o.maxInFlight;
 }
 bool DesktopSummary::operator==(const DesktopSummary& o) const {
     return clientId == o.clientId && name == o.name && hostname == o.hostname &&
@@ -118,8 +129,7 @@ bool Subscribe::operator==(const Subscribe& o) const {
     return desktopClientId == o.desktopClientId && monitor == o.monitor;
 }
 bool Subscribed::operator==(const Subscribed& o) const {
-    return desktopClientId == o.desktopClientId && streamId == o.streamId &&
-           monitors == o.monitors;
+    return desktopClientId == o.desktopClientId && streamId == o.streamId && monitors == o.monitors;
 }
 bool Redirect::operator==(const Redirect& o) const {
     return url == o.url && desktopClientId == o.desktopClientId;
@@ -135,8 +145,7 @@ bool AgentFrameAck::operator==(const AgentFrameAck& o) const {
     return frameNumber == o.frameNumber && latency == o.latency && viewers == o.viewers;
 }
 bool CommandMessage::operator==(const CommandMessage& o) const {
-    return desktopClientId == o.desktopClientId && commandId == o.commandId &&
-           command == o.command;
+    return desktopClientId == o.desktopClientId && commandId == o.commandId && command == o.command;
 }
 bool CommandQueued::operator==(const CommandQueued& o) const {
     return commandId == o.commandId && status == o.status;
@@ -188,15 +197,23 @@ Kind kindOf(const Var& v) {
 
 const char* kindName(Kind k) {
     switch (k) {
-    case Kind::Null: return "null";
-    case Kind::Bool: return "a boolean";
-    case Kind::Int:
-    case Kind::UInt: return "an integer";
-    case Kind::Double: return "a fractional number";
-    case Kind::String: return "a string";
-    case Kind::Obj: return "an object";
-    case Kind::Arr: return "an array";
-    case Kind::Other: return "an unsupported value";
+        case Kind::Null:
+            return "null";
+        case Kind::Bool:
+            return "a boolean";
+        case Kind::Int:
+        case Kind::UInt:
+            return "an integer";
+        case Kind::Double:
+            return "a fractional number";
+        case Kind::String:
+            return "a string";
+        case Kind::Obj:
+            return "an object";
+        case Kind::Arr:
+            return "an array";
+        case Kind::Other:
+            return "an unsupported value";
     }
     return "?";
 }
@@ -205,7 +222,8 @@ const char* kindName(Kind k) {
 /// "monitors[0].width") in error messages.
 class Reader {
 public:
-    Reader(Object::Ptr obj, std::string prefix) : obj_(std::move(obj)), prefix_(std::move(prefix)) {}
+    Reader(Object::Ptr obj, std::string prefix)
+        : obj_(std::move(obj)), prefix_(std::move(prefix)) {}
 
     std::string name(const std::string& key) const {
         return prefix_.empty() ? key : prefix_ + "." + key;
@@ -285,7 +303,8 @@ public:
     static std::string strValue(const Var& v, const std::string& field, std::size_t maxLen,
                                 bool allowEmpty) {
         Kind k = kindOf(v);
-        if (k != Kind::String) failField(field, std::string("must be a string, not ") + kindName(k));
+        if (k != Kind::String)
+            failField(field, std::string("must be a string, not ") + kindName(k));
         const std::string& s = v.extract<std::string>();
         if (s.size() > maxLen)
             failField(field, "is longer than " + std::to_string(maxLen) + " bytes");
@@ -306,7 +325,8 @@ public:
             failField(field, std::string("must be an integer, not ") + kindName(k));
         }
         if (i < lo || i > hi)
-            failField(field, "must be between " + std::to_string(lo) + " and " + std::to_string(hi));
+            failField(field,
+                      "must be between " + std::to_string(lo) + " and " + std::to_string(hi));
         return i;
     }
 
@@ -366,8 +386,8 @@ std::vector<std::string> readIdList(const Reader& r, const std::string& key, std
     Array::Ptr a = r.array(key, max);
     for (std::size_t i = 0; i < a->size(); ++i) {
         const std::string field = indexed(r.name(key), i);
-        std::string s = Reader::strValue(a->get(static_cast<unsigned>(i)), field,
-                                         limits::kMaxIdLength, false);
+        std::string s =
+            Reader::strValue(a->get(static_cast<unsigned>(i)), field, limits::kMaxIdLength, false);
         if (!isValidId(s)) failField(field, "must match [A-Za-z0-9._-]{1,128}");
         out.push_back(std::move(s));
     }
@@ -451,7 +471,8 @@ Command readCommand(const Reader& r) {
             // DOM key names are printable ("a", "Enter", "ArrowUp"); a control character would
             // reach the agent's key lookup (and logs) as raw bytes.
             for (unsigned char ch : *in.key)
-                if (ch < 0x20 || ch == 0x7f) failField(r.name("key"), "must not contain control characters");
+                if (ch < 0x20 || ch == 0x7f)
+                    failField(r.name("key"), "must not contain control characters");
         }
     }
     return c;
@@ -534,9 +555,12 @@ Message readHandshake(const Reader& r, Channel ch) {
     Handshake h;
     h.protocol = static_cast<int>(r.integer("protocol", 1, 1000000));
     const std::string role = r.str("role", limits::kMaxShortString, false);
-    if (role == "desktop") h.role = Role::Desktop;
-    else if (role == "viewer") h.role = Role::Viewer;
-    else failField("role", "must be \"desktop\" or \"viewer\"");
+    if (role == "desktop")
+        h.role = Role::Desktop;
+    else if (role == "viewer")
+        h.role = Role::Viewer;
+    else
+        failField("role", "must be \"desktop\" or \"viewer\"");
     if (ch == Channel::AgentToRelay && h.role != Role::Desktop)
         failField("role", "must be \"desktop\" on the agent endpoint");
     if (ch == Channel::ViewerToRelay && h.role != Role::Viewer)
@@ -582,7 +606,7 @@ Message readCommandMessage(const Reader& r, Channel ch) {
 }
 
 bool allowed(const std::string& type, Channel ch) {
-    static const std::set<std::string> agentToRelay = {"handshake", "ping", "pong",
+    static const std::set<std::string> agentToRelay = {"handshake",      "ping",        "pong",
                                                        "command_result", "agent_stats", "error"};
     static const std::set<std::string> viewerToRelay = {
         "handshake", "ping", "pong", "subscribe", "unsubscribe", "frame_ack", "command", "error"};
@@ -590,24 +614,41 @@ bool allowed(const std::string& type, Channel ch) {
         "handshake_ack", "registration_failed", "ping",    "pong", "frame_ack",
         "start_stream",  "stop_stream",         "command", "error"};
     static const std::set<std::string> relayToViewer = {
-        "handshake_ack", "ping",           "pong",           "subscribed",
-        "unsubscribed",  "redirect",       "error",          "command_queued",
-        "command_result", "desktop_disconnected"};
+        "handshake_ack", "ping",  "pong",           "subscribed",     "unsubscribed",
+        "redirect",      "error", "command_queued", "command_result", "desktop_disconnected"};
     switch (ch) {
-    case Channel::AgentToRelay: return agentToRelay.count(type) != 0;
-    case Channel::ViewerToRelay: return viewerToRelay.count(type) != 0;
-    case Channel::RelayToAgent: return relayToAgent.count(type) != 0;
-    case Channel::RelayToViewer: return relayToViewer.count(type) != 0;
+        case Channel::AgentToRelay:
+            return agentToRelay.count(type) != 0;
+        case Channel::ViewerToRelay:
+            return viewerToRelay.count(type) != 0;
+        case Channel::RelayToAgent:
+            return relayToAgent.count(type) != 0;
+        case Channel::RelayToViewer:
+            return relayToViewer.count(type) != 0;
     }
     return false;
 }
 
 bool knownType(const std::string& t) {
-    static const std::set<std::string> all = {
-        "handshake", "handshake_ack", "registration_failed", "ping", "pong", "subscribe",
-        "subscribed", "unsubscribe", "unsubscribed", "desktop_disconnected", "redirect", "error",
-        "frame_ack", "start_stream", "stop_stream", "command", "command_queued",
-        "command_result", "agent_stats"};
+    static const std::set<std::string> all = {"handshake",
+                                              "handshake_ack",
+                                              "registration_failed",
+                                              "ping",
+                                              "pong",
+                                              "subscribe",
+                                              "subscribed",
+                                              "unsubscribe",
+                                              "unsubscribed",
+                                              "desktop_disconnected",
+                                              "redirect",
+                                              "error",
+                                              "frame_ack",
+                                              "start_stream",
+                                              "stop_stream",
+                                              "command",
+                                              "command_queued",
+                                              "command_result",
+                                              "agent_stats"};
     return all.count(t) != 0;
 }
 
@@ -731,9 +772,12 @@ Message readMessage(const Reader& r, const std::string& type, Channel ch) {
     CommandResult c;
     c.commandId = r.id("commandId");
     const std::string status = r.str("status", limits::kMaxShortString, false);
-    if (status == "done") c.status = CommandStatus::Done;
-    else if (status == "failed") c.status = CommandStatus::Failed;
-    else failField("status", "must be \"done\" or \"failed\"");
+    if (status == "done")
+        c.status = CommandStatus::Done;
+    else if (status == "failed")
+        c.status = CommandStatus::Failed;
+    else
+        failField("status", "must be \"done\" or \"failed\"");
     c.error = r.optStr("error", limits::kMaxMessageText).value_or("");
     if (r.has("desktopClientId")) c.desktopClientId = r.id("desktopClientId");
     return c;
@@ -756,8 +800,9 @@ void checkIntegerLiterals(const std::string& text) {
         const bool negative = c == '-';
         std::size_t end = i + (negative ? 1 : 0);
         bool integer = true;
-        while (end < n && (std::isdigit(static_cast<unsigned char>(text[end])) || text[end] == '.' ||
-                           text[end] == 'e' || text[end] == 'E' || text[end] == '+' || text[end] == '-')) {
+        while (end < n &&
+               (std::isdigit(static_cast<unsigned char>(text[end])) || text[end] == '.' ||
+                text[end] == 'e' || text[end] == 'E' || text[end] == '+' || text[end] == '-')) {
             if (!std::isdigit(static_cast<unsigned char>(text[end]))) integer = false;
             ++end;
         }
@@ -988,9 +1033,7 @@ std::string serialize(const Message& m) {
     return toText(w.o);
 }
 
-std::string serializeError(const Error& e) {
-    return serialize(ErrorMessage{e.code, e.message});
-}
+std::string serializeError(const Error& e) { return serialize(ErrorMessage{e.code, e.message}); }
 
 std::string serializeDesktopConnected(const DesktopSummary& d) {
     Object::Ptr o = newObject("desktop_connected");
@@ -1028,7 +1071,8 @@ Result<std::vector<MonitorInfo>> parseMonitorsJson(const std::string& json) {
     } catch (const FieldError& e) {
         return makeError(e.code, e.field, e.message);
     } catch (const std::exception& e) {
-        return makeError(ErrorCode::BadRequest, "monitors", std::string("malformed JSON: ") + e.what());
+        return makeError(ErrorCode::BadRequest, "monitors",
+                         std::string("malformed JSON: ") + e.what());
     }
 }
 

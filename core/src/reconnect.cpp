@@ -7,9 +7,12 @@ namespace deskstream::core {
 
 const char* toString(BreakerState s) {
     switch (s) {
-        case BreakerState::Closed: return "closed";
-        case BreakerState::Open: return "open";
-        case BreakerState::HalfOpen: return "half-open";
+        case BreakerState::Closed:
+            return "closed";
+        case BreakerState::Open:
+            return "open";
+        case BreakerState::HalfOpen:
+            return "half-open";
     }
     return "?";
 }

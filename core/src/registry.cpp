@@ -19,7 +19,9 @@ void fail(Actions& out, ConnId conn, const std::string& clientId, ErrorCode code
     out.push_back(CloseAction{conn, close_code::kPolicy, "registration failed"});
 }
 
-ErrorMessage errorMsg(ErrorCode code, std::string msg) { return ErrorMessage{code, std::move(msg)}; }
+ErrorMessage errorMsg(ErrorCode code, std::string msg) {
+    return ErrorMessage{code, std::move(msg)};
+}
 
 }  // namespace
 
@@ -141,8 +143,10 @@ Actions Registry::onStoreResult(ConnId conn, bool ok, const std::string& error, 
 
     // Viewers that watched the replaced connection (or subscribed to nothing yet) move over.
     attachAll(clientId, conn, out);
-    if (subscriberCount(clientId) > 0) out.push_back(SendAction{conn, StartStream{}});
-    else out.push_back(SendAction{conn, StopStream{}});
+    if (subscriberCount(clientId) > 0)
+        out.push_back(SendAction{conn, StartStream{}});
+    else
+        out.push_back(SendAction{conn, StopStream{}});
     return out;
 }
 
@@ -200,24 +204,27 @@ Actions Registry::onSubscribe(ConnId viewer, const Subscribe& sub) {
     Actions out;
     auto vit = viewers_.find(viewer);
     if (vit == viewers_.end()) {
-        out.push_back(SendAction{viewer, errorMsg(ErrorCode::BadRequest, "subscribe before handshake")});
+        out.push_back(
+            SendAction{viewer, errorMsg(ErrorCode::BadRequest, "subscribe before handshake")});
         return out;
     }
     auto ait = byClient_.find(sub.desktopClientId);
     if (ait == byClient_.end()) {
-        out.push_back(SendAction{
-            viewer, errorMsg(ErrorCode::NotFound, "desktop '" + sub.desktopClientId + "' is not connected")});
+        out.push_back(
+            SendAction{viewer, errorMsg(ErrorCode::NotFound,
+                                        "desktop '" + sub.desktopClientId + "' is not connected")});
         return out;
     }
     Agent& agent = ait->second;
     if (sub.monitor) {
         const auto& ms = agent.info.monitors;
-        const bool known = ms.empty() || std::any_of(ms.begin(), ms.end(), [&](const MonitorInfo& m) {
-                               return m.index == *sub.monitor;
-                           });
+        const bool known =
+            ms.empty() || std::any_of(ms.begin(), ms.end(), [&](const MonitorInfo& m) {
+                return m.index == *sub.monitor;
+            });
         if (!known) {
-            out.push_back(SendAction{viewer, errorMsg(ErrorCode::NotFound,
-                                                      "desktop '" + sub.desktopClientId +
+            out.push_back(SendAction{
+                viewer, errorMsg(ErrorCode::NotFound, "desktop '" + sub.desktopClientId +
                                                           "' has no monitor " +
                                                           std::to_string(*sub.monitor))});
             return out;
@@ -226,8 +233,8 @@ Actions Registry::onSubscribe(ConnId viewer, const Subscribe& sub) {
     auto& subs = subscribers_[sub.desktopClientId];
     const bool already = subs.count(viewer) != 0;
     if (!already && subs.size() >= config_.maxViewersPerDesktop) {
-        out.push_back(SendAction{viewer, errorMsg(ErrorCode::RateLimited,
-                                                  "too many viewers on this desktop")});
+        out.push_back(SendAction{
+            viewer, errorMsg(ErrorCode::RateLimited, "too many viewers on this desktop")});
         if (subs.empty()) subscribers_.erase(sub.desktopClientId);
         return out;
     }
@@ -239,8 +246,8 @@ Actions Registry::onSubscribe(ConnId viewer, const Subscribe& sub) {
     // Attached before the answer: "subscribed" promises that the next frame reaches the viewer
     // (answering first let a frame sent right after it miss the fan-out).
     out.push_back(AttachViewerAction{agent.info.conn, viewer, sub.monitor});
-    out.push_back(SendAction{viewer, Subscribed{sub.desktopClientId, agent.info.streamId,
-                                                agent.info.monitors}});
+    out.push_back(SendAction{
+        viewer, Subscribed{sub.desktopClientId, agent.info.streamId, agent.info.monitors}});
     if (first) out.push_back(SendAction{agent.info.conn, StartStream{}});
     return out;
 }
@@ -249,7 +256,8 @@ Actions Registry::onUnsubscribe(ConnId viewer, const Unsubscribe& unsub) {
     Actions out;
     auto vit = viewers_.find(viewer);
     if (vit == viewers_.end()) {
-        out.push_back(SendAction{viewer, errorMsg(ErrorCode::BadRequest, "unsubscribe before handshake")});
+        out.push_back(
+            SendAction{viewer, errorMsg(ErrorCode::BadRequest, "unsubscribe before handshake")});
         return out;
     }
     vit->second.subscriptions.erase(unsub.desktopClientId);

@@ -9,35 +9,64 @@ using namespace relay_action;
 
 const char* counterName(RelayCounter c) {
     switch (c) {
-    case RelayCounter::ConnectionsOpened: return "connections_opened";
-    case RelayCounter::ConnectionsClosed: return "connections_closed";
-    case RelayCounter::Registrations: return "registrations";
-    case RelayCounter::RegistrationFailures: return "registration_failures";
-    case RelayCounter::Replaced: return "replaced";
-    case RelayCounter::Unregistrations: return "unregistrations";
-    case RelayCounter::HandshakeTimeouts: return "handshake_timeouts";
-    case RelayCounter::HeartbeatTimeouts: return "heartbeat_timeouts";
-    case RelayCounter::AuthFailures: return "auth_failures";
-    case RelayCounter::BadMessages: return "bad_messages";
-    case RelayCounter::BadJson: return "bad_json";
-    case RelayCounter::UnknownTypes: return "unknown_types";
-    case RelayCounter::BadFrames: return "bad_frames";
-    case RelayCounter::TooLarge: return "too_large";
-    case RelayCounter::BinaryBeforeHandshake: return "binary_before_handshake";
-    case RelayCounter::ProtocolErrors: return "protocol_errors";
-    case RelayCounter::AbuseCloses: return "abuse_closes";
-    case RelayCounter::FramesReceived: return "frames_received";
-    case RelayCounter::FramesForwarded: return "frames_forwarded";
-    case RelayCounter::FramesDropped: return "frames_dropped";
-    case RelayCounter::CommandsQueued: return "commands_queued";
-    case RelayCounter::CommandsDelivered: return "commands_delivered";
-    case RelayCounter::CommandResults: return "command_results";
-    case RelayCounter::CommandsExpired: return "commands_expired";
-    case RelayCounter::RowsReaped: return "rows_reaped";
-    case RelayCounter::StoreErrors: return "store_errors";
-    case RelayCounter::HttpRequests: return "http_requests";
-    case RelayCounter::HttpErrors: return "http_errors";
-    case RelayCounter::kCount: break;
+        case RelayCounter::ConnectionsOpened:
+            return "connections_opened";
+        case RelayCounter::ConnectionsClosed:
+            return "connections_closed";
+        case RelayCounter::Registrations:
+            return "registrations";
+        case RelayCounter::RegistrationFailures:
+            return "registration_failures";
+        case RelayCounter::Replaced:
+            return "replaced";
+        case RelayCounter::Unregistrations:
+            return "unregistrations";
+        case RelayCounter::HandshakeTimeouts:
+            return "handshake_timeouts";
+        case RelayCounter::HeartbeatTimeouts:
+            return "heartbeat_timeouts";
+        case RelayCounter::AuthFailures:
+            return "auth_failures";
+        case RelayCounter::BadMessages:
+            return "bad_messages";
+        case RelayCounter::BadJson:
+            return "bad_json";
+        case RelayCounter::UnknownTypes:
+            return "unknown_types";
+        case RelayCounter::BadFrames:
+            return "bad_frames";
+        case RelayCounter::TooLarge:
+            return "too_large";
+        case RelayCounter::BinaryBeforeHandshake:
+            return "binary_before_handshake";
+        case RelayCounter::ProtocolErrors:
+            return "protocol_errors";
+        case RelayCounter::AbuseCloses:
+            return "abuse_closes";
+        case RelayCounter::FramesReceived:
+            return "frames_received";
+        case RelayCounter::FramesForwarded:
+            return "frames_forwarded";
+        case RelayCounter::FramesDropped:
+            return "frames_dropped";
+        case RelayCounter::CommandsQueued:
+            return "commands_queued";
+        case RelayCounter::CommandsDelivered:
+            return "commands_delivered";
+        case RelayCounter::CommandResults:
+            return "command_results";
+        case RelayCounter::CommandsExpired:
+            return "commands_expired";
+        case RelayCounter::RowsReaped:
+            return "rows_reaped";
+        case RelayCounter::StoreErrors:
+            return "store_errors";
+        case RelayCounter::HttpRequests:
+            return "http_requests";
+        case RelayCounter::HttpErrors:
+            return "http_errors";
+        case RelayCounter::kCount:
+            break;
     }
     return "?";
 }
@@ -50,9 +79,12 @@ RelayConnection::RelayConnection(RelayConnectionConfig config, TimePoint connect
 
 TimePoint RelayConnection::nextDeadline() const {
     switch (state_) {
-    case State::AwaitingHandshake: return handshakeTimer_.nextDeadline();
-    case State::Open: return heartbeat_.nextDeadline();
-    default: return TimePoint::max();
+        case State::AwaitingHandshake:
+            return handshakeTimer_.nextDeadline();
+        case State::Open:
+            return heartbeat_.nextDeadline();
+        default:
+            return TimePoint::max();
     }
 }
 
@@ -62,8 +94,7 @@ void RelayConnection::warnOnce(const std::string& what, RelayActions& out) {
     out.push_back(Log{Log::Level::Warning, what + " (further bad input is only counted)"});
 }
 
-void RelayConnection::closeWith(State end, int code, const std::string& reason,
-                                RelayActions& out) {
+void RelayConnection::closeWith(State end, int code, const std::string& reason, RelayActions& out) {
     state_ = end;
     out.push_back(Close{code, reason, false});
 }
@@ -72,10 +103,9 @@ void RelayConnection::refuseHandshake(const Error& error, const std::string& cli
                                       const std::string& reason, RelayActions& out) {
     if (isAgent()) {
         out.push_back(Count{RelayCounter::RegistrationFailures, 1});
-        out.push_back(RejectAgent{clientId,
-                                  error.code == ErrorCode::TooLarge ? ErrorCode::BadRequest
-                                                                    : error.code,
-                                  error.message});
+        out.push_back(RejectAgent{
+            clientId, error.code == ErrorCode::TooLarge ? ErrorCode::BadRequest : error.code,
+            error.message});
     } else {
         out.push_back(Send{serializeError(error)});
     }
@@ -102,9 +132,9 @@ RelayActions RelayConnection::onTick(TimePoint now) {
         const HeartbeatAction a = handshakeTimer_.onTick(now);
         if (a.kind == HeartbeatAction::Kind::Close) {
             out.push_back(Count{RelayCounter::HandshakeTimeouts, 1});
-            warnOnce("no handshake within " + std::to_string(toMs(config_.handshakeTimeout)) +
-                         " ms",
-                     out);
+            warnOnce(
+                "no handshake within " + std::to_string(toMs(config_.handshakeTimeout)) + " ms",
+                out);
             closeWith(State::Closed, a.closeCode, a.reason, out);
         }
     } else if (state_ == State::Open) {
@@ -113,11 +143,11 @@ RelayActions RelayConnection::onTick(TimePoint now) {
             out.push_back(Send{serialize(Message{Ping{a.timestamp}})});
         } else if (a.kind == HeartbeatAction::Kind::Close) {
             out.push_back(Count{RelayCounter::HeartbeatTimeouts, 1});
-            out.push_back(Log{Log::Level::Warning,
-                              "no pong for " +
-                                  std::to_string(toMs(heartbeat_.interval()) *
-                                                 (heartbeat_.missedLimit() + 1)) +
-                                  " ms, closing " + std::to_string(a.closeCode)});
+            out.push_back(Log{
+                Log::Level::Warning,
+                "no pong for " +
+                    std::to_string(toMs(heartbeat_.interval()) * (heartbeat_.missedLimit() + 1)) +
+                    " ms, closing " + std::to_string(a.closeCode)});
             closeWith(State::Closed, a.closeCode, a.reason, out);
         }
     }
@@ -147,8 +177,8 @@ RelayActions RelayConnection::onTransportError(int closeCode, const std::string&
 RelayActions RelayConnection::onText(const std::string& text, TimePoint now, WallMs wallNow) {
     RelayActions out;
     if (finished()) return out;
-    const Result<Message> parsed = parseMessage(
-        text, isAgent() ? Channel::AgentToRelay : Channel::ViewerToRelay);
+    const Result<Message> parsed =
+        parseMessage(text, isAgent() ? Channel::AgentToRelay : Channel::ViewerToRelay);
 
     if (state_ == State::AwaitingHandshake) {
         // The handshake must come first: anything else closes the connection with 1008.
@@ -181,8 +211,10 @@ RelayActions RelayConnection::onText(const std::string& text, TimePoint now, Wal
         badInput(c, e, now, out);
         return out;
     }
-    if (isAgent()) onAgentMessage(parsed.value(), wallNow, now, out);
-    else onViewerMessage(parsed.value(), now, out);
+    if (isAgent())
+        onAgentMessage(parsed.value(), wallNow, now, out);
+    else
+        onViewerMessage(parsed.value(), now, out);
     return out;
 }
 
@@ -190,9 +222,9 @@ void RelayConnection::onHandshake(const Handshake& hs, WallMs wallNow, RelayActi
     if (isAgent()) {
         if (hs.role != Role::Desktop) {
             warnOnce("viewer handshake on /ws/agent", out);
-            refuseHandshake(makeError(ErrorCode::BadRequest, "role",
-                                      "role must be \"desktop\" on /ws/agent"),
-                            hs.clientId, "wrong role", out);
+            refuseHandshake(
+                makeError(ErrorCode::BadRequest, "role", "role must be \"desktop\" on /ws/agent"),
+                hs.clientId, "wrong role", out);
             return;
         }
         if (!config_.authSecret.empty()) {
@@ -215,9 +247,9 @@ void RelayConnection::onHandshake(const Handshake& hs, WallMs wallNow, RelayActi
     if (hs.role != Role::Viewer || hs.protocol != limits::kProtocolVersion) {
         out.push_back(Count{RelayCounter::BadMessages, 1});
         const bool badRole = hs.role != Role::Viewer;
-        const Error e = makeError(ErrorCode::BadRequest, badRole ? "role" : "protocol",
-                                  badRole ? "role must be \"viewer\" on /ws/viewer"
-                                          : "unsupported protocol version");
+        const Error e = makeError(
+            ErrorCode::BadRequest, badRole ? "role" : "protocol",
+            badRole ? "role must be \"viewer\" on /ws/viewer" : "unsupported protocol version");
         warnOnce(e.message, out);
         refuseHandshake(e, "", "bad handshake", out);
         return;
@@ -329,7 +361,8 @@ RelayActions RelayConnection::onCommandResultStored(const Result<bool>& stored, 
     RelayActions out;
     if (finished() || stored.ok()) return out;
     if (stored.error().code == ErrorCode::Internal)
-        out.push_back(Send{serializeError(stored.error())});  // store trouble: not the agent's fault
+        out.push_back(
+            Send{serializeError(stored.error())});  // store trouble: not the agent's fault
     else
         badInput(RelayCounter::BadJson, stored.error(), now, out);
     return out;
@@ -346,8 +379,7 @@ RelayActions RelayConnection::onSubscribeUnknown(const std::string& desktopClien
     return out;
 }
 
-RelayActions RelayConnection::onCommandQueued(const Result<CommandQueued>& queued,
-                                              TimePoint now) {
+RelayActions RelayConnection::onCommandQueued(const Result<CommandQueued>& queued, TimePoint now) {
     RelayActions out;
     if (finished()) return out;
     if (queued.ok()) {
@@ -367,9 +399,9 @@ RelayActions RelayConnection::onBinary(std::vector<std::uint8_t> bytes, TimePoin
         out.push_back(Count{RelayCounter::BadMessages, 1});
         out.push_back(Count{RelayCounter::BinaryBeforeHandshake, 1});
         warnOnce("binary message before the handshake", out);
-        refuseHandshake(makeError(ErrorCode::BadRequest, "",
-                                  "the first message must be a handshake"),
-                        "", "handshake required", out);
+        refuseHandshake(
+            makeError(ErrorCode::BadRequest, "", "the first message must be a handshake"), "",
+            "handshake required", out);
         return out;
     }
     heartbeat_.onMessage(now);

@@ -1,29 +1,36 @@
 #include "deskstream/core/types.hpp"
 
-
 namespace deskstream::core {
 
 const char* toString(ErrorCode code) {
     switch (code) {
-    case ErrorCode::BadRequest: return "bad_request";
-    case ErrorCode::Unauthorized: return "unauthorized";
-    case ErrorCode::NotFound: return "not_found";
-    case ErrorCode::TooLarge: return "too_large";
-    case ErrorCode::RateLimited: return "rate_limited";
-    case ErrorCode::Internal: return "internal";
-    case ErrorCode::StoreUnavailable: return "store_unavailable";
-    case ErrorCode::ProtocolMismatch: return "protocol_mismatch";
-    case ErrorCode::Conflict: return "conflict";
+        case ErrorCode::BadRequest:
+            return "bad_request";
+        case ErrorCode::Unauthorized:
+            return "unauthorized";
+        case ErrorCode::NotFound:
+            return "not_found";
+        case ErrorCode::TooLarge:
+            return "too_large";
+        case ErrorCode::RateLimited:
+            return "rate_limited";
+        case ErrorCode::Internal:
+            return "internal";
+        case ErrorCode::StoreUnavailable:
+            return "store_unavailable";
+        case ErrorCode::ProtocolMismatch:
+            return "protocol_mismatch";
+        case ErrorCode::Conflict:
+            return "conflict";
     }
     return "internal";
 }
 
 bool parseErrorCode(const std::string& text, ErrorCode& out) {
-    static const ErrorCode all[] = {ErrorCode::BadRequest,   ErrorCode::Unauthorized,
-                                    ErrorCode::NotFound,     ErrorCode::TooLarge,
-                                    ErrorCode::RateLimited,  ErrorCode::Internal,
-                                    ErrorCode::StoreUnavailable, ErrorCode::ProtocolMismatch,
-                                    ErrorCode::Conflict};
+    static const ErrorCode all[] = {
+        ErrorCode::BadRequest,       ErrorCode::Unauthorized,     ErrorCode::NotFound,
+        ErrorCode::TooLarge,         ErrorCode::RateLimited,      ErrorCode::Internal,
+        ErrorCode::StoreUnavailable, ErrorCode::ProtocolMismatch, ErrorCode::Conflict};
     for (ErrorCode c : all) {
         if (text == toString(c)) {
             out = c;

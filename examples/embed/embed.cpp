@@ -31,7 +31,7 @@ namespace {
 // The vendor's own log channel: here, lines on stderr with a vendor prefix.
 class VendorChannel : public Poco::Channel {
 public:
-    void log(const Poco::Message &msg) override {
+    void log(const Poco::Message& msg) override {
         std::lock_guard<std::mutex> lock(mutex_);
         std::cerr << "[vendor] " << msg.getSource() << ": " << msg.getText() << std::endl;
     }
@@ -40,9 +40,9 @@ private:
     std::mutex mutex_;
 };
 
-} // namespace
+}  // namespace
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
     if (argc != 4) {
         std::cerr << "usage: " << argv[0] << " <plugin folder> <port> <state folder>\n";
         return 64;
@@ -59,7 +59,7 @@ int main(int argc, char **argv) {
     Poco::AutoPtr<Poco::Channel> channel(new VendorChannel);
     Poco::Logger::root().setChannel(channel);
     Poco::Logger::root().setLevel(Poco::Message::PRIO_INFORMATION);
-    Poco::Logger::setChannel("", channel); // loggers that already exist follow too
+    Poco::Logger::setChannel("", channel);  // loggers that already exist follow too
 
     deskstream::host::Configuration config;
     config.set("host", "role", "all");
@@ -77,10 +77,12 @@ int main(int argc, char **argv) {
     try {
         deskstream::host::Host host(config);
         auto registered = DESKSTREAM_PLUGIN_STATIC_REGISTER(host.plugins(), SkeletonCapture);
-        if (!registered.loaded) throw std::runtime_error("static skeleton plugin refused: " + registered.reason);
+        if (!registered.loaded)
+            throw std::runtime_error("static skeleton plugin refused: " + registered.reason);
         host.loadPlugins();
-        for (const auto &p : config.validate(&host.plugins()))
-            if (p.severity == deskstream::host::Problem::Severity::Error) throw std::runtime_error(p.text());
+        for (const auto& p : config.validate(&host.plugins()))
+            if (p.severity == deskstream::host::Problem::Severity::Error)
+                throw std::runtime_error(p.text());
         host.addDefaultServices();
         host.start();
         std::cout << "embed: running, viewer at http://127.0.0.1:" << port << "/" << std::endl;
@@ -88,7 +90,7 @@ int main(int argc, char **argv) {
         sigwait(&stopSignals, &sig);
         std::cout << "embed: signal " << sig << ", stopping" << std::endl;
         host.stop();
-    } catch (const std::exception &e) {
+    } catch (const std::exception& e) {
         std::cerr << "embed: " << e.what() << std::endl;
         return 1;
     }

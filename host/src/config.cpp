@@ -19,19 +19,19 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::set<std::string> &hostSections() {
+const std::set<std::string>& hostSections() {
     static const std::set<std::string> s = {"host", "relay", "heartbeat", "auth", "agent"};
     return s;
 }
 
-std::string trim(const std::string &s) {
+std::string trim(const std::string& s) {
     size_t b = s.find_first_not_of(" \t\r\n");
     if (b == std::string::npos) return "";
     size_t e = s.find_last_not_of(" \t\r\n");
     return s.substr(b, e - b + 1);
 }
 
-std::vector<std::string> split(const std::string &s, char sep) {
+std::vector<std::string> split(const std::string& s, char sep) {
     std::vector<std::string> out;
     std::string cur;
     std::istringstream in(s);
@@ -40,23 +40,23 @@ std::vector<std::string> split(const std::string &s, char sep) {
     return out;
 }
 
-bool parseInt(const std::string &v, long long &out) {
+bool parseInt(const std::string& v, long long& out) {
     if (v.empty()) return false;
-    char *end = nullptr;
+    char* end = nullptr;
     errno = 0;
     out = std::strtoll(v.c_str(), &end, 10);
     return errno == 0 && end && *end == '\0' && !std::isspace(static_cast<unsigned char>(v[0]));
 }
 
-bool parseBool(const std::string &v, bool &out) {
+bool parseBool(const std::string& v, bool& out) {
     if (v == "true" || v == "yes" || v == "on" || v == "1") return out = true, true;
     if (v == "false" || v == "no" || v == "off" || v == "0") return out = false, true;
     return false;
 }
 
-std::string joinChoices(const std::vector<std::string> &c) {
+std::string joinChoices(const std::vector<std::string>& c) {
     std::string s;
-    for (const auto &x : c) s += (s.empty() ? "" : "|") + x;
+    for (const auto& x : c) s += (s.empty() ? "" : "|") + x;
     return s;
 }
 
@@ -65,78 +65,79 @@ std::string rangeText(long long min, long long max) {
 }
 
 // Returns "" when `v` is a valid value of `spec`, else what is wrong.
-std::string checkValue(const KeySpec &spec, const std::string &v) {
+std::string checkValue(const KeySpec& spec, const std::string& v) {
     switch (spec.type) {
-    case ValueType::String:
-    case ValueType::List:
-        return "";
-    case ValueType::Int: {
-        long long n;
-        if (!parseInt(v, n)) return "is not an integer";
-        if (n < spec.min || n > spec.max) return rangeText(spec.min, spec.max);
-        return "";
-    }
-    case ValueType::Bool: {
-        bool b;
-        return parseBool(v, b) ? "" : "is not a boolean (true|false)";
-    }
-    case ValueType::Choice:
-        if (std::find(spec.choices.begin(), spec.choices.end(), v) == spec.choices.end())
-            return "is not one of " + joinChoices(spec.choices);
-        return "";
-    case ValueType::HostPort: {
-        size_t colon = v.rfind(':');
-        if (colon == std::string::npos || colon == 0 || colon + 1 == v.size())
-            return "is not host:port";
-        long long port;
-        if (!parseInt(v.substr(colon + 1), port)) return "is not host:port (the port is not a number)";
-        if (port < 0 || port > 65535) return "has a port out of range [0, 65535]";
-        return "";
-    }
-    case ValueType::Monitors: {
-        if (v == "all") return "";
-        for (const auto &part : split(v, ',')) {
+        case ValueType::String:
+        case ValueType::List:
+            return "";
+        case ValueType::Int: {
             long long n;
-            if (!parseInt(part, n) || n < 0 || n > 255)
-                return "is not 'all' or a comma-separated list of monitor indices (0..255)";
+            if (!parseInt(v, n)) return "is not an integer";
+            if (n < spec.min || n > spec.max) return rangeText(spec.min, spec.max);
+            return "";
         }
-        return "";
-    }
+        case ValueType::Bool: {
+            bool b;
+            return parseBool(v, b) ? "" : "is not a boolean (true|false)";
+        }
+        case ValueType::Choice:
+            if (std::find(spec.choices.begin(), spec.choices.end(), v) == spec.choices.end())
+                return "is not one of " + joinChoices(spec.choices);
+            return "";
+        case ValueType::HostPort: {
+            size_t colon = v.rfind(':');
+            if (colon == std::string::npos || colon == 0 || colon + 1 == v.size())
+                return "is not host:port";
+            long long port;
+            if (!parseInt(v.substr(colon + 1), port))
+                return "is not host:port (the port is not a number)";
+            if (port < 0 || port > 65535) return "has a port out of range [0, 65535]";
+            return "";
+        }
+        case ValueType::Monitors: {
+            if (v == "all") return "";
+            for (const auto& part : split(v, ',')) {
+                long long n;
+                if (!parseInt(part, n) || n < 0 || n > 255)
+                    return "is not 'all' or a comma-separated list of monitor indices (0..255)";
+            }
+            return "";
+        }
     }
     return "";
 }
 
 // Checks a plugin key against the plugin's declaration.
-std::string checkPluginValue(const ds_config_key &k, const std::string &v) {
+std::string checkPluginValue(const ds_config_key& k, const std::string& v) {
     switch (k.type) {
-    case DS_CONFIG_STRING:
-        if (k.allowed) {
-            std::vector<std::string> choices = split(k.allowed, '|');
-            if (std::find(choices.begin(), choices.end(), v) == choices.end())
-                return std::string("is not one of ") + k.allowed;
+        case DS_CONFIG_STRING:
+            if (k.allowed) {
+                std::vector<std::string> choices = split(k.allowed, '|');
+                if (std::find(choices.begin(), choices.end(), v) == choices.end())
+                    return std::string("is not one of ") + k.allowed;
+            }
+            return "";
+        case DS_CONFIG_INT: {
+            long long n;
+            if (!parseInt(v, n)) return "is not an integer";
+            if (k.min_value <= k.max_value && (n < k.min_value || n > k.max_value))
+                return rangeText(k.min_value, k.max_value);
+            return "";
         }
-        return "";
-    case DS_CONFIG_INT: {
-        long long n;
-        if (!parseInt(v, n)) return "is not an integer";
-        if (k.min_value <= k.max_value && (n < k.min_value || n > k.max_value))
-            return rangeText(k.min_value, k.max_value);
-        return "";
-    }
-    case DS_CONFIG_BOOL: {
-        bool b;
-        return parseBool(v, b) ? "" : "is not a boolean (true|false)";
-    }
-    case DS_CONFIG_DOUBLE: {
-        char *end = nullptr;
-        std::strtod(v.c_str(), &end);
-        return (!v.empty() && end && *end == '\0') ? "" : "is not a number";
-    }
+        case DS_CONFIG_BOOL: {
+            bool b;
+            return parseBool(v, b) ? "" : "is not a boolean (true|false)";
+        }
+        case DS_CONFIG_DOUBLE: {
+            char* end = nullptr;
+            std::strtod(v.c_str(), &end);
+            return (!v.empty() && end && *end == '\0') ? "" : "is not a number";
+        }
     }
     return "has a type the plugin declared wrongly";
 }
 
-} // namespace
+}  // namespace
 
 std::string Problem::text() const {
     std::string s = severity == Severity::Warning ? "warning: " : "error: ";
@@ -147,8 +148,8 @@ std::string Problem::text() const {
     return s;
 }
 
-std::vector<IniEntry> parseIni(const std::string &text, const std::string &origin,
-                               std::vector<Problem> &problems) {
+std::vector<IniEntry> parseIni(const std::string& text, const std::string& origin,
+                               std::vector<Problem>& problems) {
     std::vector<IniEntry> out;
     std::istringstream in(text);
     std::string raw, section;
@@ -184,7 +185,8 @@ std::vector<IniEntry> parseIni(const std::string &text, const std::string &origi
         std::string value = line.substr(eq + 1);
         // Inline comment: ';' or '#' preceded by whitespace.
         for (size_t i = 1; i < value.size(); ++i) {
-            if ((value[i] == ';' || value[i] == '#') && (value[i - 1] == ' ' || value[i - 1] == '\t')) {
+            if ((value[i] == ';' || value[i] == '#') &&
+                (value[i - 1] == ' ' || value[i - 1] == '\t')) {
                 value.resize(i);
                 break;
             }
@@ -195,8 +197,8 @@ std::vector<IniEntry> parseIni(const std::string &text, const std::string &origi
             continue;
         }
         if (section.empty()) {
-            problems.push_back({Problem::Severity::Error, where, "", key, value,
-                                "key outside of any section"});
+            problems.push_back(
+                {Problem::Severity::Error, where, "", key, value, "key outside of any section"});
             continue;
         }
         out.push_back({section, key, value, lineNo});
@@ -213,7 +215,7 @@ std::string executableDir() {
     return "";
 }
 
-std::string resolveFolder(const std::string &entry) {
+std::string resolveFolder(const std::string& entry) {
     std::string e = entry;
     const std::string token = "{exe_dir}";
     for (size_t pos; (pos = e.find(token)) != std::string::npos;)
@@ -224,10 +226,11 @@ std::string resolveFolder(const std::string &entry) {
 }
 
 Configuration::Configuration()
-    : defaultsLayer_(new Poco::Util::MapConfiguration), fileLayer_(new Poco::Util::MapConfiguration),
+    : defaultsLayer_(new Poco::Util::MapConfiguration),
+      fileLayer_(new Poco::Util::MapConfiguration),
       overrideLayer_(new Poco::Util::MapConfiguration),
       layered_(new Poco::Util::LayeredConfiguration) {
-    for (const auto &k : schema())
+    for (const auto& k : schema())
         defaultsLayer_->setString(std::string(k.section) + "." + k.key, k.defaultValue);
     // Lower priority numbers take precedence.
     layered_->add(Poco::Util::AbstractConfiguration::Ptr(overrideLayer_, true), 0);
@@ -236,7 +239,7 @@ Configuration::Configuration()
     instanceId_ = Poco::UUIDGenerator::defaultGenerator().createRandom().toString();
 }
 
-void Configuration::loadFile(const std::string &path) {
+void Configuration::loadFile(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     if (!in) throw ConfigError("cannot read configuration file '" + path + "'");
     std::ostringstream text;
@@ -245,15 +248,15 @@ void Configuration::loadFile(const std::string &path) {
     filePath_ = path;
 }
 
-void Configuration::loadString(const std::string &text, const std::string &origin) {
+void Configuration::loadString(const std::string& text, const std::string& origin) {
     file_.clear();
     fileLayer_->clear();
     syntaxProblems_.clear();
-    for (auto &sec : origins_)
+    for (auto& sec : origins_)
         for (auto it = sec.second.begin(); it != sec.second.end();)
             it = it->second == "--set" ? std::next(it) : sec.second.erase(it);
     fileEntries_ = parseIni(text, origin, syntaxProblems_);
-    for (const auto &e : fileEntries_) {
+    for (const auto& e : fileEntries_) {
         std::string where = origin + ":" + std::to_string(e.line);
         if (e.key.empty()) {
             file_[e.section];
@@ -266,7 +269,7 @@ void Configuration::loadString(const std::string &text, const std::string &origi
     }
 }
 
-void Configuration::set(const std::string &assignment) {
+void Configuration::set(const std::string& assignment) {
     size_t eq = assignment.find('=');
     if (eq == std::string::npos || eq == 0)
         throw ConfigError("--set '" + assignment + "': expected section.key=value");
@@ -280,7 +283,8 @@ void Configuration::set(const std::string &assignment) {
     if (first == "capture" || first == "encoder" || first == "store") {
         size_t dot2 = path.find('.', dot + 1);
         if (dot2 == std::string::npos || dot2 + 1 == path.size())
-            throw ConfigError("--set '" + assignment + "': expected " + first + ".<plugin>.key=value");
+            throw ConfigError("--set '" + assignment + "': expected " + first +
+                              ".<plugin>.key=value");
         section = path.substr(0, dot2);
         key = path.substr(dot2 + 1);
     } else if (hostSections().count(first)) {
@@ -294,60 +298,63 @@ void Configuration::set(const std::string &assignment) {
     set(section, key, value);
 }
 
-void Configuration::set(const std::string &section, const std::string &key, const std::string &value) {
+void Configuration::set(const std::string& section, const std::string& key,
+                        const std::string& value) {
     overrides_[section][key] = value;
     origins_[section][key] = "--set";
     overrideLayer_->setString(section + "." + key, value);
 }
 
-std::optional<std::string> Configuration::get(const std::string &section, const std::string &key) const {
-    for (const auto *layer : {&overrides_, &file_}) {
+std::optional<std::string> Configuration::get(const std::string& section,
+                                              const std::string& key) const {
+    for (const auto* layer : {&overrides_, &file_}) {
         auto s = layer->find(section);
         if (s == layer->end()) continue;
         auto k = s->second.find(key);
         if (k != s->second.end()) return k->second;
     }
-    if (const KeySpec *spec = findKey(section, key)) return std::string(spec->defaultValue);
+    if (const KeySpec* spec = findKey(section, key)) return std::string(spec->defaultValue);
     return std::nullopt;
 }
 
-std::vector<std::string> Configuration::userKeys(const std::string &section) const {
+std::vector<std::string> Configuration::userKeys(const std::string& section) const {
     std::set<std::string> keys;
-    for (const auto *layer : {&overrides_, &file_}) {
+    for (const auto* layer : {&overrides_, &file_}) {
         auto s = layer->find(section);
         if (s == layer->end()) continue;
-        for (const auto &kv : s->second) keys.insert(kv.first);
+        for (const auto& kv : s->second) keys.insert(kv.first);
     }
     return {keys.begin(), keys.end()};
 }
 
 std::vector<std::string> Configuration::userSections() const {
     std::set<std::string> s;
-    for (const auto &kv : file_) s.insert(kv.first);
-    for (const auto &kv : overrides_) s.insert(kv.first);
+    for (const auto& kv : file_) s.insert(kv.first);
+    for (const auto& kv : overrides_) s.insert(kv.first);
     return {s.begin(), s.end()};
 }
 
-std::vector<Problem> Configuration::validate(const PluginRegistry *plugins) const {
+std::vector<Problem> Configuration::validate(const PluginRegistry* plugins) const {
     std::vector<Problem> problems = syntaxProblems_;
-    auto where = [&](const std::string &section, const std::string &key) -> std::string {
+    auto where = [&](const std::string& section, const std::string& key) -> std::string {
         auto s = origins_.find(section);
         if (s == origins_.end()) return "";
         auto k = s->second.find(key);
         if (k != s->second.end()) return k->second;
         return s->second.empty() ? "" : s->second.begin()->second;
     };
-    auto error = [&](const std::string &section, const std::string &key, const std::string &value,
-                     const std::string &message) {
-        problems.push_back({Problem::Severity::Error, where(section, key), section, key, value, message});
+    auto error = [&](const std::string& section, const std::string& key, const std::string& value,
+                     const std::string& message) {
+        problems.push_back(
+            {Problem::Severity::Error, where(section, key), section, key, value, message});
     };
 
-    for (const auto &section : userSections()) {
+    for (const auto& section : userSections()) {
         std::string kind, name;
         if (hostSections().count(section)) {
-            for (const auto &key : userKeys(section)) {
+            for (const auto& key : userKeys(section)) {
                 std::string value = *get(section, key);
-                const KeySpec *spec = findKey(section, key);
+                const KeySpec* spec = findKey(section, key);
                 if (!spec) {
                     error(section, key, value, "unknown key");
                     continue;
@@ -357,20 +364,22 @@ std::vector<Problem> Configuration::validate(const PluginRegistry *plugins) cons
             }
         } else if (isPluginSection(section, &kind, &name)) {
             if (!plugins) continue;
-            const PluginInfo *p = plugins->find(*kindFromName(kind), name);
+            const PluginInfo* p = plugins->find(*kindFromName(kind), name);
             if (!p) {
                 problems.push_back({Problem::Severity::Warning, where(section, ""), section, "", "",
                                     "no " + kind + " plugin named '" + name +
                                         "' is loaded; its keys were not checked"});
                 continue;
             }
-            for (const auto &key : userKeys(section)) {
+            for (const auto& key : userKeys(section)) {
                 std::string value = *get(section, key);
-                auto it = std::find_if(p->configKeys.begin(), p->configKeys.end(),
-                                       [&](const ds_config_key &k) { return k.key && key == k.key; });
+                auto it =
+                    std::find_if(p->configKeys.begin(), p->configKeys.end(),
+                                 [&](const ds_config_key& k) { return k.key && key == k.key; });
                 if (it == p->configKeys.end()) {
-                    error(section, key, value, "unknown key (plugin '" + name + "' " + p->version +
-                                                   " does not declare it)");
+                    error(section, key, value,
+                          "unknown key (plugin '" + name + "' " + p->version +
+                              " does not declare it)");
                     continue;
                 }
                 std::string msg = checkPluginValue(*it, value);
@@ -382,8 +391,8 @@ std::vector<Problem> Configuration::validate(const PluginRegistry *plugins) cons
     }
 
     // Rules between keys, checked only when each value is valid on its own.
-    auto intOf = [&](const char *section, const char *key, long long &out) {
-        const KeySpec *spec = findKey(section, key);
+    auto intOf = [&](const char* section, const char* key, long long& out) {
+        const KeySpec* spec = findKey(section, key);
         std::string v = *get(section, key);
         return checkValue(*spec, v).empty() && parseInt(v, out);
     };
@@ -407,11 +416,11 @@ std::vector<Problem> Configuration::validate(const PluginRegistry *plugins) cons
     // The plugins the role needs must be there.
     if (plugins) {
         std::string role = *get("host", "role");
-        auto need = [&](ds_plugin_kind kind, const char *section, const char *key) {
+        auto need = [&](ds_plugin_kind kind, const char* section, const char* key) {
             std::string name = *get(section, key);
             try {
                 plugins->require(kind, name, "");
-            } catch (const std::exception &e) {
+            } catch (const std::exception& e) {
                 error(section, key, name, e.what());
             }
         };
@@ -419,14 +428,13 @@ std::vector<Problem> Configuration::validate(const PluginRegistry *plugins) cons
         if (role == "agent" || role == "all") {
             if (*get("agent", "capture") == "auto") {
                 if (plugins->ofKind(DS_KIND_CAPTURE).empty())
-                    error("agent", "capture", "auto", "no capture plugin is loaded (searched " +
-                                                          [&] {
-                                                              std::string s;
-                                                              for (const auto &f : plugins->folders())
-                                                                  s += (s.empty() ? "" : ", ") + f;
-                                                              return s;
-                                                          }() +
-                                                          ")");
+                    error(
+                        "agent", "capture", "auto", "no capture plugin is loaded (searched " + [&] {
+                            std::string s;
+                            for (const auto& f : plugins->folders())
+                                s += (s.empty() ? "" : ", ") + f;
+                            return s;
+                        }() + ")");
             } else {
                 need(DS_KIND_CAPTURE, "agent", "capture");
             }
@@ -438,17 +446,17 @@ std::vector<Problem> Configuration::validate(const PluginRegistry *plugins) cons
 
 // ---------------------------------------------------------------- typed views
 namespace {
-std::string invalid(const Configuration &c, const char *section, const char *key,
-                    const std::string &msg) {
+std::string invalid(const Configuration& c, const char* section, const char* key,
+                    const std::string& msg) {
     return "[" + std::string(section) + "] " + key + " = '" + c.get(section, key).value_or("") +
            "': " + msg;
 }
-} // namespace
+}  // namespace
 
 #define DS_VALUE(section, key) value(*this, section, key)
 namespace {
-std::string value(const Configuration &c, const char *section, const char *key) {
-    const KeySpec *spec = findKey(section, key);
+std::string value(const Configuration& c, const char* section, const char* key) {
+    const KeySpec* spec = findKey(section, key);
     std::string v = c.get(section, key).value_or("");
     if (spec) {
         std::string msg = checkValue(*spec, v);
@@ -456,18 +464,18 @@ std::string value(const Configuration &c, const char *section, const char *key) 
     }
     return v;
 }
-long long intValue(const Configuration &c, const char *section, const char *key) {
+long long intValue(const Configuration& c, const char* section, const char* key) {
     long long n = 0;
     parseInt(value(c, section, key), n);
     return n;
 }
-} // namespace
+}  // namespace
 
 HostConfig Configuration::host() const {
     HostConfig h;
     h.roleName = DS_VALUE("host", "role");
     h.role = h.roleName == "relay" ? Role::Relay : h.roleName == "agent" ? Role::Agent : Role::All;
-    for (const auto &entry : split(DS_VALUE("host", "plugins.path"), ';'))
+    for (const auto& entry : split(DS_VALUE("host", "plugins.path"), ';'))
         if (!entry.empty()) h.pluginsPath.push_back(resolveFolder(entry));
     h.stateDir = resolveFolder(DS_VALUE("host", "state_dir"));
     h.logLevel = DS_VALUE("host", "log.level");
@@ -512,7 +520,7 @@ HeartbeatConfig Configuration::heartbeat() const {
 AuthConfig Configuration::auth() const {
     AuthConfig a;
     a.secret = DS_VALUE("auth", "secret");
-    for (const auto &o : split(DS_VALUE("auth", "allowed_origins"), ','))
+    for (const auto& o : split(DS_VALUE("auth", "allowed_origins"), ','))
         if (!o.empty()) a.allowedOrigins.push_back(o);
     return a;
 }
@@ -532,25 +540,29 @@ AgentConfig Configuration::agent() const {
     a.qualityMin = static_cast<int>(intValue(*this, "agent", "quality.min"));
     a.qualityMax = static_cast<int>(intValue(*this, "agent", "quality.max"));
     if (!(a.qualityMin <= a.quality && a.quality <= a.qualityMax))
-        throw ConfigError(invalid(*this, "agent", "quality", "must lie within quality.min .. quality.max"));
+        throw ConfigError(
+            invalid(*this, "agent", "quality", "must lie within quality.min .. quality.max"));
     a.maxInFlight = static_cast<int>(intValue(*this, "agent", "max_in_flight"));
     a.adaptHighLatencyMs = intValue(*this, "agent", "adapt.high_latency_ms");
     a.adaptLowLatencyMs = intValue(*this, "agent", "adapt.low_latency_ms");
     if (a.adaptLowLatencyMs >= a.adaptHighLatencyMs)
-        throw ConfigError(invalid(*this, "agent", "adapt.low_latency_ms", "must be below adapt.high_latency_ms"));
+        throw ConfigError(
+            invalid(*this, "agent", "adapt.low_latency_ms", "must be below adapt.high_latency_ms"));
     a.adaptStepDown = static_cast<int>(intValue(*this, "agent", "adapt.step_down"));
     a.adaptStepUp = static_cast<int>(intValue(*this, "agent", "adapt.step_up"));
     std::string monitors = DS_VALUE("agent", "monitors");
     if (monitors != "all")
-        for (const auto &m : split(monitors, ',')) a.monitors.push_back(static_cast<uint32_t>(std::stoul(m)));
+        for (const auto& m : split(monitors, ','))
+            a.monitors.push_back(static_cast<uint32_t>(std::stoul(m)));
     a.layout = DS_VALUE("agent", "layout") == "combined" ? Layout::Combined : Layout::Separate;
     a.metricsListen = DS_VALUE("agent", "metrics_listen");
     if (!a.metricsListen.empty()) {
         const std::string why = checkValue(*findKey("relay", "listen"), a.metricsListen);
-        if (!why.empty()) throw ConfigError(invalid(*this, "agent", "metrics_listen", why + " (or empty: off)"));
+        if (!why.empty())
+            throw ConfigError(invalid(*this, "agent", "metrics_listen", why + " (or empty: off)"));
     }
     return a;
 }
 #undef DS_VALUE
 
-} // namespace deskstream::host
+}  // namespace deskstream::host

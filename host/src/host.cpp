@@ -10,7 +10,7 @@
 
 namespace deskstream::host {
 
-Host::Host(const Configuration &config) : config_(config) {}
+Host::Host(const Configuration& config) : config_(config) {}
 
 Host::~Host() { stop(); }
 
@@ -28,14 +28,14 @@ void Host::addDefaultServices() {
 
 void Host::addService(std::unique_ptr<Service> service) { services_.push_back(std::move(service)); }
 
-Service *Host::service(const std::string &name) const {
-    for (const auto &s : services_)
+Service* Host::service(const std::string& name) const {
+    for (const auto& s : services_)
         if (s->name() == name) return s.get();
     return nullptr;
 }
 
 std::string Host::fatalError() const {
-    for (const auto &s : services_) {
+    for (const auto& s : services_) {
         std::string why = s->fatalError();
         if (!why.empty()) return s->name() + ": " + why;
     }
@@ -43,17 +43,19 @@ std::string Host::fatalError() const {
 }
 
 void Host::start() {
-    Poco::Logger &log = Poco::Logger::get("host");
+    Poco::Logger& log = Poco::Logger::get("host");
     std::error_code ec;
     std::string stateDir = config_.host().stateDir;
     std::filesystem::create_directories(stateDir, ec);
-    if (ec) throw std::runtime_error("[host] state_dir '" + stateDir + "' cannot be created: " + ec.message());
+    if (ec)
+        throw std::runtime_error("[host] state_dir '" + stateDir +
+                                 "' cannot be created: " + ec.message());
     for (; started_ < services_.size(); ++started_) {
-        Service &s = *services_[started_];
+        Service& s = *services_[started_];
         try {
             s.start();
         } catch (...) {
-            s.stop(); // a partly started service releases what it holds
+            s.stop();  // a partly started service releases what it holds
             stop();
             throw;
         }
@@ -63,31 +65,30 @@ void Host::start() {
 
 void Host::stop() noexcept {
     while (started_ > 0) {
-        Service &s = *services_[--started_];
+        Service& s = *services_[--started_];
         s.stop();
         try {
             Poco::Logger::get("host").information("service '" + s.name() + "' stopped");
-        } catch (...) {
-        }
+        } catch (...) {}
     }
 }
 
-const PluginInfo &selectCapture(const PluginRegistry &plugins, const Configuration &config,
-                                std::string &why) {
+const PluginInfo& selectCapture(const PluginRegistry& plugins, const Configuration& config,
+                                std::string& why) {
     std::string wanted = config.agent().capture;
     if (wanted != "auto") {
-        const PluginInfo &p = plugins.require(DS_KIND_CAPTURE, wanted, "[agent] capture");
+        const PluginInfo& p = plugins.require(DS_KIND_CAPTURE, wanted, "[agent] capture");
         std::string reason = probeCapture(p, config.poco());
         if (!reason.empty())
-            throw std::runtime_error("[agent] capture = " + wanted + ": the plugin says it cannot work here: " +
-                                     reason);
+            throw std::runtime_error("[agent] capture = " + wanted +
+                                     ": the plugin says it cannot work here: " + reason);
         why = "capture '" + p.name + "' chosen by [agent] capture";
         return p;
     }
     // One log line per plugin passed over, with its probe's reason (docs/capture.md).
-    Poco::Logger &log = Poco::Logger::get("host.agent");
+    Poco::Logger& log = Poco::Logger::get("host.agent");
     std::string rejected, skipped;
-    for (const PluginInfo *p : plugins.ofKind(DS_KIND_CAPTURE)) {
+    for (const PluginInfo* p : plugins.ofKind(DS_KIND_CAPTURE)) {
         std::string reason = probeCapture(*p, config.poco());
         if (reason.empty()) {
             why = "capture auto: chose '" + p->name + "' (rank " + std::to_string(p->rank) +
@@ -95,16 +96,18 @@ const PluginInfo &selectCapture(const PluginRegistry &plugins, const Configurati
                   (skipped.empty() ? "" : "; skipped " + skipped);
             return *p;
         }
-        log.information("capture auto: skipped '" + p->name + "' (rank " + std::to_string(p->rank) + "): " + reason);
+        log.information("capture auto: skipped '" + p->name + "' (rank " + std::to_string(p->rank) +
+                        "): " + reason);
         skipped += (skipped.empty() ? "" : ", ") + p->name;
         rejected += (rejected.empty() ? "" : "; ") + p->name + " (rank " + std::to_string(p->rank) +
                     "): " + reason;
     }
     std::string folders;
-    for (const auto &f : plugins.folders()) folders += (folders.empty() ? "" : ", ") + f;
+    for (const auto& f : plugins.folders()) folders += (folders.empty() ? "" : ", ") + f;
     throw std::runtime_error("[agent] capture = auto: no capture plugin can work here" +
-                             (rejected.empty() ? std::string(" (none is loaded; searched ") + folders + ")"
-                                               : ": " + rejected));
+                             (rejected.empty()
+                                  ? std::string(" (none is loaded; searched ") + folders + ")"
+                                  : ": " + rejected));
 }
 
-} // namespace deskstream::host
+}  // namespace deskstream::host

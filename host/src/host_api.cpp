@@ -15,7 +15,7 @@ namespace {
 
 // Plugin names are validated at load time, but a plugin may pass anything here: keep the logger
 // name printable and short.
-std::string loggerName(const char *pluginName) {
+std::string loggerName(const char* pluginName) {
     std::string name = "plugin.";
     if (!pluginName || !*pluginName) return name + "unknown";
     for (size_t i = 0; pluginName[i] && i < 64; ++i) {
@@ -25,9 +25,9 @@ std::string loggerName(const char *pluginName) {
     return name;
 }
 
-void logFn(void *, ds_log_level level, const char *pluginName, const char *message) {
+void logFn(void*, ds_log_level level, const char* pluginName, const char* message) {
     try {
-        Poco::Logger &logger = Poco::Logger::get(loggerName(pluginName));
+        Poco::Logger& logger = Poco::Logger::get(loggerName(pluginName));
         auto prio = static_cast<Poco::Message::Priority>(pocoPriority(level));
         if (logger.is(prio)) logger.log(Poco::Message(logger.name(), message ? message : "", prio));
     } catch (...) {
@@ -35,30 +35,37 @@ void logFn(void *, ds_log_level level, const char *pluginName, const char *messa
     }
 }
 
-uint64_t monotonicFn(void *) {
+uint64_t monotonicFn(void*) {
     using namespace std::chrono;
-    return static_cast<uint64_t>(duration_cast<microseconds>(steady_clock::now().time_since_epoch()).count());
+    return static_cast<uint64_t>(
+        duration_cast<microseconds>(steady_clock::now().time_since_epoch()).count());
 }
 
-uint64_t wallFn(void *) {
+uint64_t wallFn(void*) {
     using namespace std::chrono;
-    return static_cast<uint64_t>(duration_cast<microseconds>(system_clock::now().time_since_epoch()).count());
+    return static_cast<uint64_t>(
+        duration_cast<microseconds>(system_clock::now().time_since_epoch()).count());
 }
 
-} // namespace
+}  // namespace
 
 int pocoPriority(ds_log_level level) {
     switch (level) {
-    case DS_LOG_TRACE: return Poco::Message::PRIO_TRACE;
-    case DS_LOG_DEBUG: return Poco::Message::PRIO_DEBUG;
-    case DS_LOG_INFO: return Poco::Message::PRIO_INFORMATION;
-    case DS_LOG_WARNING: return Poco::Message::PRIO_WARNING;
-    case DS_LOG_ERROR: return Poco::Message::PRIO_ERROR;
+        case DS_LOG_TRACE:
+            return Poco::Message::PRIO_TRACE;
+        case DS_LOG_DEBUG:
+            return Poco::Message::PRIO_DEBUG;
+        case DS_LOG_INFO:
+            return Poco::Message::PRIO_INFORMATION;
+        case DS_LOG_WARNING:
+            return Poco::Message::PRIO_WARNING;
+        case DS_LOG_ERROR:
+            return Poco::Message::PRIO_ERROR;
     }
-    return Poco::Message::PRIO_ERROR; // an out-of-range level is shown rather than lost
+    return Poco::Message::PRIO_ERROR;  // an out-of-range level is shown rather than lost
 }
 
-const ds_host_api *hostApi() {
+const ds_host_api* hostApi() {
     static const ds_host_api api = [] {
         ds_host_api a{};
         a.struct_size = sizeof(ds_host_api);
@@ -73,7 +80,7 @@ const ds_host_api *hostApi() {
     return &api;
 }
 
-ConfigView::ConfigView(const Poco::Util::AbstractConfiguration &config, std::string section)
+ConfigView::ConfigView(const Poco::Util::AbstractConfiguration& config, std::string section)
     : config_(config), section_(std::move(section)) {
     view_.struct_size = sizeof(ds_config);
     view_.ctx = this;
@@ -81,9 +88,9 @@ ConfigView::ConfigView(const Poco::Util::AbstractConfiguration &config, std::str
     view_.get = &ConfigView::lookup;
 }
 
-int32_t ConfigView::lookup(void *ctx, const char *key, char *out, size_t outSize) {
+int32_t ConfigView::lookup(void* ctx, const char* key, char* out, size_t outSize) {
     try {
-        auto *self = static_cast<ConfigView *>(ctx);
+        auto* self = static_cast<ConfigView*>(ctx);
         if (!self || !key) return -1;
         std::string value;
         if (std::strcmp(key, kHostStateDirKey) == 0) {
@@ -105,4 +112,4 @@ int32_t ConfigView::lookup(void *ctx, const char *key, char *out, size_t outSize
     }
 }
 
-} // namespace deskstream::host
+}  // namespace deskstream::host

@@ -47,64 +47,80 @@ namespace {
 // A subcommand gets the configuration (file and --set applied) and its own arguments, and runs
 // instead of the services: `deskstream [options] <name> [args...]`. New ones (e.g. `token`) are
 // added in registerSubcommands() below; --help lists them.
-using Subcommand = std::function<int(Configuration &config, const std::vector<std::string> &args)>;
-std::map<std::string, std::pair<std::string, Subcommand>> &subcommands() {
+using Subcommand = std::function<int(Configuration& config, const std::vector<std::string>& args)>;
+std::map<std::string, std::pair<std::string, Subcommand>>& subcommands() {
     static std::map<std::string, std::pair<std::string, Subcommand>> s;
     return s;
 }
 
 // Arguments after the subcommand's name, kept away from Poco's option parser (which would take
 // `token --role desktop` for the global --role option). Filled by main() below.
-std::vector<std::string> &subcommandArgs() {
+std::vector<std::string>& subcommandArgs() {
     static std::vector<std::string> a;
     return a;
 }
 
 // deskstream [--config FILE] token --role desktop|viewer --sub NAME [--ttl 1h]
-int tokenMain(Configuration &config, const std::vector<std::string> &args) {
+int tokenMain(Configuration& config, const std::vector<std::string>& args) {
     std::string role, sub, ttl = "1h";
     for (size_t i = 0; i < args.size(); ++i) {
-        const std::string &a = args[i];
-        auto value = [&](std::string &out) {
+        const std::string& a = args[i];
+        auto value = [&](std::string& out) {
             if (i + 1 >= args.size()) throw std::invalid_argument(a + " needs a value");
             out = args[++i];
         };
-        if (a == "--role") value(role);
-        else if (a == "--sub") value(sub);
-        else if (a == "--ttl") value(ttl);
-        else throw std::invalid_argument("unknown argument '" + a + "'");
+        if (a == "--role")
+            value(role);
+        else if (a == "--sub")
+            value(sub);
+        else if (a == "--ttl")
+            value(ttl);
+        else
+            throw std::invalid_argument("unknown argument '" + a + "'");
     }
     deskstream::core::Role r;
-    if (role == "desktop") r = deskstream::core::Role::Desktop;
-    else if (role == "viewer") r = deskstream::core::Role::Viewer;
-    else throw std::invalid_argument("--role must be desktop or viewer");
+    if (role == "desktop")
+        r = deskstream::core::Role::Desktop;
+    else if (role == "viewer")
+        r = deskstream::core::Role::Viewer;
+    else
+        throw std::invalid_argument("--role must be desktop or viewer");
     if (sub.empty()) throw std::invalid_argument("--sub NAME is required (the clientId or user)");
     // 90s, 30m, 1h, 7d
     size_t unitAt = ttl.find_first_not_of("0123456789");
     if (ttl.empty() || unitAt == 0 || unitAt == std::string::npos || unitAt + 1 != ttl.size())
         throw std::invalid_argument("--ttl must be a number with a unit s, m, h or d (e.g. 1h)");
     long long n = std::stoll(ttl.substr(0, unitAt));
-    const long long unit = ttl[unitAt] == 's' ? 1 : ttl[unitAt] == 'm' ? 60 : ttl[unitAt] == 'h' ? 3600
-                         : ttl[unitAt] == 'd' ? 86400 : 0;
+    const long long unit = ttl[unitAt] == 's'   ? 1
+                           : ttl[unitAt] == 'm' ? 60
+                           : ttl[unitAt] == 'h' ? 3600
+                           : ttl[unitAt] == 'd' ? 86400
+                                                : 0;
     if (unit == 0 || n <= 0 || n > 366LL * 86400 / unit)
-        throw std::invalid_argument("--ttl must be a positive duration of at most 366 days, with a unit s, m, h or d");
+        throw std::invalid_argument(
+            "--ttl must be a positive duration of at most 366 days, with a unit s, m, h or d");
     std::string secret = config.auth().secret;
     if (secret.empty()) {
-        std::cerr << "deskstream: token: [auth] secret is empty: set it in the configuration (or --set auth.secret=...)\n";
+        std::cerr << "deskstream: token: [auth] secret is empty: set it in the configuration (or "
+                     "--set auth.secret=...)\n";
         return Poco::Util::Application::EXIT_CONFIG;
     }
     auto nowMs = std::chrono::duration_cast<std::chrono::milliseconds>(
-                     std::chrono::system_clock::now().time_since_epoch()).count();
-    std::cout << deskstream::core::mintToken(secret, r, sub, std::chrono::seconds(n * unit), nowMs) << "\n";
+                     std::chrono::system_clock::now().time_since_epoch())
+                     .count();
+    std::cout << deskstream::core::mintToken(secret, r, sub, std::chrono::seconds(n * unit), nowMs)
+              << "\n";
     return Poco::Util::Application::EXIT_OK;
 }
 
 void registerSubcommands() {
-    subcommands()["token"] = {"mint a token: token --role desktop|viewer --sub NAME [--ttl 1h] (signed with [auth] secret)",
-                              &tokenMain};
+    subcommands()["token"] = {
+        "mint a token: token --role desktop|viewer --sub NAME [--ttl 1h] (signed with [auth] "
+        "secret)",
+        &tokenMain};
 }
 
-void setupLogging(const std::string &level, const std::string &format) {
+void setupLogging(const std::string& level, const std::string& format) {
     Poco::AutoPtr<Poco::Formatter> formatter = deskstream::host::makeLogFormatter(format);
     Poco::AutoPtr<Poco::ConsoleChannel> console(new Poco::ConsoleChannel(std::cerr));
     Poco::AutoPtr<Poco::FormattingChannel> channel(new Poco::FormattingChannel(formatter, console));
@@ -124,7 +140,7 @@ void setupLogging(const std::string &level, const std::string &format) {
 sigset_t terminationSignals() {
     sigset_t set;
     sigemptyset(&set);
-    if (!std::getenv("POCO_ENABLE_DEBUGGER")) sigaddset(&set, SIGINT); // Poco's own rule
+    if (!std::getenv("POCO_ENABLE_DEBUGGER")) sigaddset(&set, SIGINT);  // Poco's own rule
     sigaddset(&set, SIGQUIT);
     sigaddset(&set, SIGTERM);
     return set;
@@ -134,7 +150,7 @@ sigset_t terminationSignals() {
 void holdTerminationSignals() {
 #if defined(POCO_OS_FAMILY_UNIX)
     sigset_t set = terminationSignals();
-    sigaddset(&set, SIGHUP); // plugin folder rescan, collected by waitForStop()
+    sigaddset(&set, SIGHUP);  // plugin folder rescan, collected by waitForStop()
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
 #endif
 }
@@ -142,7 +158,7 @@ void holdTerminationSignals() {
 // Waits for SIGINT/SIGTERM/SIGQUIT (held by holdTerminationSignals) or for a service that
 // ended by itself; returns that service's reason, "" for a termination request. SIGHUP loads
 // plugins copied into the plugin folders since start-up (docs/embedding.md, "Folder rescan").
-std::string waitForStop(Host &host) {
+std::string waitForStop(Host& host) {
 #if defined(POCO_OS_FAMILY_UNIX)
     sigset_t set = terminationSignals();
     sigaddset(&set, SIGHUP);
@@ -152,10 +168,12 @@ std::string waitForStop(Host &host) {
         if (sig == SIGHUP) {
             auto outcomes = host.plugins().rescan();
             size_t loaded = 0;
-            for (const auto &o : outcomes) loaded += o.loaded;
+            for (const auto& o : outcomes) loaded += o.loaded;
             Poco::Logger::get("host.plugins")
-                .information("SIGHUP: rescanned the plugin folders: %z new plugin(s) loaded, %z file(s) refused",
-                             loaded, outcomes.size() - loaded);
+                .information(
+                    "SIGHUP: rescanned the plugin folders: %z new plugin(s) loaded, %z file(s) "
+                    "refused",
+                    loaded, outcomes.size() - loaded);
             continue;
         }
         if (sig > 0) return {};
@@ -170,37 +188,45 @@ std::string waitForStop(Host &host) {
 
 class DeskstreamApp : public Poco::Util::ServerApplication {
 protected:
-    void defineOptions(OptionSet &options) override {
+    void defineOptions(OptionSet& options) override {
         ServerApplication::defineOptions(options);
         registerSubcommands();
-        options.addOption(Option("help", "h", "print this help and exit").callback(
-            Poco::Util::OptionCallback<DeskstreamApp>(this, &DeskstreamApp::onHelp)));
-        options.addOption(Option("version", "v", "print the version and exit").callback(
-            Poco::Util::OptionCallback<DeskstreamApp>(this, &DeskstreamApp::onFlag)));
+        options.addOption(
+            Option("help", "h", "print this help and exit")
+                .callback(Poco::Util::OptionCallback<DeskstreamApp>(this, &DeskstreamApp::onHelp)));
+        options.addOption(
+            Option("version", "v", "print the version and exit")
+                .callback(Poco::Util::OptionCallback<DeskstreamApp>(this, &DeskstreamApp::onFlag)));
         options.addOption(Option("config", "c", "read the INI configuration FILE")
                               .argument("FILE")
-                              .callback(Poco::Util::OptionCallback<DeskstreamApp>(this, &DeskstreamApp::onValue)));
-        options.addOption(Option("set", "s", "override one key, e.g. --set agent.fps=15 (repeatable)")
-                              .argument("section.key=value")
-                              .repeatable(true)
-                              .callback(Poco::Util::OptionCallback<DeskstreamApp>(this, &DeskstreamApp::onSet)));
-        options.addOption(Option("role", "r", "what to run: relay, agent or all (same as --set host.role=...)")
-                              .argument("ROLE")
-                              .callback(Poco::Util::OptionCallback<DeskstreamApp>(this, &DeskstreamApp::onValue)));
-        options.addOption(Option("list-plugins", "l", "list the plugins found in [host] plugins.path and exit")
-                              .callback(Poco::Util::OptionCallback<DeskstreamApp>(this, &DeskstreamApp::onFlag)));
-        options.addOption(Option("check-config", "k",
-                                 "validate the configuration (optionally FILE given after the options) and exit")
-                              .callback(Poco::Util::OptionCallback<DeskstreamApp>(this, &DeskstreamApp::onFlag)));
+                              .callback(Poco::Util::OptionCallback<DeskstreamApp>(
+                                  this, &DeskstreamApp::onValue)));
+        options.addOption(
+            Option("set", "s", "override one key, e.g. --set agent.fps=15 (repeatable)")
+                .argument("section.key=value")
+                .repeatable(true)
+                .callback(Poco::Util::OptionCallback<DeskstreamApp>(this, &DeskstreamApp::onSet)));
+        options.addOption(
+            Option("role", "r", "what to run: relay, agent or all (same as --set host.role=...)")
+                .argument("ROLE")
+                .callback(
+                    Poco::Util::OptionCallback<DeskstreamApp>(this, &DeskstreamApp::onValue)));
+        options.addOption(
+            Option("list-plugins", "l", "list the plugins found in [host] plugins.path and exit")
+                .callback(Poco::Util::OptionCallback<DeskstreamApp>(this, &DeskstreamApp::onFlag)));
+        options.addOption(
+            Option("check-config", "k",
+                   "validate the configuration (optionally FILE given after the options) and exit")
+                .callback(Poco::Util::OptionCallback<DeskstreamApp>(this, &DeskstreamApp::onFlag)));
     }
 
-    void onHelp(const std::string &, const std::string &) {
+    void onHelp(const std::string&, const std::string&) {
         flags_.insert("help");
         stopOptionsProcessing();
     }
-    void onFlag(const std::string &name, const std::string &) { flags_.insert(name); }
-    void onValue(const std::string &name, const std::string &value) { values_[name] = value; }
-    void onSet(const std::string &, const std::string &value) { sets_.push_back(value); }
+    void onFlag(const std::string& name, const std::string&) { flags_.insert(name); }
+    void onValue(const std::string& name, const std::string& value) { values_[name] = value; }
+    void onSet(const std::string&, const std::string& value) { sets_.push_back(value); }
 
     void printHelp() {
         Poco::Util::HelpFormatter help(options());
@@ -210,25 +236,25 @@ protected:
                        ": streams desktops to browsers. With no options: relay and agent on "
                        "127.0.0.1:8080 (see docs/configuration.md).");
         std::string footer = "Subcommands:";
-        for (const auto &kv : subcommands()) footer += "\n  " + kv.first + "  " + kv.second.first;
+        for (const auto& kv : subcommands()) footer += "\n  " + kv.first + "  " + kv.second.first;
         if (subcommands().empty()) footer += " none in this build.";
         help.setFooter(footer);
         help.format(std::cout);
     }
 
-    int main(const std::vector<std::string> &args) override {
+    int main(const std::vector<std::string>& args) override {
         if (flags_.count("help")) {
             printHelp();
             return EXIT_OK;
         }
         if (flags_.count("version")) {
-            std::cout << "deskstream " << version() << " (plugin ABI " << DS_ABI_MAJOR << "." << DS_ABI_MINOR
-                      << ")\n";
+            std::cout << "deskstream " << version() << " (plugin ABI " << DS_ABI_MAJOR << "."
+                      << DS_ABI_MINOR << ")\n";
             return EXIT_OK;
         }
         std::vector<std::string> rest = args;
         std::string configFile = values_.count("config") ? values_["config"] : "";
-        const Subcommand *sub = nullptr;
+        const Subcommand* sub = nullptr;
         if (!rest.empty() && subcommands().count(rest.front())) {
             sub = &subcommands()[rest.front()].second;
             rest.erase(rest.begin());
@@ -243,9 +269,9 @@ protected:
         Configuration config;
         try {
             if (!configFile.empty()) config.loadFile(configFile);
-            for (const auto &s : sets_) config.set(s);
+            for (const auto& s : sets_) config.set(s);
             if (values_.count("role")) config.set("host", "role", values_["role"]);
-        } catch (const std::exception &e) {
+        } catch (const std::exception& e) {
             std::cerr << "deskstream: " << e.what() << "\n";
             return EXIT_CONFIG;
         }
@@ -256,7 +282,7 @@ protected:
         const std::string format = config.get("host", "log.format").value_or("text");
         try {
             setupLogging(level, format);
-        } catch (const std::exception &) {
+        } catch (const std::exception&) {
             setupLogging("information", format == "json" ? format : "text");
         }
 
@@ -264,10 +290,10 @@ protected:
             rest.insert(rest.end(), subcommandArgs().begin(), subcommandArgs().end());
             try {
                 return (*sub)(config, rest);
-            } catch (const std::invalid_argument &e) {
+            } catch (const std::invalid_argument& e) {
                 std::cerr << "deskstream: " << e.what() << " (see --help)\n";
                 return EXIT_USAGE;
-            } catch (const std::exception &e) {
+            } catch (const std::exception& e) {
                 std::cerr << "deskstream: " << e.what() << "\n";
                 return EXIT_SOFTWARE;
             }
@@ -282,8 +308,7 @@ protected:
             try {
                 host.loadPlugins();
                 loaded = true;
-            } catch (const ConfigError &) {
-            }
+            } catch (const ConfigError&) {}
             std::vector<Problem> problems = config.validate(loaded ? &host.plugins() : nullptr);
             if (flags_.count("list-plugins")) {
                 if (!loaded) return report(problems, "deskstream: the configuration is invalid");
@@ -291,25 +316,30 @@ protected:
             }
             if (check) {
                 int status = report(problems, "");
-                std::cout << (configFile.empty() ? std::string("built-in defaults") : configFile) << ": "
-                          << (status == EXIT_OK ? "configuration is valid" : "configuration has errors") << "\n";
+                std::cout << (configFile.empty() ? std::string("built-in defaults") : configFile)
+                          << ": "
+                          << (status == EXIT_OK ? "configuration is valid"
+                                                : "configuration has errors")
+                          << "\n";
                 return status;
             }
-            if (report(problems, "deskstream: the configuration is invalid") != EXIT_OK) return EXIT_CONFIG;
+            if (report(problems, "deskstream: the configuration is invalid") != EXIT_OK)
+                return EXIT_CONFIG;
 
             host.addDefaultServices();
             holdTerminationSignals();
             host.start();
             HostConfig h = config.host();
             if (h.runsRelay()) {
-                auto *http = dynamic_cast<RelayService *>(host.service("relay"));
+                auto* http = dynamic_cast<RelayService*>(host.service("relay"));
                 RelayConfig relay = config.relay();
                 std::cout << "deskstream " << version() << " running (role " << h.roleName << ")\n"
-                          << "viewer: http://" << relay.listenHost << ":" << (http ? http->port() : relay.listenPort)
-                          << "/\n"
+                          << "viewer: http://" << relay.listenHost << ":"
+                          << (http ? http->port() : relay.listenPort) << "/\n"
                           << std::flush;
             } else {
-                std::cout << "deskstream " << version() << " running (role " << h.roleName << ")\n" << std::flush;
+                std::cout << "deskstream " << version() << " running (role " << h.roleName << ")\n"
+                          << std::flush;
             }
             std::string fatal = waitForStop(host);
             if (!fatal.empty()) {
@@ -321,29 +351,30 @@ protected:
             Poco::Logger::get("host").information("termination requested, stopping");
             host.stop();
             return EXIT_OK;
-        } catch (const std::exception &e) {
+        } catch (const std::exception& e) {
             std::cerr << "deskstream: start-up failed: " << e.what() << "\n";
             return EXIT_CONFIG;
         }
     }
 
     // Prints each problem on its own line; returns EXIT_CONFIG when any is an error.
-    int report(const std::vector<Problem> &problems, const std::string &heading) {
+    int report(const std::vector<Problem>& problems, const std::string& heading) {
         bool errors = false;
-        for (const auto &p : problems) errors |= p.severity == Problem::Severity::Error;
+        for (const auto& p : problems) errors |= p.severity == Problem::Severity::Error;
         if (errors && !heading.empty()) std::cerr << heading << ":\n";
-        for (const auto &p : problems) std::cerr << p.text() << "\n";
+        for (const auto& p : problems) std::cerr << p.text() << "\n";
         return errors ? EXIT_CONFIG : EXIT_OK;
     }
 
-    int listPlugins(const PluginRegistry &plugins) {
+    int listPlugins(const PluginRegistry& plugins) {
         std::cout << "plugin folders:";
-        for (const auto &f : plugins.folders()) std::cout << " " << f;
+        for (const auto& f : plugins.folders()) std::cout << " " << f;
         std::cout << "\n";
-        for (const PluginInfo *p : plugins.all())
-            std::cout << kindName(p->kind) << "\t" << p->name << "\t" << p->version << "\trank " << p->rank << "\t"
-                      << p->file << "\t" << p->description << "\n";
-        for (const auto &s : plugins.skipped()) std::cout << "refused\t" << s.file << "\t" << s.reason << "\n";
+        for (const PluginInfo* p : plugins.all())
+            std::cout << kindName(p->kind) << "\t" << p->name << "\t" << p->version << "\trank "
+                      << p->rank << "\t" << p->file << "\t" << p->description << "\n";
+        for (const auto& s : plugins.skipped())
+            std::cout << "refused\t" << s.file << "\t" << s.reason << "\n";
         return EXIT_OK;
     }
 
@@ -353,12 +384,12 @@ private:
     std::vector<std::string> sets_;
 };
 
-} // namespace
+}  // namespace
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
     // Everything after a subcommand's name belongs to the subcommand.
     registerSubcommands();
-    std::vector<char *> kept;
+    std::vector<char*> kept;
     for (int i = 0; i < argc; ++i) {
         if (i > 0 && subcommands().count(argv[i])) {
             kept.push_back(argv[i]);
@@ -368,14 +399,15 @@ int main(int argc, char **argv) {
         kept.push_back(argv[i]);
         // Values of options that take one are not subcommand names (e.g. --config token).
         std::string a = argv[i];
-        if (i + 1 < argc && (a == "--config" || a == "-c" || a == "--set" || a == "-s" || a == "--role" || a == "-r"))
+        if (i + 1 < argc && (a == "--config" || a == "-c" || a == "--set" || a == "-s" ||
+                             a == "--role" || a == "-r"))
             kept.push_back(argv[++i]);
     }
     kept.push_back(nullptr);
     try {
         DeskstreamApp app;
         return app.run(static_cast<int>(kept.size()) - 1, kept.data());
-    } catch (const Poco::Exception &e) {
+    } catch (const Poco::Exception& e) {
         std::cerr << "deskstream: " << e.displayText() << "\n";
         return Poco::Util::Application::EXIT_USAGE;
     }

@@ -16,10 +16,10 @@ namespace deskstream::host {
 class MetricsEndpoint {
 public:
     /// Binds `listen` (host:port; port 0: any free port) at once; throws with the reason.
-    MetricsEndpoint(const std::string &listen, std::shared_ptr<core::metrics::Registry> registry);
+    MetricsEndpoint(const std::string& listen, std::shared_ptr<core::metrics::Registry> registry);
     ~MetricsEndpoint();
-    MetricsEndpoint(const MetricsEndpoint &) = delete;
-    MetricsEndpoint &operator=(const MetricsEndpoint &) = delete;
+    MetricsEndpoint(const MetricsEndpoint&) = delete;
+    MetricsEndpoint& operator=(const MetricsEndpoint&) = delete;
 
     uint16_t port() const { return port_; }
 
@@ -28,4 +28,4 @@ private:
     uint16_t port_ = 0;
 };
 
-} // namespace deskstream::host
+}  // namespace deskstream::host

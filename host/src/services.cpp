@@ -27,13 +27,16 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const char *contentType(const std::string &path) {
-    static const std::pair<const char *, const char *> types[] = {
-        {".html", "text/html; charset=utf-8"}, {".js", "text/javascript; charset=utf-8"},
-        {".css", "text/css; charset=utf-8"},   {".json", "application/json"},
-        {".svg", "image/svg+xml"},             {".png", "image/png"},
+const char* contentType(const std::string& path) {
+    static const std::pair<const char*, const char*> types[] = {
+        {".html", "text/html; charset=utf-8"},
+        {".js", "text/javascript; charset=utf-8"},
+        {".css", "text/css; charset=utf-8"},
+        {".json", "application/json"},
+        {".svg", "image/svg+xml"},
+        {".png", "image/png"},
         {".ico", "image/x-icon"}};
-    for (const auto &t : types)
+    for (const auto& t : types)
         if (path.size() >= std::strlen(t.first) &&
             path.compare(path.size() - std::strlen(t.first), std::string::npos, t.first) == 0)
             return t.second;
@@ -42,19 +45,24 @@ const char *contentType(const std::string &path) {
 
 // Serves GET/HEAD of the viewer page (/), the dashboard (/dashboard) and files of web_root.
 // Paths are resolved inside web_root only: ".." or links leading outside are not served.
-relay::HttpFallback staticFiles(const std::string &webRoot) {
-    return [webRoot](Poco::Net::HTTPServerRequest &req, Poco::Net::HTTPServerResponse &resp) -> bool {
+relay::HttpFallback staticFiles(const std::string& webRoot) {
+    return [webRoot](Poco::Net::HTTPServerRequest& req,
+                     Poco::Net::HTTPServerResponse& resp) -> bool {
         if (req.getMethod() != "GET" && req.getMethod() != "HEAD") return false;
         std::string path = Poco::URI(req.getURI()).getPath();
-        if (path == "/") path = "/index.html";
-        else if (path == "/dashboard") path = "/dashboard.html";
+        if (path == "/")
+            path = "/index.html";
+        else if (path == "/dashboard")
+            path = "/dashboard.html";
         std::error_code ec;
         fs::path root = fs::weakly_canonical(webRoot, ec);
         fs::path file = fs::weakly_canonical(root / fs::path(path).relative_path(), ec);
         if (ec || file.string().rfind(root.string() + "/", 0) != 0 || !fs::is_regular_file(file)) {
             if (path != "/index.html") return false;  // 404 JSON from the relay
-            std::string body = "<!doctype html><title>deskstream</title><p>The viewer files were not found in "
-                               "[relay] web_root = " + webRoot + ".</p>";
+            std::string body =
+                "<!doctype html><title>deskstream</title><p>The viewer files were not found in "
+                "[relay] web_root = " +
+                webRoot + ".</p>";
             resp.setStatusAndReason(Poco::Net::HTTPResponse::HTTP_NOT_FOUND);
             resp.setContentType("text/html; charset=utf-8");
             resp.sendBuffer(body.data(), body.size());
@@ -76,9 +84,9 @@ relay::HttpFallback staticFiles(const std::string &webRoot) {
     };
 }
 
-std::vector<std::string> splitList(const std::vector<std::string> &items) {
+std::vector<std::string> splitList(const std::vector<std::string>& items) {
     std::vector<std::string> out;
-    for (const auto &item : items) {
+    for (const auto& item : items) {
         std::stringstream ss(item);
         std::string part;
         while (std::getline(ss, part, ',')) {
@@ -93,20 +101,23 @@ std::vector<std::string> splitList(const std::vector<std::string> &items) {
 // The relay's instance id when [relay] instance_id is not set: kept in the state folder, so a
 // restarted relay recognises (and removes at start-up) the registrations its previous run left
 // behind. Two relays on one machine need distinct state folders or explicit ids.
-std::string persistentInstanceId(const std::string &stateDir, const std::string &fresh) {
-    Poco::Logger &log = Poco::Logger::get("host.relay");
+std::string persistentInstanceId(const std::string& stateDir, const std::string& fresh) {
+    Poco::Logger& log = Poco::Logger::get("host.relay");
     const fs::path file = fs::path(stateDir) / "relay-instance-id";
     std::ifstream in(file);
     std::string id;
     if (in && std::getline(in, id) && core::isValidId(id)) return id;
     std::ofstream out(file, std::ios::trunc);
     out << fresh << "\n";
-    if (!out) log.warning("cannot keep the relay instance id in " + file.string() +
-                          ": a restart will not recognise this run's registrations (the reaper removes them)");
+    if (!out)
+        log.warning(
+            "cannot keep the relay instance id in " + file.string() +
+            ": a restart will not recognise this run's registrations (the reaper removes them)");
     return fresh;
 }
 
-relay::RelayOptions relayOptions(const RelayConfig &r, const HeartbeatConfig &hb, const AuthConfig &auth) {
+relay::RelayOptions relayOptions(const RelayConfig& r, const HeartbeatConfig& hb,
+                                 const AuthConfig& auth) {
     relay::RelayOptions o;
     o.listen = r.listenHost + ":" + std::to_string(r.listenPort);
     o.publicUrl = r.publicUrl;
@@ -131,9 +142,9 @@ relay::RelayOptions relayOptions(const RelayConfig &r, const HeartbeatConfig &hb
     return o;
 }
 
-} // namespace
+}  // namespace
 
-RelayService::RelayService(const Configuration &config, const PluginRegistry &plugins,
+RelayService::RelayService(const Configuration& config, const PluginRegistry& plugins,
                            std::shared_ptr<core::metrics::Registry> metrics)
     : config_(config), plugins_(plugins), metrics_(std::move(metrics)) {}
 
@@ -143,13 +154,13 @@ void RelayService::start() {
     RelayConfig r = config_.relay();
     if (config_.get("relay", "instance_id").value_or("").empty())
         r.instanceId = persistentInstanceId(config_.host().stateDir, r.instanceId);
-    const PluginInfo &storePlugin = plugins_.require(DS_KIND_STORE, r.store, "[relay] store");
+    const PluginInfo& storePlugin = plugins_.require(DS_KIND_STORE, r.store, "[relay] store");
     store_ = std::make_unique<StoreInstance>(storePlugin, config_.poco());
     store_->check();
     relay::RelayOptions options = relayOptions(r, config_.heartbeat(), config_.auth());
     options.metrics = metrics_;
-    relay_ = std::make_unique<relay::Relay>(std::move(options),
-                                            &store_->vtable(), store_->handle(), Poco::Logger::get("relay"));
+    relay_ = std::make_unique<relay::Relay>(std::move(options), &store_->vtable(), store_->handle(),
+                                            Poco::Logger::get("relay"));
     relay_->start();
     port_ = relay_->port();
 }
@@ -158,21 +169,22 @@ void RelayService::stop() noexcept {
     try {
         if (relay_) relay_->stop();  // closes every connection, then the server
         relay_.reset();
-    } catch (...) {
-    }
+    } catch (...) {}
     store_.reset();  // after the relay: it does not own the store instance
 }
 
-AgentService::AgentService(const Configuration &config, const PluginRegistry &plugins,
+AgentService::AgentService(const Configuration& config, const PluginRegistry& plugins,
                            std::shared_ptr<core::metrics::Registry> metrics)
     : config_(config), plugins_(plugins), metrics_(std::move(metrics)) {}
 
-uint16_t AgentService::metricsPort() const { return metricsEndpoint_ ? metricsEndpoint_->port() : 0; }
+uint16_t AgentService::metricsPort() const {
+    return metricsEndpoint_ ? metricsEndpoint_->port() : 0;
+}
 
 AgentService::~AgentService() { stop(); }
 
 namespace {
-agent::AgentOptions agentOptions(const AgentConfig &a, const HeartbeatConfig &hb) {
+agent::AgentOptions agentOptions(const AgentConfig& a, const HeartbeatConfig& hb) {
     agent::AgentOptions o;
     o.relayUrl = a.relayUrl;
     o.clientId = a.clientId;
@@ -195,24 +207,26 @@ agent::AgentOptions agentOptions(const AgentConfig &a, const HeartbeatConfig &hb
     o.missedLimit = hb.missedLimit;
     return o;
 }
-} // namespace
+}  // namespace
 
 void AgentService::start() {
-    Poco::Logger &log = Poco::Logger::get("host.agent");
+    Poco::Logger& log = Poco::Logger::get("host.agent");
     AgentConfig agentConfig = config_.agent();
     std::string why;
-    const PluginInfo &capturePlugin = selectCapture(plugins_, config_, why);
+    const PluginInfo& capturePlugin = selectCapture(plugins_, config_, why);
     log.information(why);
-    const PluginInfo &encoderPlugin = plugins_.require(DS_KIND_ENCODER, agentConfig.encoder, "[agent] encoder");
+    const PluginInfo& encoderPlugin =
+        plugins_.require(DS_KIND_ENCODER, agentConfig.encoder, "[agent] encoder");
     auto capture = std::make_unique<CaptureInstance>(capturePlugin, config_.poco());
     auto encoder = std::make_unique<EncoderInstance>(encoderPlugin, config_.poco());
 
     std::vector<ds_monitor_info> monitors = capture->monitors();
-    if (monitors.empty()) throw std::runtime_error("capture plugin '" + capturePlugin.name + "' reports no monitor");
-    const PluginRegistry &plugins = plugins_;
-    const Configuration &config = config_;
-    agent::EncoderFactory factory = [&plugins, &config](const std::string &name) {
-        const PluginInfo &p = plugins.require(DS_KIND_ENCODER, name, "set_config encoder");
+    if (monitors.empty())
+        throw std::runtime_error("capture plugin '" + capturePlugin.name + "' reports no monitor");
+    const PluginRegistry& plugins = plugins_;
+    const Configuration& config = config_;
+    agent::EncoderFactory factory = [&plugins, &config](const std::string& name) {
+        const PluginInfo& p = plugins.require(DS_KIND_ENCODER, name, "set_config encoder");
         return std::make_unique<EncoderInstance>(p, config.poco());
     };
     agent::AgentOptions options = agentOptions(agentConfig, config_.heartbeat());
@@ -223,16 +237,19 @@ void AgentService::start() {
         registry = std::make_shared<core::metrics::Registry>();
         relay::exposeProcessMetrics(*registry, version());
     } else if (registry && !agentConfig.metricsListen.empty()) {
-        log.information("[agent] metrics_listen is not used in role all: the agent's metrics are on the relay's "
-                        "/metrics");
+        log.information(
+            "[agent] metrics_listen is not used in role all: the agent's metrics are on the "
+            "relay's "
+            "/metrics");
     }
     options.metrics = registry;
-    runtime_ = std::make_unique<agent::AgentRuntime>(std::move(options), std::move(capture), std::move(encoder),
-                                                     factory);
+    runtime_ = std::make_unique<agent::AgentRuntime>(std::move(options), std::move(capture),
+                                                     std::move(encoder), factory);
     // Bound before the runtime starts: a taken port fails start-up with nothing left running.
     if (!metrics_ && !agentConfig.metricsListen.empty()) {
         metricsEndpoint_ = std::make_unique<MetricsEndpoint>(agentConfig.metricsListen, registry);
-        log.information("agent metrics on http://" + agentConfig.metricsListen.substr(0, agentConfig.metricsListen.rfind(':')) +
+        log.information("agent metrics on http://" +
+                        agentConfig.metricsListen.substr(0, agentConfig.metricsListen.rfind(':')) +
                         ":" + std::to_string(metricsEndpoint_->port()) + "/metrics");
     }
     // start() pushes one frame through both plugins (the pair works) and keeps it as the
@@ -240,10 +257,11 @@ void AgentService::start() {
     runtime_->start();
     const agent::FirstFrame first = runtime_->firstFrame();
     if (first.captured)
-        log.information("agent ready: capture '" + capturePlugin.name + "' (" + std::to_string(monitors.size()) +
-                        " monitor(s), " + std::to_string(first.width) + "x" + std::to_string(first.height) +
-                        "), encoder '" + encoderPlugin.name + "' (first frame " + std::to_string(first.bytes) +
-                        " bytes)");
+        log.information("agent ready: capture '" + capturePlugin.name + "' (" +
+                        std::to_string(monitors.size()) + " monitor(s), " +
+                        std::to_string(first.width) + "x" + std::to_string(first.height) +
+                        "), encoder '" + encoderPlugin.name + "' (first frame " +
+                        std::to_string(first.bytes) + " bytes)");
 }
 
 void AgentService::stop() noexcept {
@@ -254,8 +272,7 @@ void AgentService::stop() noexcept {
         }
         metricsEndpoint_.reset();
         runtime_.reset();  // destroys the capture and encoder instances
-    } catch (...) {
-    }
+    } catch (...) {}
 }
 
 std::string AgentService::fatalError() const {
@@ -263,4 +280,4 @@ std::string AgentService::fatalError() const {
     return fatal_;
 }
 
-} // namespace deskstream::host
+}  // namespace deskstream::host

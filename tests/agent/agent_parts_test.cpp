@@ -65,7 +65,9 @@ public:
 
 class RecordingLayout : public LayoutListener {
 public:
-    void layoutChanged(std::vector<ds_monitor_info> monitors) override { changes.push_back(std::move(monitors)); }
+    void layoutChanged(std::vector<ds_monitor_info> monitors) override {
+        changes.push_back(std::move(monitors));
+    }
     std::vector<std::vector<ds_monitor_info>> changes;
 };
 
@@ -82,8 +84,8 @@ protected:
             plugins.require(DS_KIND_CAPTURE, "synthetic", "test"), config.poco());
     }
     std::unique_ptr<host::EncoderInstance> jpeg() {
-        return std::make_unique<host::EncoderInstance>(plugins.require(DS_KIND_ENCODER, "jpeg", "test"),
-                                                       config.poco());
+        return std::make_unique<host::EncoderInstance>(
+            plugins.require(DS_KIND_ENCODER, "jpeg", "test"), config.poco());
     }
 
     host::PluginRegistry plugins;
@@ -95,7 +97,9 @@ protected:
 struct Pipeline {
     Pipeline(std::unique_ptr<host::CaptureInstance> c, std::unique_ptr<host::EncoderInstance> e,
              int window, Poco::Logger& log)
-        : hub(sessionConfig(window), [] { return 0.5; }), device(std::move(c)), encoder(std::move(e)),
+        : hub(sessionConfig(window), [] { return 0.5; }),
+          device(std::move(c)),
+          encoder(std::move(e)),
           capture(device, hub, mailbox, layout, metrics, {0}, false, "parts-pc", log),
           encode(encoder, hub, mailbox, sender, metrics, "parts-pc", log) {
         hub.start();

@@ -32,7 +32,7 @@ using ds_test::TestConfig;
 using ds_test::TestHost;
 using Clock = std::chrono::steady_clock;
 
-const LoadedPlugin &plugin() {
+const LoadedPlugin& plugin() {
     static LoadedPlugin p(ds_test::pluginPath("capture", "pipewire"));
     return p;
 }
@@ -40,31 +40,33 @@ const LoadedPlugin &plugin() {
 // Without the daemon these tests would prove nothing: fail loudly instead of skipping.
 void requirePipeWire() {
     ASSERT_NE(std::getenv("DESKSTREAM_TEST_PIPEWIRE"), nullptr)
-        << "no PipeWire test session: run scripts/test.sh, or `source scripts/lib/pipewire.sh; pw_test_start` "
+        << "no PipeWire test session: run scripts/test.sh, or `source scripts/lib/pipewire.sh; "
+           "pw_test_start` "
            "before ctest";
 }
 
 struct Instance {
-    explicit Instance(std::map<std::string, std::string> values) : config("capture.pipewire", std::move(values)) {
+    explicit Instance(std::map<std::string, std::string> values)
+        : config("capture.pipewire", std::move(values)) {
         status = plugin().capture().create(host.api(), config.get(), &handle, err, sizeof err);
     }
     ~Instance() {
         if (handle) plugin().capture().destroy(handle);
     }
-    ds_status grab(ds_frame &f, uint32_t timeoutMs) {
+    ds_status grab(ds_frame& f, uint32_t timeoutMs) {
         f = ds_frame{};
         f.struct_size = sizeof f;
         return plugin().capture().grab_frame(handle, 0, timeoutMs, &f, err, sizeof err);
     }
     TestHost host;
     TestConfig config;
-    void *handle = nullptr;
+    void* handle = nullptr;
     ds_status status = DS_ERR_INTERNAL;
     char err[512] = "";
 };
 
 // The source registers asynchronously: retry create until its node is known (up to 10 s).
-std::unique_ptr<Instance> connect(const std::string &node) {
+std::unique_ptr<Instance> connect(const std::string& node) {
     auto deadline = Clock::now() + std::chrono::seconds(10);
     for (;;) {
         auto inst = std::make_unique<Instance>(std::map<std::string, std::string>{{"node", node}});
@@ -74,14 +76,14 @@ std::unique_ptr<Instance> connect(const std::string &node) {
 }
 
 // The first real frame (a fresh stream may deliver nothing for a moment).
-ds_status grabFirst(Instance &inst, ds_frame &f) {
+ds_status grabFirst(Instance& inst, ds_frame& f) {
     ds_status s = DS_TIMEOUT;
     for (int i = 0; i < 10 && s == DS_TIMEOUT; ++i) s = inst.grab(f, 1000);
     return s;
 }
 
 TEST(PipeWireCapture, DescriptorDeclaresKeysAndRank) {
-    const ds_plugin_descriptor &d = plugin().descriptor();
+    const ds_plugin_descriptor& d = plugin().descriptor();
     EXPECT_EQ(d.kind, DS_KIND_CAPTURE);
     EXPECT_STREQ(d.name, "pipewire");
     EXPECT_EQ(d.rank, 50) << "below x11/dxgi, above synthetic (docs/capture.md)";
@@ -91,9 +93,9 @@ TEST(PipeWireCapture, DescriptorDeclaresKeysAndRank) {
 }
 
 struct FormatCase {
-    const char *gstFormat;
+    const char* gstFormat;
     ds_pixel_format format;
-    int r, g, b; // byte positions of red, green and blue in a pixel
+    int r, g, b;  // byte positions of red, green and blue in a pixel
 };
 
 class PipeWireFormats : public ::testing::TestWithParam<FormatCase> {};
@@ -110,7 +112,9 @@ TEST_P(PipeWireFormats, FramesArriveWithTheRightSizeAndColour) {
 
     ds_monitor_info info[2]{};
     uint32_t count = 0;
-    ASSERT_EQ(plugin().capture().list_monitors(inst->handle, info, 2, &count, inst->err, sizeof inst->err), DS_OK);
+    ASSERT_EQ(plugin().capture().list_monitors(inst->handle, info, 2, &count, inst->err,
+                                               sizeof inst->err),
+              DS_OK);
     ASSERT_EQ(count, 1u);
     EXPECT_EQ(info[0].width, 320u);
     EXPECT_EQ(info[0].height, 240u);
@@ -126,7 +130,7 @@ TEST_P(PipeWireFormats, FramesArriveWithTheRightSizeAndColour) {
     int wrong = 0;
     for (uint32_t y = 0; y < f.height; y += 7)
         for (uint32_t x = 0; x < f.width; x += 5) {
-            const uint8_t *p = f.data + size_t{y} * f.stride + size_t{x} * 4;
+            const uint8_t* p = f.data + size_t{y} * f.stride + size_t{x} * 4;
             if (p[c.r] != 0x33 || p[c.g] != 0x66 || p[c.b] != 0xcc) ++wrong;
         }
     EXPECT_EQ(wrong, 0) << "pixels that are not #3366cc";
@@ -147,7 +151,7 @@ INSTANTIATE_TEST_SUITE_P(AllFormats, PipeWireFormats,
                                            FormatCase{"BGRA", DS_PIXEL_BGRA, 2, 1, 0},
                                            FormatCase{"RGBx", DS_PIXEL_RGBX, 0, 1, 2},
                                            FormatCase{"RGBA", DS_PIXEL_RGBA, 0, 1, 2}),
-                         [](const auto &info) { return std::string(info.param.gstFormat); });
+                         [](const auto& info) { return std::string(info.param.gstFormat); });
 
 // The node can be named by id as well as by name (the id comes from the plugin's own log line).
 TEST(PipeWireCapture, NodeCanBeGivenById) {
@@ -157,7 +161,7 @@ TEST(PipeWireCapture, NodeCanBeGivenById) {
     auto byName = connect(name);
     ASSERT_EQ(byName->status, DS_OK) << byName->err;
     std::string id;
-    for (const auto &line : byName->host.logLines()) {
+    for (const auto& line : byName->host.logLines()) {
         auto at = line.find("(id ");
         if (at != std::string::npos) id = line.substr(at + 4, line.find(')', at) - at - 4);
     }
@@ -176,8 +180,10 @@ TEST(PipeWireCapture, UnknownNodeIsAClearErrorInProbeAndCreate) {
     TestHost host;
     TestConfig config("capture.pipewire", {{"node", "no-such-node"}});
     char err[512] = "";
-    EXPECT_EQ(plugin().capture().probe(host.api(), config.get(), err, sizeof err), DS_ERR_NOT_FOUND);
-    EXPECT_NE(std::string(err).find("[capture.pipewire] node = 'no-such-node': no PipeWire node"), std::string::npos)
+    EXPECT_EQ(plugin().capture().probe(host.api(), config.get(), err, sizeof err),
+              DS_ERR_NOT_FOUND);
+    EXPECT_NE(std::string(err).find("[capture.pipewire] node = 'no-such-node': no PipeWire node"),
+              std::string::npos)
         << err;
     Instance inst(std::map<std::string, std::string>{{"node", "no-such-node"}});
     EXPECT_EQ(inst.status, DS_ERR_NOT_FOUND);
@@ -187,18 +193,22 @@ TEST(PipeWireCapture, UnknownNodeIsAClearErrorInProbeAndCreate) {
 // Sets environment variables for one scope and restores them afterwards.
 class ScopedEnv {
 public:
-    ScopedEnv(std::map<std::string, const char *> values) {
-        for (const auto &kv : values) {
-            const char *old = std::getenv(kv.first.c_str());
+    ScopedEnv(std::map<std::string, const char*> values) {
+        for (const auto& kv : values) {
+            const char* old = std::getenv(kv.first.c_str());
             saved_[kv.first] = old ? std::optional<std::string>(old) : std::nullopt;
-            if (kv.second) setenv(kv.first.c_str(), kv.second, 1);
-            else unsetenv(kv.first.c_str());
+            if (kv.second)
+                setenv(kv.first.c_str(), kv.second, 1);
+            else
+                unsetenv(kv.first.c_str());
         }
     }
     ~ScopedEnv() {
-        for (const auto &kv : saved_)
-            if (kv.second) setenv(kv.first.c_str(), kv.second->c_str(), 1);
-            else unsetenv(kv.first.c_str());
+        for (const auto& kv : saved_)
+            if (kv.second)
+                setenv(kv.first.c_str(), kv.second->c_str(), 1);
+            else
+                unsetenv(kv.first.c_str());
     }
 
 private:
@@ -207,11 +217,13 @@ private:
 
 // No session bus at all: a clear error, and no bus daemon autolaunched behind our back.
 TEST(PipeWireCapture, EmptyNodeWithoutASessionBusIsAClearError) {
-    ScopedEnv env({{"DBUS_SESSION_BUS_ADDRESS", nullptr}, {"XDG_RUNTIME_DIR", "/nonexistent-ds-test"}});
+    ScopedEnv env(
+        {{"DBUS_SESSION_BUS_ADDRESS", nullptr}, {"XDG_RUNTIME_DIR", "/nonexistent-ds-test"}});
     TestHost host;
     TestConfig config("capture.pipewire");
     char err[512] = "";
-    EXPECT_EQ(plugin().capture().probe(host.api(), config.get(), err, sizeof err), DS_ERR_UNSUPPORTED);
+    EXPECT_EQ(plugin().capture().probe(host.api(), config.get(), err, sizeof err),
+              DS_ERR_UNSUPPORTED);
     EXPECT_NE(std::string(err).find("no D-Bus session bus"), std::string::npos) << err;
 }
 
@@ -221,7 +233,9 @@ TEST(PipeWireCapture, MissingDaemonIsAClearError) {
     auto start = Clock::now();
     Instance inst(std::map<std::string, std::string>{{"node", "anything"}});
     EXPECT_EQ(inst.status, DS_ERR_UNSUPPORTED);
-    EXPECT_NE(std::string(inst.err).find("cannot connect to the PipeWire daemon"), std::string::npos) << inst.err;
+    EXPECT_NE(std::string(inst.err).find("cannot connect to the PipeWire daemon"),
+              std::string::npos)
+        << inst.err;
     // Bound: a refused connect is immediate; 3 s allows for ASan on 2 busy cores and still
     // catches a wait for the 5 s connect timeout.
     EXPECT_LT(Clock::now() - start, std::chrono::seconds(3));
@@ -234,16 +248,19 @@ public:
         char tmpl[] = "/tmp/ds-test-bus.XXXXXX";
         dir_ = mkdtemp(tmpl) ? tmpl : "";
         std::ofstream(dir_ + "/bus.conf")
-            << "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\"\n"
+            << "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration "
+               "1.0//EN\"\n"
                " \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n"
                "<busconfig><type>session</type><listen>unix:path="
             << dir_ << "/bus</listen><auth>EXTERNAL</auth><policy context=\"default\">"
-            << "<allow send_destination=\"*\" eavesdrop=\"true\"/><allow eavesdrop=\"true\"/><allow own=\"*\"/>"
+            << "<allow send_destination=\"*\" eavesdrop=\"true\"/><allow "
+               "eavesdrop=\"true\"/><allow own=\"*\"/>"
             << "</policy></busconfig>\n";
         std::string config = "--config-file=" + dir_ + "/bus.conf";
-        std::vector<char *> argv = {const_cast<char *>("dbus-daemon"), const_cast<char *>("--nofork"),
-                                    config.data(), nullptr};
-        if (posix_spawnp(&pid_, "dbus-daemon", nullptr, nullptr, argv.data(), environ) != 0) pid_ = -1;
+        std::vector<char*> argv = {const_cast<char*>("dbus-daemon"), const_cast<char*>("--nofork"),
+                                   config.data(), nullptr};
+        if (posix_spawnp(&pid_, "dbus-daemon", nullptr, nullptr, argv.data(), environ) != 0)
+            pid_ = -1;
         for (int i = 0; i < 100 && access((dir_ + "/bus").c_str(), F_OK) != 0; ++i)
             std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
@@ -267,13 +284,16 @@ TEST(PipeWireCapture, EmptyNodeWithoutAPortalIsAClearError) {
     requirePipeWire();
     BareBus bus;
     const std::string address = bus.address();
-    ScopedEnv env(std::map<std::string, const char *>{{"DBUS_SESSION_BUS_ADDRESS", address.c_str()}});
+    ScopedEnv env(
+        std::map<std::string, const char*>{{"DBUS_SESSION_BUS_ADDRESS", address.c_str()}});
     TestHost host;
     TestConfig config("capture.pipewire");
     char err[512] = "";
     auto start = Clock::now();
-    EXPECT_EQ(plugin().capture().probe(host.api(), config.get(), err, sizeof err), DS_ERR_UNSUPPORTED);
-    EXPECT_NE(std::string(err).find("[capture.pipewire] node is empty and xdg-desktop-portal"), std::string::npos)
+    EXPECT_EQ(plugin().capture().probe(host.api(), config.get(), err, sizeof err),
+              DS_ERR_UNSUPPORTED);
+    EXPECT_NE(std::string(err).find("[capture.pipewire] node is empty and xdg-desktop-portal"),
+              std::string::npos)
         << err;
     EXPECT_NE(std::string(err).find("org.freedesktop.portal.Desktop"), std::string::npos) << err;
     Instance inst(std::map<std::string, std::string>{});
@@ -297,7 +317,8 @@ TEST(PipeWireCapture, StalledSourceGivesTimeout) {
 
     source.signal(SIGSTOP);
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    while (inst->grab(f, 50) == DS_OK) plugin().capture().release_frame(inst->handle, &f); // in flight
+    while (inst->grab(f, 50) == DS_OK)
+        plugin().capture().release_frame(inst->handle, &f);  // in flight
     auto start = Clock::now();
     EXPECT_EQ(inst->grab(f, 500), DS_TIMEOUT) << inst->err;
     auto waited = Clock::now() - start;
@@ -316,12 +337,14 @@ TEST(PipeWireCapture, StalledSourceGivesTimeout) {
 TEST(PipeWireCapture, SizeChangeGivesReinitThenFramesOfTheNewSize) {
     requirePipeWire();
     const std::string name = ds_test::uniqueNodeName("resize");
-    std::vector<std::string> args = {DS_TEST_RESIZING_SOURCE, name, "320", "240", "200", "100", "1500"};
-    std::vector<char *> argv;
-    for (auto &a : args) argv.push_back(a.data());
+    std::vector<std::string> args = {
+        DS_TEST_RESIZING_SOURCE, name, "320", "240", "200", "100", "1500"};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
     pid_t pid = -1;
-    ASSERT_EQ(posix_spawn(&pid, DS_TEST_RESIZING_SOURCE, nullptr, nullptr, argv.data(), environ), 0);
+    ASSERT_EQ(posix_spawn(&pid, DS_TEST_RESIZING_SOURCE, nullptr, nullptr, argv.data(), environ),
+              0);
     struct Reaper {
         pid_t pid;
         ~Reaper() {
@@ -353,13 +376,16 @@ TEST(PipeWireCapture, SizeChangeGivesReinitThenFramesOfTheNewSize) {
     ASSERT_EQ(s, DS_REINIT) << inst->err;
     ds_monitor_info info[1]{};
     uint32_t count = 0;
-    ASSERT_EQ(plugin().capture().list_monitors(inst->handle, info, 1, &count, inst->err, sizeof inst->err), DS_OK);
+    ASSERT_EQ(plugin().capture().list_monitors(inst->handle, info, 1, &count, inst->err,
+                                               sizeof inst->err),
+              DS_OK);
     EXPECT_EQ(info[0].width, 200u);
     EXPECT_EQ(info[0].height, 100u);
     ASSERT_EQ(grabFirst(*inst, f), DS_OK) << inst->err;
     EXPECT_EQ(f.width, 200u);
     EXPECT_EQ(f.height, 100u);
-    EXPECT_EQ(f.data[size_t{99} * f.stride + 199 * 4 + 2], 0xc0) << "the last pixel of the new size";
+    EXPECT_EQ(f.data[size_t{99} * f.stride + 199 * 4 + 2], 0xc0)
+        << "the last pixel of the new size";
     plugin().capture().release_frame(inst->handle, &f);
 }
 
@@ -379,15 +405,18 @@ TEST(PipeWireCapture, KilledSourceIsReportedWithinTwoSeconds) {
     ds_status s = DS_OK;
     while (Clock::now() - killed < std::chrono::seconds(5)) {
         s = inst->grab(f, 200);
-        if (s == DS_OK) plugin().capture().release_frame(inst->handle, &f); // frames already queued
+        if (s == DS_OK)
+            plugin().capture().release_frame(inst->handle, &f);  // frames already queued
         if (s < 0) break;
     }
     auto reported = Clock::now() - killed;
     EXPECT_EQ(s, DS_ERR_IO) << inst->err;
     std::printf("reported %lld ms after the kill: %s\n",
-                static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(reported).count()),
+                static_cast<long long>(
+                    std::chrono::duration_cast<std::chrono::milliseconds>(reported).count()),
                 inst->err);
-    EXPECT_NE(std::string(inst->err).find(name), std::string::npos) << "the error names the node: " << inst->err;
+    EXPECT_NE(std::string(inst->err).find(name), std::string::npos)
+        << "the error names the node: " << inst->err;
     // Bound: PipeWire tells its clients within milliseconds that a client died; 2 s is the
     // issue's limit and holds under ASan on 2 busy cores.
     EXPECT_LT(reported, std::chrono::seconds(2));
@@ -396,4 +425,4 @@ TEST(PipeWireCapture, KilledSourceIsReportedWithinTwoSeconds) {
     EXPECT_LT(Clock::now() - again, std::chrono::milliseconds(500)) << "later grabs fail at once";
 }
 
-} // namespace
+}  // namespace

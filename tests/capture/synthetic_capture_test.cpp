@@ -17,7 +17,7 @@ using ds_test::LoadedPlugin;
 using ds_test::TestConfig;
 using ds_test::TestHost;
 
-const LoadedPlugin &plugin() {
+const LoadedPlugin& plugin() {
     static LoadedPlugin p(ds_test::pluginPath("capture", "synthetic"));
     return p;
 }
@@ -41,8 +41,8 @@ struct Instance {
         EXPECT_EQ(s, DS_OK) << err;
         return f;
     }
-    void release(ds_frame &f) { plugin().capture().release_frame(handle, &f); }
-    std::vector<uint8_t> grabCopy(uint32_t monitor, ds_frame *meta = nullptr) {
+    void release(ds_frame& f) { plugin().capture().release_frame(handle, &f); }
+    std::vector<uint8_t> grabCopy(uint32_t monitor, ds_frame* meta = nullptr) {
         ds_frame f = grab(monitor);
         std::vector<uint8_t> bytes(f.data, f.data + size_t{f.stride} * f.height);
         if (meta) *meta = f;
@@ -51,22 +51,23 @@ struct Instance {
     }
     TestHost host;
     TestConfig config;
-    void *handle = nullptr;
+    void* handle = nullptr;
 };
 
 // Reads the 7-segment counter back, following the layout documented in synthetic.cpp (and
 // docs/plugins.md): digit i at (12 + 28 i, 12), 20 x 40 px, segments 4 px thick.
-long long readCounter(const ds_frame &f) {
+long long readCounter(const ds_frame& f) {
     static const int segmentsOf[10] = {0x3F, 0x06, 0x5B, 0x4F, 0x66, 0x6D, 0x7D, 0x07, 0x7F, 0x6F};
     auto lit = [&](int x, int y) {
-        const uint8_t *p = f.data + size_t(y) * f.stride + size_t(x) * 4;
+        const uint8_t* p = f.data + size_t(y) * f.stride + size_t(x) * 4;
         return p[0] > 200 && p[1] > 200 && p[2] > 200;
     };
     long long value = 0;
     for (int i = 0; i < 10; ++i) {
         int ox = 12 + 28 * i, oy = 12;
-        int bits = (lit(ox + 10, oy + 2) << 0) | (lit(ox + 18, oy + 10) << 1) | (lit(ox + 18, oy + 30) << 2) |
-                   (lit(ox + 10, oy + 38) << 3) | (lit(ox + 2, oy + 30) << 4) | (lit(ox + 2, oy + 10) << 5) |
+        int bits = (lit(ox + 10, oy + 2) << 0) | (lit(ox + 18, oy + 10) << 1) |
+                   (lit(ox + 18, oy + 30) << 2) | (lit(ox + 10, oy + 38) << 3) |
+                   (lit(ox + 2, oy + 30) << 4) | (lit(ox + 2, oy + 10) << 5) |
                    (lit(ox + 10, oy + 20) << 6);
         int digit = -1;
         for (int d = 0; d < 10; ++d)
@@ -78,7 +79,7 @@ long long readCounter(const ds_frame &f) {
 }
 
 TEST(SyntheticCapture, DescriptorDeclaresKindNameAndKeys) {
-    const ds_plugin_descriptor &d = plugin().descriptor();
+    const ds_plugin_descriptor& d = plugin().descriptor();
     EXPECT_EQ(d.kind, DS_KIND_CAPTURE);
     EXPECT_STREQ(d.name, "synthetic");
     EXPECT_EQ(d.abi_major, DS_ABI_MAJOR);
@@ -97,12 +98,13 @@ TEST(SyntheticCapture, DescriptorDeclaresKindNameAndKeys) {
 // Input is accepted and, with input_log set, recorded one JSON line per event (the browser
 // end-to-end tests read it back); a monitor that does not exist is refused with the reason.
 TEST(SyntheticCapture, RecordsInputInTheInputLog) {
-    const std::string log = testing::TempDir() + "synthetic-input-" + std::to_string(::getpid()) + ".jsonl";
+    const std::string log =
+        testing::TempDir() + "synthetic-input-" + std::to_string(::getpid()) + ".jsonl";
     std::remove(log.c_str());
     Instance inst({{"width", "64"}, {"height", "48"}, {"monitors", "2"}, {"input_log", log}});
     EXPECT_NE(plugin().capture().capabilities & DS_CAPTURE_CAP_INPUT, 0u);
     ASSERT_NE(plugin().capture().inject_input, nullptr);
-    auto inject = [&](ds_input_event ev, std::string *error = nullptr) {
+    auto inject = [&](ds_input_event ev, std::string* error = nullptr) {
         ev.struct_size = sizeof ev;
         char err[256] = "";
         ds_status s = plugin().capture().inject_input(inst.handle, &ev, err, sizeof err);
@@ -135,9 +137,14 @@ TEST(SyntheticCapture, RecordsInputInTheInputLog) {
     std::vector<std::string> lines;
     for (std::string line; std::getline(in, line);) lines.push_back(line);
     ASSERT_EQ(lines.size(), 3u);
-    EXPECT_EQ(lines[0], R"({"event":"mouse_down","monitor":1,"x":60,"y":7,"button":2,"deltaX":0,"deltaY":0})");
-    EXPECT_EQ(lines[1], R"({"event":"key_down","monitor":0,"x":0,"y":0,"button":0,"deltaX":0,"deltaY":0,"key":"a\"b\\"})");
-    EXPECT_EQ(lines[2], R"({"event":"wheel","monitor":0,"x":0,"y":0,"button":0,"deltaX":0,"deltaY":-120})");
+    EXPECT_EQ(
+        lines[0],
+        R"({"event":"mouse_down","monitor":1,"x":60,"y":7,"button":2,"deltaX":0,"deltaY":0})");
+    EXPECT_EQ(
+        lines[1],
+        R"({"event":"key_down","monitor":0,"x":0,"y":0,"button":0,"deltaX":0,"deltaY":0,"key":"a\"b\\"})");
+    EXPECT_EQ(lines[2],
+              R"({"event":"wheel","monitor":0,"x":0,"y":0,"button":0,"deltaX":0,"deltaY":-120})");
     std::remove(log.c_str());
 }
 
@@ -156,7 +163,9 @@ TEST(SyntheticCapture, SizesAndMonitorsFollowConfiguration) {
     ds_monitor_info infos[4]{};
     uint32_t count = 0;
     char err[128] = "";
-    ASSERT_EQ(plugin().capture().list_monitors(inst.handle, infos, 4, &count, err, sizeof err), DS_OK) << err;
+    ASSERT_EQ(plugin().capture().list_monitors(inst.handle, infos, 4, &count, err, sizeof err),
+              DS_OK)
+        << err;
     ASSERT_EQ(count, 3u);
     for (uint32_t m = 0; m < 3; ++m) {
         EXPECT_EQ(infos[m].index, m);
@@ -167,7 +176,8 @@ TEST(SyntheticCapture, SizesAndMonitorsFollowConfiguration) {
         EXPECT_EQ(std::string(infos[m].name), "synthetic-" + std::to_string(m));
     }
     // A too small array still reports the full count.
-    ASSERT_EQ(plugin().capture().list_monitors(inst.handle, infos, 1, &count, err, sizeof err), DS_OK);
+    ASSERT_EQ(plugin().capture().list_monitors(inst.handle, infos, 1, &count, err, sizeof err),
+              DS_OK);
     EXPECT_EQ(count, 3u);
     ds_frame f = inst.grab(2);
     EXPECT_EQ(f.monitor, 2u);
@@ -186,7 +196,7 @@ TEST(SyntheticCapture, SameSequenceGivesSameBytesAcrossInstances) {
     EXPECT_TRUE(a1 == b1);
     EXPECT_TRUE(a2 == b2);
     EXPECT_TRUE(a3 == b3);
-    EXPECT_FALSE(a1 == a2); // the picture moves
+    EXPECT_FALSE(a1 == a2);  // the picture moves
     EXPECT_FALSE(a2 == a3);
 }
 
@@ -215,16 +225,17 @@ TEST(SyntheticCapture, MonitorsDifferAndCountSeparately) {
 TEST(SyntheticCapture, BuffersAreReusedAndHeldFramesAreProtected) {
     Instance inst({{"width", "64"}, {"height", "64"}});
     ds_frame f1 = inst.grab(0);
-    const uint8_t *first = f1.data;
+    const uint8_t* first = f1.data;
     inst.release(f1);
     ds_frame f2 = inst.grab(0);
-    EXPECT_EQ(f2.data, first); // no new allocation per frame
-    ds_frame f3 = inst.grab(0); // f2 still held: the other buffer
+    EXPECT_EQ(f2.data, first);   // no new allocation per frame
+    ds_frame f3 = inst.grab(0);  // f2 still held: the other buffer
     EXPECT_NE(f3.data, f2.data);
     ds_frame f4{};
     f4.struct_size = sizeof f4;
     char err[128] = "";
-    EXPECT_EQ(plugin().capture().grab_frame(inst.handle, 0, 0, &f4, err, sizeof err), DS_ERR_INVALID_ARGUMENT);
+    EXPECT_EQ(plugin().capture().grab_frame(inst.handle, 0, 0, &f4, err, sizeof err),
+              DS_ERR_INVALID_ARGUMENT);
     EXPECT_NE(std::string(err).find("still held"), std::string::npos) << err;
     inst.release(f2);
     inst.release(f3);
@@ -242,34 +253,39 @@ TEST(SyntheticCapture, UnknownMonitorIsAnError) {
     ds_frame f{};
     f.struct_size = sizeof f;
     char err[128] = "";
-    EXPECT_EQ(plugin().capture().grab_frame(inst.handle, 1, 0, &f, err, sizeof err), DS_ERR_INVALID_ARGUMENT);
+    EXPECT_EQ(plugin().capture().grab_frame(inst.handle, 1, 0, &f, err, sizeof err),
+              DS_ERR_INVALID_ARGUMENT);
     EXPECT_STREQ(err, "monitor 1 does not exist (there are 1)");
 }
 
 struct BadConfig {
     std::string key, value, message;
 };
-void PrintTo(const BadConfig &c, std::ostream *os) { *os << c.key << "=" << c.value; }
+void PrintTo(const BadConfig& c, std::ostream* os) { *os << c.key << "=" << c.value; }
 
 class SyntheticBadConfig : public ::testing::TestWithParam<BadConfig> {};
 
 TEST_P(SyntheticBadConfig, CreateFailsWithConfigError) {
-    const BadConfig &c = GetParam();
+    const BadConfig& c = GetParam();
     TestHost host;
     TestConfig config("capture.synthetic", {{c.key, c.value}});
-    void *handle = nullptr;
+    void* handle = nullptr;
     char err[256] = "";
-    EXPECT_EQ(plugin().capture().create(host.api(), config.get(), &handle, err, sizeof err), DS_ERR_CONFIG);
+    EXPECT_EQ(plugin().capture().create(host.api(), config.get(), &handle, err, sizeof err),
+              DS_ERR_CONFIG);
     EXPECT_EQ(handle, nullptr);
     EXPECT_EQ(std::string(err), c.message);
 }
 
 INSTANTIATE_TEST_SUITE_P(
     Values, SyntheticBadConfig,
-    ::testing::Values(BadConfig{"width", "0", "[capture.synthetic] width = 0 is out of range [1, 8192]"},
-                      BadConfig{"height", "-5", "[capture.synthetic] height = -5 is out of range [1, 8192]"},
-                      BadConfig{"width", "wide", "[capture.synthetic] width = 'wide' is not an integer"},
-                      BadConfig{"monitors", "17", "[capture.synthetic] monitors = 17 is out of range [1, 16]"}),
-    [](const ::testing::TestParamInfo<BadConfig> &i) { return i.param.key + "_" + std::to_string(i.index); });
+    ::testing::Values(
+        BadConfig{"width", "0", "[capture.synthetic] width = 0 is out of range [1, 8192]"},
+        BadConfig{"height", "-5", "[capture.synthetic] height = -5 is out of range [1, 8192]"},
+        BadConfig{"width", "wide", "[capture.synthetic] width = 'wide' is not an integer"},
+        BadConfig{"monitors", "17", "[capture.synthetic] monitors = 17 is out of range [1, 16]"}),
+    [](const ::testing::TestParamInfo<BadConfig>& i) {
+        return i.param.key + "_" + std::to_string(i.index);
+    });
 
-} // namespace
+}  // namespace

@@ -28,7 +28,7 @@
 #include <unistd.h>
 #include <vector>
 
-extern char **environ;
+extern char** environ;
 
 namespace {
 
@@ -37,18 +37,18 @@ using ds_test::TestConfig;
 using ds_test::TestHost;
 using Clock = std::chrono::steady_clock;
 
-const LoadedPlugin &plugin() {
+const LoadedPlugin& plugin() {
     static LoadedPlugin p(ds_test::pluginPath("capture", "x11"));
     return p;
 }
 
 std::string testDisplay() {
-    const char *d = std::getenv("DESKSTREAM_TEST_X11_DISPLAY");
+    const char* d = std::getenv("DESKSTREAM_TEST_X11_DISPLAY");
     return d ? d : "";
 }
 
 // Runs xrandr on the test display; the exit status.
-int xrandr(const std::string &args) {
+int xrandr(const std::string& args) {
     const std::string cmd = "xrandr --display " + testDisplay() + " " + args + " >/dev/null 2>&1";
     return std::system(cmd.c_str());
 }
@@ -57,7 +57,7 @@ int xrandr(const std::string &args) {
 int shmSegmentsOfThisProcess() {
     std::ifstream f("/proc/sysvipc/shm");
     std::string line;
-    std::getline(f, line); // header
+    std::getline(f, line);  // header
     int count = 0;
     while (std::getline(f, line)) {
         std::istringstream in(line);
@@ -71,7 +71,8 @@ class X11CaptureTest : public ::testing::Test {
 protected:
     void SetUp() override {
         ASSERT_FALSE(testDisplay().empty())
-            << "DESKSTREAM_TEST_X11_DISPLAY is not set: run scripts/test.sh, or `source scripts/lib/xvfb.sh; "
+            << "DESKSTREAM_TEST_X11_DISPLAY is not set: run scripts/test.sh, or `source "
+               "scripts/lib/xvfb.sh; "
                "xvfb_test_start` first (the x11 tests need a real X server)";
         dpy = XOpenDisplay(testDisplay().c_str());
         ASSERT_NE(dpy, nullptr) << "cannot open the test X display " << testDisplay();
@@ -89,7 +90,8 @@ protected:
         Window r;
         int x, y;
         unsigned width = 0, height = 0, border, depth;
-        XGetGeometry(dpy, root, &r, &x, &y, &width, &height, &border, &depth); // not the cached size
+        XGetGeometry(dpy, root, &r, &x, &y, &width, &height, &border,
+                     &depth);  // not the cached size
         ASSERT_EQ(width, 3840u) << "the test display must be able to show 3840x1080";
         ASSERT_EQ(height, 1080u);
         fill(0, 0, 3840, 1080, 0x202020);
@@ -103,25 +105,30 @@ protected:
         if (!values.count("display")) values["display"] = testDisplay();
         config = std::make_unique<TestConfig>("capture.x11", values);
         char err[256] = "";
-        ASSERT_EQ(plugin().capture().create(host.api(), config->get(), &handle, err, sizeof err), DS_OK) << err;
+        ASSERT_EQ(plugin().capture().create(host.api(), config->get(), &handle, err, sizeof err),
+                  DS_OK)
+            << err;
     }
     std::vector<ds_monitor_info> monitors() {
         ds_monitor_info infos[8]{};
         uint32_t count = 0;
         char err[256] = "";
-        EXPECT_EQ(plugin().capture().list_monitors(handle, infos, 8, &count, err, sizeof err), DS_OK) << err;
+        EXPECT_EQ(plugin().capture().list_monitors(handle, infos, 8, &count, err, sizeof err),
+                  DS_OK)
+            << err;
         return std::vector<ds_monitor_info>(infos, infos + std::min<uint32_t>(count, 8));
     }
-    ds_status grab(uint32_t monitor, ds_frame &f, uint32_t timeoutMs = 2000) {
+    ds_status grab(uint32_t monitor, ds_frame& f, uint32_t timeoutMs = 2000) {
         f = ds_frame{};
         f.struct_size = sizeof f;
         char err[256] = "";
-        ds_status s = plugin().capture().grab_frame(handle, monitor, timeoutMs, &f, err, sizeof err);
+        ds_status s =
+            plugin().capture().grab_frame(handle, monitor, timeoutMs, &f, err, sizeof err);
         EXPECT_GE(s, 0) << err;
         return s;
     }
-    void release(ds_frame &f) { plugin().capture().release_frame(handle, &f); }
-    ds_status inject(ds_input_event ev, std::string *error = nullptr) {
+    void release(ds_frame& f) { plugin().capture().release_frame(handle, &f); }
+    ds_status inject(ds_input_event ev, std::string* error = nullptr) {
         ev.struct_size = sizeof ev;
         char err[256] = "";
         ds_status s = plugin().capture().inject_input(handle, &ev, err, sizeof err);
@@ -137,16 +144,16 @@ protected:
         XFreeGC(dpy, gc);
         XSync(dpy, False);
     }
-    static uint32_t rgbAt(const ds_frame &f, uint32_t x, uint32_t y) {
-        const uint8_t *p = f.data + size_t{y} * f.stride + size_t{x} * 4;
-        return uint32_t{p[2]} << 16 | uint32_t{p[1]} << 8 | p[0]; // BGRX
+    static uint32_t rgbAt(const ds_frame& f, uint32_t x, uint32_t y) {
+        const uint8_t* p = f.data + size_t{y} * f.stride + size_t{x} * 4;
+        return uint32_t{p[2]} << 16 | uint32_t{p[1]} << 8 | p[0];  // BGRX
     }
 
-    Display *dpy = nullptr;
+    Display* dpy = nullptr;
     Window root = 0;
     TestHost host;
     std::unique_ptr<TestConfig> config;
-    void *handle = nullptr;
+    void* handle = nullptr;
 };
 
 // A colour every pixel of the screen can be checked against, different on each monitor.
@@ -154,15 +161,16 @@ uint32_t patternAt(uint32_t x, uint32_t y) {
     return ((x * 7 + y * 3) & 0xFF) << 16 | ((x ^ y) & 0xFF) << 8 | ((x / 3 + y * 5) & 0xFF);
 }
 
-} // namespace
+}  // namespace
 
 TEST_F(X11CaptureTest, DescriptorDeclaresDamageCursorInputAndItsKeys) {
-    const ds_plugin_descriptor &d = plugin().descriptor();
+    const ds_plugin_descriptor& d = plugin().descriptor();
     EXPECT_EQ(d.kind, DS_KIND_CAPTURE);
     EXPECT_STREQ(d.name, "x11");
     EXPECT_GT(d.rank, 1) << "capture = auto prefers x11 to synthetic (rank 1)";
-    const ds_capture_vtable &v = plugin().capture();
-    EXPECT_EQ(v.capabilities, uint32_t{DS_CAPTURE_CAP_DAMAGE | DS_CAPTURE_CAP_CURSOR | DS_CAPTURE_CAP_INPUT});
+    const ds_capture_vtable& v = plugin().capture();
+    EXPECT_EQ(v.capabilities,
+              uint32_t{DS_CAPTURE_CAP_DAMAGE | DS_CAPTURE_CAP_CURSOR | DS_CAPTURE_CAP_INPUT});
     ASSERT_NE(v.probe, nullptr);
     ASSERT_NE(v.inject_input, nullptr);
     ASSERT_EQ(d.config_key_count, 2u);
@@ -179,12 +187,15 @@ TEST_F(X11CaptureTest, ConfigurationReferenceListsEveryKeyWithItsDefault) {
     const size_t at = doc.find("### [capture.x11]");
     ASSERT_NE(at, std::string::npos) << "docs/configuration.md has no [capture.x11] section";
     const std::string part = doc.substr(at, doc.find("\n### ", at + 1) - at);
-    const ds_plugin_descriptor &d = plugin().descriptor();
+    const ds_plugin_descriptor& d = plugin().descriptor();
     for (uint32_t i = 0; i < d.config_key_count; ++i) {
-        const ds_config_key &k = d.config_keys[i];
-        const std::string def = k.default_value && *k.default_value ? "`" + std::string(k.default_value) + "`" : "(empty)";
+        const ds_config_key& k = d.config_keys[i];
+        const std::string def = k.default_value && *k.default_value
+                                    ? "`" + std::string(k.default_value) + "`"
+                                    : "(empty)";
         const std::string row = "| `" + std::string(k.key) + "` | " + def + " |";
-        EXPECT_NE(part.find(row), std::string::npos) << "docs/configuration.md lacks the row " << row;
+        EXPECT_NE(part.find(row), std::string::npos)
+            << "docs/configuration.md lacks the row " << row;
     }
 }
 
@@ -195,18 +206,21 @@ TEST_F(X11CaptureTest, ProbeSucceedsOnTheDisplayAndExplainsAMissingOne) {
     TestConfig bad("capture.x11", {{"display", ":1999"}});
     EXPECT_EQ(plugin().capture().probe(host.api(), bad.get(), err, sizeof err), DS_ERR_UNSUPPORTED);
     EXPECT_STREQ(err, "cannot open X display ':1999'");
-    void *inst = nullptr;
-    EXPECT_EQ(plugin().capture().create(host.api(), bad.get(), &inst, err, sizeof err), DS_ERR_UNSUPPORTED);
+    void* inst = nullptr;
+    EXPECT_EQ(plugin().capture().create(host.api(), bad.get(), &inst, err, sizeof err),
+              DS_ERR_UNSUPPORTED);
     EXPECT_EQ(inst, nullptr);
 }
 
 TEST_F(X11CaptureTest, DisplayDefaultsToTheDisplayVariable) {
-    const char *saved = std::getenv("DISPLAY");
+    const char* saved = std::getenv("DISPLAY");
     const std::string before = saved ? saved : "";
     setenv("DISPLAY", testDisplay().c_str(), 1);
     create({{"cursor", "false"}, {"display", ""}});
-    if (before.empty()) unsetenv("DISPLAY");
-    else setenv("DISPLAY", before.c_str(), 1);
+    if (before.empty())
+        unsetenv("DISPLAY");
+    else
+        setenv("DISPLAY", before.c_str(), 1);
     EXPECT_EQ(monitors().size(), 2u);
     EXPECT_TRUE(host.logContains("display " + testDisplay())) << "the log line names the display";
 }
@@ -214,20 +228,24 @@ TEST_F(X11CaptureTest, DisplayDefaultsToTheDisplayVariable) {
 // In a Wayland session $DISPLAY is Xwayland (X clients only): probe leaves the session to
 // pipewire unless a display is named, so capture = auto does not pick a picture of nothing.
 TEST_F(X11CaptureTest, ProbeRefusesAWaylandSessionUnlessADisplayIsNamed) {
-    const char *savedDisplay = std::getenv("DISPLAY");
+    const char* savedDisplay = std::getenv("DISPLAY");
     const std::string before = savedDisplay ? savedDisplay : "";
     setenv("DISPLAY", testDisplay().c_str(), 1);
     setenv("WAYLAND_DISPLAY", "wayland-0", 1);
     char err[256] = "";
     TestConfig unnamed("capture.x11", {{"display", ""}});
-    const ds_status onWayland = plugin().capture().probe(host.api(), unnamed.get(), err, sizeof err);
+    const ds_status onWayland =
+        plugin().capture().probe(host.api(), unnamed.get(), err, sizeof err);
     const std::string why = err;
     TestConfig named("capture.x11", {{"display", testDisplay()}});
-    const ds_status namedOnWayland = plugin().capture().probe(host.api(), named.get(), err, sizeof err);
+    const ds_status namedOnWayland =
+        plugin().capture().probe(host.api(), named.get(), err, sizeof err);
     unsetenv("WAYLAND_DISPLAY");
     const ds_status onX11 = plugin().capture().probe(host.api(), unnamed.get(), err, sizeof err);
-    if (before.empty()) unsetenv("DISPLAY");
-    else setenv("DISPLAY", before.c_str(), 1);
+    if (before.empty())
+        unsetenv("DISPLAY");
+    else
+        setenv("DISPLAY", before.c_str(), 1);
     EXPECT_EQ(onWayland, DS_ERR_UNSUPPORTED);
     EXPECT_NE(why.find("WAYLAND_DISPLAY is set"), std::string::npos) << why;
     EXPECT_EQ(namedOnWayland, DS_OK);
@@ -258,16 +276,17 @@ TEST_F(X11CaptureTest, DrawnPatternIsReadBackPixelExactOnEachMonitor) {
     // The whole 3840x1080 screen gets a pattern with a different value almost everywhere.
     const int w = 3840, h = 1080;
     std::vector<char> pixels(size_t{w} * h * 4);
-    XImage *img = XCreateImage(dpy, DefaultVisual(dpy, DefaultScreen(dpy)), 24, ZPixmap, 0, pixels.data(), w, h,
-                               32, w * 4);
+    XImage* img = XCreateImage(dpy, DefaultVisual(dpy, DefaultScreen(dpy)), 24, ZPixmap, 0,
+                               pixels.data(), w, h, 32, w * 4);
     ASSERT_NE(img, nullptr);
     for (int y = 0; y < h; ++y)
-        for (int x = 0; x < w; ++x) XPutPixel(img, x, y, patternAt(static_cast<uint32_t>(x), static_cast<uint32_t>(y)));
+        for (int x = 0; x < w; ++x)
+            XPutPixel(img, x, y, patternAt(static_cast<uint32_t>(x), static_cast<uint32_t>(y)));
     GC gc = XCreateGC(dpy, root, 0, nullptr);
     XPutImage(dpy, root, gc, img, 0, 0, 0, 0, w, h);
     XFreeGC(dpy, gc);
     XSync(dpy, False);
-    img->data = nullptr; // owned by the vector
+    img->data = nullptr;  // owned by the vector
     XDestroyImage(img);
 
     create();
@@ -285,8 +304,9 @@ TEST_F(X11CaptureTest, DrawnPatternIsReadBackPixelExactOnEachMonitor) {
             for (uint32_t x = 0; x < f.width; ++x)
                 if (rgbAt(f, x, y) != patternAt(x + m * 1920, y)) {
                     if (wrong++ < 5)
-                        ADD_FAILURE() << "monitor " << m << " pixel (" << x << ", " << y << ") is " << std::hex
-                                      << rgbAt(f, x, y) << ", drawn " << patternAt(x + m * 1920, y);
+                        ADD_FAILURE() << "monitor " << m << " pixel (" << x << ", " << y << ") is "
+                                      << std::hex << rgbAt(f, x, y) << ", drawn "
+                                      << patternAt(x + m * 1920, y);
                 }
         EXPECT_EQ(wrong, 0u) << "monitor " << m;
         release(f);
@@ -305,7 +325,8 @@ TEST_F(X11CaptureTest, DamageCoversADrawnChangeAndAnUnchangedScreenTimesOut) {
     for (uint32_t m = 0; m < 2; ++m) {
         const auto t0 = Clock::now();
         EXPECT_EQ(grab(m, f, 300), DS_TIMEOUT) << "monitor " << m;
-        const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+        const auto ms =
+            std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
         EXPECT_GE(ms, 280);
         EXPECT_LT(ms, 3000);
     }
@@ -316,7 +337,7 @@ TEST_F(X11CaptureTest, DamageCoversADrawnChangeAndAnUnchangedScreenTimesOut) {
     ASSERT_NE(f.damage, nullptr);
     uint32_t x0 = UINT32_MAX, y0 = UINT32_MAX, x1 = 0, y1 = 0;
     for (uint32_t i = 0; i < f.damage_count; ++i) {
-        const ds_rect &r = f.damage[i];
+        const ds_rect& r = f.damage[i];
         EXPECT_LE(r.x + r.width, f.width);
         EXPECT_LE(r.y + r.height, f.height);
         x0 = std::min(x0, r.x), y0 = std::min(y0, r.y);
@@ -326,7 +347,8 @@ TEST_F(X11CaptureTest, DamageCoversADrawnChangeAndAnUnchangedScreenTimesOut) {
     EXPECT_LE(y0, 200u);
     EXPECT_GE(x1, 150u);
     EXPECT_GE(y1, 240u);
-    EXPECT_LE((x1 - x0) * (y1 - y0), 4u * 50 * 40) << "the damage is about the drawn area, not the monitor";
+    EXPECT_LE((x1 - x0) * (y1 - y0), 4u * 50 * 40)
+        << "the damage is about the drawn area, not the monitor";
     EXPECT_EQ(rgbAt(f, 100, 200), 0x30C060u);
     EXPECT_EQ(rgbAt(f, 149, 239), 0x30C060u);
     EXPECT_EQ(rgbAt(f, 99, 200), 0x202020u);
@@ -364,7 +386,8 @@ TEST_F(X11CaptureTest, InjectedMouseMoveLandsWhereXQueryPointerSays) {
     ev.x = 300;
     ev.y = 400;
     ASSERT_EQ(inject(ev), DS_OK);
-    EXPECT_EQ(pointer(), std::make_pair(1920 + 300, 400)) << "coordinates are relative to the monitor";
+    EXPECT_EQ(pointer(), std::make_pair(1920 + 300, 400))
+        << "coordinates are relative to the monitor";
     ev.monitor = 0;
     ev.x = 1919;
     ev.y = 1079;
@@ -408,7 +431,7 @@ TEST_F(X11CaptureTest, InjectedKeysButtonsAndWheelReachATestWindow) {
         ADD_FAILURE() << "no event of type " << type << " within 3 s";
         return XEvent{};
     };
-    auto key = [&](const char *name) {
+    auto key = [&](const char* name) {
         ds_input_event in{};
         in.type = DS_INPUT_KEY_DOWN;
         in.key = name;
@@ -430,7 +453,8 @@ TEST_F(X11CaptureTest, InjectedKeysButtonsAndWheelReachATestWindow) {
     // A character the US keyboard map lacks is bound to a spare keycode first.
     key("€");
     press = next(KeyPress);
-    EXPECT_EQ(XLookupKeysym(&press.xkey, 0), static_cast<KeySym>(0x10020AC)) << "the Unicode keysym of U+20AC";
+    EXPECT_EQ(XLookupKeysym(&press.xkey, 0), static_cast<KeySym>(0x10020AC))
+        << "the Unicode keysym of U+20AC";
 
     std::string error;
     ds_input_event bad{};
@@ -469,7 +493,7 @@ TEST_F(X11CaptureTest, CursorIsDrawnOnlyWhenEnabled) {
     fill(0, 0, 1920, 1080, 0x000080);
     XTestFakeMotionEvent(dpy, DefaultScreen(dpy), 500, 500, CurrentTime);
     XSync(dpy, False);
-    auto differing = [&](const ds_frame &f) {
+    auto differing = [&](const ds_frame& f) {
         int n = 0;
         for (uint32_t y = 468; y < 532; ++y)
             for (uint32_t x = 468; x < 532; ++x) n += rgbAt(f, x, y) != 0x000080u;
@@ -502,7 +526,8 @@ TEST_F(X11CaptureTest, ResizeGivesReinitThenFramesOfTheNewSizeAndLeaksNoSegment)
     ASSERT_EQ(grab(0, held), DS_OK);
     ASSERT_EQ(grab(1, f), DS_OK);
     release(f);
-    EXPECT_GE(shmSegmentsOfThisProcess(), 2) << "one segment per grabbed buffer, marked for removal";
+    EXPECT_GE(shmSegmentsOfThisProcess(), 2)
+        << "one segment per grabbed buffer, marked for removal";
 
     // 3840x1080 -> 2560x1080, the right monitor shrinks to 640 pixels, during capture.
     xrandr("--newmode 2560x1080 0 2560 0 0 0 1080 0 0 0");
@@ -567,33 +592,37 @@ TEST_F(X11CaptureTest, LosingTheXServerIsAnErrorNotAnExit) {
     }
     ASSERT_NE(number, 0);
     const std::string name = ":" + std::to_string(number);
-    std::vector<std::string> args = {"Xvfb", name, "-screen", "0", "640x480x24", "-nolisten", "tcp"};
-    std::vector<char *> argv;
-    for (auto &a : args) argv.push_back(a.data());
+    std::vector<std::string> args = {"Xvfb",       name,        "-screen", "0",
+                                     "640x480x24", "-nolisten", "tcp"};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
     pid_t pid = 0;
-    ASSERT_EQ(posix_spawnp(&pid, "Xvfb", nullptr, nullptr, argv.data(), environ), 0) << "Xvfb must be installed";
-    Display *probe = nullptr;
-    for (int i = 0; i < 100 && !probe; ++i) { // up to 10 s on a busy machine
+    ASSERT_EQ(posix_spawnp(&pid, "Xvfb", nullptr, nullptr, argv.data(), environ), 0)
+        << "Xvfb must be installed";
+    Display* probe = nullptr;
+    for (int i = 0; i < 100 && !probe; ++i) {  // up to 10 s on a busy machine
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
         probe = XOpenDisplay(name.c_str());
     }
     ASSERT_NE(probe, nullptr) << "the private Xvfb " << name << " did not start";
     create({{"cursor", "true"}, {"display", name}});
-    XCloseDisplay(probe); // the capture is now the server's only client
+    XCloseDisplay(probe);  // the capture is now the server's only client
     ds_frame f;
     ASSERT_EQ(grab(0, f), DS_OK);
     EXPECT_EQ(f.width, 640u);
     release(f);
 
-    kill(pid, SIGTERM); // Xvfb removes its lock file and socket on SIGTERM
+    kill(pid, SIGTERM);  // Xvfb removes its lock file and socket on SIGTERM
     waitpid(pid, nullptr, 0);
     f = ds_frame{};
     f.struct_size = sizeof f;
     char err[256] = "";
     EXPECT_EQ(plugin().capture().grab_frame(handle, 0, 1000, &f, err, sizeof err), DS_ERR_IO);
-    EXPECT_NE(std::string(err).find("connection to the X server was lost"), std::string::npos) << err;
-    EXPECT_EQ(plugin().capture().grab_frame(handle, 0, 10, &f, err, sizeof err), DS_ERR_IO) << "and stays so";
+    EXPECT_NE(std::string(err).find("connection to the X server was lost"), std::string::npos)
+        << err;
+    EXPECT_EQ(plugin().capture().grab_frame(handle, 0, 10, &f, err, sizeof err), DS_ERR_IO)
+        << "and stays so";
     ds_input_event ev{};
     ev.type = DS_INPUT_MOUSE_MOVE;
     std::string error;

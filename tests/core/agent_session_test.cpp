@@ -39,7 +39,8 @@ Handshake handshake() {
     return h;
 }
 
-std::string ackText(int maxInFlight = 10, std::int64_t heartbeatMs = 1000, std::uint32_t streamId = 7) {
+std::string ackText(int maxInFlight = 10, std::int64_t heartbeatMs = 1000,
+                    std::uint32_t streamId = 7) {
     AgentHandshakeAck a;
     a.clientId = "office-pc";
     a.instanceId = "relay-1";
@@ -157,7 +158,8 @@ TEST(AgentSession, HeartbeatClosesAtExactlyIntervalTimesMissedPlusOne) {
         for (TimePoint now = t0; now < death; now = r.s.nextDeadline()) {
             auto out = r.s.onTick(now);
             pings += static_cast<int>(sentOf<Ping>(out).size());
-            ASSERT_TRUE(all<AgentClose>(out).empty()) << "closed early at +" << toMs(now - t0) << " ms";
+            ASSERT_TRUE(all<AgentClose>(out).empty())
+                << "closed early at +" << toMs(now - t0) << " ms";
         }
         EXPECT_EQ(pings, row.missedLimit + 1);  // one at start and one per interval
         EXPECT_TRUE(all<AgentClose>(r.s.onTick(death - 1us)).empty());
@@ -206,7 +208,8 @@ TEST(AgentSession, TheWindowIsTheSmallerOfOursAndTheRelaysAndFullSlotsAreDropped
         int ours, relays, expected;
     };
     for (Row row : {Row{10, 10, 10}, Row{4, 10, 4}, Row{10, 3, 3}, Row{1, 50, 1}}) {
-        SCOPED_TRACE("ours " + std::to_string(row.ours) + ", relay's " + std::to_string(row.relays));
+        SCOPED_TRACE("ours " + std::to_string(row.ours) + ", relay's " +
+                     std::to_string(row.relays));
         AgentSessionConfig c = config();
         c.flow.maxInFlight = row.ours;
         Registered r(c, row.relays);
@@ -281,7 +284,8 @@ TEST(AgentSession, AckLatencyDrivesQualityWithinItsRange) {
         Registered r(c);
         auto frame = r.s.admitFrame(t0);
         ASSERT_TRUE(frame);
-        for (int i = 0; i < row.alsoInFlight; ++i) ASSERT_TRUE(r.s.admitFrame(t0 + row.latency / 2));
+        for (int i = 0; i < row.alsoInFlight; ++i)
+            ASSERT_TRUE(r.s.admitFrame(t0 + row.latency / 2));
         r.s.onText(R"({"type":"frame_ack","frameNumber":)" + std::to_string(frame->frameNumber) +
                        R"(,"latency":5,"viewers":1})",
                    t0 + row.latency, kWall);
@@ -398,7 +402,8 @@ TEST(AgentSession, EachCommandIsExecutedOnceAndARedeliveryIsConfirmedAndCounted)
 
 TEST(AgentSession, ACommandRedeliveredAfterAReconnectionIsNotExecutedAgain) {
     Registered r;
-    auto exec = all<AgentExecute>(r.s.onText(commandText("c-7", R"({"type":"request_keyframe"})"), t0, kWall));
+    auto exec = all<AgentExecute>(
+        r.s.onText(commandText("c-7", R"({"type":"request_keyframe"})"), t0, kWall));
     ASSERT_EQ(exec.size(), 1u);
     r.s.onDisconnected(t0 + 1s, "lost before the result went out");
     EXPECT_TRUE(sentOf<CommandResult>(r.s.onCommandDone("c-7", exec[0].command, "")).empty());
@@ -413,7 +418,8 @@ TEST(AgentSession, ACommandRedeliveredAfterAReconnectionIsNotExecutedAgain) {
 
 TEST(AgentSession, SetConfigChangesFpsAndQualityOnlyWhenTheHostSucceeded) {
     Registered r;
-    const Command cmd = *parseCommand(R"({"type":"set_config","fps":25,"quality":99,"encoder":"webp"})");
+    const Command cmd =
+        *parseCommand(R"({"type":"set_config","fps":25,"quality":99,"encoder":"webp"})");
     auto out = r.s.onCommandDone("a", cmd, "set_config: no encoder plugin 'webp'");
     auto results = sentOf<CommandResult>(out);
     ASSERT_EQ(results.size(), 1u);
@@ -501,7 +507,8 @@ TEST(AgentSession, ProtocolViolationsCloseWith1008AndEnterTheErrorState) {
         std::string text;
     };
     const Row rows[] = {
-        {"frame_ack before handshake_ack", false, R"({"type":"frame_ack","frameNumber":1,"latency":5,"viewers":1})"},
+        {"frame_ack before handshake_ack", false,
+         R"({"type":"frame_ack","frameNumber":1,"latency":5,"viewers":1})"},
         {"a second handshake_ack", true, ackText()},
         {"registration_failed after registration", true,
          R"({"type":"registration_failed","code":"store_unavailable","error":"x"})"},
@@ -584,14 +591,16 @@ TEST(AgentSession, ADoneRequestKeyframeOwesThePictureAtTheNextSlot) {
     Registered r;
     r.watch(t0);
     ASSERT_TRUE(r.s.takePictureRepeat(t0));
-    auto exec = all<AgentExecute>(r.s.onText(commandText("k-1", R"({"type":"request_keyframe"})"), t0 + 10ms, kWall));
+    auto exec = all<AgentExecute>(
+        r.s.onText(commandText("k-1", R"({"type":"request_keyframe"})"), t0 + 10ms, kWall));
     ASSERT_EQ(exec.size(), 1u);
     EXPECT_FALSE(r.s.takePictureRepeat(t0 + 20ms)) << "not before the host ran it";
     r.s.onCommandDone("k-1", exec[0].command, "");
     EXPECT_TRUE(r.s.takePictureRepeat(t0 + 30ms));
     EXPECT_FALSE(r.s.takePictureRepeat(t0 + 40ms));
     // A failed one owes nothing.
-    exec = all<AgentExecute>(r.s.onText(commandText("k-2", R"({"type":"request_keyframe"})"), t0 + 50ms, kWall));
+    exec = all<AgentExecute>(
+        r.s.onText(commandText("k-2", R"({"type":"request_keyframe"})"), t0 + 50ms, kWall));
     ASSERT_EQ(exec.size(), 1u);
     r.s.onCommandDone("k-2", exec[0].command, "boom");
     EXPECT_FALSE(r.s.takePictureRepeat(t0 + 60ms));

@@ -33,8 +33,8 @@ std::string part(const std::string& token, int i) {
     return token.substr(a, b == std::string::npos ? std::string::npos : b - a);
 }
 
-void expectRejected(const std::string& token, Role role, const std::string& why,
-                    WallMs now = kNow, const std::string& secret = kSecret) {
+void expectRejected(const std::string& token, Role role, const std::string& why, WallMs now = kNow,
+                    const std::string& secret = kSecret) {
     auto r = verifyToken(token, secret, role, now);
     ASSERT_FALSE(r.ok()) << why;
     EXPECT_EQ(r.error().code, ErrorCode::Unauthorized) << why;

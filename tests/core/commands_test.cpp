@@ -67,7 +67,8 @@ TEST(CommandRouter, PrepareRefusesBadInput) {
 
 TEST(CommandRouter, HttpBody) {
     CommandRouter router({}, countingIds());  // some bodies below carry no commandId
-    auto r = router.prepareHttp("office-pc", R"({"command":{"type":"request_keyframe"},"commandId":"c-9"})", 7);
+    auto r = router.prepareHttp("office-pc",
+                                R"({"command":{"type":"request_keyframe"},"commandId":"c-9"})", 7);
     ASSERT_TRUE(r.ok()) << r.error().message;
     EXPECT_EQ(r->id, "c-9");
     EXPECT_EQ(r->origin, "http");
@@ -80,10 +81,14 @@ TEST(CommandRouter, HttpBody) {
     EXPECT_EQ(router.prepareHttp("a/b", R"({"command":{"type":"start_stream"}})", 7).error().field,
               "desktopClientId");
     // The body's text is what is checked: 1.5e1 is not the integer 15 (issue 18.10).
-    EXPECT_EQ(router.prepareHttp("office-pc", R"({"command":{"type":"set_config","fps":1.5e1}})", 7).error().field,
+    EXPECT_EQ(router.prepareHttp("office-pc", R"({"command":{"type":"set_config","fps":1.5e1}})", 7)
+                  .error()
+                  .field,
               "command.fps");
-    EXPECT_TRUE(router.prepareHttp("office-pc", R"( {"command":{"type":"set_config","fps":15}})", 7).ok());
-    EXPECT_EQ(router.prepareHttp("office-pc", R"({"type":"ping","timestamp":1})", 7).error().field, "type");
+    EXPECT_TRUE(
+        router.prepareHttp("office-pc", R"( {"command":{"type":"set_config","fps":15}})", 7).ok());
+    EXPECT_EQ(router.prepareHttp("office-pc", R"({"type":"ping","timestamp":1})", 7).error().field,
+              "type");
 }
 
 TEST(CommandRouter, DeliveryDecision) {
@@ -203,7 +208,8 @@ TEST(CommandRouter, ReusedIdIsAnIdempotentRetryOnlyForTheSameCommand) {
     EXPECT_EQ(std::string(toString(e->code)), "conflict");
     Command stop;
     stop.type = CommandType::StopStream;
-    EXPECT_TRUE(CommandRouter::conflictWith(router.prepare("pc1", "X1", stop, "v1", 1000).value(), first.value()));
+    EXPECT_TRUE(CommandRouter::conflictWith(router.prepare("pc1", "X1", stop, "v1", 1000).value(),
+                                            first.value()));
 }
 
 TEST(CommandRouter, ExpiryResultNamesTheRuleThatEndedTheCommand) {
@@ -216,9 +222,11 @@ TEST(CommandRouter, ExpiryResultNamesTheRuleThatEndedTheCommand) {
     r.status = "delivered";
     r.attempts = 6;
     EXPECT_TRUE(router.shouldExpire(r, 10500));
-    EXPECT_EQ(router.expiryResultJson(r, 10500), R"({"status":"failed","error":"no result after 5 deliveries"})");
+    EXPECT_EQ(router.expiryResultJson(r, 10500),
+              R"({"status":"failed","error":"no result after 5 deliveries"})");
     r.attempts = 1;
     EXPECT_TRUE(router.shouldExpire(r, 11000));
-    EXPECT_EQ(router.expiryResultJson(r, 11000), R"({"status":"failed","error":"not completed within the command TTL"})");
+    EXPECT_EQ(router.expiryResultJson(r, 11000),
+              R"({"status":"failed","error":"not completed within the command TTL"})");
     EXPECT_FALSE(router.shouldExpire(r, 10999));
 }

@@ -47,7 +47,7 @@ TEST(FanOut, AckAggregationWaitsForEveryHealthyViewer) {
     EXPECT_TRUE(f.onViewerAck(1, 10, 30, t0 + 30ms).empty());
     auto acks = f.onViewerAck(2, 10, 45, t0 + 45ms);
     ASSERT_EQ(acks.size(), 1u);
-    EXPECT_EQ(acks[0], (AgentFrameAck{10, 45, 2}));  // worst latency, 2 viewers
+    EXPECT_EQ(acks[0], (AgentFrameAck{10, 45, 2}));            // worst latency, 2 viewers
     EXPECT_TRUE(f.onViewerAck(2, 10, 45, t0 + 46ms).empty());  // duplicate: nothing
 }
 
@@ -189,7 +189,8 @@ TEST(FanOut, PerViewerRatesAndLatencies) {
     f.addViewer(1);
     f.addViewer(2);
     EXPECT_EQ(f.viewerIds(), (std::vector<ConnId>{1, 2}));
-    auto bytes = std::make_shared<const std::vector<std::uint8_t>>(std::vector<std::uint8_t>(10, 1));
+    auto bytes =
+        std::make_shared<const std::vector<std::uint8_t>>(std::vector<std::uint8_t>(10, 1));
     for (std::uint64_t n = 1; n <= 20; ++n) {
         TimePoint now = t0 + std::chrono::milliseconds(50 * n);
         f.onFrame(bytes, n, 0, true, now);

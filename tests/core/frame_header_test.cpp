@@ -106,7 +106,12 @@ TEST(FrameHeader, RejectsEachMalformation) {
         {"short", [](auto& b) { b.resize(63); }, FrameError::TooShort},
         {"magic", [](auto& b) { b[3] = '2'; }, FrameError::BadMagic},
         {"headerLength<64", [](auto& b) { b[4] = 63; }, FrameError::BadHeaderLength},
-        {"headerLength>size", [](auto& b) { b[4] = 0xFF; b[5] = 0x00; }, FrameError::BadHeaderLength},
+        {"headerLength>size",
+         [](auto& b) {
+             b[4] = 0xFF;
+             b[5] = 0x00;
+         },
+         FrameError::BadHeaderLength},
         {"codec 0", [](auto& b) { b[6] = 0; }, FrameError::UnknownCodec},
         {"codec 6", [](auto& b) { b[6] = 6; }, FrameError::UnknownCodec},
         {"quality 101", [](auto& b) { b[30] = 101; }, FrameError::BadQuality},

@@ -31,18 +31,27 @@ const Channel kChannels[] = {Channel::AgentToRelay, Channel::ViewerToRelay, Chan
                              Channel::RelayToViewer};
 
 std::string mutate(std::string s, std::mt19937& rng) {
-    static const std::string tokens[] = {"{", "}", "[", "]", ",", ":", "\"", "null", "true", "-1",
-                                         "1e999", "18446744073709551616", "\\u0000", "\xff",
-                                         "0.5", "\"type\"", "\"\"", "9223372036854775807"};
+    static const std::string tokens[] = {
+        "{",       "}",    "[",    "]",        ",",     ":",
+        "\"",      "null", "true", "-1",       "1e999", "18446744073709551616",
+        "\\u0000", "\xff", "0.5",  "\"type\"", "\"\"",  "9223372036854775807"};
     std::uniform_int_distribution<int> op(0, 3);
     const int edits = 1 + static_cast<int>(rng() % 4);
     for (int e = 0; e < edits && !s.empty(); ++e) {
         std::size_t pos = rng() % s.size();
         switch (op(rng)) {
-        case 0: s.erase(pos, 1 + rng() % 8); break;
-        case 1: s.insert(pos, tokens[rng() % (sizeof tokens / sizeof tokens[0])]); break;
-        case 2: s[pos] = static_cast<char>(rng() % 256); break;
-        default: s = s.substr(0, pos); break;
+            case 0:
+                s.erase(pos, 1 + rng() % 8);
+                break;
+            case 1:
+                s.insert(pos, tokens[rng() % (sizeof tokens / sizeof tokens[0])]);
+                break;
+            case 2:
+                s[pos] = static_cast<char>(rng() % 256);
+                break;
+            default:
+                s = s.substr(0, pos);
+                break;
         }
     }
     return s;
@@ -72,7 +81,8 @@ TEST(Fuzz, RandomBytesIntoTheFrameDecoder) {
         } else {
             b = valid;
             const int flips = 1 + static_cast<int>(rng() % 3);
-            for (int k = 0; k < flips; ++k) b[rng() % b.size()] ^= static_cast<std::uint8_t>(1u << (rng() % 8));
+            for (int k = 0; k < flips; ++k)
+                b[rng() % b.size()] ^= static_cast<std::uint8_t>(1u << (rng() % 8));
             if (rng() % 4 == 0) b.resize(rng() % (b.size() + 1));
         }
         DecodedFrame d = decodeFrame(b.data(), b.size(), 150);
@@ -128,8 +138,10 @@ TEST(Fuzz, RandomTokensIntoTheVerifier) {
         const int edits = 1 + static_cast<int>(rng() % 3);
         for (int k = 0; k < edits; ++k) {
             std::size_t pos = rng() % t.size();
-            if (rng() % 2) t[pos] = static_cast<char>(rng() % 256);
-            else t.erase(pos, 1 + rng() % 5);
+            if (rng() % 2)
+                t[pos] = static_cast<char>(rng() % 256);
+            else
+                t.erase(pos, 1 + rng() % 5);
             if (t.empty()) break;
         }
         auto r = verifyToken(t, "secret", Role::Viewer, 1000);

@@ -27,7 +27,7 @@ TEST(LogRepeatLimiter, DifferentKeysAreIndependentAndBounded) {
     EXPECT_TRUE(lim.onEvent("a", t0));
     EXPECT_TRUE(lim.onEvent("b", t0));
     EXPECT_FALSE(lim.onEvent("a", t0));
-    EXPECT_TRUE(lim.onEvent("c", t0)); // evicts "a", the least recently logged
+    EXPECT_TRUE(lim.onEvent("c", t0));  // evicts "a", the least recently logged
     EXPECT_EQ(lim.keys(), 2u);
-    EXPECT_TRUE(lim.onEvent("a", t0)); // forgotten, so logged again
+    EXPECT_TRUE(lim.onEvent("a", t0));  // forgotten, so logged again
 }

@@ -113,9 +113,9 @@ TEST(Metrics, HistogramBucketsAreCumulativeWithInfSumAndCount) {
     auto& h = r.histogram("lat_seconds", "Latency.", {0.1, 0.5, 1}, {"role"});
     Histogram& x = h.labels({"viewer"});
     x.observe(0.05);
-    x.observe(0.1);   // on the bound: le="0.1" (upper bounds are inclusive)
+    x.observe(0.1);  // on the bound: le="0.1" (upper bounds are inclusive)
     x.observe(0.3);
-    x.observe(2.0);   // above every bound: only +Inf
+    x.observe(2.0);  // above every bound: only +Inf
     const std::string text = r.render();
     EXPECT_TRUE(has(text, "# TYPE lat_seconds histogram"));
     EXPECT_TRUE(has(text, "lat_seconds_bucket{role=\"viewer\",le=\"0.1\"} 2")) << text;
@@ -146,7 +146,8 @@ TEST(Metrics, FamiliesWithoutLabelsShowZeroBeforeTheFirstUpdate) {
     EXPECT_TRUE(has(text, "fresh_total 0")) << text;
     EXPECT_TRUE(has(text, "fresh_gauge 0")) << text;
     EXPECT_TRUE(has(text, "fresh_seconds_count 0")) << text;
-    EXPECT_EQ(text.find("labelled_total{"), std::string::npos) << "no child until a label set is used";
+    EXPECT_EQ(text.find("labelled_total{"), std::string::npos)
+        << "no child until a label set is used";
     expectWellFormed(text);
 }
 
@@ -208,7 +209,8 @@ TEST(Metrics, CallbackFamiliesRenderAtScrapeTimeAndCanBeRemoved) {
     expectWellFormed(text);
     r.remove("proc_bytes");
     EXPECT_EQ(r.render().find("proc_bytes"), std::string::npos);
-    EXPECT_THROW(r.callback("h2", "H.", Type::Histogram, {}, [](const Emit&) {}), std::invalid_argument);
+    EXPECT_THROW(r.callback("h2", "H.", Type::Histogram, {}, [](const Emit&) {}),
+                 std::invalid_argument);
 }
 
 TEST(Metrics, ValuesFormatAsShortestRoundTrip) {
@@ -256,7 +258,8 @@ TEST(Metrics, ConcurrentUpdatesAreExact) {
 // registry with the relay's families (role all) without clashing.
 TEST(AgentMetrics, RendersEveryFamilyAndMovesWithUpdates) {
     auto registry = std::make_shared<Registry>();
-    registry->counter("deskstream_relay_frames_forwarded_total", "A relay family in the same registry.");
+    registry->counter("deskstream_relay_frames_forwarded_total",
+                      "A relay family in the same registry.");
     deskstream::core::AgentMetrics m(registry);
     m.captured(deskstream::core::FrameCodec::Jpeg, 0.004);
     m.encoded(deskstream::core::FrameCodec::Jpeg, 0.006, 300000);
@@ -267,11 +270,18 @@ TEST(AgentMetrics, RendersEveryFamilyAndMovesWithUpdates) {
     m.breaker(deskstream::core::BreakerState::Open);
     const std::string text = m.render();
     expectWellFormed(text);
-    EXPECT_TRUE(has(text, "deskstream_agent_capture_duration_seconds_count{codec=\"jpeg\"} 1")) << text;
-    EXPECT_TRUE(has(text, "deskstream_agent_capture_duration_seconds_count{codec=\"webp\"} 0")) << text;
-    EXPECT_TRUE(has(text, "deskstream_agent_encode_duration_seconds_sum{codec=\"jpeg\"} 0.006")) << text;
-    EXPECT_TRUE(has(text, "deskstream_agent_encoded_frame_bytes_bucket{codec=\"jpeg\",le=\"262144\"} 0")) << text;
-    EXPECT_TRUE(has(text, "deskstream_agent_encoded_frame_bytes_bucket{codec=\"jpeg\",le=\"1048576\"} 1")) << text;
+    EXPECT_TRUE(has(text, "deskstream_agent_capture_duration_seconds_count{codec=\"jpeg\"} 1"))
+        << text;
+    EXPECT_TRUE(has(text, "deskstream_agent_capture_duration_seconds_count{codec=\"webp\"} 0"))
+        << text;
+    EXPECT_TRUE(has(text, "deskstream_agent_encode_duration_seconds_sum{codec=\"jpeg\"} 0.006"))
+        << text;
+    EXPECT_TRUE(
+        has(text, "deskstream_agent_encoded_frame_bytes_bucket{codec=\"jpeg\",le=\"262144\"} 0"))
+        << text;
+    EXPECT_TRUE(
+        has(text, "deskstream_agent_encoded_frame_bytes_bucket{codec=\"jpeg\",le=\"1048576\"} 1"))
+        << text;
     EXPECT_TRUE(has(text, "deskstream_agent_quality 75")) << text;
     EXPECT_TRUE(has(text, "deskstream_agent_frames_in_flight 2")) << text;
     EXPECT_TRUE(has(text, "deskstream_agent_window_drops_total 1")) << text;

@@ -83,7 +83,8 @@ TEST(Protocol, AgentHandshakeRoundTripAndSpecExample) {
     expectRoundTrip(h, Channel::AgentToRelay);
 
     // The handshake example of docs/protocol.md (with an empty token).
-    const std::string spec = R"({"type":"handshake","protocol":1,"role":"desktop","clientId":"office-pc","token":"",
+    const std::string spec =
+        R"({"type":"handshake","protocol":1,"role":"desktop","clientId":"office-pc","token":"",
  "name":"Office PC","hostname":"pc01",
  "monitors":[{"index":0,"name":"HDMI-1","x":0,"y":0,"width":1920,"height":1080,"primary":true}],
  "capabilities":{"codecs":["jpeg","webp","avif"],"input":true}})";
@@ -125,8 +126,8 @@ TEST(Protocol, EveryRelayToAgentMessageRoundTrips) {
         c.command = cmd;
         expectRoundTrip(c, Channel::RelayToAgent);
     }
-    for (CommandType t : {CommandType::StartStream, CommandType::StopStream,
-                          CommandType::RequestKeyframe}) {
+    for (CommandType t :
+         {CommandType::StartStream, CommandType::StopStream, CommandType::RequestKeyframe}) {
         c.command = Command{};
         c.command.type = t;
         expectRoundTrip(c, Channel::RelayToAgent);
@@ -156,14 +157,18 @@ TEST(Protocol, EveryRelayToViewerMessageRoundTrips) {
 TEST(Protocol, DesktopConnectedNoticeCarriesTheHandshakeAckEntry) {
     DesktopSummary d{"office-pc", "<img src=x>", "pc01", {mon(0, true)}, 2};
     const std::string text = serializeDesktopConnected(d);
-    EXPECT_EQ(text.rfind(R"({"type":"desktop_connected","desktopClientId":"office-pc","desktop":{)", 0), 0u) << text;
+    EXPECT_EQ(
+        text.rfind(R"({"type":"desktop_connected","desktopClientId":"office-pc","desktop":{)", 0),
+        0u)
+        << text;
     // The "desktop" object is exactly what handshake_ack lists, so one parser reads both.
     ViewerHandshakeAck ack;
     ack.viewerId = "v1";
     ack.desktops = {d};
     const std::string ackText = serialize(ack);
     const std::string entry = text.substr(text.find("\"desktop\":") + 10, std::string::npos);
-    EXPECT_NE(ackText.find(entry.substr(0, entry.size() - 1)), std::string::npos) << text << "\n" << ackText;
+    EXPECT_NE(ackText.find(entry.substr(0, entry.size() - 1)), std::string::npos) << text << "\n"
+                                                                                  << ackText;
     // Unknown to parseMessage: a strict C++ viewer sees an unknown type, never a crash.
     auto parsed = parseMessage(text, Channel::RelayToViewer);
     ASSERT_FALSE(parsed.ok());
@@ -192,10 +197,12 @@ TEST(Protocol, SpecExamplesParse) {
          Channel::RelayToAgent},
         {R"({"type":"registration_failed","clientId":"office-pc","code":"store_unavailable","error":"x"})",
          Channel::RelayToAgent},
-        {R"({"type":"subscribe","desktopClientId":"office-pc","monitor":0})", Channel::ViewerToRelay},
+        {R"({"type":"subscribe","desktopClientId":"office-pc","monitor":0})",
+         Channel::ViewerToRelay},
         {R"({"type":"frame_ack","desktopClientId":"office-pc","frameNumber":123,"latency":42})",
          Channel::ViewerToRelay},
-        {R"({"type":"frame_ack","frameNumber":123,"latency":42,"viewers":2})", Channel::RelayToAgent},
+        {R"({"type":"frame_ack","frameNumber":123,"latency":42,"viewers":2})",
+         Channel::RelayToAgent},
         {R"({"type":"command","desktopClientId":"office-pc","command":{"type":"set_config","fps":15}})",
          Channel::ViewerToRelay},
         {R"({"type":"command_result","commandId":"c1","status":"done","error":null})",
@@ -231,23 +238,24 @@ TEST(Protocol, TypeErrors) {
     // Known types on the wrong connection.
     expectError(R"({"type":"subscribe","desktopClientId":"a"})", Channel::AgentToRelay,
                 ErrorCode::BadRequest, "type");
-    expectError(R"({"type":"start_stream"})", Channel::ViewerToRelay, ErrorCode::BadRequest, "type");
+    expectError(R"({"type":"start_stream"})", Channel::ViewerToRelay, ErrorCode::BadRequest,
+                "type");
     expectError(R"({"type":"handshake_ack","viewerId":"v"})", Channel::ViewerToRelay,
                 ErrorCode::BadRequest, "type");
 }
 
 TEST(Protocol, MissingRequiredFields) {
     expectError(R"({"type":"ping"})", Channel::AgentToRelay, ErrorCode::BadRequest, "timestamp");
-    expectError(R"({"type":"ping","timestamp":null})", Channel::AgentToRelay,
-                ErrorCode::BadRequest, "timestamp");
+    expectError(R"({"type":"ping","timestamp":null})", Channel::AgentToRelay, ErrorCode::BadRequest,
+                "timestamp");
     expectError(R"({"type":"handshake","role":"desktop","clientId":"a"})", Channel::AgentToRelay,
                 ErrorCode::BadRequest, "protocol");
     expectError(R"({"type":"handshake","protocol":1,"role":"desktop"})", Channel::AgentToRelay,
                 ErrorCode::BadRequest, "clientId");
     expectError(R"({"type":"subscribe"})", Channel::ViewerToRelay, ErrorCode::BadRequest,
                 "desktopClientId");
-    expectError(R"({"type":"frame_ack","desktopClientId":"a","latency":1})",
-                Channel::ViewerToRelay, ErrorCode::BadRequest, "frameNumber");
+    expectError(R"({"type":"frame_ack","desktopClientId":"a","latency":1})", Channel::ViewerToRelay,
+                ErrorCode::BadRequest, "frameNumber");
     expectError(R"({"type":"command","desktopClientId":"a"})", Channel::ViewerToRelay,
                 ErrorCode::BadRequest, "command");
     expectError(R"({"type":"command","command":{"type":"start_stream"}})", Channel::RelayToAgent,
@@ -264,14 +272,15 @@ TEST(Protocol, WrongFieldTypes) {
                 "timestamp");
     expectError(R"({"type":"ping","timestamp":1.5})", Channel::AgentToRelay, ErrorCode::BadRequest,
                 "timestamp");
-    expectError(R"({"type":"ping","timestamp":true})", Channel::AgentToRelay,
-                ErrorCode::BadRequest, "timestamp");
+    expectError(R"({"type":"ping","timestamp":true})", Channel::AgentToRelay, ErrorCode::BadRequest,
+                "timestamp");
     expectError(R"({"type":"handshake","protocol":"1","role":"viewer"})", Channel::ViewerToRelay,
                 ErrorCode::BadRequest, "protocol");
     expectError(R"({"type":"handshake","protocol":1,"role":"viewer","token":5})",
                 Channel::ViewerToRelay, ErrorCode::BadRequest, "token");
-    expectError(R"({"type":"handshake","protocol":1,"role":"desktop","clientId":"a","monitors":{}})",
-                Channel::AgentToRelay, ErrorCode::BadRequest, "monitors");
+    expectError(
+        R"({"type":"handshake","protocol":1,"role":"desktop","clientId":"a","monitors":{}})",
+        Channel::AgentToRelay, ErrorCode::BadRequest, "monitors");
     expectError(
         R"({"type":"handshake","protocol":1,"role":"desktop","clientId":"a","capabilities":{"input":"yes"}})",
         Channel::AgentToRelay, ErrorCode::BadRequest, "capabilities.input");
@@ -284,8 +293,9 @@ TEST(Protocol, WrongFieldTypes) {
                 Channel::ViewerToRelay, ErrorCode::BadRequest, "command");
     expectError(R"({"type":"frame_ack","desktopClientId":"a","frameNumber":-1,"latency":1})",
                 Channel::ViewerToRelay, ErrorCode::BadRequest, "frameNumber");
-    expectError(R"({"type":"handshake_ack","clientId":"a","dbRegistered":1,"instanceId":"i","streamId":1,"heartbeatIntervalMs":5000,"maxInFlight":10})",
-                Channel::RelayToAgent, ErrorCode::BadRequest, "dbRegistered");
+    expectError(
+        R"({"type":"handshake_ack","clientId":"a","dbRegistered":1,"instanceId":"i","streamId":1,"heartbeatIntervalMs":5000,"maxInFlight":10})",
+        Channel::RelayToAgent, ErrorCode::BadRequest, "dbRegistered");
 }
 
 TEST(Protocol, BadValuesAndLimits) {
@@ -353,13 +363,19 @@ TEST(Protocol, CommandValidation) {
     bad(R"({"type":"input","event":"key_down","key":""})", "command.key");
     bad(R"({"type":"input","event":"wheel","x":1,"y":1,"deltaY":1e9})", "command.deltaY");
     // commandId: absent or empty = assign one; otherwise an id.
-    expectError(R"({"type":"command","desktopClientId":"a","commandId":"no spaces","command":{"type":"start_stream"}})",
-                Channel::ViewerToRelay, ErrorCode::BadRequest, "commandId");
-    EXPECT_TRUE(parseMessage(R"({"type":"command","desktopClientId":"a","commandId":"","command":{"type":"start_stream"}})",
-                             Channel::ViewerToRelay)
-                    .ok());
+    expectError(
+        R"({"type":"command","desktopClientId":"a","commandId":"no spaces","command":{"type":"start_stream"}})",
+        Channel::ViewerToRelay, ErrorCode::BadRequest, "commandId");
+    EXPECT_TRUE(
+        parseMessage(
+            R"({"type":"command","desktopClientId":"a","commandId":"","command":{"type":"start_stream"}})",
+            Channel::ViewerToRelay)
+            .ok());
     // The viewer page's input messages are accepted as they are.
-    EXPECT_TRUE(parseCommand(R"({"type":"input","event":"wheel","monitor":0,"deltaX":0,"deltaY":-1,"x":5,"y":6})").ok());
+    EXPECT_TRUE(
+        parseCommand(
+            R"({"type":"input","event":"wheel","monitor":0,"deltaX":0,"deltaY":-1,"x":5,"y":6})")
+            .ok());
 }
 
 TEST(Protocol, CommandTextHelpers) {
@@ -379,7 +395,8 @@ TEST(Protocol, MonitorsJsonRoundTrip) {
     EXPECT_EQ(back.value(), ms);
     EXPECT_FALSE(parseMonitorsJson("{}").ok());
     EXPECT_FALSE(parseMonitorsJson("[{\"index\":\"0\"}]").ok());
-    EXPECT_EQ(capabilitiesToJson(Capabilities{{"jpeg"}, true}), R"({"codecs":["jpeg"],"input":true})");
+    EXPECT_EQ(capabilitiesToJson(Capabilities{{"jpeg"}, true}),
+              R"({"codecs":["jpeg"],"input":true})");
 }
 
 TEST(Protocol, ErrorSerialization) {
@@ -451,34 +468,50 @@ TEST(Protocol, IntegersMustBeJsonIntegersWithinRange) {
                               Channel::ViewerToRelay);
         ASSERT_FALSE(r.ok()) << v;
         EXPECT_EQ(r.error().field, "timestamp") << v;
-        r = parseMessage(std::string(R"({"type":"command","desktopClientId":"a","command":{"type":"set_config","fps":)") +
-                             v + "}}",
-                         Channel::ViewerToRelay);
+        r = parseMessage(
+            std::string(
+                R"({"type":"command","desktopClientId":"a","command":{"type":"set_config","fps":)") +
+                v + "}}",
+            Channel::ViewerToRelay);
         EXPECT_FALSE(r.ok()) << v;
     }
     // 2^64 wraps to 0 in the JSON parser: refused before it gets there. 2^64-1 still parses.
-    auto r = parseMessage(R"({"type":"ping","timestamp":18446744073709551616})", Channel::ViewerToRelay);
+    auto r =
+        parseMessage(R"({"type":"ping","timestamp":18446744073709551616})", Channel::ViewerToRelay);
     ASSERT_FALSE(r.ok());
     EXPECT_NE(r.error().message.find("out of range"), std::string::npos) << r.error().message;
-    EXPECT_FALSE(parseMessage(R"({"type":"ping","timestamp":-9223372036854775809})", Channel::ViewerToRelay).ok());
-    EXPECT_FALSE(parseMessage(R"({"type":"ping","timestamp":000018446744073709551616})", Channel::ViewerToRelay).ok());
+    EXPECT_FALSE(
+        parseMessage(R"({"type":"ping","timestamp":-9223372036854775809})", Channel::ViewerToRelay)
+            .ok());
+    EXPECT_FALSE(parseMessage(R"({"type":"ping","timestamp":000018446744073709551616})",
+                              Channel::ViewerToRelay)
+                     .ok());
     EXPECT_FALSE(integerLiteralError(R"({"a":18446744073709551615,"b":-9223372036854775808})"));
     EXPECT_TRUE(integerLiteralError(R"({"a":18446744073709551616})"));
     // Digits inside strings are text, not numbers.
     EXPECT_FALSE(integerLiteralError(R"({"a":"99999999999999999999999","b":"\"1e400"})"));
-    ASSERT_TRUE(parseMessage(R"({"type":"ping","timestamp":1700000000000})", Channel::ViewerToRelay).ok());
+    ASSERT_TRUE(
+        parseMessage(R"({"type":"ping","timestamp":1700000000000})", Channel::ViewerToRelay).ok());
 }
 
 TEST(Protocol, KeyNamesRefuseControlCharacters) {
     for (const char* key : {"\\u0000", "a\\u001fb", "\\n", "\\u007f"}) {
-        auto r = parseMessage(std::string(R"({"type":"command","desktopClientId":"a","command":{"type":"input","event":"key_down","key":")") +
-                                  key + "\"}}",
-                              Channel::ViewerToRelay);
+        auto r = parseMessage(
+            std::string(
+                R"({"type":"command","desktopClientId":"a","command":{"type":"input","event":"key_down","key":")") +
+                key + "\"}}",
+            Channel::ViewerToRelay);
         ASSERT_FALSE(r.ok()) << key;
         EXPECT_EQ(r.error().field, "command.key") << key;
     }
-    EXPECT_TRUE(parseMessage(R"({"type":"command","desktopClientId":"a","command":{"type":"input","event":"key_up","key":"ArrowUp"}})",
-                             Channel::ViewerToRelay).ok());
-    EXPECT_TRUE(parseMessage(R"({"type":"command","desktopClientId":"a","command":{"type":"input","event":"key_up","key":"é"}})",
-                             Channel::ViewerToRelay).ok());
+    EXPECT_TRUE(
+        parseMessage(
+            R"({"type":"command","desktopClientId":"a","command":{"type":"input","event":"key_up","key":"ArrowUp"}})",
+            Channel::ViewerToRelay)
+            .ok());
+    EXPECT_TRUE(
+        parseMessage(
+            R"({"type":"command","desktopClientId":"a","command":{"type":"input","event":"key_up","key":"é"}})",
+            Channel::ViewerToRelay)
+            .ok());
 }

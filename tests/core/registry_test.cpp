@@ -254,9 +254,11 @@ TEST(Registry, ViewersSubscribeAndDriveStartStop) {
     // The viewer is attached before it is told "subscribed" (a frame may follow at once).
     size_t attachAt = s1.size(), answerAt = s1.size();
     for (size_t i = 0; i < s1.size(); ++i) {
-        if (std::holds_alternative<AttachViewerAction>(s1[i]) && attachAt == s1.size()) attachAt = i;
-        if (auto *send = std::get_if<SendAction>(&s1[i]))
-            if (std::holds_alternative<Subscribed>(send->message) && answerAt == s1.size()) answerAt = i;
+        if (std::holds_alternative<AttachViewerAction>(s1[i]) && attachAt == s1.size())
+            attachAt = i;
+        if (auto* send = std::get_if<SendAction>(&s1[i]))
+            if (std::holds_alternative<Subscribed>(send->message) && answerAt == s1.size())
+                answerAt = i;
     }
     EXPECT_LT(attachAt, answerAt);
     auto start = sent<StartStream>(s1);

@@ -33,7 +33,8 @@ RelayConnectionConfig config(Kind kind) {
     return c;
 }
 
-const std::string kAgentHello = R"({"type":"handshake","protocol":1,"role":"desktop","clientId":"pc1"})";
+const std::string kAgentHello =
+    R"({"type":"handshake","protocol":1,"role":"desktop","clientId":"pc1"})";
 const std::string kViewerHello = R"({"type":"handshake","protocol":1,"role":"viewer"})";
 
 // What happened to one connection, as the host saw it.
@@ -148,9 +149,8 @@ TEST(RelayConnection, AnythingBeforeTheHandshakeClosesWith1008) {
          RelayCounter::BinaryBeforeHandshake},
         {"agent viewer role", Kind::Agent, kViewerHello.c_str(), "registration_failed",
          RelayCounter::RegistrationFailures},
-        {"viewer subscribe first", Kind::Viewer,
-         R"({"type":"subscribe","desktopClientId":"pc1"})", "the first message must be a handshake",
-         RelayCounter::UnknownTypes},
+        {"viewer subscribe first", Kind::Viewer, R"({"type":"subscribe","desktopClientId":"pc1"})",
+         "the first message must be a handshake", RelayCounter::UnknownTypes},
         {"viewer bad json", Kind::Viewer, "[1,", "\"error\"", RelayCounter::BadJson},
         {"viewer binary first", Kind::Viewer, nullptr, "the first message must be a handshake",
          RelayCounter::BinaryBeforeHandshake},
@@ -392,7 +392,8 @@ TEST(RelayConnection, ViewerActionsCarryWhatTheHostNeeds) {
     const std::string viewerId = host.peer(v).conn->peerId();
     ASSERT_FALSE(viewerId.empty());
     host.text(v, R"({"type":"ping","timestamp":9})", kT0);
-    host.text(v, R"({"type":"command","desktopClientId":"pc1","command":{"type":"request_keyframe"}})",
+    host.text(v,
+              R"({"type":"command","desktopClientId":"pc1","command":{"type":"request_keyframe"}})",
               kT0);
     auto& other = host.peer(v).other;
     ASSERT_EQ(other.size(), 2u);
@@ -429,7 +430,8 @@ TEST(RelayConnection, AgentFramesAreValidatedAndGetTheRelaysStreamId) {
     auto bad = c.onBinary(std::vector<std::uint8_t>(10, 0), kT0);
     bool answered = false;
     for (auto& x : bad)
-        if (auto* s = std::get_if<relay_action::Send>(&x)) answered = s->text.find("error") != std::string::npos;
+        if (auto* s = std::get_if<relay_action::Send>(&x))
+            answered = s->text.find("error") != std::string::npos;
     EXPECT_TRUE(answered);
 }
 
@@ -439,9 +441,11 @@ TEST(RelayConnection, AgentFramesAreValidatedAndGetTheRelaysStreamId) {
 TEST(RelayConnection, AgentFramesOutOfOrderOrForUnadvertisedMonitorsAreBadFrames) {
     Host host;
     const ConnId a = host.open(1, Kind::Agent);
-    host.text(a, R"({"type":"handshake","protocol":1,"role":"desktop","clientId":"pc1",)"
-                 R"("monitors":[{"index":1,"name":"m1","x":0,"y":0,"width":2,"height":2,"primary":true}]})",
-              kT0);
+    host.text(
+        a,
+        R"({"type":"handshake","protocol":1,"role":"desktop","clientId":"pc1",)"
+        R"("monitors":[{"index":1,"name":"m1","x":0,"y":0,"width":2,"height":2,"primary":true}]})",
+        kT0);
     RelayConnection& c = *host.peer(a).conn;
     ASSERT_TRUE(c.open());
     const std::vector<std::uint8_t> payload(4, 0xab);
@@ -461,8 +465,10 @@ TEST(RelayConnection, AgentFramesOutOfOrderOrForUnadvertisedMonitorsAreBadFrames
     auto badFrame = [](const RelayActions& out) {
         bool counted = false, answered = false;
         for (auto& x : out) {
-            if (auto* n = std::get_if<relay_action::Count>(&x)) counted |= n->counter == RelayCounter::BadFrames;
-            if (auto* s = std::get_if<relay_action::Send>(&x)) answered |= s->text.find("error") != std::string::npos;
+            if (auto* n = std::get_if<relay_action::Count>(&x))
+                counted |= n->counter == RelayCounter::BadFrames;
+            if (auto* s = std::get_if<relay_action::Send>(&x))
+                answered |= s->text.find("error") != std::string::npos;
         }
         return counted && answered;
     };
@@ -495,11 +501,13 @@ TEST(RelayConnection, AResultTheStoreCouldNotKeepIsNotTheAgentsBadInput) {
     }
     EXPECT_EQ(c.badMessages(), 0);
     EXPECT_TRUE(c.open());
-    auto unknown = c.onCommandResultStored(makeError(ErrorCode::NotFound, "commandId", "no command"), kT0);
+    auto unknown =
+        c.onCommandResultStored(makeError(ErrorCode::NotFound, "commandId", "no command"), kT0);
     EXPECT_EQ(c.badMessages(), 1);
     bool counted = false;
     for (auto& x : unknown)
-        if (auto* n = std::get_if<relay_action::Count>(&x)) counted |= n->counter == RelayCounter::BadJson;
+        if (auto* n = std::get_if<relay_action::Count>(&x))
+            counted |= n->counter == RelayCounter::BadJson;
     EXPECT_TRUE(counted);
 }
 

@@ -13,14 +13,14 @@ namespace {
 TEST(Avif, FullFrameRoundTripIsFullSize) {
     EncoderPlugin p("avif");
     std::string err;
-    ASSERT_EQ(p.create({}, &err), DS_OK) << err; // the defaults: speed 8, 2 threads, auto
+    ASSERT_EQ(p.create({}, &err), DS_OK) << err;  // the defaults: speed 8, 2 threads, auto
     ds_encoded out{};
     ASSERT_EQ(p.encode(desktopImage().frame(), 75, ds_rect{}, out, &err), DS_OK) << err;
     EXPECT_EQ(out.codec, DS_CODEC_AVIF);
     const Image decoded = decodeAvif(out.data, out.size);
     EXPECT_EQ(decoded.width, 1920u);
     EXPECT_EQ(decoded.height, 1080u);
-    EXPECT_GE(psnrLuma(decoded, desktopImage()), 30.0); // 4:2:0: see the JPEG test about RGB PSNR
+    EXPECT_GE(psnrLuma(decoded, desktopImage()), 30.0);  // 4:2:0: see the JPEG test about RGB PSNR
     EXPECT_TRUE(p.host().logContains("avif encoder ready: codec "));
     EXPECT_TRUE(p.host().logContains("speed 8, threads 2"));
 }
@@ -29,7 +29,7 @@ TEST(Avif, HigherQualityNeverGivesASmallerFile) {
     EncoderPlugin p("avif");
     std::string err;
     ASSERT_EQ(p.create({{"speed", "10"}}, &err), DS_OK) << err;
-    const ds_rect rect{}; // the whole picture: ~0.2 s per encode at speed 10
+    const ds_rect rect{};  // the whole picture: ~0.2 s per encode at speed 10
     size_t previous = 0;
     for (int q : {30, 50, 75, 90}) {
         ds_encoded out{};
@@ -44,7 +44,7 @@ TEST(Avif, HigherQualityNeverGivesASmallerFile) {
 // DS_ERR_UNSUPPORTED naming the ones that are available; nothing in between.
 TEST(Avif, CodecChoiceFollowsWhatLibavifCanEncodeWith) {
     int usable = 0;
-    for (const char *name : {"aom", "rav1e", "svt"}) {
+    for (const char* name : {"aom", "rav1e", "svt"}) {
         const bool available =
             avifCodecName(avifCodecChoiceFromName(name), AVIF_CODEC_FLAG_CAN_ENCODE) != nullptr;
         EncoderPlugin p("avif");
@@ -59,7 +59,8 @@ TEST(Avif, CodecChoiceFollowsWhatLibavifCanEncodeWith) {
         ++usable;
         ASSERT_EQ(s, DS_OK) << name << ": " << err;
         ds_encoded out{};
-        ASSERT_EQ(p.encode(desktopImage().frame(), 60, ds_rect{800, 500, 128, 96}, out, &err), DS_OK)
+        ASSERT_EQ(p.encode(desktopImage().frame(), 60, ds_rect{800, 500, 128, 96}, out, &err),
+                  DS_OK)
             << name << ": " << err;
         const Image decoded = decodeAvif(out.data, out.size);
         EXPECT_EQ(decoded.width, 128u) << name;
@@ -67,7 +68,8 @@ TEST(Avif, CodecChoiceFollowsWhatLibavifCanEncodeWith) {
         EXPECT_TRUE(p.host().logContains(std::string("codec ") + name)) << name;
         if (std::string(name) == "svt") {
             // SVT-AV1 cannot do tiny or odd 4:2:0 pictures: a clear error, not a crash.
-            const ds_status small = p.encode(desktopImage().frame(), 60, ds_rect{5, 5, 17, 9}, out, &err);
+            const ds_status small =
+                p.encode(desktopImage().frame(), 60, ds_rect{5, 5, 17, 9}, out, &err);
             EXPECT_EQ(small, DS_ERR_UNSUPPORTED);
             EXPECT_NE(err.find("at least 64x64"), std::string::npos) << err;
         }
@@ -80,7 +82,7 @@ TEST(Avif, Yuv444KeepsMoreDetailThan420) {
     std::string err;
     ASSERT_EQ(a.create({{"yuv", "420"}}, &err), DS_OK) << err;
     ASSERT_EQ(b.create({{"yuv", "444"}}, &err), DS_OK) << err;
-    const ds_rect rect{1000, 420, 256, 160}; // yellow/white text on blue: chroma matters
+    const ds_rect rect{1000, 420, 256, 160};  // yellow/white text on blue: chroma matters
     const Image expected = desktopImage().crop(rect.x, rect.y, rect.width, rect.height);
     ds_encoded o420{}, o444{};
     ASSERT_EQ(a.encode(desktopImage().frame(), 90, rect, o420, &err), DS_OK) << err;
@@ -100,4 +102,4 @@ TEST(Avif, BadSettingsAreConfigErrors) {
     EXPECT_EQ(p.create({{"yuv", "422"}}, &err), DS_ERR_CONFIG);
 }
 
-} // namespace
+}  // namespace

@@ -14,17 +14,17 @@ using namespace ds_enc_test;
 namespace {
 
 struct Case {
-    const char *name;
+    const char* name;
     ds_codec codec;
     // Settings that keep the test fast (AVIF at its fastest speed).
     std::map<std::string, std::string> fastConfig;
     // A key and an invalid value for it.
-    const char *badKey;
-    const char *badValue;
+    const char* badKey;
+    const char* badValue;
 };
 
 // Keeps ctest's test names readable (gtest would otherwise dump the struct's bytes).
-void PrintTo(const Case &c, std::ostream *os) { *os << c.name; }
+void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
 
 class EncoderCommon : public ::testing::TestWithParam<Case> {
 protected:
@@ -34,7 +34,7 @@ protected:
         ASSERT_EQ(plugin_->create(GetParam().fastConfig, &err), DS_OK) << err;
     }
     // Expects DS_ERR_INVALID_ARGUMENT with a message containing `needle`.
-    void expectRejected(const ds_frame &f, int quality, ds_rect rect, const std::string &needle) {
+    void expectRejected(const ds_frame& f, int quality, ds_rect rect, const std::string& needle) {
         ds_encoded out{};
         std::string err;
         EXPECT_EQ(plugin_->encode(f, quality, rect, out, &err), DS_ERR_INVALID_ARGUMENT);
@@ -44,14 +44,14 @@ protected:
 };
 
 TEST_P(EncoderCommon, DescriptorDeclaresKindCodecAndKeys) {
-    const ds_plugin_descriptor &d = plugin_->descriptor();
+    const ds_plugin_descriptor& d = plugin_->descriptor();
     EXPECT_EQ(d.kind, DS_KIND_ENCODER);
     EXPECT_STREQ(d.name, GetParam().name);
     EXPECT_EQ(plugin_->vtable().codec, GetParam().codec);
     ASSERT_GT(d.config_key_count, 0u);
     bool badKeyDeclared = false;
     for (uint32_t i = 0; i < d.config_key_count; ++i) {
-        const ds_config_key &k = d.config_keys[i];
+        const ds_config_key& k = d.config_keys[i];
         ASSERT_NE(k.key, nullptr);
         EXPECT_NE(k.default_value, nullptr) << k.key << " has no default";
         EXPECT_NE(k.description, nullptr) << k.key;
@@ -69,7 +69,7 @@ TEST_P(EncoderCommon, InvalidConfigValueIsRejectedNamingSectionKeyAndValue) {
 }
 
 TEST_P(EncoderCommon, BadInputReturnsErrorsWithMessages) {
-    const Image &img = desktopImage();
+    const Image& img = desktopImage();
     const ds_rect all{0, 0, 0, 0};
     ds_frame f = img.frame();
 
@@ -86,7 +86,7 @@ TEST_P(EncoderCommon, BadInputReturnsErrorsWithMessages) {
     expectRejected(narrow, 75, all, "stride");
 
     ds_frame badFormat = f;
-    const int32_t bogus = 99; // as a C caller could pass it
+    const int32_t bogus = 99;  // as a C caller could pass it
     std::memcpy(&badFormat.format, &bogus, sizeof bogus);
     expectRejected(badFormat, 75, all, "pixel format 99");
 
@@ -103,7 +103,8 @@ TEST_P(EncoderCommon, BadInputReturnsErrorsWithMessages) {
     char err[256] = "";
     ds_encode_params p{sizeof(ds_encode_params), 75, 1, all};
     ds_encoded out{};
-    EXPECT_EQ(plugin_->vtable().encode(nullptr, &f, &p, &out, err, sizeof err), DS_ERR_INVALID_ARGUMENT);
+    EXPECT_EQ(plugin_->vtable().encode(nullptr, &f, &p, &out, err, sizeof err),
+              DS_ERR_INVALID_ARGUMENT);
     std::string e2;
     ds_encoded ok{};
     // The instance still works after all of that.
@@ -112,7 +113,7 @@ TEST_P(EncoderCommon, BadInputReturnsErrorsWithMessages) {
 }
 
 TEST_P(EncoderCommon, RectangleEncodeDecodesToTheRectanglePixels) {
-    const Image &img = desktopImage();
+    const Image& img = desktopImage();
     const ds_rect rect{300, 200, 256, 144};
     ds_encoded out{};
     std::string err;
@@ -158,7 +159,7 @@ TEST_P(EncoderCommon, RgbxAndPaddedStrideGiveTheSamePicture) {
 
     Image bgra = crop;
     bgra.format = DS_PIXEL_BGRA;
-    for (size_t i = 3; i < bgra.pixels.size(); i += 4) bgra.pixels[i] = 0; // alpha is ignored
+    for (size_t i = 3; i < bgra.pixels.size(); i += 4) bgra.pixels[i] = 0;  // alpha is ignored
     ASSERT_EQ(plugin_->encode(bgra.frame(), 80, ds_rect{}, out, &err), DS_OK) << err;
     EXPECT_GE(psnr(decode(GetParam().codec, out.data, out.size), crop), 30.0);
 }
@@ -168,6 +169,6 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(Case{"jpeg", DS_CODEC_JPEG, {}, "subsampling", "411"},
                       Case{"webp", DS_CODEC_WEBP, {}, "lossless", "maybe"},
                       Case{"avif", DS_CODEC_AVIF, {{"speed", "10"}}, "speed", "11"}),
-    [](const ::testing::TestParamInfo<Case> &info) { return std::string(info.param.name); });
+    [](const ::testing::TestParamInfo<Case>& info) { return std::string(info.param.name); });
 
-} // namespace
+}  // namespace

@@ -16,7 +16,7 @@ struct Encoded {
     Image decoded;
 };
 
-Encoded encodeFull(EncoderPlugin &p, int quality) {
+Encoded encodeFull(EncoderPlugin& p, int quality) {
     ds_encoded out{};
     std::string err;
     EXPECT_EQ(p.encode(desktopImage().frame(), quality, ds_rect{}, out, &err), DS_OK) << err;
@@ -25,7 +25,7 @@ Encoded encodeFull(EncoderPlugin &p, int quality) {
 }
 
 // Subsampling as the JPEG's own header reports it.
-int headerSubsampling(const ds_encoded &out) {
+int headerSubsampling(const ds_encoded& out) {
     tjhandle h = tjInitDecompress();
     int w = 0, ht = 0, ss = -1, cs = 0;
     tjDecompressHeader3(h, out.data, static_cast<unsigned long>(out.size), &w, &ht, &ss, &cs);
@@ -34,10 +34,10 @@ int headerSubsampling(const ds_encoded &out) {
 }
 
 struct Subsampling {
-    const char *config; // the [encoder.jpeg] subsampling value
-    int tj;             // what the JPEG header must say
+    const char* config;  // the [encoder.jpeg] subsampling value
+    int tj;              // what the JPEG header must say
 };
-void PrintTo(const Subsampling &s, std::ostream *os) { *os << s.config; }
+void PrintTo(const Subsampling& s, std::ostream* os) { *os << s.config; }
 
 class JpegSubsampling : public ::testing::TestWithParam<Subsampling> {};
 
@@ -68,9 +68,10 @@ TEST_P(JpegSubsampling, Quality75RoundTripIsFullSizeAndAbove30dB) {
 }
 
 INSTANTIATE_TEST_SUITE_P(All, JpegSubsampling,
-                         ::testing::Values(Subsampling{"420", TJSAMP_420}, Subsampling{"422", TJSAMP_422},
+                         ::testing::Values(Subsampling{"420", TJSAMP_420},
+                                           Subsampling{"422", TJSAMP_422},
                                            Subsampling{"444", TJSAMP_444}),
-                         [](const auto &info) { return std::string("s") + info.param.config; });
+                         [](const auto& info) { return std::string("s") + info.param.config; });
 
 TEST(Jpeg, HigherQualityNeverGivesASmallerFile) {
     EncoderPlugin p("jpeg");
@@ -105,7 +106,7 @@ TEST(Jpeg, OutputBufferIsReusedInSteadyState) {
     ds_encoded first{}, out{};
     const ds_frame f = desktopImage().frame();
     ASSERT_EQ(p.encode(f, 75, ds_rect{}, first, &err), DS_OK) << err;
-    const uint8_t *buffer = first.data;
+    const uint8_t* buffer = first.data;
     for (int q : {90, 30, 100}) {
         ASSERT_EQ(p.encode(f, q, ds_rect{}, out, &err), DS_OK) << err;
         EXPECT_EQ(out.data, buffer);
@@ -119,7 +120,8 @@ TEST(Jpeg, QualityZeroIsClampedToTheLowestJpegQuality) {
     std::string err;
     ASSERT_EQ(p.create({}, &err), DS_OK) << err;
     ds_encoded out{};
-    ASSERT_EQ(p.encode(desktopImage().frame(), 0, ds_rect{0, 0, 128, 128}, out, &err), DS_OK) << err;
+    ASSERT_EQ(p.encode(desktopImage().frame(), 0, ds_rect{0, 0, 128, 128}, out, &err), DS_OK)
+        << err;
     EXPECT_EQ(out.quality, 1);
     EXPECT_EQ(decodeJpeg(out.data, out.size).width, 128u);
 }
@@ -133,4 +135,4 @@ TEST(Jpeg, EmptySubsamplingMeansTheDefault) {
     EXPECT_EQ(headerSubsampling(out), TJSAMP_420);
 }
 
-} // namespace
+}  // namespace

@@ -24,7 +24,8 @@ ds_frame Image::frame() const {
 }
 
 Image Image::crop(uint32_t x, uint32_t y, uint32_t w, uint32_t h) const {
-    if (uint64_t(x) + w > width || uint64_t(y) + h > height) throw std::runtime_error("crop outside image");
+    if (uint64_t(x) + w > width || uint64_t(y) + h > height)
+        throw std::runtime_error("crop outside image");
     Image out;
     out.width = w;
     out.height = h;
@@ -41,7 +42,7 @@ Image Image::toRgbx() const {
     out.format = DS_PIXEL_RGBX;
     for (uint32_t y = 0; y < height; ++y)
         for (uint32_t x = 0; x < width; ++x) {
-            uint8_t *p = out.pixels.data() + size_t(y) * stride + size_t(x) * 4;
+            uint8_t* p = out.pixels.data() + size_t(y) * stride + size_t(x) * 4;
             std::swap(p[0], p[2]);
         }
     return out;
@@ -59,20 +60,21 @@ Image Image::withPadding(uint32_t extraBytes) const {
     return out;
 }
 
-Image loadPng(const std::string &path) {
+Image loadPng(const std::string& path) {
     png_image png;
     std::memset(&png, 0, sizeof png);
     png.version = PNG_IMAGE_VERSION;
     if (!png_image_begin_read_from_file(&png, path.c_str()))
         throw std::runtime_error("cannot read PNG " + path + ": " + png.message);
-    png.format = PNG_FORMAT_BGRA; // opaque sources get alpha 255
+    png.format = PNG_FORMAT_BGRA;  // opaque sources get alpha 255
     Image img;
     img.width = png.width;
     img.height = png.height;
     img.stride = png.width * 4;
     img.format = DS_PIXEL_BGRX;
     img.pixels.resize(PNG_IMAGE_SIZE(png));
-    if (!png_image_finish_read(&png, nullptr, img.pixels.data(), static_cast<png_int_32>(img.stride), nullptr)) {
+    if (!png_image_finish_read(&png, nullptr, img.pixels.data(),
+                               static_cast<png_int_32>(img.stride), nullptr)) {
         std::string msg = png.message;
         png_image_free(&png);
         throw std::runtime_error("cannot decode PNG " + path + ": " + msg);
@@ -80,7 +82,7 @@ Image loadPng(const std::string &path) {
     return img;
 }
 
-const Image &desktopImage() {
+const Image& desktopImage() {
     static const Image img = loadPng(ds_test::sharedDataPath("desktop-1080p.png"));
     return img;
 }
@@ -94,7 +96,7 @@ static Image blank(uint32_t w, uint32_t h) {
     return img;
 }
 
-Image decodeJpeg(const uint8_t *data, size_t size) {
+Image decodeJpeg(const uint8_t* data, size_t size) {
     tjhandle h = tjInitDecompress();
     if (!h) throw std::runtime_error("tjInitDecompress failed");
     int w = 0, ht = 0, ss = 0, cs = 0;
@@ -112,19 +114,20 @@ Image decodeJpeg(const uint8_t *data, size_t size) {
     return img;
 }
 
-Image decodeWebp(const uint8_t *data, size_t size) {
+Image decodeWebp(const uint8_t* data, size_t size) {
     int w = 0, h = 0;
     if (!WebPGetInfo(data, size, &w, &h)) throw std::runtime_error("WebP header does not decode");
     Image img = blank(static_cast<uint32_t>(w), static_cast<uint32_t>(h));
-    if (!WebPDecodeBGRAInto(data, size, img.pixels.data(), img.pixels.size(), static_cast<int>(img.stride)))
+    if (!WebPDecodeBGRAInto(data, size, img.pixels.data(), img.pixels.size(),
+                            static_cast<int>(img.stride)))
         throw std::runtime_error("WebP does not decode");
     return img;
 }
 
-Image decodeAvif(const uint8_t *data, size_t size) {
-    avifDecoder *dec = avifDecoderCreate();
+Image decodeAvif(const uint8_t* data, size_t size) {
+    avifDecoder* dec = avifDecoderCreate();
     if (!dec) throw std::runtime_error("avifDecoderCreate failed");
-    avifImage *yuv = avifImageCreateEmpty();
+    avifImage* yuv = avifImageCreateEmpty();
     avifResult r = avifDecoderReadMemory(dec, yuv, data, size);
     if (r != AVIF_RESULT_OK) {
         avifImageDestroy(yuv);
@@ -141,20 +144,25 @@ Image decodeAvif(const uint8_t *data, size_t size) {
     r = avifImageYUVToRGB(yuv, &rgb);
     avifImageDestroy(yuv);
     avifDecoderDestroy(dec);
-    if (r != AVIF_RESULT_OK) throw std::runtime_error(std::string("AVIF YUV->RGB failed: ") + avifResultToString(r));
+    if (r != AVIF_RESULT_OK)
+        throw std::runtime_error(std::string("AVIF YUV->RGB failed: ") + avifResultToString(r));
     return img;
 }
 
-Image decode(ds_codec codec, const uint8_t *data, size_t size) {
+Image decode(ds_codec codec, const uint8_t* data, size_t size) {
     switch (codec) {
-    case DS_CODEC_JPEG: return decodeJpeg(data, size);
-    case DS_CODEC_WEBP: return decodeWebp(data, size);
-    case DS_CODEC_AVIF: return decodeAvif(data, size);
-    default: throw std::runtime_error("no decoder for codec " + std::to_string(codec));
+        case DS_CODEC_JPEG:
+            return decodeJpeg(data, size);
+        case DS_CODEC_WEBP:
+            return decodeWebp(data, size);
+        case DS_CODEC_AVIF:
+            return decodeAvif(data, size);
+        default:
+            throw std::runtime_error("no decoder for codec " + std::to_string(codec));
     }
 }
 
-static void sameSize(const Image &a, const Image &b) {
+static void sameSize(const Image& a, const Image& b) {
     if (a.width != b.width || a.height != b.height)
         throw std::runtime_error("pictures differ in size: " + std::to_string(a.width) + "x" +
                                  std::to_string(a.height) + " vs " + std::to_string(b.width) + "x" +
@@ -169,7 +177,7 @@ static void channelOrder(ds_pixel_format f, int out[3]) {
     out[2] = rgb ? 0 : 2;
 }
 
-double psnr(const Image &a, const Image &b) {
+double psnr(const Image& a, const Image& b) {
     sameSize(a, b);
     int ca[3], cb[3];
     channelOrder(a.format, ca);
@@ -188,7 +196,7 @@ double psnr(const Image &a, const Image &b) {
     return 10.0 * std::log10(255.0 * 255.0 / mse);
 }
 
-double psnrLuma(const Image &a, const Image &b) {
+double psnrLuma(const Image& a, const Image& b) {
     sameSize(a, b);
     int ca[3], cb[3];
     channelOrder(a.format, ca);
@@ -206,14 +214,15 @@ double psnrLuma(const Image &a, const Image &b) {
     return 10.0 * std::log10(255.0 * 255.0 / mse);
 }
 
-bool sameRgb(const Image &a, const Image &b) { return std::isinf(psnr(a, b)); }
+bool sameRgb(const Image& a, const Image& b) { return std::isinf(psnr(a, b)); }
 
-EncoderPlugin::EncoderPlugin(const std::string &name)
+EncoderPlugin::EncoderPlugin(const std::string& name)
     : name_(name), plugin_(ds_test::pluginPath("encoder", name)) {}
 
 EncoderPlugin::~EncoderPlugin() { destroy(); }
 
-ds_status EncoderPlugin::create(const std::map<std::string, std::string> &config, std::string *error) {
+ds_status EncoderPlugin::create(const std::map<std::string, std::string>& config,
+                                std::string* error) {
     destroy();
     ds_test::TestConfig cfg("encoder." + name_, config);
     char err[512] = "";
@@ -230,8 +239,8 @@ void EncoderPlugin::destroy() {
     instance_ = nullptr;
 }
 
-ds_status EncoderPlugin::encode(const ds_frame &frame, int quality, ds_rect rect, ds_encoded &out,
-                                std::string *error) {
+ds_status EncoderPlugin::encode(const ds_frame& frame, int quality, ds_rect rect, ds_encoded& out,
+                                std::string* error) {
     ds_encode_params p{};
     p.struct_size = sizeof p;
     p.quality = quality;
@@ -244,4 +253,4 @@ ds_status EncoderPlugin::encode(const ds_frame &frame, int quality, ds_rect rect
     return s;
 }
 
-} // namespace ds_enc_test
+}  // namespace ds_enc_test

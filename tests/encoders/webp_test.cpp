@@ -13,10 +13,11 @@ using namespace ds_enc_test;
 namespace {
 
 // "VP8L" (lossless) or "VP8 " (lossy): the first chunk of a simple WebP file.
-std::string bitstreamKind(const ds_encoded &out) {
-    if (out.size < 16 || std::memcmp(out.data, "RIFF", 4) != 0 || std::memcmp(out.data + 8, "WEBP", 4) != 0)
+std::string bitstreamKind(const ds_encoded& out) {
+    if (out.size < 16 || std::memcmp(out.data, "RIFF", 4) != 0 ||
+        std::memcmp(out.data + 8, "WEBP", 4) != 0)
         return "not webp";
-    return std::string(reinterpret_cast<const char *>(out.data) + 12, 4);
+    return std::string(reinterpret_cast<const char*>(out.data) + 12, 4);
 }
 
 Image blankImage(uint32_t w, uint32_t h, uint8_t value) {
@@ -38,7 +39,7 @@ Image textLike() {
                 const uint32_t sx = x + rng() % 6, sy = line + rng() % 10;
                 const bool vertical = rng() % 2;
                 for (uint32_t k = 0; k < 3; ++k) {
-                    uint8_t *p = img.pixels.data() + size_t(sy + (vertical ? k : 0)) * img.stride +
+                    uint8_t* p = img.pixels.data() + size_t(sy + (vertical ? k : 0)) * img.stride +
                                  size_t(sx + (vertical ? 0 : k)) * 4;
                     p[0] = p[1] = p[2] = 0x10;
                 }
@@ -52,7 +53,7 @@ Image photoLike() {
     std::mt19937 rng(11);
     for (uint32_t y = 0; y < img.height; ++y)
         for (uint32_t x = 0; x < img.width; ++x) {
-            uint8_t *p = img.pixels.data() + size_t(y) * img.stride + size_t(x) * 4;
+            uint8_t* p = img.pixels.data() + size_t(y) * img.stride + size_t(x) * 4;
             const int n = static_cast<int>(rng() % 17) - 8;
             p[0] = static_cast<uint8_t>(std::clamp(int(x * 255 / img.width) + n, 0, 255));
             p[1] = static_cast<uint8_t>(std::clamp(int(y * 255 / img.height) + n, 0, 255));
@@ -61,7 +62,7 @@ Image photoLike() {
     return img;
 }
 
-std::unique_ptr<EncoderPlugin> webp(const std::map<std::string, std::string> &config) {
+std::unique_ptr<EncoderPlugin> webp(const std::map<std::string, std::string>& config) {
     auto p = std::make_unique<EncoderPlugin>("webp");
     std::string err;
     EXPECT_EQ(p->create(config, &err), DS_OK) << err;
@@ -97,7 +98,7 @@ TEST(Webp, LosslessDecodesToExactlyTheSourcePixels) {
 
 TEST(Webp, LosslessRectangleIsExactlyTheRectangle) {
     auto p = webp({{"lossless", "true"}});
-    const ds_rect rect{1001, 333, 317, 201}; // odd offsets and sizes on purpose
+    const ds_rect rect{1001, 333, 317, 201};  // odd offsets and sizes on purpose
     ds_encoded out{};
     std::string err;
     ASSERT_EQ(p->encode(desktopImage().frame(), 75, rect, out, &err), DS_OK) << err;
@@ -110,7 +111,7 @@ TEST(Webp, LosslessRectangleIsExactlyTheRectangle) {
 }
 
 TEST(Webp, HigherQualityNeverGivesASmallerFile) {
-    for (const char *method : {"0", "4"}) {
+    for (const char* method : {"0", "4"}) {
         auto p = webp({{"lossless", "false"}, {"method", method}});
         size_t previous = 0;
         for (int q : {30, 50, 75, 90}) {
@@ -128,7 +129,7 @@ TEST(Webp, AutoPicksLosslessForTextAndLossyForPhotos) {
     auto lossy = webp({{"lossless", "false"}});
     auto lossless = webp({{"lossless", "true"}});
     std::string err;
-    for (const Image &img : {textLike(), photoLike()}) {
+    for (const Image& img : {textLike(), photoLike()}) {
         ds_encoded a{}, l{}, ll{};
         ASSERT_EQ(p->encode(img.frame(), 75, ds_rect{}, a, &err), DS_OK) << err;
         const std::string kind = bitstreamKind(a);
@@ -174,4 +175,4 @@ TEST(Webp, OutOfRangeMethodIsAConfigError) {
     EXPECT_NE(err.find("lossless.level"), std::string::npos) << err;
 }
 
-} // namespace
+}  // namespace

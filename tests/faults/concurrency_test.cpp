@@ -27,60 +27,71 @@ struct TwoInstances {
     std::optional<Process> relays[2];
 
     TwoInstances() {
-        const char *pg = std::getenv("DESKSTREAM_TEST_PG");
-        if (!pg) throw std::runtime_error("DESKSTREAM_TEST_PG is not set: start PostgreSQL with scripts/test.sh");
+        const char* pg = std::getenv("DESKSTREAM_TEST_PG");
+        if (!pg)
+            throw std::runtime_error(
+                "DESKSTREAM_TEST_PG is not set: start PostgreSQL with scripts/test.sh");
         // Both start at the same moment against an empty schema: both must migrate safely.
         for (int i = 0; i < 2; ++i) {
             std::vector<std::string> args = baseArgs(tempDir("cc-relay" + std::to_string(i)));
             std::string url = "127.0.0.1:" + std::to_string(ports[i]);
-            args.insert(args.end(), {"--role", "relay", "--set", "relay.listen=" + url, "--set",
-                                     "relay.public_url=http://" + url, "--set",
-                                     "relay.instance_id=dsf-cc-" + std::to_string(i), "--set", "relay.store=postgres",
-                                     "--set", "store.postgres.connection=" + std::string(pg), "--set",
-                                     "store.postgres.schema=" + schema, "--set", "heartbeat.interval_ms=500"});
+            args.insert(
+                args.end(),
+                {"--role", "relay", "--set", "relay.listen=" + url, "--set",
+                 "relay.public_url=http://" + url, "--set",
+                 "relay.instance_id=dsf-cc-" + std::to_string(i), "--set", "relay.store=postgres",
+                 "--set", "store.postgres.connection=" + std::string(pg), "--set",
+                 "store.postgres.schema=" + schema, "--set", "heartbeat.interval_ms=500"});
             relays[i].emplace(args);
         }
         for (int i = 0; i < 2; ++i)
             if (!waitHealthy("127.0.0.1", ports[i], 30000))
-                throw std::runtime_error("relay " + std::to_string(i) + " did not start: " + relays[i]->err());
+                throw std::runtime_error("relay " + std::to_string(i) +
+                                         " did not start: " + relays[i]->err());
     }
     ~TwoInstances() {
-        for (auto &r : relays) {
+        for (auto& r : relays) {
             r->signal(SIGTERM);
             r->wait(15s);
         }
         try {
             psql("DROP SCHEMA IF EXISTS " + schema + " CASCADE");
-        } catch (...) {
-        }
+        } catch (...) {}
     }
 };
 
 void postTwoHundredCommands(bool checkOrder);
 
-TEST(Concurrency, TwoHundredCommandsThroughTwoInstancesAreAllDeliveredOnce) { postTwoHundredCommands(false); }
+TEST(Concurrency, TwoHundredCommandsThroughTwoInstancesAreAllDeliveredOnce) {
+    postTwoHundredCommands(false);
+}
 
 // PRODUCT FINDING (host/relay, reported to the lead, not fixed here): commands for one desktop
 // are not delivered in the order they were stored when they come through both instances. The
 // holder delivers its own posts at once, while a command stored a few ms earlier through the
 // other instance waits for the notification: measured 13 of 200 delivered after a later one
 // (overtaken by up to ~250 ms). Enable when per-desktop order is defined and kept.
-TEST(Concurrency, DISABLED_TwoHundredCommandsThroughTwoInstancesAreDeliveredInOrder) { postTwoHundredCommands(true); }
+TEST(Concurrency, DISABLED_TwoHundredCommandsThroughTwoInstancesAreDeliveredInOrder) {
+    postTwoHundredCommands(true);
+}
 
 void postTwoHundredCommands(bool checkOrder) {
     TwoInstances two;
     constexpr int kAgents = 5, kCommands = 200, kThreads = 8;
     std::vector<std::unique_ptr<Process>> agents;
     auto id = [](int i) { return "cc-pc-" + std::to_string(i); };
-    for (int i = 0; i < kAgents; ++i) { // 3 on instance 0, 2 on instance 1
+    for (int i = 0; i < kAgents; ++i) {  // 3 on instance 0, 2 on instance 1
         std::vector<std::string> args = baseArgs(tempDir("cc-agent" + std::to_string(i)));
-        args.insert(args.end(), {"--role", "agent", "--set",
-                                 "agent.relay_url=ws://127.0.0.1:" + std::to_string(two.ports[i % 2]) + "/ws/agent",
-                                 "--set", "agent.client_id=" + id(i), "--set", "agent.token=" + mint(true, id(i))});
+        args.insert(
+            args.end(),
+            {"--role", "agent", "--set",
+             "agent.relay_url=ws://127.0.0.1:" + std::to_string(two.ports[i % 2]) + "/ws/agent",
+             "--set", "agent.client_id=" + id(i), "--set", "agent.token=" + mint(true, id(i))});
         agents.push_back(std::make_unique<Process>(args));
     }
     for (int i = 0; i < kAgents; ++i)
-        ASSERT_TRUE(eventually([&] { return desktop("127.0.0.1", two.ports[0], id(i)) != nullptr; }, 30000))
+        ASSERT_TRUE(
+            eventually([&] { return desktop("127.0.0.1", two.ports[0], id(i)) != nullptr; }, 30000))
             << agents[static_cast<size_t>(i)]->err();
 
     std::mutex m;
@@ -92,9 +103,11 @@ void postTwoHundredCommands(bool checkOrder) {
         threads.emplace_back([&, t] {
             for (int k = t; k < kCommands; k += kThreads) {
                 // Posted to the instance that does NOT hold the desktop half of the time.
-                auto r = httpPost("127.0.0.1", two.ports[(k / kAgents) % 2], "/api/desktops/" + id(k % kAgents) + "/commands",
-                                  "{\"command\":{\"type\":\"request_keyframe\"},\"commandId\":\"cc-" + std::to_string(k) +
-                                      "\"}");
+                auto r =
+                    httpPost("127.0.0.1", two.ports[(k / kAgents) % 2],
+                             "/api/desktops/" + id(k % kAgents) + "/commands",
+                             "{\"command\":{\"type\":\"request_keyframe\"},\"commandId\":\"cc-" +
+                                 std::to_string(k) + "\"}");
                 std::lock_guard<std::mutex> lock(m);
                 if (r.first == 202)
                     accepted.push_back("cc-" + std::to_string(k));
@@ -102,21 +115,28 @@ void postTwoHundredCommands(bool checkOrder) {
                     errors.push_back(std::to_string(r.first) + " " + r.second);
             }
         });
-    for (auto &th : threads) th.join();
+    for (auto& th : threads) th.join();
     long postMs = msSince(t0);
     ASSERT_EQ(accepted.size(), static_cast<size_t>(kCommands)) << (errors.empty() ? "" : errors[0]);
 
-    auto count = [&](const std::string &where) {
-        return std::atoi(psql("SELECT count(*) FROM " + two.schema + ".desktop_commands WHERE " + where).c_str());
+    auto count = [&](const std::string& where) {
+        return std::atoi(
+            psql("SELECT count(*) FROM " + two.schema + ".desktop_commands WHERE " + where)
+                .c_str());
     };
-    bool allDone = eventually([&] { return count("id LIKE 'cc-%' AND status = 'done'") == kCommands; }, 60000, 250);
+    bool allDone = eventually(
+        [&] { return count("id LIKE 'cc-%' AND status = 'done'") == kCommands; }, 60000, 250);
     long doneMs = msSince(t0);
-    EXPECT_TRUE(allDone) << count("id LIKE 'cc-%' AND status = 'done'") << " of " << kCommands << " done";
+    EXPECT_TRUE(allDone) << count("id LIKE 'cc-%' AND status = 'done'") << " of " << kCommands
+                         << " done";
     EXPECT_EQ(count("id LIKE 'cc-%'"), kCommands) << "a command was stored twice or lost";
-    EXPECT_EQ(count("id LIKE 'cc-%' AND attempts > 1"), 0) << "a command was delivered more than once";
+    EXPECT_EQ(count("id LIKE 'cc-%' AND attempts > 1"), 0)
+        << "a command was delivered more than once";
     // In order per desktop: delivery times follow creation times.
-    std::string rows = psql("SELECT desktop_client_id, created_at, delivered_at FROM " + two.schema +
-                            ".desktop_commands WHERE id LIKE 'cc-%' ORDER BY desktop_client_id, created_at, delivered_at");
+    std::string rows =
+        psql("SELECT desktop_client_id, created_at, delivered_at FROM " + two.schema +
+             ".desktop_commands WHERE id LIKE 'cc-%' ORDER BY desktop_client_id, created_at, "
+             "delivered_at");
     std::istringstream in(rows);
     std::string line;
     std::map<std::string, long long> lastDelivered;
@@ -132,15 +152,17 @@ void postTwoHundredCommands(bool checkOrder) {
     if (checkOrder) {
         EXPECT_EQ(outOfOrder, 0) << rows.substr(0, 3000);
     }
-    printf("concurrency: %d commands posted by %d threads through 2 instances in %ld ms, all done after %ld ms, "
-           "redelivered %d, out of order %d\n",
-           kCommands, kThreads, postMs, doneMs, count("id LIKE 'cc-%' AND attempts > 1"), outOfOrder);
+    printf(
+        "concurrency: %d commands posted by %d threads through 2 instances in %ld ms, all done "
+        "after %ld ms, "
+        "redelivered %d, out of order %d\n",
+        kCommands, kThreads, postMs, doneMs, count("id LIKE 'cc-%' AND attempts > 1"), outOfOrder);
 }
 
 // A raw agent connection that answers pings and records how it was closed.
 class RawAgent {
 public:
-    RawAgent(uint16_t port, const std::string &clientId) : clientId_(clientId) {
+    RawAgent(uint16_t port, const std::string& clientId) : clientId_(clientId) {
         thread_ = std::thread([this, port] { run(port); });
     }
     ~RawAgent() {
@@ -159,13 +181,15 @@ private:
         using Poco::Net::WebSocket;
         try {
             Poco::Net::HTTPClientSession s("127.0.0.1", port);
-            Poco::Net::HTTPRequest req(Poco::Net::HTTPRequest::HTTP_GET, "/ws/agent", Poco::Net::HTTPMessage::HTTP_1_1);
+            Poco::Net::HTTPRequest req(Poco::Net::HTTPRequest::HTTP_GET, "/ws/agent",
+                                       Poco::Net::HTTPMessage::HTTP_1_1);
             Poco::Net::HTTPResponse resp;
             WebSocket ws(s, req, resp);
             ws.setReceiveTimeout(Poco::Timespan(10, 0));
-            std::string hs = "{\"type\":\"handshake\",\"protocol\":1,\"role\":\"desktop\",\"clientId\":\"" + clientId_ +
-                             "\",\"token\":\"" + mint(true, clientId_) +
-                             "\",\"monitors\":[{\"index\":0,\"width\":64,\"height\":48}]}";
+            std::string hs =
+                "{\"type\":\"handshake\",\"protocol\":1,\"role\":\"desktop\",\"clientId\":\"" +
+                clientId_ + "\",\"token\":\"" + mint(true, clientId_) +
+                "\",\"monitors\":[{\"index\":0,\"width\":64,\"height\":48}]}";
             ws.sendFrame(hs.data(), static_cast<int>(hs.size()));
             Poco::Buffer<char> buf(0);
             while (!stop_) {
@@ -191,8 +215,7 @@ private:
                     ws.sendFrame(pong.data(), static_cast<int>(pong.size()));
                 }
             }
-        } catch (...) {
-        }
+        } catch (...) {}
         closed = true;
     }
     std::string clientId_;
@@ -209,17 +232,20 @@ TEST(Concurrency, SameClientIdOnTwoInstancesEndsWithOneRegistration) {
     // The loser is told within the touch interval (max(interval, ttl / 4) = 15 s by default).
     bool settled = eventually([&] { return a.closed != b.closed; }, 30000, 100);
     EXPECT_TRUE(settled) << "both connections " << (a.closed ? "closed" : "open");
-    RawAgent &loser = a.closed ? a : b;
-    RawAgent &winner = a.closed ? b : a;
+    RawAgent& loser = a.closed ? a : b;
+    RawAgent& winner = a.closed ? b : a;
     EXPECT_EQ(loser.closeCode, 4000) << loser.closeReason();
     EXPECT_FALSE(winner.closed);
-    int rows = std::atoi(psql("SELECT count(*) FROM " + two.schema + ".active_desktop_clients WHERE client_id = 'twin-pc'").c_str());
+    int rows = std::atoi(psql("SELECT count(*) FROM " + two.schema +
+                              ".active_desktop_clients WHERE client_id = 'twin-pc'")
+                             .c_str());
     EXPECT_EQ(rows, 1);
-    std::string holder = psql("SELECT instance_id FROM " + two.schema + ".active_desktop_clients WHERE client_id = 'twin-pc'");
+    std::string holder = psql("SELECT instance_id FROM " + two.schema +
+                              ".active_desktop_clients WHERE client_id = 'twin-pc'");
     EXPECT_NE(holder.find(&a == &winner ? "dsf-cc-0" : "dsf-cc-1"), std::string::npos)
         << "the row names " << holder << " but the open connection is on the other instance";
-    printf("same clientId on two instances: the loser was closed %d '%s'; one row, held by %s", loser.closeCode.load(),
-           loser.closeReason().c_str(), holder.c_str());
+    printf("same clientId on two instances: the loser was closed %d '%s'; one row, held by %s",
+           loser.closeCode.load(), loser.closeReason().c_str(), holder.c_str());
 }
 
-} // namespace
+}  // namespace

@@ -25,7 +25,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-extern char **environ;
+extern char** environ;
 
 namespace ds_faults {
 
@@ -33,37 +33,40 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using Poco::Net::WebSocket;
 
-const char *const kSecret = "fault-test-secret";
+const char* const kSecret = "fault-test-secret";
 
 long msSince(Clock::time_point t0) {
-    return static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count());
+    return static_cast<long>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count());
 }
 
-void netns(const std::string &args) {
+void netns(const std::string& args) {
     std::string cmd = "bash " DS_SOURCE_DIR "/scripts/lib/netns.sh " + args + " 2>&1";
-    FILE *p = ::popen(cmd.c_str(), "r");
+    FILE* p = ::popen(cmd.c_str(), "r");
     if (!p) throw std::runtime_error("cannot run " + cmd);
     std::string out;
     char buf[512];
     while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
     int st = ::pclose(p);
-    if (st != 0) throw std::runtime_error("netns.sh " + args + " failed (" + std::to_string(st) + "): " + out);
+    if (st != 0)
+        throw std::runtime_error("netns.sh " + args + " failed (" + std::to_string(st) +
+                                 "): " + out);
 }
 
 Namespaces::Namespaces(std::string prefix) : prefix_(std::move(prefix)) { netns("up " + prefix_); }
 Namespaces::~Namespaces() {
     try {
         netns("down " + prefix_);
-    } catch (const std::exception &e) {
+    } catch (const std::exception& e) {
         fprintf(stderr, "%s\n", e.what());
     }
 }
 void Namespaces::impair(char side, int delayMs, int jitterMs, int lossPct) {
-    netns("impair " + prefix_ + " " + side + " " + std::to_string(delayMs) + " " + std::to_string(jitterMs) + " " +
-          std::to_string(lossPct));
+    netns("impair " + prefix_ + " " + side + " " + std::to_string(delayMs) + " " +
+          std::to_string(jitterMs) + " " + std::to_string(lossPct));
 }
 
-InNamespace::InNamespace(const std::string &ns) {
+InNamespace::InNamespace(const std::string& ns) {
     if (ns.empty()) return;
     original_ = ::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
     int fd = ::open(("/var/run/netns/" + ns).c_str(), O_RDONLY | O_CLOEXEC);
@@ -75,11 +78,11 @@ InNamespace::InNamespace(const std::string &ns) {
 }
 InNamespace::~InNamespace() {
     if (original_ < 0) return;
-    if (::setns(original_, CLONE_NEWNET) != 0) std::abort(); // a thread left in a test namespace
+    if (::setns(original_, CLONE_NEWNET) != 0) std::abort();  // a thread left in a test namespace
     ::close(original_);
 }
 
-std::string tempDir(const std::string &name) {
+std::string tempDir(const std::string& name) {
     fs::path p = fs::path(DS_BINARY_DIR) / "faults-tmp" / (std::to_string(::getpid()) + "-" + name);
     fs::remove_all(p);
     fs::create_directories(p);
@@ -94,7 +97,7 @@ void removeTempDirs() {
         if (it->path().filename().string().rfind(prefix, 0) == 0) fs::remove_all(it->path(), ec);
 }
 
-std::vector<std::string> baseArgs(const std::string &stateDir) {
+std::vector<std::string> baseArgs(const std::string& stateDir) {
     return {"--set", "host.plugins.path=" DS_BUILD_PLUGIN_DIR,
             "--set", "host.state_dir=" + stateDir,
             "--set", "agent.capture=synthetic",
@@ -105,14 +108,16 @@ std::vector<std::string> baseArgs(const std::string &stateDir) {
             "--set", "auth.secret=" + std::string(kSecret)};
 }
 
-std::string mint(bool desktop, const std::string &sub) {
+std::string mint(bool desktop, const std::string& sub) {
     using namespace deskstream::core;
     auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                   std::chrono::system_clock::now().time_since_epoch()).count();
-    return mintToken(kSecret, desktop ? Role::Desktop : Role::Viewer, sub, std::chrono::hours(2), now);
+                   std::chrono::system_clock::now().time_since_epoch())
+                   .count();
+    return mintToken(kSecret, desktop ? Role::Desktop : Role::Viewer, sub, std::chrono::hours(2),
+                     now);
 }
 
-Process::Process(const std::vector<std::string> &args, const std::string &ns) {
+Process::Process(const std::vector<std::string>& args, const std::string& ns) {
     static std::atomic<int> counter{0};
     std::string base = tempDir("proc" + std::to_string(counter++));
     errPath_ = base + "/stderr";
@@ -121,8 +126,8 @@ Process::Process(const std::vector<std::string> &args, const std::string &ns) {
     if (!ns.empty()) all = {"/usr/sbin/ip", "netns", "exec", ns};
     all.push_back(DS_DESKSTREAM_BIN);
     all.insert(all.end(), args.begin(), args.end());
-    std::vector<char *> argv;
-    for (auto &a : all) argv.push_back(const_cast<char *>(a.c_str()));
+    std::vector<char*> argv;
+    for (auto& a : all) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
@@ -168,17 +173,18 @@ size_t Process::errSize() const {
     auto n = fs::file_size(errPath_, ec);
     return ec ? 0 : static_cast<size_t>(n);
 }
-long Process::waitForLog(const std::string &text, long timeoutMs, size_t fromOffset) const {
+long Process::waitForLog(const std::string& text, long timeoutMs, size_t fromOffset) const {
     auto t0 = Clock::now();
     do {
         std::string e = err();
-        if (e.size() > fromOffset && e.find(text, fromOffset) != std::string::npos) return msSince(t0);
+        if (e.size() > fromOffset && e.find(text, fromOffset) != std::string::npos)
+            return msSince(t0);
         std::this_thread::sleep_for(20ms);
     } while (msSince(t0) < timeoutMs);
     return -1;
 }
 
-Json parse(const std::string &text) {
+Json parse(const std::string& text) {
     try {
         Poco::JSON::Parser p;
         return p.parse(text).extract<Json>();
@@ -187,14 +193,16 @@ Json parse(const std::string &text) {
     }
 }
 
-std::pair<int, std::string> httpGet(const std::string &host, uint16_t port, const std::string &path) {
+std::pair<int, std::string> httpGet(const std::string& host, uint16_t port,
+                                    const std::string& path) {
     try {
         Poco::Net::HTTPClientSession s(host, port);
         s.setTimeout(Poco::Timespan(3, 0));
-        Poco::Net::HTTPRequest req(Poco::Net::HTTPRequest::HTTP_GET, path, Poco::Net::HTTPMessage::HTTP_1_1);
+        Poco::Net::HTTPRequest req(Poco::Net::HTTPRequest::HTTP_GET, path,
+                                   Poco::Net::HTTPMessage::HTTP_1_1);
         s.sendRequest(req);
         Poco::Net::HTTPResponse resp;
-        std::istream &in = s.receiveResponse(resp);
+        std::istream& in = s.receiveResponse(resp);
         std::string body;
         Poco::StreamCopier::copyToString(in, body);
         return {static_cast<int>(resp.getStatus()), body};
@@ -203,17 +211,18 @@ std::pair<int, std::string> httpGet(const std::string &host, uint16_t port, cons
     }
 }
 
-std::pair<int, std::string> httpPost(const std::string &host, uint16_t port, const std::string &path,
-                                     const std::string &body) {
+std::pair<int, std::string> httpPost(const std::string& host, uint16_t port,
+                                     const std::string& path, const std::string& body) {
     try {
         Poco::Net::HTTPClientSession s(host, port);
         s.setTimeout(Poco::Timespan(15, 0));
-        Poco::Net::HTTPRequest req(Poco::Net::HTTPRequest::HTTP_POST, path, Poco::Net::HTTPMessage::HTTP_1_1);
+        Poco::Net::HTTPRequest req(Poco::Net::HTTPRequest::HTTP_POST, path,
+                                   Poco::Net::HTTPMessage::HTTP_1_1);
         req.setContentType("application/json");
         req.setContentLength(static_cast<std::streamsize>(body.size()));
         s.sendRequest(req) << body;
         Poco::Net::HTTPResponse resp;
-        std::istream &in = s.receiveResponse(resp);
+        std::istream& in = s.receiveResponse(resp);
         std::string out;
         Poco::StreamCopier::copyToString(in, out);
         return {static_cast<int>(resp.getStatus()), out};
@@ -227,11 +236,12 @@ uint16_t freePort() {
     return s.address().port();
 }
 
-std::string psql(const std::string &sql) {
-    const char *pg = std::getenv("DESKSTREAM_TEST_PG");
+std::string psql(const std::string& sql) {
+    const char* pg = std::getenv("DESKSTREAM_TEST_PG");
     if (!pg) throw std::runtime_error("DESKSTREAM_TEST_PG is not set: run through scripts/test.sh");
-    std::string cmd = "psql \"" + std::string(pg) + "\" -v ON_ERROR_STOP=1 -qAt -c \"" + sql + "\" 2>&1";
-    FILE *p = ::popen(cmd.c_str(), "r");
+    std::string cmd =
+        "psql \"" + std::string(pg) + "\" -v ON_ERROR_STOP=1 -qAt -c \"" + sql + "\" 2>&1";
+    FILE* p = ::popen(cmd.c_str(), "r");
     if (!p) throw std::runtime_error("cannot run psql");
     std::string out;
     char buf[512];
@@ -240,7 +250,7 @@ std::string psql(const std::string &sql) {
     return out;
 }
 
-Json desktop(const std::string &host, uint16_t port, const std::string &clientId) {
+Json desktop(const std::string& host, uint16_t port, const std::string& clientId) {
     auto r = httpGet(host, port, "/api/desktops");
     if (r.first != 200) return nullptr;
     Json o = parse(r.second);
@@ -253,11 +263,11 @@ Json desktop(const std::string &host, uint16_t port, const std::string &clientId
     return nullptr;
 }
 
-bool waitHealthy(const std::string &host, uint16_t port, long timeoutMs) {
+bool waitHealthy(const std::string& host, uint16_t port, long timeoutMs) {
     return eventually([&] { return httpGet(host, port, "/healthz").first == 200; }, timeoutMs, 50);
 }
 
-bool eventually(const std::function<bool()> &cond, long timeoutMs, long stepMs) {
+bool eventually(const std::function<bool()>& cond, long timeoutMs, long stepMs) {
     auto t0 = Clock::now();
     while (true) {
         if (cond()) return true;
@@ -266,7 +276,8 @@ bool eventually(const std::function<bool()> &cond, long timeoutMs, long stepMs) 
     }
 }
 
-Viewer::Viewer(const std::string &ns, const std::string &host, uint16_t port, const std::string &desktopId)
+Viewer::Viewer(const std::string& ns, const std::string& host, uint16_t port,
+               const std::string& desktopId)
     : desktop_(desktopId) {
     thread_ = std::thread([this, ns, host, port] { run(ns, host, port); });
 }
@@ -289,13 +300,17 @@ void Viewer::run(std::string ns, std::string host, uint16_t port) {
         InNamespace in(ns);
         Poco::Net::HTTPClientSession session(host, port);
         session.setTimeout(Poco::Timespan(5, 0));
-        Poco::Net::HTTPRequest req(Poco::Net::HTTPRequest::HTTP_GET, "/ws/viewer", Poco::Net::HTTPMessage::HTTP_1_1);
+        Poco::Net::HTTPRequest req(Poco::Net::HTTPRequest::HTTP_GET, "/ws/viewer",
+                                   Poco::Net::HTTPMessage::HTTP_1_1);
         Poco::Net::HTTPResponse resp;
         WebSocket ws(session, req, resp);
         ws.setReceiveTimeout(Poco::Timespan(10, 0));
         ws.setSendTimeout(Poco::Timespan(5, 0));
-        auto send = [&](const std::string &t) { ws.sendFrame(t.data(), static_cast<int>(t.size())); };
-        send("{\"type\":\"handshake\",\"protocol\":1,\"role\":\"viewer\",\"token\":\"" + mint(false, "fault-viewer") + "\"}");
+        auto send = [&](const std::string& t) {
+            ws.sendFrame(t.data(), static_cast<int>(t.size()));
+        };
+        send("{\"type\":\"handshake\",\"protocol\":1,\"role\":\"viewer\",\"token\":\"" +
+             mint(false, "fault-viewer") + "\"}");
         bool askedSubscribe = false;
         long resubscribeAtMs = -1;
         Poco::Buffer<char> buf(0);
@@ -314,7 +329,7 @@ void Viewer::run(std::string ns, std::string host, uint16_t port) {
             buf.resize(0);
             int n = ws.receiveFrame(buf, flags);
             int op = flags & WebSocket::FRAME_OP_BITMASK;
-            if (n == 0 && flags == 0) break; // peer closed the TCP connection
+            if (n == 0 && flags == 0) break;  // peer closed the TCP connection
             if (op == WebSocket::FRAME_OP_CLOSE) {
                 closeCode_ = n >= 2 ? ((static_cast<unsigned char>(buf.begin()[0]) << 8) |
                                        static_cast<unsigned char>(buf.begin()[1]))
@@ -325,7 +340,8 @@ void Viewer::run(std::string ns, std::string host, uint16_t port) {
                 Json j = parse(std::string(buf.begin(), buf.size()));
                 std::string type = j ? j->optValue<std::string>("type", "") : "";
                 if (type == "ping")
-                    send("{\"type\":\"pong\",\"timestamp\":" + std::to_string(j->optValue<int64_t>("timestamp", 0)) + "}");
+                    send("{\"type\":\"pong\",\"timestamp\":" +
+                         std::to_string(j->optValue<int64_t>("timestamp", 0)) + "}");
                 else if (type == "handshake_ack" && !askedSubscribe) {
                     send("{\"type\":\"subscribe\",\"desktopClientId\":\"" + desktop_ + "\"}");
                     askedSubscribe = true;
@@ -340,7 +356,8 @@ void Viewer::run(std::string ns, std::string host, uint16_t port) {
                 continue;
             }
             if (op != WebSocket::FRAME_OP_BINARY) continue;
-            auto d = deskstream::core::decodeFrame(reinterpret_cast<const uint8_t *>(buf.begin()), buf.size(), 0);
+            auto d = deskstream::core::decodeFrame(reinterpret_cast<const uint8_t*>(buf.begin()),
+                                                   buf.size(), 0);
             if (!d.ok) continue;
             long now = msSince(t0_);
             long gap = now - lastFrameMs_.exchange(now);
@@ -349,11 +366,11 @@ void Viewer::run(std::string ns, std::string host, uint16_t port) {
             send("{\"type\":\"frame_ack\",\"desktopClientId\":\"" + desktop_ +
                  "\",\"frameNumber\":" + std::to_string(d.header.frameNumber) + ",\"latency\":5}");
         }
-    } catch (const std::exception &e) {
+    } catch (const std::exception& e) {
         std::lock_guard<std::mutex> lock(mutex_);
         error_ = e.what();
     }
     closed_ = true;
 }
 
-} // namespace ds_faults
+}  // namespace ds_faults

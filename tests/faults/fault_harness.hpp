@@ -27,7 +27,7 @@ using Json = Poco::JSON::Object::Ptr;
 long msSince(Clock::time_point t0);
 
 // Runs scripts/lib/netns.sh with `args`; throws with its output on a non-zero status.
-void netns(const std::string &args);
+void netns(const std::string& args);
 
 // Namespaces of one test: up in the constructor, down (with any process left inside) in the
 // destructor. Prefix: at most 8 characters.
@@ -40,7 +40,7 @@ public:
     void heal(char side) { netns("heal " + prefix_ + " " + side); }
     void impair(char side, int delayMs, int jitterMs, int lossPct);
     void clear(char side) { netns("clear " + prefix_ + " " + side); }
-    const std::string &prefix() const { return prefix_; }
+    const std::string& prefix() const { return prefix_; }
 
 private:
     std::string prefix_;
@@ -50,10 +50,10 @@ private:
 // one) for its lifetime, and back afterwards. Sockets keep the namespace they were made in.
 class InNamespace {
 public:
-    explicit InNamespace(const std::string &ns);
+    explicit InNamespace(const std::string& ns);
     ~InNamespace();
-    InNamespace(const InNamespace &) = delete;
-    InNamespace &operator=(const InNamespace &) = delete;
+    InNamespace(const InNamespace&) = delete;
+    InNamespace& operator=(const InNamespace&) = delete;
 
 private:
     int original_ = -1;
@@ -63,7 +63,7 @@ private:
 // stderr go to files.
 class Process {
 public:
-    Process(const std::vector<std::string> &args, const std::string &ns = "");
+    Process(const std::vector<std::string>& args, const std::string& ns = "");
     ~Process();
     void signal(int sig);
     // Exit status (128 + signal when killed); -1 when it did not end in time.
@@ -72,7 +72,7 @@ public:
     std::string err() const;
     pid_t pid() const { return pid_; }
     // Milliseconds until `text` appears in stderr, or -1 after timeoutMs.
-    long waitForLog(const std::string &text, long timeoutMs, size_t fromOffset = 0) const;
+    long waitForLog(const std::string& text, long timeoutMs, size_t fromOffset = 0) const;
     size_t errSize() const;
 
 private:
@@ -82,36 +82,38 @@ private:
 };
 
 // A folder for one test's state, under the build folder.
-std::string tempDir(const std::string &name);
+std::string tempDir(const std::string& name);
 // Removes this process's folders made by tempDir (call when no child runs any more).
 void removeTempDirs();
 // Common --set options: plugin path, state dir, synthetic capture, JPEG encoder, SQLite store.
-std::vector<std::string> baseArgs(const std::string &stateDir);
-std::string mint(bool desktop, const std::string &sub);  // HS256 token for kSecret
-extern const char *const kSecret;
+std::vector<std::string> baseArgs(const std::string& stateDir);
+std::string mint(bool desktop, const std::string& sub);  // HS256 token for kSecret
+extern const char* const kSecret;
 
 // GET on host:port (from the calling thread's namespace); status 0 when unreachable.
-std::pair<int, std::string> httpGet(const std::string &host, uint16_t port, const std::string &path);
+std::pair<int, std::string> httpGet(const std::string& host, uint16_t port,
+                                    const std::string& path);
 // The desktop entry of `clientId` in /api/desktops; null when absent or unreachable.
-Json desktop(const std::string &host, uint16_t port, const std::string &clientId);
+Json desktop(const std::string& host, uint16_t port, const std::string& clientId);
 // Waits for GET /healthz to answer 200.
-bool waitHealthy(const std::string &host, uint16_t port, long timeoutMs);
-bool eventually(const std::function<bool()> &cond, long timeoutMs, long stepMs = 20);
-Json parse(const std::string &text);
+bool waitHealthy(const std::string& host, uint16_t port, long timeoutMs);
+bool eventually(const std::function<bool()>& cond, long timeoutMs, long stepMs = 20);
+Json parse(const std::string& text);
 // A free TCP port on 127.0.0.1 of the calling thread's namespace.
 uint16_t freePort();
 // psql as the test superuser over TCP (DESKSTREAM_TEST_PG from scripts/lib/postgres.sh); throws
 // with psql's output on failure or when the variable is missing.
-std::string psql(const std::string &sql);
+std::string psql(const std::string& sql);
 // POST with a JSON body; status 0 when unreachable.
-std::pair<int, std::string> httpPost(const std::string &host, uint16_t port, const std::string &path,
-                                     const std::string &body);
+std::pair<int, std::string> httpPost(const std::string& host, uint16_t port,
+                                     const std::string& path, const std::string& body);
 
 // A viewer on its own thread: connects from namespace `ns`, subscribes to `desktopId`, counts
 // frames and acks each like the browser; answers pings; can stop reading (a stalled tab).
 class Viewer {
 public:
-    Viewer(const std::string &ns, const std::string &host, uint16_t port, const std::string &desktopId);
+    Viewer(const std::string& ns, const std::string& host, uint16_t port,
+           const std::string& desktopId);
     ~Viewer();
     bool subscribed() const { return subscribed_; }
     uint64_t frames() const { return frames_; }
@@ -136,4 +138,4 @@ private:
     Clock::time_point t0_ = Clock::now();
 };
 
-} // namespace ds_faults
+}  // namespace ds_faults

@@ -16,16 +16,21 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::string env(const char *name) {
-    const char *v = std::getenv(name);
-    if (!v) throw std::runtime_error(std::string(name) + " is not set: start PostgreSQL with scripts/test.sh");
+std::string env(const char* name) {
+    const char* v = std::getenv(name);
+    if (!v)
+        throw std::runtime_error(std::string(name) +
+                                 " is not set: start PostgreSQL with scripts/test.sh");
     return v;
 }
 
 // Stops the test server and always starts it again, even when the test fails half-way.
 class Outage {
 public:
-    Outage() : ctl_(env("DESKSTREAM_TEST_PG_CTL")), data_(env("DESKSTREAM_TEST_PG_DATA")), opts_(env("DESKSTREAM_TEST_PG_OPTS")) {}
+    Outage()
+        : ctl_(env("DESKSTREAM_TEST_PG_CTL")),
+          data_(env("DESKSTREAM_TEST_PG_DATA")),
+          opts_(env("DESKSTREAM_TEST_PG_OPTS")) {}
     ~Outage() {
         if (stopped_) start();
     }
@@ -34,26 +39,29 @@ public:
         stopped_ = true;
     }
     void start() {
-        run("runuser -u postgres -- '" + ctl_ + "' -D '" + data_ + "' -l '" + data_ + "/../restart.log' -w -t 60 -o '" +
-            opts_ + "' start");
+        run("runuser -u postgres -- '" + ctl_ + "' -D '" + data_ + "' -l '" + data_ +
+            "/../restart.log' -w -t 60 -o '" + opts_ + "' start");
         stopped_ = false;
     }
 
 private:
-    static void run(const std::string &cmd) {
-        if (std::system((cmd + " >/dev/null 2>&1").c_str()) != 0) throw std::runtime_error("command failed: " + cmd);
+    static void run(const std::string& cmd) {
+        if (std::system((cmd + " >/dev/null 2>&1").c_str()) != 0)
+            throw std::runtime_error("command failed: " + cmd);
     }
     std::string ctl_, data_, opts_;
     bool stopped_ = false;
 };
 
 int64_t nowMs() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
         .count();
 }
 
 TEST(PostgresRestart, TwoInstancesKeepStreamingAndWriteAgainWithoutARestart) {
-    ASSERT_NE(std::getenv("DESKSTREAM_TEST_PG"), nullptr) << "start PostgreSQL with scripts/test.sh";
+    ASSERT_NE(std::getenv("DESKSTREAM_TEST_PG"), nullptr)
+        << "start PostgreSQL with scripts/test.sh";
     const std::string pg = env("DESKSTREAM_TEST_PG");
     const std::string schema = "dsf_pgr_" + std::to_string(::getpid());
     uint16_t ports[2] = {freePort(), freePort()};
@@ -61,28 +69,37 @@ TEST(PostgresRestart, TwoInstancesKeepStreamingAndWriteAgainWithoutARestart) {
     for (int i = 0; i < 2; ++i) {
         std::vector<std::string> args = baseArgs(tempDir("pgr-relay" + std::to_string(i)));
         std::string url = "127.0.0.1:" + std::to_string(ports[i]);
-        args.insert(args.end(), {"--role", "relay", "--set", "relay.listen=" + url, "--set",
-                                 "relay.public_url=http://" + url, "--set", "relay.instance_id=dsf-pgr-" + std::to_string(i),
-                                 "--set", "relay.store=postgres", "--set", "store.postgres.connection=" + pg, "--set",
-                                 "store.postgres.schema=" + schema, "--set", "heartbeat.interval_ms=500", "--set",
-                                 "relay.registration.ttl_ms=4000", "--set", "relay.reaper.interval_ms=1000"});
+        args.insert(args.end(), {"--role", "relay",
+                                 "--set",  "relay.listen=" + url,
+                                 "--set",  "relay.public_url=http://" + url,
+                                 "--set",  "relay.instance_id=dsf-pgr-" + std::to_string(i),
+                                 "--set",  "relay.store=postgres",
+                                 "--set",  "store.postgres.connection=" + pg,
+                                 "--set",  "store.postgres.schema=" + schema,
+                                 "--set",  "heartbeat.interval_ms=500",
+                                 "--set",  "relay.registration.ttl_ms=4000",
+                                 "--set",  "relay.reaper.interval_ms=1000"});
         relays[i].emplace(args);
         ASSERT_TRUE(waitHealthy("127.0.0.1", ports[i], 30000)) << relays[i]->err();
     }
     const std::string ids[2] = {"pgr-pc-0", "pgr-pc-1"};
     for (int i = 0; i < 2; ++i) {
         std::vector<std::string> args = baseArgs(tempDir("pgr-agent" + std::to_string(i)));
-        args.insert(args.end(), {"--role", "agent", "--set",
-                                 "agent.relay_url=ws://127.0.0.1:" + std::to_string(ports[i]) + "/ws/agent", "--set",
-                                 "agent.client_id=" + ids[i], "--set", "agent.token=" + mint(true, ids[i]), "--set",
-                                 "agent.fps=8", "--set", "heartbeat.interval_ms=500"});
+        args.insert(
+            args.end(),
+            {"--role", "agent", "--set",
+             "agent.relay_url=ws://127.0.0.1:" + std::to_string(ports[i]) + "/ws/agent", "--set",
+             "agent.client_id=" + ids[i], "--set", "agent.token=" + mint(true, ids[i]), "--set",
+             "agent.fps=8", "--set", "heartbeat.interval_ms=500"});
         agents[i].emplace(args);
     }
     for (int i = 0; i < 2; ++i)
-        ASSERT_TRUE(eventually([&] { return desktop("127.0.0.1", ports[0], ids[i]) != nullptr; }, 30000))
+        ASSERT_TRUE(
+            eventually([&] { return desktop("127.0.0.1", ports[0], ids[i]) != nullptr; }, 30000))
             << agents[i]->err();
     Viewer v0("", "127.0.0.1", ports[0], ids[0]), v1("", "127.0.0.1", ports[1], ids[1]);
-    ASSERT_TRUE(eventually([&] { return v0.frames() > 3 && v1.frames() > 3; }, 15000)) << v0.error() << v1.error();
+    ASSERT_TRUE(eventually([&] { return v0.frames() > 3 && v1.frames() > 3; }, 15000))
+        << v0.error() << v1.error();
 
     Outage outage;
     uint64_t f0 = v0.frames(), f1 = v1.frames();
@@ -101,12 +118,14 @@ TEST(PostgresRestart, TwoInstancesKeepStreamingAndWriteAgainWithoutARestart) {
             accepted.push_back(j->getValue<std::string>("commandId"));
         } else {
             EXPECT_EQ(r.first, 503) << r.second;
-            EXPECT_NE(r.second.find("error"), std::string::npos) << "a refusal must say why: " << r.second;
+            EXPECT_NE(r.second.find("error"), std::string::npos)
+                << "a refusal must say why: " << r.second;
             ++refused;
         }
     }
     std::this_thread::sleep_until(t0 + 6s);
-    double fps0 = (v0.frames() - f0) / (msSince(t0) / 1000.0), fps1 = (v1.frames() - f1) / (msSince(t0) / 1000.0);
+    double fps0 = (v0.frames() - f0) / (msSince(t0) / 1000.0),
+           fps1 = (v1.frames() - f1) / (msSince(t0) / 1000.0);
     EXPECT_GE(fps0, 4.0) << "frames stopped on instance 0 while the database was down";
     EXPECT_GE(fps1, 4.0) << "frames stopped on instance 1 while the database was down";
     EXPECT_FALSE(v0.closed() || v1.closed()) << "a viewer was dropped because of the database";
@@ -115,27 +134,36 @@ TEST(PostgresRestart, TwoInstancesKeepStreamingAndWriteAgainWithoutARestart) {
     int64_t restartedAt = nowMs();
     auto t1 = Clock::now();
     // Registrations and heartbeats are written again: both rows present with a fresh last_ping.
-    bool fresh = eventually([&] {
-        try {
-            std::string out = psql("SELECT count(*) FROM " + schema + ".active_desktop_clients WHERE last_ping > " +
-                                   std::to_string(restartedAt));
-            return std::atoi(out.c_str()) == 2;
-        } catch (...) {
-            return false;
-        }
-    }, 30000, 250);
-    long freshMs = msSince(t1);
-    EXPECT_TRUE(fresh) << "rows not refreshed after the restart: "
-                       << psql("SELECT client_id, instance_id, last_ping FROM " + schema + ".active_desktop_clients");
-    // Accepted commands are delivered once the database is back.
-    for (const auto &id : accepted)
-        EXPECT_TRUE(eventually([&] {
+    bool fresh = eventually(
+        [&] {
             try {
-                return psql("SELECT status FROM " + schema + ".desktop_commands WHERE id = '" + id + "'").find("done") == 0;
+                std::string out = psql("SELECT count(*) FROM " + schema +
+                                       ".active_desktop_clients WHERE last_ping > " +
+                                       std::to_string(restartedAt));
+                return std::atoi(out.c_str()) == 2;
             } catch (...) {
                 return false;
             }
-        }, 30000, 250)) << "command " << id << " accepted during the outage was not delivered";
+        },
+        30000, 250);
+    long freshMs = msSince(t1);
+    EXPECT_TRUE(fresh) << "rows not refreshed after the restart: "
+                       << psql("SELECT client_id, instance_id, last_ping FROM " + schema +
+                               ".active_desktop_clients");
+    // Accepted commands are delivered once the database is back.
+    for (const auto& id : accepted)
+        EXPECT_TRUE(eventually(
+            [&] {
+                try {
+                    return psql("SELECT status FROM " + schema + ".desktop_commands WHERE id = '" +
+                                id + "'")
+                               .find("done") == 0;
+                } catch (...) {
+                    return false;
+                }
+            },
+            30000, 250))
+            << "command " << id << " accepted during the outage was not delivered";
     // A command after the restart works without restarting anything.
     auto r = httpPost("127.0.0.1", ports[0], "/api/desktops/" + ids[1] + "/commands",
                       "{\"command\":{\"type\":\"request_keyframe\"}}");
@@ -146,9 +174,11 @@ TEST(PostgresRestart, TwoInstancesKeepStreamingAndWriteAgainWithoutARestart) {
     }
     uint64_t g0 = v0.frames(), g1 = v1.frames();
     EXPECT_TRUE(eventually([&] { return v0.frames() > g0 + 3 && v1.frames() > g1 + 3; }, 10000));
-    printf("postgres restart: %.1f / %.1f fps on the two instances during the outage; commands during it: %zu "
-           "accepted and delivered, %d refused (503); rows refreshed %ld ms after the restart\n",
-           fps0, fps1, accepted.size(), refused, freshMs);
+    printf(
+        "postgres restart: %.1f / %.1f fps on the two instances during the outage; commands during "
+        "it: %zu "
+        "accepted and delivered, %d refused (503); rows refreshed %ld ms after the restart\n",
+        fps0, fps1, accepted.size(), refused, freshMs);
     for (int i = 0; i < 2; ++i) {
         agents[i].reset();
         relays[i]->signal(SIGTERM);
@@ -157,4 +187,4 @@ TEST(PostgresRestart, TwoInstancesKeepStreamingAndWriteAgainWithoutARestart) {
     psql("DROP SCHEMA IF EXISTS " + schema + " CASCADE");
 }
 
-} // namespace
+}  // namespace

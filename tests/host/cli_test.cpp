@@ -34,17 +34,21 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-extern char **environ;
+extern char** environ;
 
 namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-std::string folder(const std::string &name) { return std::string(DS_TEST_PLUGIN_ROOT) + "/" + name; }
-std::string lib(const std::string &f, const std::string &stem) { return folder(f) + "/" + stem + ".so"; }
+std::string folder(const std::string& name) {
+    return std::string(DS_TEST_PLUGIN_ROOT) + "/" + name;
+}
+std::string lib(const std::string& f, const std::string& stem) {
+    return folder(f) + "/" + stem + ".so";
+}
 
-std::string readFile(const std::string &path) {
+std::string readFile(const std::string& path) {
     std::ifstream in(path);
     std::ostringstream s;
     s << in.rdbuf();
@@ -61,7 +65,7 @@ public:
         fs::remove_all(processTempRoot(), ec);
     }
 };
-const auto *const kCleanup = ::testing::AddGlobalTestEnvironment(new TempCleanup);
+const auto* const kCleanup = ::testing::AddGlobalTestEnvironment(new TempCleanup);
 
 // A fresh folder per use under the test's build folder.
 std::string tempDir() {
@@ -73,24 +77,26 @@ std::string tempDir() {
 }
 
 struct Result {
-    int status = -1; // exit status, or 128 + signal
+    int status = -1;  // exit status, or 128 + signal
     std::string out, err;
 };
 
 // deskstream as a child process; stdout and stderr go to files (no pipe can fill up).
 class Child {
 public:
-    explicit Child(std::vector<std::string> args, const std::string &program = DS_DESKSTREAM_EXE)
+    explicit Child(std::vector<std::string> args, const std::string& program = DS_DESKSTREAM_EXE)
         : dir_(tempDir()) {
         args.insert(args.begin(), program);
-        std::vector<char *> argv;
-        for (auto &a : args) argv.push_back(a.data());
+        std::vector<char*> argv;
+        for (auto& a : args) argv.push_back(a.data());
         argv.push_back(nullptr);
         posix_spawn_file_actions_t actions;
         posix_spawn_file_actions_init(&actions);
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-        posix_spawn_file_actions_addopen(&actions, 1, (dir_ + "/stdout").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        posix_spawn_file_actions_addopen(&actions, 2, (dir_ + "/stderr").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        posix_spawn_file_actions_addopen(&actions, 1, (dir_ + "/stdout").c_str(),
+                                         O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        posix_spawn_file_actions_addopen(&actions, 2, (dir_ + "/stderr").c_str(),
+                                         O_WRONLY | O_CREAT | O_TRUNC, 0644);
         int rc = posix_spawn(&pid_, program.c_str(), &actions, nullptr, argv.data(), environ);
         posix_spawn_file_actions_destroy(&actions);
         if (rc != 0) throw std::runtime_error("cannot start " + program);
@@ -119,7 +125,9 @@ public:
         auto deadline = std::chrono::steady_clock::now() + timeout;
         while (running()) {
             if (std::chrono::steady_clock::now() > deadline) {
-                ADD_FAILURE() << "deskstream did not exit within " << timeout.count() << " ms\nstderr:\n" << err();
+                ADD_FAILURE() << "deskstream did not exit within " << timeout.count()
+                              << " ms\nstderr:\n"
+                              << err();
                 ::kill(pid_, SIGKILL);
                 ::waitpid(pid_, nullptr, 0);
                 pid_ = -1;
@@ -129,7 +137,7 @@ public:
         }
         return Result{status_, out(), err()};
     }
-    const std::string &dir() const { return dir_; }
+    const std::string& dir() const { return dir_; }
 
 private:
     std::string dir_;
@@ -141,14 +149,22 @@ Result run(std::vector<std::string> args) { return Child(std::move(args)).wait(6
 
 // Plugins for a role=all start with the synthetic capture, the test encoder and the real SQLite
 // store (the relay registers agents for real, so it needs a store that stores).
-std::vector<std::string> workingSetup(const std::string &stateDir) {
-    return {"--set", "host.plugins.path=" + std::string(DS_BUILD_PLUGIN_DIR) + ";" + folder("c_raw") + ";" + folder("memory"),
-            "--set", "host.state_dir=" + stateDir,
-            "--set", "agent.capture=synthetic",
-            "--set", "capture.synthetic.width=320",
-            "--set", "capture.synthetic.height=200",
-            "--set", "agent.encoder=test_c_raw",
-            "--set", "relay.store=sqlite"};
+std::vector<std::string> workingSetup(const std::string& stateDir) {
+    return {"--set",
+            "host.plugins.path=" + std::string(DS_BUILD_PLUGIN_DIR) + ";" + folder("c_raw") + ";" +
+                folder("memory"),
+            "--set",
+            "host.state_dir=" + stateDir,
+            "--set",
+            "agent.capture=synthetic",
+            "--set",
+            "capture.synthetic.width=320",
+            "--set",
+            "capture.synthetic.height=200",
+            "--set",
+            "agent.encoder=test_c_raw",
+            "--set",
+            "relay.store=sqlite"};
 }
 
 uint16_t freePort() {
@@ -158,19 +174,21 @@ uint16_t freePort() {
 
 // GET http://127.0.0.1:port/path; status 0 when nothing answers.
 // `bearer`: a token for the Authorization header (the relay's /api needs one once a secret is set).
-std::pair<int, std::string> httpGet(uint16_t port, const std::string &path, const std::string &bearer = "") {
+std::pair<int, std::string> httpGet(uint16_t port, const std::string& path,
+                                    const std::string& bearer = "") {
     try {
         Poco::Net::HTTPClientSession session("127.0.0.1", port);
         session.setTimeout(Poco::Timespan(2, 0));
-        Poco::Net::HTTPRequest request(Poco::Net::HTTPRequest::HTTP_GET, path, Poco::Net::HTTPMessage::HTTP_1_1);
+        Poco::Net::HTTPRequest request(Poco::Net::HTTPRequest::HTTP_GET, path,
+                                       Poco::Net::HTTPMessage::HTTP_1_1);
         if (!bearer.empty()) request.set("Authorization", "Bearer " + bearer);
         session.sendRequest(request);
         Poco::Net::HTTPResponse response;
-        std::istream &body = session.receiveResponse(response);
+        std::istream& body = session.receiveResponse(response);
         std::string text;
         Poco::StreamCopier::copyToString(body, text);
         return {response.getStatus(), text};
-    } catch (const Poco::Exception &) {
+    } catch (const Poco::Exception&) {
         return {0, ""};
     }
 }
@@ -185,12 +203,14 @@ TEST(Cli, Version) {
 // deskstream token mints an HS256 token from [auth] secret that the relay's verifier accepts
 // for the named role only.
 TEST(Cli, TokenMintsAVerifiableToken) {
-    Result r = run({"--set", "auth.secret=s3cret-key", "token", "--role", "desktop", "--sub", "office-pc", "--ttl", "2h"});
+    Result r = run({"--set", "auth.secret=s3cret-key", "token", "--role", "desktop", "--sub",
+                    "office-pc", "--ttl", "2h"});
     ASSERT_EQ(r.status, 0) << r.err;
     ASSERT_FALSE(r.out.empty());
     std::string token = r.out.substr(0, r.out.find('\n'));
     auto nowMs = std::chrono::duration_cast<std::chrono::milliseconds>(
-                     std::chrono::system_clock::now().time_since_epoch()).count();
+                     std::chrono::system_clock::now().time_since_epoch())
+                     .count();
     using deskstream::core::Role;
     auto ok = deskstream::core::verifyToken(token, "s3cret-key", Role::Desktop, nowMs);
     ASSERT_TRUE(ok.ok()) << ok.error().message;
@@ -198,7 +218,9 @@ TEST(Cli, TokenMintsAVerifiableToken) {
     EXPECT_NEAR(static_cast<double>(ok.value().exp - nowMs / 1000), 7200.0, 5.0);
     EXPECT_FALSE(deskstream::core::verifyToken(token, "s3cret-key", Role::Viewer, nowMs).ok());
     EXPECT_FALSE(deskstream::core::verifyToken(token, "other", Role::Desktop, nowMs).ok());
-    EXPECT_FALSE(deskstream::core::verifyToken(token, "s3cret-key", Role::Desktop, nowMs + 3 * 3600 * 1000).ok());
+    EXPECT_FALSE(
+        deskstream::core::verifyToken(token, "s3cret-key", Role::Desktop, nowMs + 3 * 3600 * 1000)
+            .ok());
 }
 
 TEST(Cli, TokenRefusesBadArgumentsAndAMissingSecret) {
@@ -220,7 +242,8 @@ TEST(Cli, TokenRefusesBadArgumentsAndAMissingSecret) {
 TEST(Cli, HelpListsTheOptions) {
     Result r = run({"--help"});
     EXPECT_EQ(r.status, 0);
-    for (const char *opt : {"--config", "--set", "--role", "--list-plugins", "--check-config", "--version"})
+    for (const char* opt :
+         {"--config", "--set", "--role", "--list-plugins", "--check-config", "--version"})
         EXPECT_NE(r.out.find(opt), std::string::npos) << opt;
 }
 
@@ -233,26 +256,29 @@ TEST(Cli, UnknownOptionAndStrayArgumentsAreUsageErrors) {
 
 TEST(Cli, ListPluginsShowsKindNameVersionFileAndRefusals) {
     Result r = run({"--list-plugins", "--set",
-                    "host.plugins.path=" + folder("good") + ";" + folder("c_raw") + ";" + folder("broken_abi_major") +
-                        ";" + DS_BUILD_PLUGIN_DIR});
+                    "host.plugins.path=" + folder("good") + ";" + folder("c_raw") + ";" +
+                        folder("broken_abi_major") + ";" + DS_BUILD_PLUGIN_DIR});
     EXPECT_EQ(r.status, 0) << r.err;
-    EXPECT_NE(r.out.find("capture\ttest_good\t2.3.4\trank 5\t" + lib("good", "deskstream_capture_test_good") +
-                         "\tA good test capture\n"),
+    EXPECT_NE(r.out.find("capture\ttest_good\t2.3.4\trank 5\t" +
+                         lib("good", "deskstream_capture_test_good") + "\tA good test capture\n"),
               std::string::npos)
         << r.out;
-    EXPECT_NE(r.out.find("encoder\ttest_c_raw\t1.0.0\trank 0\t" + lib("c_raw", "deskstream_encoder_test_c_raw")),
+    EXPECT_NE(r.out.find("encoder\ttest_c_raw\t1.0.0\trank 0\t" +
+                         lib("c_raw", "deskstream_encoder_test_c_raw")),
               std::string::npos)
         << r.out;
     EXPECT_NE(r.out.find("capture\tsynthetic\t1.0.0\trank 1\t" + std::string(DS_BUILD_PLUGIN_DIR) +
                          "/deskstream_capture_synthetic.so"),
               std::string::npos)
         << r.out;
-    EXPECT_NE(r.out.find("refused\t" + lib("broken_abi_major", "deskstream_capture_broken_abi_major") +
-                         "\tbuilt for plugin ABI 2."),
-              std::string::npos)
+    EXPECT_NE(
+        r.out.find("refused\t" + lib("broken_abi_major", "deskstream_capture_broken_abi_major") +
+                   "\tbuilt for plugin ABI 2."),
+        std::string::npos)
         << r.out;
     // The refusal is also one log line on stderr.
-    EXPECT_NE(r.err.find("skipped plugin file " + lib("broken_abi_major", "deskstream_capture_broken_abi_major")),
+    EXPECT_NE(r.err.find("skipped plugin file " +
+                         lib("broken_abi_major", "deskstream_capture_broken_abi_major")),
               std::string::npos)
         << r.err;
 }
@@ -260,7 +286,8 @@ TEST(Cli, ListPluginsShowsKindNameVersionFileAndRefusals) {
 TEST(Cli, CheckConfigAcceptsAValidFile) {
     std::string dir = tempDir();
     std::string ini = dir + "/ok.ini";
-    std::ofstream(ini) << "[host]\nrole = relay\nplugins.path = " << folder("memory") << "\n[relay]\nstore = test_memory\n"
+    std::ofstream(ini) << "[host]\nrole = relay\nplugins.path = " << folder("memory")
+                       << "\n[relay]\nstore = test_memory\n"
                        << "listen = 127.0.0.1:9999\n";
     Result r = run({"--check-config", ini});
     EXPECT_EQ(r.status, 0) << r.err;
@@ -268,21 +295,27 @@ TEST(Cli, CheckConfigAcceptsAValidFile) {
     // The same through --config, with a --set that breaks it.
     r = run({"--config", ini, "--check-config", "--set", "relay.viewerQueue=0"});
     EXPECT_EQ(r.status, 78);
-    EXPECT_NE(r.err.find("error: --set: [relay] viewer_queue = '0': is out of range [1, 64]"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("error: --set: [relay] viewer_queue = '0': is out of range [1, 64]"),
+              std::string::npos)
+        << r.err;
 }
 
 TEST(Cli, CheckConfigReportsEveryProblemAndFails) {
     std::string dir = tempDir();
     std::string ini = dir + "/bad.ini";
-    std::ofstream(ini) << "[host]\nrole = relay\nplugins.path = " << folder("memory") << ";" << folder("good")
-                       << "\n[relay]\nstore = test_memory\nlisten = nowhere\n[agent]\nfps = 0\ncolour = red\n"
-                       << "[bogus]\n[capture.test_good]\nsize = big\nshade = 3\n";
+    std::ofstream(ini)
+        << "[host]\nrole = relay\nplugins.path = " << folder("memory") << ";" << folder("good")
+        << "\n[relay]\nstore = test_memory\nlisten = nowhere\n[agent]\nfps = 0\ncolour = red\n"
+        << "[bogus]\n[capture.test_good]\nsize = big\nshade = 3\n";
     Result r = run({"--check-config", ini});
     EXPECT_EQ(r.status, 78);
-    for (const std::string &line :
-         {ini + ":9: [agent] colour = 'red': unknown key", ini + ":8: [agent] fps = '0': is out of range [1, 1000]",
-          ini + ":10: [bogus]: unknown section", ini + ":6: [relay] listen = 'nowhere': is not host:port",
-          ini + ":13: [capture.test_good] shade = '3': unknown key (plugin 'test_good' 2.3.4 does not declare it)",
+    for (const std::string& line :
+         {ini + ":9: [agent] colour = 'red': unknown key",
+          ini + ":8: [agent] fps = '0': is out of range [1, 1000]",
+          ini + ":10: [bogus]: unknown section",
+          ini + ":6: [relay] listen = 'nowhere': is not host:port",
+          ini + ":13: [capture.test_good] shade = '3': unknown key (plugin 'test_good' 2.3.4 does "
+                "not declare it)",
           ini + ":12: [capture.test_good] size = 'big': is not an integer"})
         EXPECT_NE(r.err.find("error: " + line + "\n"), std::string::npos) << line << "\n" << r.err;
     EXPECT_EQ(r.out, ini + ": configuration has errors\n");
@@ -291,39 +324,48 @@ TEST(Cli, CheckConfigReportsEveryProblemAndFails) {
 TEST(Cli, CheckConfigOfAMissingFileFails) {
     Result r = run({"--check-config", "/nonexistent/x.ini"});
     EXPECT_EQ(r.status, 78);
-    EXPECT_NE(r.err.find("cannot read configuration file '/nonexistent/x.ini'"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("cannot read configuration file '/nonexistent/x.ini'"), std::string::npos)
+        << r.err;
 }
 
 TEST(Cli, MissingConfiguredPluginStopsStartUpNamingFoldersAndReason) {
     std::string state = tempDir();
-    Result r = run({"--role", "agent", "--set", "host.state_dir=" + state, "--set",
-                    "host.plugins.path=" + folder("c_raw") + ";" + folder("broken_abi_major"), "--set",
-                    "agent.capture=broken_abi_major", "--set", "agent.encoder=test_c_raw"});
+    Result r =
+        run({"--role", "agent", "--set", "host.state_dir=" + state, "--set",
+             "host.plugins.path=" + folder("c_raw") + ";" + folder("broken_abi_major"), "--set",
+             "agent.capture=broken_abi_major", "--set", "agent.encoder=test_c_raw"});
     EXPECT_EQ(r.status, 78);
-    std::string expected = "[agent] capture = 'broken_abi_major': capture plugin 'broken_abi_major' was not loaded: " +
-                           lib("broken_abi_major", "deskstream_capture_broken_abi_major") +
-                           " was refused: built for plugin ABI 2.";
+    std::string expected =
+        "[agent] capture = 'broken_abi_major': capture plugin 'broken_abi_major' was not loaded: " +
+        lib("broken_abi_major", "deskstream_capture_broken_abi_major") +
+        " was refused: built for plugin ABI 2.";
     EXPECT_NE(r.err.find(expected), std::string::npos) << r.err;
-    EXPECT_NE(r.err.find("(searched " + folder("c_raw") + ", " + folder("broken_abi_major")), std::string::npos) << r.err;
-
-    r = run({"--role", "agent", "--set", "host.state_dir=" + state, "--set", "host.plugins.path=" + folder("c_raw"),
-             "--set", "agent.capture=x11", "--set", "agent.encoder=test_c_raw"});
-    EXPECT_EQ(r.status, 78);
-    EXPECT_NE(r.err.find("[agent] capture = 'x11': capture plugin 'x11' was not found (searched " + folder("c_raw") +
-                         "; see [host] plugins.path); available capture plugins: none"),
+    EXPECT_NE(r.err.find("(searched " + folder("c_raw") + ", " + folder("broken_abi_major")),
               std::string::npos)
+        << r.err;
+
+    r = run({"--role", "agent", "--set", "host.state_dir=" + state, "--set",
+             "host.plugins.path=" + folder("c_raw"), "--set", "agent.capture=x11", "--set",
+             "agent.encoder=test_c_raw"});
+    EXPECT_EQ(r.status, 78);
+    EXPECT_NE(
+        r.err.find("[agent] capture = 'x11': capture plugin 'x11' was not found (searched " +
+                   folder("c_raw") + "; see [host] plugins.path); available capture plugins: none"),
+        std::string::npos)
         << r.err;
 }
 
 TEST(Cli, FailingCreateStopsStartUpWithThePluginMessage) {
     std::string state = tempDir();
-    Result r = run({"--role", "agent", "--set", "host.state_dir=" + state, "--set",
-                    "host.plugins.path=" + std::string(DS_BUILD_PLUGIN_DIR) + ";" + folder("failing"), "--set",
-                    "agent.encoder=test_failing",
-                    // x11 must not find a display, whatever $DISPLAY the machine has: auto then picks synthetic
-                    "--set", "capture.x11.display=:1999"});
+    Result r = run(
+        {"--role", "agent", "--set", "host.state_dir=" + state, "--set",
+         "host.plugins.path=" + std::string(DS_BUILD_PLUGIN_DIR) + ";" + folder("failing"), "--set",
+         "agent.encoder=test_failing",
+         // x11 must not find a display, whatever $DISPLAY the machine has: auto then picks synthetic
+         "--set", "capture.x11.display=:1999"});
     EXPECT_EQ(r.status, 78);
-    EXPECT_NE(r.err.find("deskstream: start-up failed: encoder plugin 'test_failing': create failed (DS_ERR_CONFIG): "
+    EXPECT_NE(r.err.find("deskstream: start-up failed: encoder plugin 'test_failing': create "
+                         "failed (DS_ERR_CONFIG): "
                          "test_failing refuses to start (encoder.test_failing)"),
               std::string::npos)
         << r.err;
@@ -334,7 +376,8 @@ TEST(Cli, PortInUseStopsStartUp) {
     Poco::Net::ServerSocket taken(Poco::Net::SocketAddress("127.0.0.1", 0));
     std::string state = tempDir();
     std::vector<std::string> args = workingSetup(state);
-    args.insert(args.end(), {"--role", "relay", "--set", "relay.listen=127.0.0.1:" + std::to_string(taken.address().port())});
+    args.insert(args.end(), {"--role", "relay", "--set",
+                             "relay.listen=127.0.0.1:" + std::to_string(taken.address().port())});
     Result r = run(args);
     EXPECT_EQ(r.status, 78);
     EXPECT_NE(r.err.find("cannot listen"), std::string::npos) << r.err;
@@ -370,18 +413,21 @@ TEST_P(StartStop, ServesHealthzAndStopsCleanlyOnSignal) {
     // before the agent has started): wait for them, up to the same 30 s start-up budget.
     const std::string viewerLine = "viewer: http://127.0.0.1:" + std::to_string(port) + "/";
     while (std::chrono::steady_clock::now() < deadline && child.running() &&
-           (child.out().find(viewerLine) == std::string::npos || child.err().find("agent ready:") == std::string::npos))
+           (child.out().find(viewerLine) == std::string::npos ||
+            child.err().find("agent ready:") == std::string::npos))
         std::this_thread::sleep_for(50ms);
     EXPECT_NE(child.out().find(viewerLine), std::string::npos) << child.out();
-    EXPECT_NE(child.err().find("agent ready: capture 'synthetic' (1 monitor(s), 320x200), encoder 'test_c_raw' "
-                               "(first frame 256000 bytes)"),
+    EXPECT_NE(child.err().find(
+                  "agent ready: capture 'synthetic' (1 monitor(s), 320x200), encoder 'test_c_raw' "
+                  "(first frame 256000 bytes)"),
               std::string::npos)
         << child.err();
 
     auto t0 = std::chrono::steady_clock::now();
     child.signal(GetParam());
     Result r = child.wait(10s);
-    auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+    auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - t0);
     EXPECT_EQ(r.status, 0) << r.err;
     EXPECT_LT(took.count(), 5000);
     EXPECT_NE(r.err.find("service 'relay' stopped"), std::string::npos) << r.err;
@@ -394,8 +440,9 @@ TEST_P(StartStop, ServesHealthzAndStopsCleanlyOnSignal) {
 TEST(Cli, AgentExitsWhenTheRelayRefusesRegistration) {
     uint16_t port = freePort();
     std::vector<std::string> relayArgs = workingSetup(tempDir());
-    relayArgs.insert(relayArgs.end(), {"--role", "relay", "--set", "relay.listen=127.0.0.1:" + std::to_string(port),
-                                       "--set", "auth.secret=relay-secret"});
+    relayArgs.insert(relayArgs.end(),
+                     {"--role", "relay", "--set", "relay.listen=127.0.0.1:" + std::to_string(port),
+                      "--set", "auth.secret=relay-secret"});
     Child relay(relayArgs);
     auto deadline = std::chrono::steady_clock::now() + 30s;
     while (std::chrono::steady_clock::now() < deadline && httpGet(port, "/healthz").first != 200)
@@ -403,12 +450,14 @@ TEST(Cli, AgentExitsWhenTheRelayRefusesRegistration) {
     ASSERT_EQ(httpGet(port, "/healthz").first, 200) << relay.err();
 
     std::vector<std::string> agentArgs = workingSetup(tempDir());
-    agentArgs.insert(agentArgs.end(), {"--role", "agent", "--set",
-                                       "agent.relay_url=ws://127.0.0.1:" + std::to_string(port) + "/ws/agent",
-                                       "--set", "agent.client_id=refused-pc", "--set", "agent.token=not-a-token"});
+    agentArgs.insert(agentArgs.end(),
+                     {"--role", "agent", "--set",
+                      "agent.relay_url=ws://127.0.0.1:" + std::to_string(port) + "/ws/agent",
+                      "--set", "agent.client_id=refused-pc", "--set", "agent.token=not-a-token"});
     Result r = Child(agentArgs).wait(30s);
     EXPECT_EQ(r.status, 69) << r.err;
-    EXPECT_NE(r.err.find("registration refused by the relay: code unauthorized"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("registration refused by the relay: code unauthorized"), std::string::npos)
+        << r.err;
     EXPECT_NE(r.err.find("check [agent] token"), std::string::npos) << r.err;
     EXPECT_EQ(r.err.find("not-a-token"), std::string::npos) << "the token is never logged";
     relay.signal(SIGTERM);
@@ -422,7 +471,8 @@ TEST(Cli, AgentExitsWhenTheRelayRefusesRegistration) {
 TEST(Cli, JsonLogsParseLineByLineAndNeverContainTheHandshakeToken) {
     const std::string secret = "json-log-secret-9f2c";
     const auto nowMs = std::chrono::duration_cast<std::chrono::milliseconds>(
-                           std::chrono::system_clock::now().time_since_epoch()).count();
+                           std::chrono::system_clock::now().time_since_epoch())
+                           .count();
     const std::string token = deskstream::core::mintToken(secret, deskstream::core::Role::Desktop,
                                                           "json-pc", std::chrono::hours(1), nowMs);
     ASSERT_GT(token.size(), 20u);
@@ -431,16 +481,17 @@ TEST(Cli, JsonLogsParseLineByLineAndNeverContainTheHandshakeToken) {
         secret, deskstream::core::Role::Viewer, "json-viewer", std::chrono::hours(1), nowMs);
     uint16_t port = freePort();
     std::vector<std::string> args = workingSetup(tempDir());
-    args.insert(args.end(), {"--set", "relay.listen=127.0.0.1:" + std::to_string(port),
-                             "--set", "auth.secret=" + secret, "--set", "agent.token=" + token,
-                             "--set", "agent.relay_url=ws://127.0.0.1:" + std::to_string(port) + "/ws/agent",
+    args.insert(args.end(), {"--set", "relay.listen=127.0.0.1:" + std::to_string(port), "--set",
+                             "auth.secret=" + secret, "--set", "agent.token=" + token, "--set",
+                             "agent.relay_url=ws://127.0.0.1:" + std::to_string(port) + "/ws/agent",
                              "--set", "agent.client_id=json-pc", "--set", "host.log.format=json",
                              "--set", "host.log.level=debug"});
     Child child(args);
     bool registered = false;
     const auto deadline = std::chrono::steady_clock::now() + 30s;
     while (!registered && std::chrono::steady_clock::now() < deadline && child.running()) {
-        registered = httpGet(port, "/api/desktops", viewerToken).second.find("\"json-pc\"") != std::string::npos;
+        registered = httpGet(port, "/api/desktops", viewerToken).second.find("\"json-pc\"") !=
+                     std::string::npos;
         if (!registered) std::this_thread::sleep_for(50ms);
     }
     ASSERT_TRUE(registered) << child.err();
@@ -454,36 +505,38 @@ TEST(Cli, JsonLogsParseLineByLineAndNeverContainTheHandshakeToken) {
     for (std::string line; std::getline(in, line);) {
         ++lines;
         EXPECT_EQ(line.find(token), std::string::npos) << "token logged: " << line;
-        EXPECT_EQ(line.find(token.substr(token.rfind('.') + 1)), std::string::npos) << "signature logged: " << line;
+        EXPECT_EQ(line.find(token.substr(token.rfind('.') + 1)), std::string::npos)
+            << "signature logged: " << line;
         EXPECT_EQ(line.find(secret), std::string::npos) << "secret logged: " << line;
         EXPECT_EQ(line.find(viewerToken), std::string::npos) << "bearer token logged: " << line;
         Poco::JSON::Object::Ptr o;
         try {
             o = Poco::JSON::Parser().parse(line).extract<Poco::JSON::Object::Ptr>();
-        } catch (const std::exception &e) {
+        } catch (const std::exception& e) {
             ADD_FAILURE() << "not a JSON object: " << line << " (" << e.what() << ")";
             continue;
         }
-        for (const char *key : {"time", "level", "logger", "message"})
+        for (const char* key : {"time", "level", "logger", "message"})
             EXPECT_TRUE(o->has(key)) << key << " missing: " << line;
         if (o->optValue<std::string>("client_id", "") == "json-pc" && o->has("connection_id") &&
             o->has("instance_id"))
             connectionFields = true;
     }
     EXPECT_GE(lines, 5) << r.err;
-    EXPECT_TRUE(connectionFields) << "no line with client_id, connection_id and instance_id:\n" << r.err;
+    EXPECT_TRUE(connectionFields) << "no line with client_id, connection_id and instance_id:\n"
+                                  << r.err;
 }
 
 INSTANTIATE_TEST_SUITE_P(Signals, StartStop, ::testing::Values(SIGTERM, SIGINT),
-                         [](const ::testing::TestParamInfo<int> &i) {
+                         [](const ::testing::TestParamInfo<int>& i) {
                              return std::string(i.param == SIGTERM ? "SIGTERM" : "SIGINT");
                          });
 
 // The host as a library, as a vendor embeds it: configure, load plugins, start, serve, stop.
-deskstream::host::Configuration embeddedConfig(const std::string &state) {
+deskstream::host::Configuration embeddedConfig(const std::string& state) {
     deskstream::host::Configuration config;
-    config.set("host.plugins.path=" + std::string(DS_BUILD_PLUGIN_DIR) + ";" + folder("c_raw") + ";" +
-               folder("memory"));
+    config.set("host.plugins.path=" + std::string(DS_BUILD_PLUGIN_DIR) + ";" + folder("c_raw") +
+               ";" + folder("memory"));
     config.set("host.state_dir=" + state);
     config.set("agent.capture=synthetic");
     config.set("capture.synthetic.width=64");
@@ -503,12 +556,13 @@ TEST(Embedding, HostStartsServesAndStops) {
     host.addDefaultServices();
     host.start();
     EXPECT_TRUE(fs::is_directory(state)) << "the state folder is created at start";
-    auto *http = dynamic_cast<deskstream::host::RelayService *>(host.service("relay"));
-    auto *agent = dynamic_cast<deskstream::host::AgentService *>(host.service("agent"));
+    auto* http = dynamic_cast<deskstream::host::RelayService*>(host.service("relay"));
+    auto* agent = dynamic_cast<deskstream::host::AgentService*>(host.service("agent"));
     ASSERT_NE(http, nullptr);
     ASSERT_NE(agent, nullptr);
     ASSERT_NE(http->port(), 0) << "port 0 binds a free port";
-    EXPECT_EQ(httpGet(http->port(), "/healthz"), std::make_pair(200, std::string("{\"status\":\"ok\"}")));
+    EXPECT_EQ(httpGet(http->port(), "/healthz"),
+              std::make_pair(200, std::string("{\"status\":\"ok\"}")));
     ASSERT_NE(agent->runtime(), nullptr);
     EXPECT_EQ(agent->runtime()->stats().encoder, "test_c_raw");
     EXPECT_EQ(agent->fatalError(), "");
@@ -530,7 +584,7 @@ TEST(Embedding, RelayKeepsItsInstanceIdAcrossRestarts) {
         host.loadPlugins();
         host.addDefaultServices();
         host.start();
-        auto *relay = dynamic_cast<deskstream::host::RelayService *>(host.service("relay"));
+        auto* relay = dynamic_cast<deskstream::host::RelayService*>(host.service("relay"));
         ASSERT_NE(relay, nullptr);
         first = relay->relay()->instanceId();
         host.stop();
@@ -542,7 +596,7 @@ TEST(Embedding, RelayKeepsItsInstanceIdAcrossRestarts) {
     host.loadPlugins();
     host.addDefaultServices();
     host.start();
-    auto *relay = dynamic_cast<deskstream::host::RelayService *>(host.service("relay"));
+    auto* relay = dynamic_cast<deskstream::host::RelayService*>(host.service("relay"));
     EXPECT_EQ(relay->relay()->instanceId(), first);
     host.stop();
     // An explicit id wins.
@@ -553,7 +607,10 @@ TEST(Embedding, RelayKeepsItsInstanceIdAcrossRestarts) {
     other.loadPlugins();
     other.addDefaultServices();
     other.start();
-    EXPECT_EQ(dynamic_cast<deskstream::host::RelayService *>(other.service("relay"))->relay()->instanceId(), "relay-b");
+    EXPECT_EQ(dynamic_cast<deskstream::host::RelayService*>(other.service("relay"))
+                  ->relay()
+                  ->instanceId(),
+              "relay-b");
     other.stop();
 }
 
@@ -567,25 +624,29 @@ TEST(Embedding, AFailedStartStopsWhatAlreadyStarted) {
     try {
         host.start();
         FAIL() << "no exception";
-    } catch (const deskstream::host::PluginError &e) {
+    } catch (const deskstream::host::PluginError& e) {
         EXPECT_EQ(e.status(), DS_ERR_STORE_UNAVAILABLE);
-        EXPECT_STREQ(e.what(), "store plugin 'test_memory': check failed (DS_ERR_STORE_UNAVAILABLE): test_memory check "
-                               "fails on request");
+        EXPECT_STREQ(e.what(),
+                     "store plugin 'test_memory': check failed (DS_ERR_STORE_UNAVAILABLE): "
+                     "test_memory check "
+                     "fails on request");
     }
-    auto *agent = dynamic_cast<deskstream::host::AgentService *>(host.service("agent"));
+    auto* agent = dynamic_cast<deskstream::host::AgentService*>(host.service("agent"));
     ASSERT_NE(agent, nullptr);
-    EXPECT_EQ(agent->runtime(), nullptr) << "the relay starts first; its failure stops start-up before the agent";
+    EXPECT_EQ(agent->runtime(), nullptr)
+        << "the relay starts first; its failure stops start-up before the agent";
 }
 
 // examples/plugin_skeleton configured and built out of tree against sdk/include only, then
 // loaded by the host's loader and driven through the C ABI.
 TEST(PluginSkeleton, BuildsOutOfTreeAndLoads) {
     std::string build = tempDir();
-    Result r = Child({"-S", std::string(DS_SOURCE_DIR) + "/examples/plugin_skeleton", "-B", build,
-                      "-DCMAKE_BUILD_TYPE=Release", "-DCMAKE_CXX_COMPILER=" + std::string(DS_CXX_COMPILER),
-                      "-Ddeskstream_DIR=" + std::string(DS_BINARY_DIR) + "/../../package-build"},
-                     DS_CMAKE_COMMAND)
-                   .wait(120s);
+    Result r =
+        Child({"-S", std::string(DS_SOURCE_DIR) + "/examples/plugin_skeleton", "-B", build,
+               "-DCMAKE_BUILD_TYPE=Release", "-DCMAKE_CXX_COMPILER=" + std::string(DS_CXX_COMPILER),
+               "-Ddeskstream_DIR=" + std::string(DS_BINARY_DIR) + "/../../package-build"},
+              DS_CMAKE_COMMAND)
+            .wait(120s);
     ASSERT_EQ(r.status, 0) << r.out << r.err;
     r = Child({"--build", build}, DS_CMAKE_COMMAND).wait(300s);
     ASSERT_EQ(r.status, 0) << r.out << r.err;
@@ -594,7 +655,7 @@ TEST(PluginSkeleton, BuildsOutOfTreeAndLoads) {
     auto outcomes = plugins.scan({build});
     ASSERT_EQ(outcomes.size(), 1u);
     ASSERT_TRUE(outcomes[0].loaded) << outcomes[0].reason;
-    const auto &info = plugins.require(DS_KIND_CAPTURE, "skeleton", "");
+    const auto& info = plugins.require(DS_KIND_CAPTURE, "skeleton", "");
     EXPECT_EQ(info.version, "0.1.0");
     EXPECT_EQ(info.vendor, "Example Vendor");
     ASSERT_EQ(info.configKeys.size(), 3u);
@@ -609,18 +670,20 @@ TEST(PluginSkeleton, BuildsOutOfTreeAndLoads) {
     ASSERT_EQ(capture.grab(0, 0, frame), DS_OK);
     EXPECT_EQ(frame->width, 4u);
     EXPECT_EQ(frame->height, 2u);
-    EXPECT_EQ(frame->data[0], 0x00); // B
-    EXPECT_EQ(frame->data[1], 0x80); // G
-    EXPECT_EQ(frame->data[2], 0xFF); // R
+    EXPECT_EQ(frame->data[0], 0x00);  // B
+    EXPECT_EQ(frame->data[1], 0x80);  // G
+    EXPECT_EQ(frame->data[2], 0xFF);  // R
 
     config.set("capture.skeleton.color=orange");
     try {
         deskstream::host::CaptureInstance bad(info, config.poco());
         FAIL() << "no exception";
-    } catch (const deskstream::host::PluginError &e) {
-        EXPECT_STREQ(e.what(), "capture plugin 'skeleton': create failed (DS_ERR_CONFIG): [capture.skeleton] color = "
-                               "'orange' is not RRGGBB");
+    } catch (const deskstream::host::PluginError& e) {
+        EXPECT_STREQ(
+            e.what(),
+            "capture plugin 'skeleton': create failed (DS_ERR_CONFIG): [capture.skeleton] color = "
+            "'orange' is not RRGGBB");
     }
 }
 
-} // namespace
+}  // namespace

@@ -16,21 +16,23 @@ using namespace deskstream::host;
 
 namespace {
 
-std::string folder(const std::string &name) { return std::string(DS_TEST_PLUGIN_ROOT) + "/" + name; }
+std::string folder(const std::string& name) {
+    return std::string(DS_TEST_PLUGIN_ROOT) + "/" + name;
+}
 
-std::vector<std::string> texts(const std::vector<Problem> &problems) {
+std::vector<std::string> texts(const std::vector<Problem>& problems) {
     std::vector<std::string> out;
-    for (const auto &p : problems) out.push_back(p.text());
+    for (const auto& p : problems) out.push_back(p.text());
     return out;
 }
 
-std::string one(const std::string &ini, const PluginRegistry *plugins = nullptr) {
+std::string one(const std::string& ini, const PluginRegistry* plugins = nullptr) {
     Configuration c;
     c.loadString(ini, "t.ini");
     auto p = texts(c.validate(plugins));
     if (p.size() != 1) {
         std::string all;
-        for (const auto &s : p) all += s + "\n";
+        for (const auto& s : p) all += s + "\n";
         return "expected exactly one problem, got " + std::to_string(p.size()) + ":\n" + all;
     }
     return p[0];
@@ -43,11 +45,14 @@ TEST(Config, DefaultsAreTheEmbeddedSetup) {
     EXPECT_EQ(h.role, Role::All);
     EXPECT_TRUE(h.runsAgent());
     EXPECT_TRUE(h.runsRelay());
-    ASSERT_EQ(h.pluginsPath.size(), 2u); // the installed layout, then the build tree's
+    ASSERT_EQ(h.pluginsPath.size(), 2u);  // the installed layout, then the build tree's
     EXPECT_EQ(h.pluginsPath[0],
-              (std::filesystem::path(executableDir()) / ".." / "lib/deskstream/plugins").lexically_normal().string());
-    EXPECT_EQ(h.pluginsPath[1],
-              (std::filesystem::path(executableDir()) / ".." / "plugins").lexically_normal().string());
+              (std::filesystem::path(executableDir()) / ".." / "lib/deskstream/plugins")
+                  .lexically_normal()
+                  .string());
+    EXPECT_EQ(
+        h.pluginsPath[1],
+        (std::filesystem::path(executableDir()) / ".." / "plugins").lexically_normal().string());
     EXPECT_EQ(h.stateDir, (std::filesystem::current_path() / "var").string());
     EXPECT_EQ(h.logLevel, "information");
     RelayConfig r = c.relay();
@@ -75,9 +80,10 @@ TEST(Config, DefaultsAreTheEmbeddedSetup) {
 
 TEST(Config, FileThenSetOverrides) {
     Configuration c;
-    c.loadString("[agent]\nfps = 15 ; inline comment\nmonitors = 0, 2\nname = a;b\n[auth]\n"
-                 "allowed_origins = http://a, http://b\n",
-                 "t.ini");
+    c.loadString(
+        "[agent]\nfps = 15 ; inline comment\nmonitors = 0, 2\nname = a;b\n[auth]\n"
+        "allowed_origins = http://a, http://b\n",
+        "t.ini");
     EXPECT_EQ(c.agent().fps, 15);
     EXPECT_EQ(c.agent().monitors, (std::vector<uint32_t>{0, 2}));
     EXPECT_EQ(c.agent().name, "a;b") << "';' without a space before it is part of the value";
@@ -87,8 +93,9 @@ TEST(Config, FileThenSetOverrides) {
     c.set("capture.synthetic.width=640");
     c.set("relay.listen = 127.0.0.1:0");
     EXPECT_EQ(c.agent().fps, 20);
-    EXPECT_EQ(c.host().pluginsPath,
-              (std::vector<std::string>{"/x", (std::filesystem::current_path() / "relative").string()}));
+    EXPECT_EQ(
+        c.host().pluginsPath,
+        (std::vector<std::string>{"/x", (std::filesystem::current_path() / "relative").string()}));
     EXPECT_EQ(c.get("capture.synthetic", "width"), "640");
     EXPECT_EQ(c.poco().getString("capture.synthetic.width"), "640");
     EXPECT_EQ(c.relay().listenPort, 0);
@@ -115,7 +122,7 @@ TEST(Config, UnreadableFileIsAnError) {
     try {
         c.loadFile("/nonexistent/deskstream.ini");
         FAIL();
-    } catch (const ConfigError &e) {
+    } catch (const ConfigError& e) {
         EXPECT_STREQ(e.what(), "cannot read configuration file '/nonexistent/deskstream.ini'");
     }
 }
@@ -126,55 +133,67 @@ TEST(ConfigCheck, UnknownSection) {
 }
 
 TEST(ConfigCheck, UnknownKey) {
-    EXPECT_EQ(one("[agent]\ncolour = red\n"), "error: t.ini:2: [agent] colour = 'red': unknown key");
+    EXPECT_EQ(one("[agent]\ncolour = red\n"),
+              "error: t.ini:2: [agent] colour = 'red': unknown key");
 }
 
 TEST(ConfigCheck, WrongType) {
-    EXPECT_EQ(one("[agent]\nfps = fast\n"), "error: t.ini:2: [agent] fps = 'fast': is not an integer");
-    EXPECT_EQ(one("[relay]\nlisten = localhost\n"), "error: t.ini:2: [relay] listen = 'localhost': is not host:port");
+    EXPECT_EQ(one("[agent]\nfps = fast\n"),
+              "error: t.ini:2: [agent] fps = 'fast': is not an integer");
+    EXPECT_EQ(one("[relay]\nlisten = localhost\n"),
+              "error: t.ini:2: [relay] listen = 'localhost': is not host:port");
     EXPECT_EQ(one("[agent]\nmonitors = 0,x\n"),
-              "error: t.ini:2: [agent] monitors = '0,x': is not 'all' or a comma-separated list of monitor "
+              "error: t.ini:2: [agent] monitors = '0,x': is not 'all' or a comma-separated list of "
+              "monitor "
               "indices (0..255)");
 }
 
 TEST(ConfigCheck, OutOfRange) {
-    EXPECT_EQ(one("[agent]\nfps = 0\n"), "error: t.ini:2: [agent] fps = '0': is out of range [1, 1000]");
+    EXPECT_EQ(one("[agent]\nfps = 0\n"),
+              "error: t.ini:2: [agent] fps = '0': is out of range [1, 1000]");
     EXPECT_EQ(one("[heartbeat]\nmissed_limit = 1000\n"),
               "error: t.ini:2: [heartbeat] missed_limit = '1000': is out of range [1, 100]");
-    EXPECT_EQ(one("[relay]\nlisten = 127.0.0.1:70000\n"),
-              "error: t.ini:2: [relay] listen = '127.0.0.1:70000': has a port out of range [0, 65535]");
+    EXPECT_EQ(
+        one("[relay]\nlisten = 127.0.0.1:70000\n"),
+        "error: t.ini:2: [relay] listen = '127.0.0.1:70000': has a port out of range [0, 65535]");
 }
 
 TEST(ConfigCheck, BadChoice) {
-    EXPECT_EQ(one("[host]\nrole = both\n"), "error: t.ini:2: [host] role = 'both': is not one of relay|agent|all");
+    EXPECT_EQ(one("[host]\nrole = both\n"),
+              "error: t.ini:2: [host] role = 'both': is not one of relay|agent|all");
     EXPECT_EQ(one("[agent]\nlayout = stacked\n"),
               "error: t.ini:2: [agent] layout = 'stacked': is not one of separate|combined");
 }
 
 TEST(ConfigCheck, RulesBetweenKeys) {
     EXPECT_EQ(one("[agent]\nquality = 95\n"),
-              "error: t.ini:2: [agent] quality = '95': must lie within quality.min .. quality.max (30 .. 90)");
+              "error: t.ini:2: [agent] quality = '95': must lie within quality.min .. quality.max "
+              "(30 .. 90)");
     EXPECT_EQ(one("[agent]\nadapt.low_latency_ms = 600\n"),
-              "error: t.ini:2: [agent] adapt.low_latency_ms = '600': must be below adapt.high_latency_ms (500)");
+              "error: t.ini:2: [agent] adapt.low_latency_ms = '600': must be below "
+              "adapt.high_latency_ms (500)");
 }
 
 TEST(ConfigCheck, AgentMetricsListenIsEmptyOrHostPort) {
     EXPECT_EQ(one("[agent]\nmetrics_listen = 9464\n"),
               "error: t.ini:2: [agent] metrics_listen = '9464': is not host:port (or empty: off)");
     EXPECT_EQ(one("[agent]\nmetrics_listen = 127.0.0.1:99999\n"),
-              "error: t.ini:2: [agent] metrics_listen = '127.0.0.1:99999': has a port out of range [0, 65535] "
+              "error: t.ini:2: [agent] metrics_listen = '127.0.0.1:99999': has a port out of range "
+              "[0, 65535] "
               "(or empty: off)");
 }
 
 TEST(ConfigCheck, SyntaxErrors) {
     EXPECT_EQ(one("[agent\n"), "error: t.ini:1: malformed section header '[agent'");
-    EXPECT_EQ(one("[agent]\njust words\n"), "error: t.ini:2: [agent]: line 'just words' is not 'key = value'");
+    EXPECT_EQ(one("[agent]\njust words\n"),
+              "error: t.ini:2: [agent]: line 'just words' is not 'key = value'");
     EXPECT_EQ(one("fps = 3\n"), "error: t.ini:1: fps = '3': key outside of any section");
 }
 
 TEST(ConfigCheck, EveryProblemIsReportedNotJustTheFirst) {
     Configuration c;
-    c.loadString("[agent]\nfps = 0\ncolour = red\nlayout = x\n[nope]\n[host]\nrole = both\n", "t.ini");
+    c.loadString("[agent]\nfps = 0\ncolour = red\nlayout = x\n[nope]\n[host]\nrole = both\n",
+                 "t.ini");
     c.set("heartbeat.interval_ms=soon");
     auto p = texts(c.validate(nullptr));
     EXPECT_EQ(p, (std::vector<std::string>{
@@ -193,7 +212,7 @@ TEST(ConfigCheck, TypedAccessorsRefuseInvalidValues) {
     try {
         c.agent();
         FAIL();
-    } catch (const ConfigError &e) {
+    } catch (const ConfigError& e) {
         EXPECT_STREQ(e.what(), "[agent] fps = 'fast': is not an integer");
     }
 }
@@ -202,19 +221,22 @@ class PluginSectionTest : public ::testing::Test {
 protected:
     void SetUp() override { plugins.scan({folder("good"), folder("c_raw"), folder("memory")}); }
     PluginRegistry plugins;
-    const std::string roleOk = "[host]\nrole = all\n[agent]\ncapture = test_good\nencoder = test_c_raw\n"
-                               "[relay]\nstore = test_memory\n";
+    const std::string roleOk =
+        "[host]\nrole = all\n[agent]\ncapture = test_good\nencoder = test_c_raw\n"
+        "[relay]\nstore = test_memory\n";
 };
 
 TEST_F(PluginSectionTest, ValidPluginSectionPasses) {
     Configuration c;
-    c.loadString(roleOk + "[capture.test_good]\nsize = 10\nmode = b\nflag = yes\nratio = 1.5\n", "t.ini");
+    c.loadString(roleOk + "[capture.test_good]\nsize = 10\nmode = b\nflag = yes\nratio = 1.5\n",
+                 "t.ini");
     EXPECT_TRUE(c.validate(&plugins).empty()) << texts(c.validate(&plugins)).front();
 }
 
 TEST_F(PluginSectionTest, PluginKeysAreCheckedAgainstTheDescriptor) {
     EXPECT_EQ(one(roleOk + "[capture.test_good]\ncolour = red\n", &plugins),
-              "error: t.ini:9: [capture.test_good] colour = 'red': unknown key (plugin 'test_good' 2.3.4 does "
+              "error: t.ini:9: [capture.test_good] colour = 'red': unknown key (plugin 'test_good' "
+              "2.3.4 does "
               "not declare it)");
     EXPECT_EQ(one(roleOk + "[capture.test_good]\nsize = big\n", &plugins),
               "error: t.ini:9: [capture.test_good] size = 'big': is not an integer");
@@ -235,16 +257,19 @@ TEST_F(PluginSectionTest, SectionOfAPluginNotLoadedIsAWarning) {
     ASSERT_EQ(p.size(), 1u);
     EXPECT_EQ(p[0].severity, Problem::Severity::Warning);
     EXPECT_EQ(p[0].text(),
-              "warning: t.ini:8: [encoder.webp]: no encoder plugin named 'webp' is loaded; its keys were not checked");
+              "warning: t.ini:8: [encoder.webp]: no encoder plugin named 'webp' is loaded; its "
+              "keys were not checked");
 }
 
 TEST_F(PluginSectionTest, PluginsTheRoleNeedsMustBeLoaded) {
-    std::string prefix = "error: t.ini:9: [agent] encoder = 'jpeg': encoder plugin 'jpeg' was not found (searched ";
+    std::string prefix =
+        "error: t.ini:9: [agent] encoder = 'jpeg': encoder plugin 'jpeg' was not found (searched ";
     std::string got = one(roleOk + "[agent]\nencoder = jpeg\n", &plugins);
     EXPECT_EQ(got.rfind(prefix, 0), 0u) << got;
     // The relay role does not need agent plugins.
     Configuration c;
-    c.loadString("[host]\nrole = relay\n[relay]\nstore = test_memory\n[agent]\nencoder = jpeg\n", "t.ini");
+    c.loadString("[host]\nrole = relay\n[relay]\nstore = test_memory\n[agent]\nencoder = jpeg\n",
+                 "t.ini");
     EXPECT_TRUE(c.validate(&plugins).empty());
     c.set("relay.store=sqlite");
     ASSERT_EQ(c.validate(&plugins).size(), 1u);
@@ -252,7 +277,7 @@ TEST_F(PluginSectionTest, PluginsTheRoleNeedsMustBeLoaded) {
 }
 
 // ---------------------------------------------------------------- docs against the schema
-std::string readFile(const std::string &path) {
+std::string readFile(const std::string& path) {
     std::ifstream in(path);
     std::ostringstream s;
     s << in.rdbuf();
@@ -264,22 +289,24 @@ TEST(ConfigDocs, ExampleIniHasEveryKeyWithItsDefault) {
     std::vector<Problem> problems;
     auto entries = parseIni(readFile(path), path, problems);
     EXPECT_TRUE(problems.empty());
-    for (const KeySpec &k : schema()) {
-        auto it = std::find_if(entries.begin(), entries.end(),
-                               [&](const IniEntry &e) { return e.section == k.section && e.key == k.key; });
-        ASSERT_NE(it, entries.end()) << "examples/deskstream.ini lacks [" << k.section << "] " << k.key;
+    for (const KeySpec& k : schema()) {
+        auto it = std::find_if(entries.begin(), entries.end(), [&](const IniEntry& e) {
+            return e.section == k.section && e.key == k.key;
+        });
+        ASSERT_NE(it, entries.end())
+            << "examples/deskstream.ini lacks [" << k.section << "] " << k.key;
         EXPECT_EQ(it->value, k.defaultValue) << "[" << k.section << "] " << k.key;
     }
     Configuration c;
     c.loadFile(path);
-    for (const auto &p : c.validate(nullptr)) ADD_FAILURE() << p.text();
+    for (const auto& p : c.validate(nullptr)) ADD_FAILURE() << p.text();
 }
 
 TEST(ConfigDocs, ConfigurationReferenceListsEveryKeyWithItsDefault) {
     std::string doc = readFile(std::string(DS_SOURCE_DIR) + "/docs/configuration.md");
     ASSERT_FALSE(doc.empty());
     std::string section;
-    for (const KeySpec &k : schema()) {
+    for (const KeySpec& k : schema()) {
         std::string heading = std::string("### [") + k.section + "]";
         size_t at = doc.find(heading);
         ASSERT_NE(at, std::string::npos) << heading;
@@ -287,7 +314,8 @@ TEST(ConfigDocs, ConfigurationReferenceListsEveryKeyWithItsDefault) {
         std::string part = doc.substr(at, end == std::string::npos ? std::string::npos : end - at);
         std::string def = *k.defaultValue ? "`" + std::string(k.defaultValue) + "`" : "(empty)";
         std::string row = "| `" + std::string(k.key) + "` | " + def + " |";
-        EXPECT_NE(part.find(row), std::string::npos) << "docs/configuration.md lacks the row " << row;
+        EXPECT_NE(part.find(row), std::string::npos)
+            << "docs/configuration.md lacks the row " << row;
     }
 }
 
@@ -295,8 +323,8 @@ TEST(ConfigDocs, ConfigurationReferenceListsEveryKeyWithItsDefault) {
 // default in the config schema, RelayOptions and the core, and the docs state that value and
 // the drop-all rule.
 TEST(ConfigDocs, CommandTtlLeaseAndViewerQueueHaveOneDefaultInCodeAndDocs) {
-    auto schemaDefault = [](const char *key) {
-        const KeySpec *k = findKey("relay", key);
+    auto schemaDefault = [](const char* key) {
+        const KeySpec* k = findKey("relay", key);
         EXPECT_NE(k, nullptr) << key;
         return k ? std::stoll(k->defaultValue) : -1;
     };
@@ -317,25 +345,32 @@ TEST(ConfigDocs, CommandTtlLeaseAndViewerQueueHaveOneDefaultInCodeAndDocs) {
     const std::string relayDoc = readFile(std::string(DS_SOURCE_DIR) + "/docs/relay.md");
     ASSERT_FALSE(protocol.empty());
     ASSERT_FALSE(relayDoc.empty());
-    const std::string ttlText = "`[relay] command.ttl_ms`, default " + std::to_string(ttl / 1000) + " s";
-    const std::string leaseText = "`[relay] command.lease_ms`, default " + std::to_string(lease / 1000) + " s";
+    const std::string ttlText =
+        "`[relay] command.ttl_ms`, default " + std::to_string(ttl / 1000) + " s";
+    const std::string leaseText =
+        "`[relay] command.lease_ms`, default " + std::to_string(lease / 1000) + " s";
     EXPECT_NE(protocol.find(ttlText), std::string::npos) << "docs/protocol.md lacks: " << ttlText;
-    EXPECT_NE(protocol.find(leaseText), std::string::npos) << "docs/protocol.md lacks: " << leaseText;
-    EXPECT_NE(protocol.find("at most " + std::to_string(policy.maxAttempts) + " times"), std::string::npos);
-    EXPECT_NE(relayDoc.find("| `command_ttl_ms` | `[relay] command.ttl_ms` | " + std::to_string(ttl) + " |"),
+    EXPECT_NE(protocol.find(leaseText), std::string::npos)
+        << "docs/protocol.md lacks: " << leaseText;
+    EXPECT_NE(protocol.find("at most " + std::to_string(policy.maxAttempts) + " times"),
               std::string::npos);
-    EXPECT_NE(relayDoc.find("| `command_lease_ms` | `[relay] command.lease_ms` | " + std::to_string(lease) + " |"),
+    EXPECT_NE(relayDoc.find("| `command_ttl_ms` | `[relay] command.ttl_ms` | " +
+                            std::to_string(ttl) + " |"),
               std::string::npos);
-    EXPECT_NE(relayDoc.find("| `viewer_queue` | `[relay] viewer_queue` | " + std::to_string(queue) + " |"),
+    EXPECT_NE(relayDoc.find("| `command_lease_ms` | `[relay] command.lease_ms` | " +
+                            std::to_string(lease) + " |"),
+              std::string::npos);
+    EXPECT_NE(relayDoc.find("| `viewer_queue` | `[relay] viewer_queue` | " + std::to_string(queue) +
+                            " |"),
               std::string::npos);
     // Drop-all, as core FanOut does (tests/core/fanout_test.cpp pins the behaviour).
     EXPECT_NE(relayDoc.find("drop-all"), std::string::npos);
     EXPECT_NE(protocol.find("loses all its undelivered frames"), std::string::npos);
-    for (const std::string *doc : {&protocol, &relayDoc}) {
+    for (const std::string* doc : {&protocol, &relayDoc}) {
         EXPECT_EQ(doc->find("oldest is dropped"), std::string::npos);
         EXPECT_EQ(doc->find("drop the oldest"), std::string::npos);
-        EXPECT_EQ(doc->find("(60 s)"), std::string::npos); // the old TTL
+        EXPECT_EQ(doc->find("(60 s)"), std::string::npos);  // the old TTL
     }
 }
 
-} // namespace
+}  // namespace

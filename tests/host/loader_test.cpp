@@ -21,13 +21,17 @@ using namespace deskstream::host;
 
 namespace {
 
-std::string folder(const std::string &name) { return std::string(DS_TEST_PLUGIN_ROOT) + "/" + name; }
-std::string file(const std::string &f, const std::string &stem) { return folder(f) + "/" + stem + ".so"; }
+std::string folder(const std::string& name) {
+    return std::string(DS_TEST_PLUGIN_ROOT) + "/" + name;
+}
+std::string file(const std::string& f, const std::string& stem) {
+    return folder(f) + "/" + stem + ".so";
+}
 
 // Captures log lines so tests can check the "one clear line" promise.
 class MemoryChannel : public Poco::Channel {
 public:
-    void log(const Poco::Message &msg) override {
+    void log(const Poco::Message& msg) override {
         std::lock_guard<std::mutex> lock(mutex);
         lines.push_back(msg.getSource() + ": " + msg.getText());
     }
@@ -43,13 +47,15 @@ class LoaderTest : public ::testing::Test {
 protected:
     void SetUp() override {
         channel = new MemoryChannel;
-        for (const char *name : {"host.plugins", "plugin.test_good", "plugin.test_c_raw", "host.agent"}) {
+        for (const char* name :
+             {"host.plugins", "plugin.test_good", "plugin.test_c_raw", "host.agent"}) {
             Poco::Logger::get(name).setChannel(channel);
             Poco::Logger::get(name).setLevel(Poco::Message::PRIO_INFORMATION);
         }
     }
     void TearDown() override {
-        for (const char *name : {"host.plugins", "plugin.test_good", "plugin.test_c_raw", "host.agent"})
+        for (const char* name :
+             {"host.plugins", "plugin.test_good", "plugin.test_c_raw", "host.agent"})
             Poco::Logger::get(name).setChannel(nullptr);
     }
     Poco::AutoPtr<MemoryChannel> channel;
@@ -60,7 +66,7 @@ TEST_F(LoaderTest, GoodPluginLoadsWithItsDescriptor) {
     auto outcomes = reg.scan({folder("good")});
     ASSERT_EQ(outcomes.size(), 1u);
     EXPECT_TRUE(outcomes[0].loaded) << outcomes[0].reason;
-    const PluginInfo *p = reg.find(DS_KIND_CAPTURE, "test_good");
+    const PluginInfo* p = reg.find(DS_KIND_CAPTURE, "test_good");
     ASSERT_NE(p, nullptr);
     EXPECT_EQ(p->version, "2.3.4");
     EXPECT_EQ(p->description, "A good test capture");
@@ -79,20 +85,21 @@ TEST_F(LoaderTest, GoodPluginLoadsWithItsDescriptor) {
 struct Refusal {
     std::string folder, stem, reason;
 };
-void PrintTo(const Refusal &r, std::ostream *os) { *os << r.folder; }
+void PrintTo(const Refusal& r, std::ostream* os) { *os << r.folder; }
 
 class LoaderRefusal : public LoaderTest, public ::testing::WithParamInterface<Refusal> {};
 
 TEST_P(LoaderRefusal, IsSkippedWithOneLineNamingFileAndReason) {
-    const Refusal &r = GetParam();
+    const Refusal& r = GetParam();
     PluginRegistry reg;
     auto outcomes = reg.scan({folder(r.folder)});
     ASSERT_EQ(outcomes.size(), 1u);
     EXPECT_FALSE(outcomes[0].loaded);
     std::string path = file(r.folder, r.stem);
     EXPECT_EQ(outcomes[0].file, path);
-    if (r.reason.back() == '*') // dlerror text differs between libc versions: compare the start
-        EXPECT_EQ(outcomes[0].reason.rfind(r.reason.substr(0, r.reason.size() - 1), 0), 0u) << outcomes[0].reason;
+    if (r.reason.back() == '*')  // dlerror text differs between libc versions: compare the start
+        EXPECT_EQ(outcomes[0].reason.rfind(r.reason.substr(0, r.reason.size() - 1), 0), 0u)
+            << outcomes[0].reason;
     else
         EXPECT_EQ(outcomes[0].reason, r.reason);
     EXPECT_TRUE(reg.all().empty());
@@ -112,19 +119,22 @@ INSTANTIATE_TEST_SUITE_P(
         Refusal{"broken_null_descriptor", "deskstream_capture_broken_null_descriptor",
                 "deskstream_plugin_entry returned NULL"},
         Refusal{"broken_abi_major", "deskstream_capture_broken_abi_major",
-                "built for plugin ABI 2." + std::to_string(DS_ABI_MINOR) + ", this host supports ABI " + kAbi +
-                    " (the major version must be equal)"},
+                "built for plugin ABI 2." + std::to_string(DS_ABI_MINOR) +
+                    ", this host supports ABI " + kAbi + " (the major version must be equal)"},
         Refusal{"broken_abi_minor", "deskstream_capture_broken_abi_minor",
-                "built for plugin ABI " + std::to_string(DS_ABI_MAJOR) + "." + std::to_string(DS_ABI_MINOR + 7) +
-                    ", newer than this host's ABI " + kAbi},
-        Refusal{"broken_unknown_kind", "deskstream_capture_broken_unknown_kind", "unknown plugin kind 9"},
+                "built for plugin ABI " + std::to_string(DS_ABI_MAJOR) + "." +
+                    std::to_string(DS_ABI_MINOR + 7) + ", newer than this host's ABI " + kAbi},
+        Refusal{"broken_unknown_kind", "deskstream_capture_broken_unknown_kind",
+                "unknown plugin kind 9"},
         Refusal{"broken_bad_name", "deskstream_capture_broken_bad_name",
                 "invalid plugin name 'Bad-Name' (must match [a-z0-9_]+, at most 64 characters)"},
-        Refusal{"broken_no_version", "deskstream_capture_broken_no_version", "descriptor has no version"},
-        Refusal{"broken_no_vtable", "deskstream_capture_broken_no_vtable", "descriptor has no vtable"},
+        Refusal{"broken_no_version", "deskstream_capture_broken_no_version",
+                "descriptor has no version"},
+        Refusal{"broken_no_vtable", "deskstream_capture_broken_no_vtable",
+                "descriptor has no vtable"},
         Refusal{"broken_small_descriptor", "deskstream_capture_broken_small_descriptor",
-                "descriptor struct_size 24 is smaller than ABI 1.0's (" + std::to_string(kDescriptorSize_1_0) +
-                    " bytes)"},
+                "descriptor struct_size 24 is smaller than ABI 1.0's (" +
+                    std::to_string(kDescriptorSize_1_0) + " bytes)"},
         Refusal{"broken_small_vtable", "deskstream_capture_broken_small_vtable",
                 "capture vtable struct_size 8 is smaller than ABI 1.0's (" +
                     std::to_string(kCaptureVtableSize_1_0) + " bytes)"},
@@ -132,11 +142,12 @@ INSTANTIATE_TEST_SUITE_P(
                 "capture vtable lacks the required function 'grab_frame'"},
         Refusal{"broken_keys_null", "deskstream_capture_broken_keys_null",
                 "descriptor has config_key_count 3 but config_keys is NULL"}),
-    [](const ::testing::TestParamInfo<Refusal> &info) { return info.param.folder; });
+    [](const ::testing::TestParamInfo<Refusal>& info) { return info.param.folder; });
 
 TEST_F(LoaderTest, DuplicateNameIsRefusedAndLoadingGoesOn) {
     PluginRegistry reg;
-    auto outcomes = reg.scan({folder("good"), folder("duplicate"), folder("broken_no_entry"), folder("c_raw")});
+    auto outcomes =
+        reg.scan({folder("good"), folder("duplicate"), folder("broken_no_entry"), folder("c_raw")});
     ASSERT_EQ(outcomes.size(), 4u);
     EXPECT_TRUE(outcomes[0].loaded);
     EXPECT_FALSE(outcomes[1].loaded);
@@ -166,19 +177,21 @@ TEST_F(LoaderTest, MissingFolderIsNotAnError) {
 TEST_F(LoaderTest, RequireExplainsMissingAndRefusedPlugins) {
     PluginRegistry reg;
     reg.scan({folder("good"), folder("broken_abi_major")});
-    EXPECT_EQ(&reg.require(DS_KIND_CAPTURE, "test_good", "[agent] capture"), reg.find(DS_KIND_CAPTURE, "test_good"));
+    EXPECT_EQ(&reg.require(DS_KIND_CAPTURE, "test_good", "[agent] capture"),
+              reg.find(DS_KIND_CAPTURE, "test_good"));
     try {
         reg.require(DS_KIND_ENCODER, "jpeg", "[agent] encoder");
         FAIL() << "no exception";
-    } catch (const std::runtime_error &e) {
-        EXPECT_EQ(std::string(e.what()), "[agent] encoder = jpeg: encoder plugin 'jpeg' was not found (searched " +
-                                             folder("good") + ", " + folder("broken_abi_major") +
-                                             "; see [host] plugins.path); available encoder plugins: none");
+    } catch (const std::runtime_error& e) {
+        EXPECT_EQ(std::string(e.what()),
+                  "[agent] encoder = jpeg: encoder plugin 'jpeg' was not found (searched " +
+                      folder("good") + ", " + folder("broken_abi_major") +
+                      "; see [host] plugins.path); available encoder plugins: none");
     }
     try {
         reg.require(DS_KIND_CAPTURE, "broken_abi_major", "[agent] capture");
         FAIL() << "no exception";
-    } catch (const std::runtime_error &e) {
+    } catch (const std::runtime_error& e) {
         std::string msg = e.what();
         EXPECT_NE(msg.find("capture plugin 'broken_abi_major' was not loaded: " +
                            file("broken_abi_major", "deskstream_capture_broken_abi_major") +
@@ -192,15 +205,16 @@ TEST_F(LoaderTest, RequireExplainsMissingAndRefusedPlugins) {
 TEST_F(LoaderTest, CreateFailureSurfacesStatusAndMessage) {
     PluginRegistry reg;
     reg.scan({folder("failing")});
-    const PluginInfo &p = reg.require(DS_KIND_ENCODER, "test_failing", "");
+    const PluginInfo& p = reg.require(DS_KIND_ENCODER, "test_failing", "");
     Configuration config;
     try {
         EncoderInstance instance(p, config.poco());
         FAIL() << "no exception";
-    } catch (const PluginError &e) {
+    } catch (const PluginError& e) {
         EXPECT_EQ(e.status(), DS_ERR_CONFIG);
-        EXPECT_EQ(std::string(e.what()), "encoder plugin 'test_failing': create failed (DS_ERR_CONFIG): "
-                                         "test_failing refuses to start (encoder.test_failing)");
+        EXPECT_EQ(std::string(e.what()),
+                  "encoder plugin 'test_failing': create failed (DS_ERR_CONFIG): "
+                  "test_failing refuses to start (encoder.test_failing)");
     }
 }
 
@@ -232,15 +246,19 @@ TEST_F(LoaderTest, CPluginLoadsAndEncodesAFrameFromACppCapture) {
     try {
         encoder.encode(*frame, params);
         FAIL() << "no exception";
-    } catch (const PluginError &e) {
+    } catch (const PluginError& e) {
         EXPECT_EQ(e.status(), DS_ERR_INVALID_ARGUMENT);
-        EXPECT_EQ(std::string(e.what()), "encoder plugin 'test_c_raw': encode failed (DS_ERR_INVALID_ARGUMENT): "
-                                         "rect 4x4+6+6 is outside the 8x8 frame");
+        EXPECT_EQ(std::string(e.what()),
+                  "encoder plugin 'test_c_raw': encode failed (DS_ERR_INVALID_ARGUMENT): "
+                  "rect 4x4+6+6 is outside the 8x8 frame");
     }
     // Plugin log lines land in the Poco logger "plugin.<name>".
     auto lines = channel->take();
-    EXPECT_NE(std::find(lines.begin(), lines.end(), "plugin.test_good: test_good created with size 8"), lines.end());
-    EXPECT_NE(std::find(lines.begin(), lines.end(), "plugin.test_c_raw: C encoder created"), lines.end());
+    EXPECT_NE(
+        std::find(lines.begin(), lines.end(), "plugin.test_good: test_good created with size 8"),
+        lines.end());
+    EXPECT_NE(std::find(lines.begin(), lines.end(), "plugin.test_c_raw: C encoder created"),
+              lines.end());
 }
 
 TEST_F(LoaderTest, GrabErrorsBecomePluginErrors) {
@@ -252,10 +270,11 @@ TEST_F(LoaderTest, GrabErrorsBecomePluginErrors) {
     try {
         capture.grab(3, 0, frame);
         FAIL() << "no exception";
-    } catch (const PluginError &e) {
+    } catch (const PluginError& e) {
         EXPECT_EQ(e.status(), DS_ERR_INVALID_ARGUMENT);
         EXPECT_EQ(std::string(e.what()),
-                  "capture plugin 'test_good': grab_frame failed (DS_ERR_INVALID_ARGUMENT): only monitor 0");
+                  "capture plugin 'test_good': grab_frame failed (DS_ERR_INVALID_ARGUMENT): only "
+                  "monitor 0");
     }
     EXPECT_FALSE(frame);
 }
@@ -266,7 +285,7 @@ TEST_F(LoaderTest, ConfigViewReadsTheSectionRawAndTheStateDir) {
     config.set("encoder.jpeg.secret=${HOME}");
     config.set("host.state_dir=/tmp/ds-state");
     ConfigView view(config.poco(), "encoder.jpeg");
-    const ds_config *c = view.get();
+    const ds_config* c = view.get();
     EXPECT_STREQ(c->section, "encoder.jpeg");
     char buf[8];
     EXPECT_EQ(c->get(c->ctx, "subsampling", buf, sizeof buf), 3);
@@ -282,14 +301,14 @@ TEST_F(LoaderTest, ConfigViewReadsTheSectionRawAndTheStateDir) {
 }
 
 TEST_F(LoaderTest, HostApiClocksAdvance) {
-    const ds_host_api *api = hostApi();
+    const ds_host_api* api = hostApi();
     EXPECT_EQ(api->struct_size, sizeof(ds_host_api));
     EXPECT_EQ(api->abi_major, DS_ABI_MAJOR);
     uint64_t m1 = api->monotonic_us(api->ctx), w = api->wall_us(api->ctx);
-    EXPECT_GT(w, 1600000000ull * 1000000ull); // after 2020
+    EXPECT_GT(w, 1600000000ull * 1000000ull);  // after 2020
     uint64_t m2 = api->monotonic_us(api->ctx);
     EXPECT_GE(m2, m1);
-    api->log(api->ctx, static_cast<ds_log_level>(77), nullptr, nullptr); // must not crash
+    api->log(api->ctx, static_cast<ds_log_level>(77), nullptr, nullptr);  // must not crash
 }
 
 // A folder holding only the synthetic capture plugin, so which real plugins this build has
@@ -300,13 +319,14 @@ std::string syntheticOnlyFolder() {
     std::filesystem::path link = dir / "deskstream_capture_synthetic.so";
     std::error_code ec;
     std::filesystem::remove(link, ec);
-    std::filesystem::create_symlink(std::string(DS_BUILD_PLUGIN_DIR) + "/deskstream_capture_synthetic.so", link);
+    std::filesystem::create_symlink(
+        std::string(DS_BUILD_PLUGIN_DIR) + "/deskstream_capture_synthetic.so", link);
     return dir.string();
 }
 
-std::vector<std::string> skipLines(const std::vector<std::string> &lines) {
+std::vector<std::string> skipLines(const std::vector<std::string>& lines) {
     std::vector<std::string> out;
-    for (const auto &l : lines)
+    for (const auto& l : lines)
         if (l.find("capture auto: skipped") != std::string::npos) out.push_back(l);
     return out;
 }
@@ -317,12 +337,14 @@ TEST_F(LoaderTest, CaptureAutoPicksTheBestWorkingPluginAndLogsEachSkip) {
     channel->take();
     Configuration config;
     std::string why;
-    const PluginInfo &p = selectCapture(reg, config, why);
+    const PluginInfo& p = selectCapture(reg, config, why);
     EXPECT_EQ(p.name, "test_good");
-    EXPECT_EQ(why, "capture auto: chose 'test_good' (rank 5, probe succeeded); skipped test_unavailable");
+    EXPECT_EQ(
+        why, "capture auto: chose 'test_good' (rank 5, probe succeeded); skipped test_unavailable");
     EXPECT_EQ(skipLines(channel->take()),
-              std::vector<std::string>{"host.agent: capture auto: skipped 'test_unavailable' (rank 1000): "
-                                       "DS_ERR_UNSUPPORTED: no display in this test"});
+              std::vector<std::string>{
+                  "host.agent: capture auto: skipped 'test_unavailable' (rank 1000): "
+                  "DS_ERR_UNSUPPORTED: no display in this test"});
     config.set("agent.capture=synthetic");
     EXPECT_EQ(selectCapture(reg, config, why).name, "synthetic");
     config.set("agent.capture=test_unavailable");
@@ -336,21 +358,24 @@ TEST_F(LoaderTest, CaptureAutoOverTheRealPluginsLogsWhyEachWasSkipped) {
     reg.scan({DS_BUILD_PLUGIN_DIR});
     channel->take();
     Configuration config;
-    config.set("capture.pipewire.node=ds-no-such-node"); // pipewire cannot work: its node is missing
-    config.set("capture.x11.display=:4242");             // x11 cannot work: no such display
+    config.set(
+        "capture.pipewire.node=ds-no-such-node");  // pipewire cannot work: its node is missing
+    config.set("capture.x11.display=:4242");       // x11 cannot work: no such display
     std::string why;
     EXPECT_EQ(selectCapture(reg, config, why).name, "synthetic") << why;
     std::vector<std::string> lines = skipLines(channel->take());
     std::vector<std::string> expected;
-    for (const PluginInfo *c : reg.ofKind(DS_KIND_CAPTURE))
+    for (const PluginInfo* c : reg.ofKind(DS_KIND_CAPTURE))
         if (c->rank > 1) expected.push_back(c->name);
     ASSERT_EQ(lines.size(), expected.size()) << why;
     for (size_t i = 0; i < lines.size(); ++i)
-        EXPECT_EQ(lines[i].rfind("host.agent: capture auto: skipped '" + expected[i] + "' (rank ", 0), 0u) << lines[i];
-    const PluginInfo *pw = reg.find(DS_KIND_CAPTURE, "pipewire");
+        EXPECT_EQ(
+            lines[i].rfind("host.agent: capture auto: skipped '" + expected[i] + "' (rank ", 0), 0u)
+            << lines[i];
+    const PluginInfo* pw = reg.find(DS_KIND_CAPTURE, "pipewire");
     ASSERT_NE(pw, nullptr) << "the pipewire plugin is built on Linux";
     bool pwLine = false;
-    for (const auto &l : lines)
+    for (const auto& l : lines)
         pwLine |= l.find("skipped 'pipewire' (rank 50): DS_ERR_") != std::string::npos;
     EXPECT_TRUE(pwLine) << "pipewire's reason is logged";
 }
@@ -363,9 +388,10 @@ TEST_F(LoaderTest, CaptureAutoFailsClearlyWhenNothingWorks) {
     try {
         selectCapture(reg, config, why);
         FAIL() << "no exception";
-    } catch (const std::runtime_error &e) {
-        EXPECT_EQ(std::string(e.what()), "[agent] capture = auto: no capture plugin can work here: test_unavailable "
-                                         "(rank 1000): DS_ERR_UNSUPPORTED: no display in this test");
+    } catch (const std::runtime_error& e) {
+        EXPECT_EQ(std::string(e.what()),
+                  "[agent] capture = auto: no capture plugin can work here: test_unavailable "
+                  "(rank 1000): DS_ERR_UNSUPPORTED: no display in this test");
     }
 }
 
@@ -390,4 +416,4 @@ TEST_F(LoaderTest, ValidateDescriptorCopiesOnlyWhatThePluginDeclared) {
     EXPECT_EQ(validateDescriptor(&d, info), "encoder vtable has an unknown codec 42");
 }
 
-} // namespace
+}  // namespace

@@ -37,7 +37,8 @@ protected:
         config.set("agent", "relay_url", "ws://127.0.0.1:" + std::to_string(port()) + "/ws/agent");
         agent = std::make_unique<deskstream::host::AgentService>(config, plugins, shared);
         agent->start();
-        ASSERT_TRUE(ds_itest::eventually([&] { return agent->runtime()->stats().registered; }, 5000));
+        ASSERT_TRUE(
+            ds_itest::eventually([&] { return agent->runtime()->stats().registered; }, 5000));
     }
     // A viewer that acks every frame for `frames` frames (bound: 10 s for them all).
     void watch(int frames) {
@@ -51,7 +52,8 @@ protected:
         while (got < frames && std::chrono::steady_clock::now() < deadline) {
             std::string m = viewer.waitBinary(500);
             if (m.size() < 64) continue;
-            auto f = deskstream::core::decodeFrame(reinterpret_cast<const uint8_t*>(m.data()), m.size(), 0);
+            auto f = deskstream::core::decodeFrame(reinterpret_cast<const uint8_t*>(m.data()),
+                                                   m.size(), 0);
             if (!f.ok) continue;
             viewer.send(R"({"type":"frame_ack","desktopClientId":"metrics-pc","frameNumber":)" +
                         std::to_string(f.header.frameNumber) + R"(,"latency":5})");
@@ -89,26 +91,34 @@ TEST_F(AgentMetricsTest, AloneTheAgentServesItsOwnMetricsWhichPassPromtoolAndMov
     EXPECT_GE(encodes1, 5);
     EXPECT_GE(ds_itest::metricValue(first.body, kCaptures), 5);
     EXPECT_EQ(ds_itest::metricValue(first.body, kBytes), encodes1) << "one size per encoded frame";
-    EXPECT_GT(ds_itest::metricValue(first.body, "deskstream_agent_encoded_frame_bytes_sum{codec=\"jpeg\"}"), 0);
+    EXPECT_GT(ds_itest::metricValue(first.body,
+                                    "deskstream_agent_encoded_frame_bytes_sum{codec=\"jpeg\"}"),
+              0);
     EXPECT_GT(ds_itest::metricValue(first.body, "deskstream_agent_quality"), 0);
-    EXPECT_EQ(ds_itest::metricValue(first.body, "deskstream_agent_circuit_breaker{state=\"closed\"}"), 1);
+    EXPECT_EQ(
+        ds_itest::metricValue(first.body, "deskstream_agent_circuit_breaker{state=\"closed\"}"), 1);
     EXPECT_EQ(ds_itest::metricValue(first.body, "deskstream_agent_reconnects_total"), 0);
     EXPECT_GE(ds_itest::metricValue(first.body, "deskstream_agent_window_drops_total"), 0);
     EXPECT_GE(ds_itest::metricValue(first.body, "deskstream_agent_frames_in_flight"), 0);
     EXPECT_GT(ds_itest::metricValue(first.body, "process_resident_memory_bytes"), 0) << first.body;
-    EXPECT_EQ(first.body.find("deskstream_relay_"), std::string::npos) << "the agent's registry alone";
+    EXPECT_EQ(first.body.find("deskstream_relay_"), std::string::npos)
+        << "the agent's registry alone";
     expectPromtoolClean(first.body);
 
     watch(5);
     auto second = scrape();
-    EXPECT_GT(ds_itest::metricValue(second.body, kEncodes), encodes1) << "the series move with the frames";
+    EXPECT_GT(ds_itest::metricValue(second.body, kEncodes), encodes1)
+        << "the series move with the frames";
     expectPromtoolClean(second.body);
     EXPECT_EQ(ds_itest::httpRequest(agent->metricsPort(), "GET", "/other").status, 404);
 
     // The relay goes away: the agent reconnects, and the counter says so.
     relay->stop();
     ASSERT_TRUE(ds_itest::eventually(
-        [&] { return ds_itest::metricValue(scrape().body, "deskstream_agent_reconnects_total") >= 1; }, 10000));
+        [&] {
+            return ds_itest::metricValue(scrape().body, "deskstream_agent_reconnects_total") >= 1;
+        },
+        10000));
     agent->stop();
 }
 

@@ -40,14 +40,14 @@ protected:
     }
 
     // The GStreamer node registers asynchronously: retry until the plugin finds it (10 s).
-    std::unique_ptr<CaptureInstance> pipewireCapture(const std::string &node) {
+    std::unique_ptr<CaptureInstance> pipewireCapture(const std::string& node) {
         config.set("capture.pipewire", "node", node);
         auto deadline = std::chrono::steady_clock::now() + 10s;
         for (;;) {
             try {
-                return std::make_unique<CaptureInstance>(plugins.require(DS_KIND_CAPTURE, "pipewire", "test"),
-                                                         config.poco());
-            } catch (const std::exception &e) {
+                return std::make_unique<CaptureInstance>(
+                    plugins.require(DS_KIND_CAPTURE, "pipewire", "test"), config.poco());
+            } catch (const std::exception& e) {
                 if (std::chrono::steady_clock::now() > deadline) throw;
                 std::this_thread::sleep_for(100ms);
             }
@@ -72,7 +72,8 @@ TEST_F(PipeWireStreamingTest, MonitorsReachTheHandshakeAndFramesTheViewer) {
     o.heartbeatInterval = 200ms;
     auto agent = std::make_unique<AgentRuntime>(
         o, pipewireCapture(node),
-        std::make_unique<EncoderInstance>(plugins.require(DS_KIND_ENCODER, "jpeg", "test"), config.poco()));
+        std::make_unique<EncoderInstance>(plugins.require(DS_KIND_ENCODER, "jpeg", "test"),
+                                          config.poco()));
     agent->start();
     ASSERT_TRUE(ds_itest::eventually([&] { return agent->stats().registered; }, 5000));
 
@@ -108,7 +109,8 @@ TEST_F(PipeWireStreamingTest, MonitorsReachTheHandshakeAndFramesTheViewer) {
             continue;
         }
         if (f.opcode != Poco::Net::WebSocket::FRAME_OP_BINARY) continue;
-        auto d = deskstream::core::decodeFrame(reinterpret_cast<const uint8_t *>(f.data.data()), f.data.size(), 0);
+        auto d = deskstream::core::decodeFrame(reinterpret_cast<const uint8_t*>(f.data.data()),
+                                               f.data.size(), 0);
         ASSERT_TRUE(d.ok);
         EXPECT_EQ(d.header.screenWidth, 320u);
         EXPECT_EQ(d.header.screenHeight, 200u);
@@ -120,4 +122,4 @@ TEST_F(PipeWireStreamingTest, MonitorsReachTheHandshakeAndFramesTheViewer) {
     agent->stop();
 }
 
-} // namespace
+}  // namespace

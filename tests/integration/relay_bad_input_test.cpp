@@ -26,21 +26,21 @@ std::vector<uint8_t> validFrame(size_t payload) {
 }
 
 // A ping must still be answered: the connection is alive and in sync.
-void expectAlive(WsClient &c, int64_t ts) {
+void expectAlive(WsClient& c, int64_t ts) {
     c.send("{\"type\":\"ping\",\"timestamp\":" + std::to_string(ts) + "}");
     Json pong = c.waitFor("pong");
     ASSERT_TRUE(pong) << "no pong for " << ts;
     EXPECT_EQ(pong->getValue<int64_t>("timestamp"), ts);
 }
 
-void expectError(WsClient &c, const std::string &code, const std::string &what) {
+void expectError(WsClient& c, const std::string& code, const std::string& what) {
     Json err = c.waitFor("error");
     ASSERT_TRUE(err) << "no error answer for " << what;
     EXPECT_EQ(str(err, "code"), code) << what;
     EXPECT_FALSE(str(err, "message").empty()) << what;
 }
 
-} // namespace
+}  // namespace
 
 TEST_F(RelayTest, BadMessagesGetErrorsAndDoNotDisturbOthers) {
     auto good = connectAgent("good-pc");
@@ -62,11 +62,11 @@ TEST_F(RelayTest, BadMessagesGetErrorsAndDoNotDisturbOthers) {
 
     // Binary frames whose header lies.
     auto f = validFrame(100);
-    f[56] = static_cast<uint8_t>(f[56] + 1); // payloadLength disagrees with the message
+    f[56] = static_cast<uint8_t>(f[56] + 1);  // payloadLength disagrees with the message
     bad->sendBinary(f);
     expectError(*bad, "bad_request", "payloadLength mismatch");
     auto g = validFrame(100);
-    g[0] = 'X'; // magic
+    g[0] = 'X';  // magic
     bad->sendBinary(g);
     expectError(*bad, "bad_request", "bad magic");
     bad->sendBinary(std::vector<uint8_t>(10, 0));
@@ -114,7 +114,8 @@ TEST_F(RelayTest, NonHandshakeFirstMessageIsRefusedWith1008) {
     EXPECT_EQ(agent.waitClose(), 1008);
 
     WsClient agent2(port(), "/ws/agent");
-    agent2.send("{\"type\":\"handshake\",\"protocol\":1,\"role\":\"desktop\",\"clientId\":\"bad id!\"}");
+    agent2.send(
+        "{\"type\":\"handshake\",\"protocol\":1,\"role\":\"desktop\",\"clientId\":\"bad id!\"}");
     Json failed2 = agent2.waitFor("registration_failed");
     ASSERT_TRUE(failed2);
     EXPECT_EQ(str(failed2, "code"), "bad_request");
@@ -154,7 +155,8 @@ TEST_F(RelayTest, WebSocketFramingRules) {
     const std::string a = "{\"type\":\"ping\",";
     const std::string b = "\"timestamp\":42}";
     c->sendFrame(a.data(), static_cast<int>(a.size()), WebSocket::FRAME_OP_TEXT);
-    c->sendFrame(b.data(), static_cast<int>(b.size()), WebSocket::FRAME_OP_CONT | WebSocket::FRAME_FLAG_FIN);
+    c->sendFrame(b.data(), static_cast<int>(b.size()),
+                 WebSocket::FRAME_OP_CONT | WebSocket::FRAME_FLAG_FIN);
     Json pong = c->waitFor("pong");
     ASSERT_TRUE(pong);
     EXPECT_EQ(pong->getValue<int64_t>("timestamp"), 42);
@@ -195,9 +197,9 @@ std::vector<uint8_t> frameOf(uint16_t monitor, uint64_t number) {
     return deskstream::core::buildFrame(h, data.data(), data.size());
 }
 
-uint64_t frameNumberOf(const std::string &bytes) {
-    if (bytes.size() < 64) return 0; // nothing arrived
-    return deskstream::core::peekFrameNumber(reinterpret_cast<const uint8_t *>(bytes.data()));
+uint64_t frameNumberOf(const std::string& bytes) {
+    if (bytes.size() < 64) return 0;  // nothing arrived
+    return deskstream::core::peekFrameNumber(reinterpret_cast<const uint8_t*>(bytes.data()));
 }
 
 // Heartbeats are not under test in these: the test reads one client at a time, so a 450 ms
@@ -208,12 +210,12 @@ RelayOptions idleTolerant(RelayOptions o) {
     return o;
 }
 
-} // namespace
+}  // namespace
 
 // Issue 18 point 10, frames: only advertised monitors, numbers never backwards, none above 2^53-1.
 TEST_F(RelayTest, FramesForUnadvertisedMonitorsOrOutOfOrderAreRefusedAsBadFrames) {
     startRelay(idleTolerant(testOptions()));
-    auto agent = connectAgent("seq-pc"); // advertises monitor 0 only
+    auto agent = connectAgent("seq-pc");  // advertises monitor 0 only
     auto viewer = connectViewer();
     viewer->send("{\"type\":\"subscribe\",\"desktopClientId\":\"seq-pc\"}");
     ASSERT_TRUE(viewer->waitFor("subscribed"));
@@ -221,13 +223,14 @@ TEST_F(RelayTest, FramesForUnadvertisedMonitorsOrOutOfOrderAreRefusedAsBadFrames
 
     agent->sendBinary(frameOf(0, 10));
     ASSERT_EQ(frameNumberOf(viewer->waitBinary()), 10u);
-    viewer->send("{\"type\":\"frame_ack\",\"desktopClientId\":\"seq-pc\",\"frameNumber\":10,\"latency\":1}");
+    viewer->send(
+        "{\"type\":\"frame_ack\",\"desktopClientId\":\"seq-pc\",\"frameNumber\":10,\"latency\":1}");
 
-    agent->sendBinary(frameOf(999, 11)); // never advertised
+    agent->sendBinary(frameOf(999, 11));  // never advertised
     expectError(*agent, "bad_request", "monitor 999");
-    agent->sendBinary(frameOf(0, 9)); // backwards
+    agent->sendBinary(frameOf(0, 9));  // backwards
     expectError(*agent, "bad_request", "frame number going backwards");
-    agent->sendBinary(frameOf(0, UINT64_MAX)); // a jump to 2^64-1
+    agent->sendBinary(frameOf(0, UINT64_MAX));  // a jump to 2^64-1
     expectError(*agent, "bad_request", "frame number 2^64-1");
     EXPECT_EQ(counter("bad_frames"), badBefore + 3);
     // None of them reached the viewer: the next frame it gets is the next good one.
@@ -240,7 +243,7 @@ TEST_F(RelayTest, FramesForUnadvertisedMonitorsOrOutOfOrderAreRefusedAsBadFrames
 TEST_F(RelayTest, NonIntegerNumbersOutOfRangeIntegersAndControlCharactersInKeysAreRefused) {
     startRelay(idleTolerant(testOptions()));
     auto viewer = connectViewer();
-    for (const char *ts : {"15.0", "1.5e1"}) {
+    for (const char* ts : {"15.0", "1.5e1"}) {
         viewer->send(std::string("{\"type\":\"ping\",\"timestamp\":") + ts + "}");
         expectError(*viewer, "bad_request", ts);
     }
@@ -248,23 +251,29 @@ TEST_F(RelayTest, NonIntegerNumbersOutOfRangeIntegersAndControlCharactersInKeysA
     Json err = viewer->waitFor("error");
     ASSERT_TRUE(err);
     EXPECT_NE(str(err, "message").find("out of range"), std::string::npos) << str(err, "message");
-    EXPECT_FALSE(viewer->waitFor("pong", 200)); // not echoed as 0
-    viewer->send("{\"type\":\"command\",\"desktopClientId\":\"k-pc\",\"commandId\":\"nul-key\","
-                 "\"command\":{\"type\":\"input\",\"event\":\"key_down\",\"key\":\"\\u0000\"}}");
+    EXPECT_FALSE(viewer->waitFor("pong", 200));  // not echoed as 0
+    viewer->send(
+        "{\"type\":\"command\",\"desktopClientId\":\"k-pc\",\"commandId\":\"nul-key\","
+        "\"command\":{\"type\":\"input\",\"event\":\"key_down\",\"key\":\"\\u0000\"}}");
     expectError(*viewer, "bad_request", "NUL key");
-    viewer->send("{\"type\":\"command\",\"desktopClientId\":\"k-pc\",\"commandId\":\"fps-float\","
-                 "\"command\":{\"type\":\"set_config\",\"fps\":15.0}}");
+    viewer->send(
+        "{\"type\":\"command\",\"desktopClientId\":\"k-pc\",\"commandId\":\"fps-float\","
+        "\"command\":{\"type\":\"set_config\",\"fps\":15.0}}");
     expectError(*viewer, "bad_request", "fps 15.0");
-    for (const char *id : {"nul-key", "fps-float"}) {
+    for (const char* id : {"nul-key", "fps-float"}) {
         std::optional<deskstream::relay::CommandRecord> rec;
         store->getCommand(id, rec);
         EXPECT_FALSE(rec) << id;
     }
     // The same over REST.
     EXPECT_EQ(httpRequest(port(), "POST", "/api/desktops/k-pc/commands",
-                          "{\"command\":{\"type\":\"set_config\",\"fps\":1.5e1}}").status, 400);
+                          "{\"command\":{\"type\":\"set_config\",\"fps\":1.5e1}}")
+                  .status,
+              400);
     EXPECT_EQ(httpRequest(port(), "POST", "/api/desktops/k-pc/commands",
-                          "{\"command\":{\"type\":\"set_config\",\"fps\":18446744073709551631}}").status, 400);
+                          "{\"command\":{\"type\":\"set_config\",\"fps\":18446744073709551631}}")
+                  .status,
+              400);
     expectAlive(*viewer, 42);
 }
 
@@ -276,7 +285,8 @@ TEST_F(RelayTest, SubscribingToUnknownIdsCountsTowardsTheAbuseLimit) {
     startRelay(o);
     auto viewer = connectViewer();
     for (int i = 0; i < 5; ++i) {
-        viewer->send("{\"type\":\"subscribe\",\"desktopClientId\":\"ghost-" + std::to_string(i) + "\"}");
+        viewer->send("{\"type\":\"subscribe\",\"desktopClientId\":\"ghost-" + std::to_string(i) +
+                     "\"}");
         expectError(*viewer, "not_found", "unknown id");
     }
     // Bound: the 6th within the window closes the connection with 1008; without counting it

@@ -14,14 +14,14 @@ using namespace ds_itest;
 
 namespace {
 
-std::optional<deskstream::relay::CommandRecord> stored(deskstream::relay::StoreClient &store,
-                                                        const std::string &id) {
+std::optional<deskstream::relay::CommandRecord> stored(deskstream::relay::StoreClient& store,
+                                                       const std::string& id) {
     std::optional<deskstream::relay::CommandRecord> rec;
     store.getCommand(id, rec);
     return rec;
 }
 
-std::string viewerCommand(const std::string &desktop, const std::string &id, int fps) {
+std::string viewerCommand(const std::string& desktop, const std::string& id, int fps) {
     return "{\"type\":\"command\",\"desktopClientId\":\"" + desktop + "\",\"commandId\":\"" + id +
            "\",\"command\":{\"type\":\"set_config\",\"fps\":" + std::to_string(fps) + "}}";
 }
@@ -34,7 +34,7 @@ RelayOptions idleTolerant(RelayOptions o) {
     return o;
 }
 
-} // namespace
+}  // namespace
 
 // Issue 18 point 4: viewer A's X1 for pc1, then viewer B's X1 for other-pc.
 TEST_F(RelayTest, ReusedCommandIdIsAConflictAndTheResultGoesToTheStoredOrigin) {
@@ -58,8 +58,9 @@ TEST_F(RelayTest, ReusedCommandIdIsAConflictAndTheResultGoesToTheStoredOrigin) {
     ASSERT_TRUE(err);
     EXPECT_EQ(str(err, "code"), "conflict");
     // Over REST: 409, and the row is untouched.
-    HttpResult r = httpRequest(port(), "POST", "/api/desktops/other-pc/commands",
-                               "{\"command\":{\"type\":\"set_config\",\"fps\":10},\"commandId\":\"X1\"}");
+    HttpResult r =
+        httpRequest(port(), "POST", "/api/desktops/other-pc/commands",
+                    "{\"command\":{\"type\":\"set_config\",\"fps\":10},\"commandId\":\"X1\"}");
     EXPECT_EQ(r.status, 409) << r.body;
     EXPECT_EQ(str(parseJson(r.body), "code"), "conflict");
     auto rec = stored(*store, "X1");
@@ -73,7 +74,8 @@ TEST_F(RelayTest, ReusedCommandIdIsAConflictAndTheResultGoesToTheStoredOrigin) {
     ASSERT_TRUE(again);
     EXPECT_EQ(str(again, "commandId"), "X1");
     EXPECT_EQ(httpRequest(port(), "POST", "/api/desktops/pc1/commands",
-                          "{\"command\":{\"type\":\"set_config\",\"fps\":10},\"commandId\":\"X1\"}").status,
+                          "{\"command\":{\"type\":\"set_config\",\"fps\":10},\"commandId\":\"X1\"}")
+                  .status,
               202);
     EXPECT_FALSE(agent->waitFor("command", 300));
 
@@ -91,11 +93,12 @@ TEST_F(RelayTest, UnansweredCommandIsRedeliveredEachLeaseAndFailsAfterFiveDelive
     RelayOptions o = idleTolerant(testOptions());
     const int64_t leaseMs = 300;
     o.commandLeaseMs = leaseMs;
-    o.reaperIntervalMs = 50; // redelivery is checked every 50 ms
+    o.reaperIntervalMs = 50;  // redelivery is checked every 50 ms
     startRelay(o);
-    auto agent = connectAgent("mute-pc"); // answers pings, never a command
+    auto agent = connectAgent("mute-pc");  // answers pings, never a command
     ASSERT_EQ(httpRequest(port(), "POST", "/api/desktops/mute-pc/commands",
-                          "{\"command\":{\"type\":\"request_keyframe\"},\"commandId\":\"lease-1\"}").status,
+                          "{\"command\":{\"type\":\"request_keyframe\"},\"commandId\":\"lease-1\"}")
+                  .status,
               202);
     std::vector<std::chrono::steady_clock::time_point> arrivals;
     while (arrivals.size() < 6) {
@@ -106,7 +109,9 @@ TEST_F(RelayTest, UnansweredCommandIsRedeliveredEachLeaseAndFailsAfterFiveDelive
     }
     ASSERT_EQ(arrivals.size(), 5u) << "delivered " << arrivals.size() << " times";
     for (size_t i = 1; i < arrivals.size(); ++i) {
-        const auto gap = std::chrono::duration_cast<std::chrono::milliseconds>(arrivals[i] - arrivals[i - 1]).count();
+        const auto gap =
+            std::chrono::duration_cast<std::chrono::milliseconds>(arrivals[i] - arrivals[i - 1])
+                .count();
         // Lower bound: never before the lease ran out (a broken lease redelivers every 50 ms
         // sweep). Upper bound: lease + a few sweeps + ASan on 2 busy cores; without redelivery
         // there would be no second arrival at all.
@@ -115,8 +120,9 @@ TEST_F(RelayTest, UnansweredCommandIsRedeliveredEachLeaseAndFailsAfterFiveDelive
     }
     ASSERT_TRUE(eventually([&] { return stored(*store, "lease-1")->status == "failed"; }, 3000));
     auto rec = stored(*store, "lease-1");
-    EXPECT_EQ(rec->attempts, 6); // the sixth claim found the limit reached and ended it
-    EXPECT_EQ(rec->resultJson, "{\"status\":\"failed\",\"error\":\"no result after 5 deliveries\"}");
+    EXPECT_EQ(rec->attempts, 6);  // the sixth claim found the limit reached and ended it
+    EXPECT_EQ(rec->resultJson,
+              "{\"status\":\"failed\",\"error\":\"no result after 5 deliveries\"}");
     EXPECT_FALSE(agent->waitFor("command", leaseMs * 2));
 }
 
@@ -125,11 +131,15 @@ TEST_F(RelayTest, ResultForAnotherDesktopsExistingCommandIsRefusedAndChangesNoth
     auto mine = connectAgent("pc-a");
     auto theirs = connectAgent("pc-b");
     ASSERT_EQ(httpRequest(port(), "POST", "/api/desktops/pc-b/commands",
-                          "{\"command\":{\"type\":\"stop_stream\"},\"commandId\":\"b-1\"}").status, 202);
+                          "{\"command\":{\"type\":\"stop_stream\"},\"commandId\":\"b-1\"}")
+                  .status,
+              202);
     ASSERT_TRUE(theirs->waitFor("command"));
     ASSERT_EQ(stored(*store, "b-1")->status, "delivered");
 
-    mine->send("{\"type\":\"command_result\",\"commandId\":\"b-1\",\"status\":\"failed\",\"error\":\"x\"}");
+    mine->send(
+        "{\"type\":\"command_result\",\"commandId\":\"b-1\",\"status\":\"failed\",\"error\":"
+        "\"x\"}");
     Json err = mine->waitFor("error");
     ASSERT_TRUE(err);
     EXPECT_EQ(str(err, "code"), "not_found");
@@ -145,32 +155,34 @@ TEST_F(RelayTest, ResultForAnotherDesktopsExistingCommandIsRefusedAndChangesNoth
 
 TEST_F(RelayTest, RegistrationLostClosesWith4000AndTheAgentRegistersAgain) {
     RelayOptions o = testOptions();
-    o.touchIntervalMs = 100; // the next pong after 100 ms refreshes last_ping and finds the row gone
+    o.touchIntervalMs =
+        100;  // the next pong after 100 ms refreshes last_ping and finds the row gone
     startRelay(o);
     auto agent = connectAgent("lost-pc");
     ASSERT_TRUE(hasRow("lost-pc"));
     const auto removed = std::chrono::steady_clock::now();
-    ASSERT_TRUE(store->unregisterClient("lost-pc", "").ok()); // e.g. reaped by another instance
+    ASSERT_TRUE(store->unregisterClient("lost-pc", "").ok());  // e.g. reaped by another instance
     // Bound: a heartbeat (150 ms) + touch interval (100 ms), 3 s under ASan; it never closes
     // when the rule is broken.
     EXPECT_EQ(agent->waitClose(3000), 4000);
     EXPECT_LT(std::chrono::steady_clock::now() - removed, std::chrono::seconds(3));
     agent.reset();
-    auto back = connectAgent("lost-pc"); // handshake_ack checked
+    auto back = connectAgent("lost-pc");  // handshake_ack checked
     EXPECT_TRUE(eventually([&] { return hasRow("lost-pc"); }));
     EXPECT_EQ(rows().at(0).instanceId, relay->instanceId());
 }
 
 TEST_F(RelayTest, CommandsWhileTheStoreIsDownAreRefusedAndNothingIsAcknowledged) {
-    SwitchableStore &outage = startRelayWithSwitchableStore(idleTolerant(testOptions()));
+    SwitchableStore& outage = startRelayWithSwitchableStore(idleTolerant(testOptions()));
     auto viewer = connectViewer();
     auto agent = connectAgent("down-pc");
     ASSERT_EQ(httpRequest(port(), "GET", "/readyz").status, 200);
 
     outage.setDown(true);
     EXPECT_EQ(httpRequest(port(), "GET", "/readyz").status, 503);
-    HttpResult r = httpRequest(port(), "POST", "/api/desktops/down-pc/commands",
-                               "{\"command\":{\"type\":\"request_keyframe\"},\"commandId\":\"down-1\"}");
+    HttpResult r =
+        httpRequest(port(), "POST", "/api/desktops/down-pc/commands",
+                    "{\"command\":{\"type\":\"request_keyframe\"},\"commandId\":\"down-1\"}");
     EXPECT_EQ(r.status, 503) << r.body;
     EXPECT_EQ(str(parseJson(r.body), "code"), "internal");
     viewer->send(viewerCommand("down-pc", "down-2", 5));
@@ -180,7 +192,7 @@ TEST_F(RelayTest, CommandsWhileTheStoreIsDownAreRefusedAndNothingIsAcknowledged)
     ASSERT_TRUE(answer);
     EXPECT_EQ(str(answer, "code"), "internal");
     EXPECT_FALSE(viewer->waitFor("command_queued", 300));
-    EXPECT_FALSE(agent->waitFor("command", 300)); // nothing was delivered unstored
+    EXPECT_FALSE(agent->waitFor("command", 300));  // nothing was delivered unstored
     EXPECT_EQ(counter("commands_queued"), 0u);
 
     outage.setDown(false);
@@ -219,11 +231,12 @@ TEST_F(RelayTest, WatchingViewersHearDesktopDisconnectedButNotOnAReplacement) {
     second->sendBinary(deskstream::core::buildFrame(h, payload.data(), payload.size()));
     std::string got = viewer->waitBinary(3000);
     ASSERT_GE(got.size(), 64u);
-    const uint32_t newStream = deskstream::core::peekStreamId(reinterpret_cast<const uint8_t *>(got.data()));
+    const uint32_t newStream =
+        deskstream::core::peekStreamId(reinterpret_cast<const uint8_t*>(got.data()));
     EXPECT_NE(newStream, static_cast<uint32_t>(firstStream));
 
     // The desktop really leaving: the watching viewer is told.
-    second.reset(); // closes the connection
+    second.reset();  // closes the connection
     Json gone = viewer->waitFor("desktop_disconnected", 3000);
     ASSERT_TRUE(gone);
     EXPECT_EQ(str(gone, "desktopClientId"), "swap-pc");

@@ -14,8 +14,8 @@ using namespace ds_itest;
 
 namespace {
 
-std::optional<deskstream::relay::CommandRecord> stored(deskstream::relay::StoreClient &store,
-                                                        const std::string &id) {
+std::optional<deskstream::relay::CommandRecord> stored(deskstream::relay::StoreClient& store,
+                                                       const std::string& id) {
     std::optional<deskstream::relay::CommandRecord> rec;
     EXPECT_TRUE(store.getCommand(id, rec).ok());
     return rec;
@@ -26,7 +26,7 @@ std::vector<uint8_t> frame(uint16_t monitor, uint64_t number, size_t payload) {
     h.codec = deskstream::core::FrameCodec::Jpeg;
     h.flags = deskstream::core::frame_flags::kKey;
     h.frameNumber = number;
-    h.streamId = 999; // the relay overwrites it with its own value
+    h.streamId = 999;  // the relay overwrites it with its own value
     h.monitor = monitor;
     h.quality = 80;
     h.screenWidth = 1920;
@@ -37,12 +37,13 @@ std::vector<uint8_t> frame(uint16_t monitor, uint64_t number, size_t payload) {
     return deskstream::core::buildFrame(h, data.data(), data.size());
 }
 
-} // namespace
+}  // namespace
 
 TEST_F(RelayTest, CommandToOfflineDesktopIsDeliveredOnRegistrationAndResultReachesViewer) {
     auto viewer = connectViewer();
-    viewer->send("{\"type\":\"command\",\"desktopClientId\":\"later-pc\",\"commandId\":\"cmd-1\","
-                 "\"command\":{\"type\":\"set_config\",\"fps\":15}}");
+    viewer->send(
+        "{\"type\":\"command\",\"desktopClientId\":\"later-pc\",\"commandId\":\"cmd-1\","
+        "\"command\":{\"type\":\"set_config\",\"fps\":15}}");
     Json queued = viewer->waitFor("command_queued");
     ASSERT_TRUE(queued);
     EXPECT_EQ(str(queued, "commandId"), "cmd-1");
@@ -120,13 +121,14 @@ TEST_F(RelayTest, ViewerSubscribesAndReceivesForwardedFrames) {
     agent->sendBinary(bytes);
     std::string got = viewer->waitBinary();
     ASSERT_EQ(got.size(), bytes.size());
-    EXPECT_EQ(deskstream::core::peekStreamId(reinterpret_cast<const uint8_t *>(got.data())),
+    EXPECT_EQ(deskstream::core::peekStreamId(reinterpret_cast<const uint8_t*>(got.data())),
               static_cast<uint32_t>(streamId));
     EXPECT_EQ(got.substr(64), std::string(bytes.begin() + 64, bytes.end()));
 
     // The viewer's ack reaches the agent (aggregated by the core FanOut over its viewers).
-    viewer->send("{\"type\":\"frame_ack\",\"desktopClientId\":\"cam-pc\",\"frameNumber\":1,"
-                 "\"latency\":12}");
+    viewer->send(
+        "{\"type\":\"frame_ack\",\"desktopClientId\":\"cam-pc\",\"frameNumber\":1,"
+        "\"latency\":12}");
     Json ack = agent->waitFor("frame_ack");
     ASSERT_TRUE(ack);
     EXPECT_EQ(ack->getValue<int>("frameNumber"), 1);
@@ -140,12 +142,12 @@ TEST_F(RelayTest, ViewerSubscribesAndReceivesForwardedFrames) {
 
 TEST_F(RelayTest, SlowViewerDoesNotHoldBackAnotherViewer) {
     RelayOptions o = testOptions();
-    o.heartbeatIntervalMs = 5000; // the slow viewer never reads, not even pings
+    o.heartbeatIntervalMs = 5000;  // the slow viewer never reads, not even pings
     startRelay(o);
     auto agent = connectAgent("fast-pc");
     auto slow = connectViewer();
     auto fast = connectViewer();
-    for (auto *v : {slow.get(), fast.get()}) {
+    for (auto* v : {slow.get(), fast.get()}) {
         v->send("{\"type\":\"subscribe\",\"desktopClientId\":\"fast-pc\"}");
         ASSERT_TRUE(v->waitFor("subscribed"));
     }
@@ -161,7 +163,7 @@ TEST_F(RelayTest, SlowViewerDoesNotHoldBackAnotherViewer) {
     while (newest != last && std::chrono::steady_clock::now() < deadline) {
         std::string got = fast->waitBinary(2000);
         if (got.size() < 64) break;
-        newest = deskstream::core::peekFrameNumber(reinterpret_cast<const uint8_t *>(got.data()));
+        newest = deskstream::core::peekFrameNumber(reinterpret_cast<const uint8_t*>(got.data()));
         ++received;
     }
     sender.join();
@@ -178,7 +180,7 @@ TEST_F(RelayTest, UnansweredCommandsExpireAfterTheirTtl) {
     RelayOptions o = testOptions();
     o.commandTtlMs = 300;
     startRelay(o);
-    const auto posted = std::chrono::steady_clock::now(); // before the row's created_at
+    const auto posted = std::chrono::steady_clock::now();  // before the row's created_at
     HttpResult r = httpRequest(port(), "POST", "/api/desktops/absent-pc/commands",
                                "{\"command\":{\"type\":\"stop_stream\"},\"commandId\":\"old-1\"}");
     ASSERT_EQ(r.status, 202) << r.body;
@@ -188,7 +190,9 @@ TEST_F(RelayTest, UnansweredCommandsExpireAfterTheirTtl) {
     // from before the POST (the row was created after `posted`, so the TTL cannot look shorter);
     // upper bound 300 + 200 + 700 ms of room for ASan on 2 cores. Expiring at once, or only much
     // later (the old test accepted 3 s), fails.
-    const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - posted).count();
+    const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::steady_clock::now() - posted)
+                          .count();
     EXPECT_GE(took, 300);
     EXPECT_LE(took, 1200);
     EXPECT_EQ(stored(*store, "old-1")->resultJson,
@@ -201,7 +205,7 @@ TEST_F(RelayTest, UnansweredCommandsExpireAfterTheirTtl) {
 
 TEST_F(RelayTest, LastPingIsRefreshedAtABoundedRate) {
     RelayOptions o = testOptions();
-    o.touchIntervalMs = 400; // pongs come every 150 ms (heartbeat), refreshes at most every 400
+    o.touchIntervalMs = 400;  // pongs come every 150 ms (heartbeat), refreshes at most every 400
     startRelay(o);
     auto agent = connectAgent("alive-pc");
     // Sample last_ping every 10 ms while the agent answers pings for 2 s.
@@ -215,7 +219,7 @@ TEST_F(RelayTest, LastPingIsRefreshedAtABoundedRate) {
             std::this_thread::sleep_for(std::chrono::milliseconds(10));
         }
     });
-    EXPECT_FALSE(agent->waitFor("never", 2000)); // answers pings meanwhile
+    EXPECT_FALSE(agent->waitFor("never", 2000));  // answers pings meanwhile
     stop = true;
     sampler.join();
     // values[0] is the registration's own last_ping; the first refresh follows at the first pong
@@ -225,7 +229,8 @@ TEST_F(RelayTest, LastPingIsRefreshedAtABoundedRate) {
     // Bounded rate: successive refreshes at least touch_interval_ms apart. Refreshing on every
     // pong would give 150 ms steps and fail; the upper bound (1.5 s) allows ASan on 2 cores.
     for (size_t i = 2; i < values.size(); ++i) {
-        EXPECT_GE(values[i] - values[i - 1], 400 - 5) << "refresh " << i; // 5 ms: wall-clock jitter
+        EXPECT_GE(values[i] - values[i - 1], 400 - 5)
+            << "refresh " << i;  // 5 ms: wall-clock jitter
         EXPECT_LE(values[i] - values[i - 1], 1500) << "refresh " << i;
     }
 }
@@ -238,7 +243,7 @@ TEST_F(RelayTest, OriginOutsideAllowedOriginsIsRefused) {
     WsClient ok(port(), "/ws/viewer", true, "http://good.example");
     ok.send(viewerHandshake());
     EXPECT_TRUE(ok.waitFor("handshake_ack"));
-    WsClient noOrigin(port(), "/ws/agent"); // non-browser clients send no Origin
+    WsClient noOrigin(port(), "/ws/agent");  // non-browser clients send no Origin
     noOrigin.send(agentHandshake("cli-pc"));
     EXPECT_TRUE(noOrigin.waitFor("handshake_ack"));
 }
@@ -255,7 +260,7 @@ TEST_F(RelayTest, SecondInstanceRedirectsViewersAndRoutesCommandsThroughTheStore
     other.start();
     ASSERT_NE(other.instanceId(), relay->instanceId());
 
-    auto agent = connectAgent("remote-pc"); // on the fixture's relay
+    auto agent = connectAgent("remote-pc");  // on the fixture's relay
     WsClient viewer(other.port(), "/ws/viewer");
     viewer.send(viewerHandshake());
     ASSERT_TRUE(viewer.waitFor("handshake_ack"));
@@ -264,8 +269,9 @@ TEST_F(RelayTest, SecondInstanceRedirectsViewersAndRoutesCommandsThroughTheStore
     ASSERT_TRUE(redirect);
     EXPECT_EQ(str(redirect, "url"), "ws://127.0.0.1:" + std::to_string(port()) + "/ws/viewer");
 
-    viewer.send("{\"type\":\"command\",\"desktopClientId\":\"remote-pc\",\"commandId\":\"x-1\","
-                "\"command\":{\"type\":\"request_keyframe\"}}");
+    viewer.send(
+        "{\"type\":\"command\",\"desktopClientId\":\"remote-pc\",\"commandId\":\"x-1\","
+        "\"command\":{\"type\":\"request_keyframe\"}}");
     ASSERT_TRUE(viewer.waitFor("command_queued"));
     EXPECT_EQ(stored(*store, "x-1")->targetInstanceId, relay->instanceId());
     Json cmd = agent->waitFor("command", 3000);

@@ -28,7 +28,7 @@ namespace ds_itest {
 
 using Poco::Net::WebSocket;
 
-Json parseJson(const std::string &text) {
+Json parseJson(const std::string& text) {
     try {
         Poco::JSON::Parser p;
         return p.parse(text).extract<Json>();
@@ -37,7 +37,7 @@ Json parseJson(const std::string &text) {
     }
 }
 
-std::string str(const Json &o, const std::string &key) {
+std::string str(const Json& o, const std::string& key) {
     if (!o || !o->has(key)) return {};
     try {
         return o->getValue<std::string>(key);
@@ -46,9 +46,10 @@ std::string str(const Json &o, const std::string &key) {
     }
 }
 
-WsClient::WsClient(uint16_t port, const std::string &path, bool autoPong, const std::string &origin)
+WsClient::WsClient(uint16_t port, const std::string& path, bool autoPong, const std::string& origin)
     : session_("127.0.0.1", port), autoPong_(autoPong) {
-    Poco::Net::HTTPRequest req(Poco::Net::HTTPRequest::HTTP_GET, path, Poco::Net::HTTPMessage::HTTP_1_1);
+    Poco::Net::HTTPRequest req(Poco::Net::HTTPRequest::HTTP_GET, path,
+                               Poco::Net::HTTPMessage::HTTP_1_1);
     if (!origin.empty()) req.set("Origin", origin);
     Poco::Net::HTTPResponse resp;
     ws_ = std::make_unique<WebSocket>(session_, req, resp);
@@ -59,19 +60,20 @@ WsClient::WsClient(uint16_t port, const std::string &path, bool autoPong, const 
 WsClient::~WsClient() {
     try {
         ws_->close();
-    } catch (...) {
-    }
+    } catch (...) {}
 }
 
-void WsClient::send(const std::string &text) {
+void WsClient::send(const std::string& text) {
     ws_->sendFrame(text.data(), static_cast<int>(text.size()), WebSocket::FRAME_TEXT);
 }
 
-void WsClient::sendBinary(const std::vector<uint8_t> &bytes) {
+void WsClient::sendBinary(const std::vector<uint8_t>& bytes) {
     ws_->sendFrame(bytes.data(), static_cast<int>(bytes.size()), WebSocket::FRAME_BINARY);
 }
 
-void WsClient::sendFrame(const void *data, int size, int flags) { ws_->sendFrame(data, size, flags); }
+void WsClient::sendFrame(const void* data, int size, int flags) {
+    ws_->sendFrame(data, size, flags);
+}
 
 WsClient::Frame WsClient::receive(int timeoutMs) {
     Frame f;
@@ -101,15 +103,14 @@ WsClient::Frame WsClient::receive(int timeoutMs) {
                                 : 1005;
             f.closed = true;
             f.closeCode = closeCode_;
-            try { // answer the close handshake like a polite peer
+            try {  // answer the close handshake like a polite peer
                 ws_->sendFrame(f.data.data(), static_cast<int>(std::min<size_t>(f.data.size(), 2)),
                                WebSocket::FRAME_OP_CLOSE | WebSocket::FRAME_FLAG_FIN);
-            } catch (...) {
-            }
+            } catch (...) {}
         }
-    } catch (const Poco::TimeoutException &) {
+    } catch (const Poco::TimeoutException&) {
         f.timeout = true;
-    } catch (const Poco::Exception &) {
+    } catch (const Poco::Exception&) {
         closed_ = true;
         closeCode_ = closeCode_ ? closeCode_ : 1006;
         f.closed = true;
@@ -122,7 +123,8 @@ Json WsClient::next(int timeoutMs) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeoutMs);
     for (;;) {
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                              deadline - std::chrono::steady_clock::now()).count();
+                              deadline - std::chrono::steady_clock::now())
+                              .count();
         if (left <= 0) return nullptr;
         Frame f = receive(static_cast<int>(left));
         if (f.timeout || f.closed) return nullptr;
@@ -134,18 +136,19 @@ Json WsClient::next(int timeoutMs) {
     }
 }
 
-bool WsClient::answerIfPing(const Json &j) {
+bool WsClient::answerIfPing(const Json& j) {
     if (!autoPong_ || !j || str(j, "type") != "ping") return false;
     send("{\"type\":\"pong\",\"timestamp\":" + std::to_string(j->getValue<int64_t>("timestamp")) +
          ",\"serverTime\":0}");
     return true;
 }
 
-Json WsClient::waitFor(const std::string &type, int timeoutMs) {
+Json WsClient::waitFor(const std::string& type, int timeoutMs) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeoutMs);
     for (;;) {
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                              deadline - std::chrono::steady_clock::now()).count();
+                              deadline - std::chrono::steady_clock::now())
+                              .count();
         if (left <= 0) return nullptr;
         Json j = next(static_cast<int>(left));
         if (!j) return nullptr;
@@ -157,7 +160,8 @@ std::string WsClient::waitBinary(int timeoutMs) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeoutMs);
     for (;;) {
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                              deadline - std::chrono::steady_clock::now()).count();
+                              deadline - std::chrono::steady_clock::now())
+                              .count();
         if (left <= 0) return {};
         Frame f = receive(static_cast<int>(left));
         if (f.timeout || f.closed) return {};
@@ -170,7 +174,8 @@ int WsClient::waitClose(int timeoutMs) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeoutMs);
     while (!closed_) {
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                              deadline - std::chrono::steady_clock::now()).count();
+                              deadline - std::chrono::steady_clock::now())
+                              .count();
         if (left <= 0) return -1;
         Frame f = receive(static_cast<int>(left));
         if (f.closed) break;
@@ -179,20 +184,21 @@ int WsClient::waitClose(int timeoutMs) {
     return closeCode_;
 }
 
-std::string agentHandshake(const std::string &clientId, const std::string &token) {
-    return "{\"type\":\"handshake\",\"protocol\":1,\"role\":\"desktop\",\"clientId\":\"" + clientId +
-           "\",\"token\":\"" + token +
+std::string agentHandshake(const std::string& clientId, const std::string& token) {
+    return "{\"type\":\"handshake\",\"protocol\":1,\"role\":\"desktop\",\"clientId\":\"" +
+           clientId + "\",\"token\":\"" + token +
            "\",\"name\":\"Test PC\",\"hostname\":\"testhost\",\"monitors\":[{\"index\":0,\"name\":"
            "\"HDMI-1\",\"x\":0,\"y\":0,\"width\":1920,\"height\":1080,\"primary\":true}],"
            "\"capabilities\":{\"codecs\":[\"jpeg\"],\"input\":true}}";
 }
 
-std::string viewerHandshake(const std::string &token) {
-    return "{\"type\":\"handshake\",\"protocol\":1,\"role\":\"viewer\",\"token\":\"" + token + "\"}";
+std::string viewerHandshake(const std::string& token) {
+    return "{\"type\":\"handshake\",\"protocol\":1,\"role\":\"viewer\",\"token\":\"" + token +
+           "\"}";
 }
 
-HttpResult httpRequest(uint16_t port, const std::string &method, const std::string &path,
-                       const std::string &body) {
+HttpResult httpRequest(uint16_t port, const std::string& method, const std::string& path,
+                       const std::string& body) {
     Poco::Net::HTTPClientSession s("127.0.0.1", port);
     s.setTimeout(Poco::Timespan(5, 0));
     Poco::Net::HTTPRequest req(method, path, Poco::Net::HTTPMessage::HTTP_1_1);
@@ -204,20 +210,20 @@ HttpResult httpRequest(uint16_t port, const std::string &method, const std::stri
         s.sendRequest(req);
     }
     Poco::Net::HTTPResponse resp;
-    std::istream &in = s.receiveResponse(resp);
+    std::istream& in = s.receiveResponse(resp);
     HttpResult r;
     r.status = resp.getStatus();
     Poco::StreamCopier::copyToString(in, r.body);
     return r;
 }
 
-HttpResult httpRequest(uint16_t port, const std::string &method, const std::string &path,
-                       const std::vector<std::pair<std::string, std::string>> &headers,
-                       const std::string &body) {
+HttpResult httpRequest(uint16_t port, const std::string& method, const std::string& path,
+                       const std::vector<std::pair<std::string, std::string>>& headers,
+                       const std::string& body) {
     Poco::Net::HTTPClientSession s("127.0.0.1", port);
     s.setTimeout(Poco::Timespan(5, 0));
     Poco::Net::HTTPRequest req(method, path, Poco::Net::HTTPMessage::HTTP_1_1);
-    for (const auto &[name, value] : headers) req.set(name, value);
+    for (const auto& [name, value] : headers) req.set(name, value);
     if (!body.empty() || method == "POST") {
         req.setContentLength(static_cast<std::streamsize>(body.size()));
         s.sendRequest(req) << body;
@@ -225,22 +231,23 @@ HttpResult httpRequest(uint16_t port, const std::string &method, const std::stri
         s.sendRequest(req);
     }
     Poco::Net::HTTPResponse resp;
-    std::istream &in = s.receiveResponse(resp);
+    std::istream& in = s.receiveResponse(resp);
     HttpResult r;
     r.status = resp.getStatus();
     Poco::StreamCopier::copyToString(in, r.body);
     return r;
 }
 
-std::string rawHttp(uint16_t port, const std::string &request) {
+std::string rawHttp(uint16_t port, const std::string& request) {
     Poco::Net::StreamSocket sock(Poco::Net::SocketAddress("127.0.0.1", port));
     sock.setReceiveTimeout(Poco::Timespan(5, 0));
     sock.sendBytes(request.data(), static_cast<int>(request.size()));
     std::string out;
     char buf[4096];
     try {
-        for (int n; (n = sock.receiveBytes(buf, sizeof buf)) > 0;) out.append(buf, static_cast<size_t>(n));
-    } catch (const Poco::Exception &) { // timeout or reset: what arrived is the answer
+        for (int n; (n = sock.receiveBytes(buf, sizeof buf)) > 0;)
+            out.append(buf, static_cast<size_t>(n));
+    } catch (const Poco::Exception&) {  // timeout or reset: what arrived is the answer
     }
     return out;
 }
@@ -249,25 +256,27 @@ std::string rawHttp(uint16_t port, const std::string &request) {
 
 struct SwitchableStore::State {
     ds_store_vtable real{};
-    void *instance = nullptr;
+    void* instance = nullptr;
     std::atomic<bool> down{false};
     std::atomic<bool> completeDown{false};
 };
 
 namespace {
 
-template <typename T, T Member> struct Forward;
-template <typename... A, ds_status (*ds_store_vtable::*Member)(void *, A...)>
-struct Forward<ds_status (*ds_store_vtable::*)(void *, A...), Member> {
-    static ds_status fn(void *self, A... a) {
-        auto *state = static_cast<SwitchableStore::State *>(self);
+template <typename T, T Member>
+struct Forward;
+template <typename... A, ds_status (*ds_store_vtable::*Member)(void*, A...)>
+struct Forward<ds_status (*ds_store_vtable::*)(void*, A...), Member> {
+    static ds_status fn(void* self, A... a) {
+        auto* state = static_cast<SwitchableStore::State*>(self);
         bool isComplete = false;
-        if constexpr (std::is_same_v<decltype(Member), decltype(&ds_store_vtable::complete_command)>)
+        if constexpr (std::is_same_v<decltype(Member),
+                                     decltype(&ds_store_vtable::complete_command)>)
             isComplete = Member == &ds_store_vtable::complete_command;
         if (state->down.load() || (isComplete && state->completeDown.load())) {
             // Every store function ends with (char *err, size_t err_size).
             auto args = std::forward_as_tuple(a...);
-            char *err = std::get<sizeof...(A) - 2>(args);
+            char* err = std::get<sizeof...(A) - 2>(args);
             const size_t size = std::get<sizeof...(A) - 1>(args);
             if (err && size) std::snprintf(err, size, "store server unreachable (test switch)");
             return DS_ERR_STORE_UNAVAILABLE;
@@ -275,11 +284,12 @@ struct Forward<ds_status (*ds_store_vtable::*)(void *, A...), Member> {
         return (state->real.*Member)(state->instance, a...);
     }
 };
-#define DS_FORWARD(name) vt_.name = &Forward<decltype(&ds_store_vtable::name), &ds_store_vtable::name>::fn
+#define DS_FORWARD(name) \
+    vt_.name = &Forward<decltype(&ds_store_vtable::name), &ds_store_vtable::name>::fn
 
-} // namespace
+}  // namespace
 
-SwitchableStore::SwitchableStore(const ds_store_vtable &real, void *instance)
+SwitchableStore::SwitchableStore(const ds_store_vtable& real, void* instance)
     : state_(std::make_shared<State>()) {
     state_->real = real;
     state_->instance = instance;
@@ -300,7 +310,7 @@ SwitchableStore::SwitchableStore(const ds_store_vtable &real, void *instance)
     DS_FORWARD(get_command);
     DS_FORWARD(expire_commands);
     if (real.poll_notifications) DS_FORWARD(poll_notifications);
-    if (real.purge_commands) DS_FORWARD(purge_commands); // store ABI 1.1
+    if (real.purge_commands) DS_FORWARD(purge_commands);  // store ABI 1.1
 }
 #undef DS_FORWARD
 
@@ -311,7 +321,7 @@ void SwitchableStore::setDown(bool down) { state_->down = down; }
 bool SwitchableStore::down() const { return state_->down; }
 void SwitchableStore::setCompleteDown(bool down) { state_->completeDown = down; }
 
-bool eventually(const std::function<bool()> &cond, int timeoutMs) {
+bool eventually(const std::function<bool()>& cond, int timeoutMs) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeoutMs);
     while (std::chrono::steady_clock::now() < deadline) {
         if (cond()) return true;
@@ -341,7 +351,7 @@ void RelayTest::SetUp() {
     static bool loggerSet = [] {
         Poco::Logger::root().setChannel(Poco::AutoPtr<Poco::Channel>(new Poco::ConsoleChannel));
         // DS_RELAY_TEST_LOG=information (or debug) shows the relay's log while debugging.
-        const char *level = std::getenv("DS_RELAY_TEST_LOG");
+        const char* level = std::getenv("DS_RELAY_TEST_LOG");
         Poco::Logger::root().setLevel(level && *level ? level : "warning");
         return true;
     }();
@@ -353,10 +363,11 @@ void RelayTest::SetUp() {
     std::filesystem::create_directories(dir);
     dbPath = dir + "/relay.db";
     plugin = std::make_unique<ds_test::LoadedPlugin>(ds_test::pluginPath("store", "sqlite"));
-    ds_test::TestConfig config("store.sqlite", {{"path", dbPath}, {"busy_timeout_ms", "100"},
-                                                {"synchronous", "normal"}});
+    ds_test::TestConfig config(
+        "store.sqlite", {{"path", dbPath}, {"busy_timeout_ms", "100"}, {"synchronous", "normal"}});
     char err[512] = {0};
-    ds_status st = plugin->store().create(host.api(), config.get(), &storeInstance, err, sizeof err);
+    ds_status st =
+        plugin->store().create(host.api(), config.get(), &storeInstance, err, sizeof err);
     ASSERT_EQ(st, DS_OK) << "SQLite store plugin could not open " << dbPath << ": " << err;
     store = std::make_unique<deskstream::relay::StoreClient>(&plugin->store(), storeInstance);
     startRelay(testOptions());
@@ -371,12 +382,13 @@ void RelayTest::startRelay(RelayOptions o) {
     ASSERT_NE(relay->port(), 0);
 }
 
-SwitchableStore &RelayTest::startRelayWithSwitchableStore(RelayOptions o) {
+SwitchableStore& RelayTest::startRelayWithSwitchableStore(RelayOptions o) {
     if (relay) relay->stop();
     relay.reset();
     switchable = std::make_unique<SwitchableStore>(plugin->store(), storeInstance);
     o.listen = "127.0.0.1:0";
-    relay = std::make_unique<deskstream::relay::Relay>(o, switchable->client(), Poco::Logger::get("relay-test"));
+    relay = std::make_unique<deskstream::relay::Relay>(o, switchable->client(),
+                                                       Poco::Logger::get("relay-test"));
     relay->start();
     return *switchable;
 }
@@ -390,7 +402,8 @@ void RelayTest::TearDown() {
     std::filesystem::remove_all(dir, ec);
 }
 
-std::unique_ptr<WsClient> RelayTest::connectAgent(const std::string &clientId, const std::string &token) {
+std::unique_ptr<WsClient> RelayTest::connectAgent(const std::string& clientId,
+                                                  const std::string& token) {
     auto c = std::make_unique<WsClient>(port(), "/ws/agent");
     c->send(agentHandshake(clientId, token));
     Json ack = c->waitFor("handshake_ack");
@@ -398,7 +411,7 @@ std::unique_ptr<WsClient> RelayTest::connectAgent(const std::string &clientId, c
     return c;
 }
 
-std::unique_ptr<WsClient> RelayTest::connectViewer(const std::string &token) {
+std::unique_ptr<WsClient> RelayTest::connectViewer(const std::string& token) {
     auto c = std::make_unique<WsClient>(port(), "/ws/viewer");
     c->send(viewerHandshake(token));
     Json ack = c->waitFor("handshake_ack");
@@ -413,13 +426,13 @@ std::vector<deskstream::relay::ClientRecord> RelayTest::rows() {
     return out;
 }
 
-bool RelayTest::hasRow(const std::string &clientId) {
-    for (const auto &r : rows())
+bool RelayTest::hasRow(const std::string& clientId) {
+    for (const auto& r : rows())
         if (r.clientId == clientId) return true;
     return false;
 }
 
-double metricValue(const std::string &exposition, const std::string &series) {
+double metricValue(const std::string& exposition, const std::string& series) {
     std::istringstream in(exposition);
     for (std::string line; std::getline(in, line);) {
         if (line.size() > series.size() && line.compare(0, series.size(), series) == 0 &&
@@ -429,7 +442,7 @@ double metricValue(const std::string &exposition, const std::string &series) {
     return -1;
 }
 
-int promtoolCheckMetrics(const std::string &exposition, std::string &output) {
+int promtoolCheckMetrics(const std::string& exposition, std::string& output) {
     char path[] = "/tmp/ds-metrics-XXXXXX";
     const int fd = mkstemp(path);
     if (fd < 0) throw std::runtime_error("cannot create a temporary file");
@@ -439,7 +452,7 @@ int promtoolCheckMetrics(const std::string &exposition, std::string &output) {
     }
     ::close(fd);
     const std::string cmd = "promtool check metrics < '" + std::string(path) + "' 2>&1";
-    FILE *p = popen(cmd.c_str(), "r");
+    FILE* p = popen(cmd.c_str(), "r");
     if (!p) throw std::runtime_error("cannot run promtool");
     output.clear();
     char buf[512];
@@ -448,8 +461,9 @@ int promtoolCheckMetrics(const std::string &exposition, std::string &output) {
     std::remove(path);
     const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     if (code == 127)
-        output = "promtool not found (apt-get install prometheus; scripts/bootstrap.sh does it): " + output;
+        output = "promtool not found (apt-get install prometheus; scripts/bootstrap.sh does it): " +
+                 output;
     return code;
 }
 
-} // namespace ds_itest
+}  // namespace ds_itest

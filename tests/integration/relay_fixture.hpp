@@ -24,32 +24,32 @@ using Json = Poco::JSON::Object::Ptr;
 using deskstream::relay::RelayOptions;
 
 // Parses a JSON object; null when the text is not one.
-Json parseJson(const std::string &text);
-std::string str(const Json &o, const std::string &key);
+Json parseJson(const std::string& text);
+std::string str(const Json& o, const std::string& key);
 
 // One WebSocket client. With autoPong it answers the relay's JSON pings (a healthy peer).
 class WsClient {
 public:
-    WsClient(uint16_t port, const std::string &path, bool autoPong = true,
-             const std::string &origin = "");
+    WsClient(uint16_t port, const std::string& path, bool autoPong = true,
+             const std::string& origin = "");
     ~WsClient();
 
-    void send(const std::string &text);
-    void sendBinary(const std::vector<uint8_t> &bytes);
-    void sendFrame(const void *data, int size, int flags);
+    void send(const std::string& text);
+    void sendBinary(const std::vector<uint8_t>& bytes);
+    void sendFrame(const void* data, int size, int flags);
 
     struct Frame {
-        int opcode = 0; // Poco FRAME_OP_*; 0 with timeout/closed
+        int opcode = 0;  // Poco FRAME_OP_*; 0 with timeout/closed
         std::string data;
         bool timeout = false;
-        bool closed = false; // CLOSE received or connection dropped
+        bool closed = false;  // CLOSE received or connection dropped
         int closeCode = 0;
     };
     Frame receive(int timeoutMs);
     // Next text message as JSON (pings answered/skipped when autoPong); null on timeout/close.
     Json next(int timeoutMs = 2000);
     // Skips messages until one of `type` arrives; null on timeout/close.
-    Json waitFor(const std::string &type, int timeoutMs = 2000);
+    Json waitFor(const std::string& type, int timeoutMs = 2000);
     // Next binary message; empty on timeout/close.
     std::string waitBinary(int timeoutMs = 2000);
     // Reads until the CLOSE frame: its code; -1 on timeout; 1006 when dropped without CLOSE.
@@ -59,7 +59,7 @@ public:
     void setAutoPong(bool on) { autoPong_ = on; }
     // With autoPong: answers `j` when it is the relay's JSON ping (as the browser does) and
     // returns true; false for anything else.
-    bool answerIfPing(const Json &j);
+    bool answerIfPing(const Json& j);
 
 private:
     Poco::Net::HTTPClientSession session_;
@@ -69,36 +69,36 @@ private:
     int closeCode_ = 0;
 };
 
-std::string agentHandshake(const std::string &clientId, const std::string &token = "");
-std::string viewerHandshake(const std::string &token = "");
+std::string agentHandshake(const std::string& clientId, const std::string& token = "");
+std::string viewerHandshake(const std::string& token = "");
 
 struct HttpResult {
     int status = 0;
     std::string body;
 };
-HttpResult httpRequest(uint16_t port, const std::string &method, const std::string &path,
-                       const std::string &body = "");
+HttpResult httpRequest(uint16_t port, const std::string& method, const std::string& path,
+                       const std::string& body = "");
 
 // The value of one series in a /metrics exposition, e.g.
 // metricValue(text, "deskstream_relay_heartbeat_timeouts_total{role=\"viewer\"}"); -1 when absent.
-double metricValue(const std::string &exposition, const std::string &series);
+double metricValue(const std::string& exposition, const std::string& series);
 // Runs `promtool check metrics` on `exposition`: its exit code, and its output in `output`.
 // promtool missing is a failure (Debian package prometheus, installed by scripts/bootstrap.sh).
-int promtoolCheckMetrics(const std::string &exposition, std::string &output);
+int promtoolCheckMetrics(const std::string& exposition, std::string& output);
 // The same with request headers (name, value); Content-Type is set only when given there.
-HttpResult httpRequest(uint16_t port, const std::string &method, const std::string &path,
-                       const std::vector<std::pair<std::string, std::string>> &headers,
-                       const std::string &body);
+HttpResult httpRequest(uint16_t port, const std::string& method, const std::string& path,
+                       const std::vector<std::pair<std::string, std::string>>& headers,
+                       const std::string& body);
 // Sends `request` as raw bytes and returns everything the relay answered until it closed (or
 // 5 s passed): status lines are checked as sent, URIs go out unencoded.
-std::string rawHttp(uint16_t port, const std::string &request);
+std::string rawHttp(uint16_t port, const std::string& request);
 
 // A real store plugin instance behind a switch: while down(), every call fails with
 // DS_ERR_STORE_UNAVAILABLE as a store whose server is unreachable does; otherwise calls pass
 // through unchanged.
 class SwitchableStore {
 public:
-    SwitchableStore(const ds_store_vtable &real, void *instance);
+    SwitchableStore(const ds_store_vtable& real, void* instance);
     deskstream::relay::StoreClient client() const;
     void setDown(bool down);
     bool down() const;
@@ -113,7 +113,7 @@ private:
 };
 
 // Polls `cond` every 10 ms until it holds or timeoutMs passed.
-bool eventually(const std::function<bool()> &cond, int timeoutMs = 2000);
+bool eventually(const std::function<bool()>& cond, int timeoutMs = 2000);
 
 class RelayTest : public ::testing::Test {
 protected:
@@ -126,25 +126,26 @@ protected:
     void startRelay(RelayOptions o);
     // (Re)starts the relay over the fixture's store behind a SwitchableStore, which lives until
     // TearDown has stopped the relay.
-    SwitchableStore &startRelayWithSwitchableStore(RelayOptions o);
+    SwitchableStore& startRelayWithSwitchableStore(RelayOptions o);
 
     // Registered agent (handshake_ack checked) that answers pings.
-    std::unique_ptr<WsClient> connectAgent(const std::string &clientId, const std::string &token = "");
-    std::unique_ptr<WsClient> connectViewer(const std::string &token = "");
+    std::unique_ptr<WsClient> connectAgent(const std::string& clientId,
+                                           const std::string& token = "");
+    std::unique_ptr<WsClient> connectViewer(const std::string& token = "");
 
     std::vector<deskstream::relay::ClientRecord> rows();
-    bool hasRow(const std::string &clientId);
-    uint64_t counter(const std::string &name) { return relay->counters().at(name); }
+    bool hasRow(const std::string& clientId);
+    uint64_t counter(const std::string& name) { return relay->counters().at(name); }
     uint16_t port() const { return relay->port(); }
 
     std::string dir;
     std::string dbPath;
     ds_test::TestHost host;
     std::unique_ptr<ds_test::LoadedPlugin> plugin;
-    void *storeInstance = nullptr;
+    void* storeInstance = nullptr;
     std::unique_ptr<deskstream::relay::StoreClient> store;
     std::unique_ptr<SwitchableStore> switchable;
-    std::unique_ptr<deskstream::relay::Relay> relay; // declared last: destroyed first
+    std::unique_ptr<deskstream::relay::Relay> relay;  // declared last: destroyed first
 };
 
-} // namespace ds_itest
+}  // namespace ds_itest

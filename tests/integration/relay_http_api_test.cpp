@@ -26,12 +26,14 @@ std::string token(Role role) {
     return deskstream::core::mintToken(kSecret, role, "tester", std::chrono::seconds(60), now);
 }
 
-std::string statusLine(const std::string &response) { return response.substr(0, response.find("\r\n")); }
+std::string statusLine(const std::string& response) {
+    return response.substr(0, response.find("\r\n"));
+}
 
 // Collects every line the relay logs while installed on its logger.
 class CapturingChannel : public Poco::Channel {
 public:
-    void log(const Poco::Message &msg) override {
+    void log(const Poco::Message& msg) override {
         std::lock_guard<std::mutex> lock(mutex_);
         lines_.push_back(msg.getText());
     }
@@ -55,34 +57,37 @@ public:
     std::vector<std::string> lines() { return channel_->lines(); }
 
 private:
-    Poco::Logger &logger_;
+    Poco::Logger& logger_;
     Poco::AutoPtr<Poco::Channel> previous_;
     Poco::AutoPtr<CapturingChannel> channel_;
 };
 
-std::string get(uint16_t port, const std::string &target) {
-    return rawHttp(port, "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+std::string get(uint16_t port, const std::string& target) {
+    return rawHttp(port,
+                   "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
 }
 
-} // namespace
+}  // namespace
 
 TEST_F(RelayTest, StatusLinesCarryTheReasonPhraseOfTheirCode) {
     EXPECT_EQ(statusLine(get(port(), "/healthz")), "HTTP/1.1 200 OK");
     EXPECT_EQ(statusLine(get(port(), "/no/such/route")), "HTTP/1.1 404 Not Found");
     EXPECT_EQ(statusLine(get(port(), "/%zz")), "HTTP/1.1 400 Bad Request");
-    EXPECT_EQ(statusLine(rawHttp(port(), "PUT /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
-                                         "Connection: close\r\n\r\n")),
+    EXPECT_EQ(statusLine(rawHttp(port(),
+                                 "PUT /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
+                                 "Connection: close\r\n\r\n")),
               "HTTP/1.1 405 Method Not Allowed");
-    EXPECT_EQ(statusLine(rawHttp(port(), "POST /api/desktops/pc/commands HTTP/1.1\r\nHost: x\r\n"
-                                         "Content-Type: text/plain\r\nContent-Length: 2\r\n"
-                                         "Connection: close\r\n\r\n{}")),
+    EXPECT_EQ(statusLine(rawHttp(port(),
+                                 "POST /api/desktops/pc/commands HTTP/1.1\r\nHost: x\r\n"
+                                 "Content-Type: text/plain\r\nContent-Length: 2\r\n"
+                                 "Connection: close\r\n\r\n{}")),
               "HTTP/1.1 415 Unsupported Media Type");
 }
 
 TEST_F(RelayTest, MalformedUrisGet400AndTheirFloodIsOneLogLineWithACountAndNoQuery) {
     LogCapture capture;
     const auto first = std::chrono::steady_clock::now();
-    const int requests = 300; // modest: the machine is shared (the probe used 3,000)
+    const int requests = 300;  // modest: the machine is shared (the probe used 3,000)
     for (int i = 0; i < requests; ++i) {
         const std::string target = i % 2 ? "/%zz?token=SECRET-TOKEN" : "/%?token=SECRET-TOKEN";
         ASSERT_EQ(statusLine(get(port(), target)), "HTTP/1.1 400 Bad Request") << i;
@@ -98,13 +103,14 @@ TEST_F(RelayTest, MalformedUrisGet400AndTheirFloodIsOneLogLineWithACountAndNoQue
     ASSERT_EQ(statusLine(get(port(), "/%zz?token=SECRET-TOKEN")), "HTTP/1.1 400 Bad Request");
     lines = capture.lines();
     ASSERT_EQ(lines.size(), 2u);
-    EXPECT_NE(lines[1].find("(and " + std::to_string(requests - 1) + " more like it)"), std::string::npos)
+    EXPECT_NE(lines[1].find("(and " + std::to_string(requests - 1) + " more like it)"),
+              std::string::npos)
         << lines[1];
-    for (const auto &l : lines) {
+    for (const auto& l : lines) {
         EXPECT_EQ(l.find("SECRET-TOKEN"), std::string::npos) << l;
         EXPECT_EQ(l.find('?'), std::string::npos) << l;
     }
-    EXPECT_EQ(statusLine(get(port(), "/healthz")), "HTTP/1.1 200 OK"); // still serving
+    EXPECT_EQ(statusLine(get(port(), "/healthz")), "HTTP/1.1 200 OK");  // still serving
 }
 
 TEST_F(RelayTest, EveryApiEndpointNeedsABearerTokenOnceASecretIsSet) {
@@ -112,27 +118,40 @@ TEST_F(RelayTest, EveryApiEndpointNeedsABearerTokenOnceASecretIsSet) {
     o.authSecret = kSecret;
     startRelay(o);
     const std::string viewerAuth = "Bearer " + token(Role::Viewer);
-    const std::vector<std::pair<std::string, std::string>> json = {{"Content-Type", "application/json"}};
-    const std::string body = "{\"command\":{\"type\":\"request_keyframe\"},\"commandId\":\"auth-1\"}";
+    const std::vector<std::pair<std::string, std::string>> json = {
+        {"Content-Type", "application/json"}};
+    const std::string body =
+        "{\"command\":{\"type\":\"request_keyframe\"},\"commandId\":\"auth-1\"}";
 
     // Without a token, or with it only in the query string, or with a desktop's token: 401.
     EXPECT_EQ(httpRequest(port(), "GET", "/api/desktops").status, 401);
     EXPECT_EQ(httpRequest(port(), "GET", "/api/desktops?token=" + token(Role::Viewer)).status, 401);
-    EXPECT_EQ(httpRequest(port(), "GET", "/api/desktops", {{"Authorization", "Bearer " + token(Role::Desktop)}}, "").status, 401);
-    EXPECT_EQ(httpRequest(port(), "GET", "/api/desktops", {{"Authorization", "Bearer not.a.token"}}, "").status, 401);
+    EXPECT_EQ(httpRequest(port(), "GET", "/api/desktops",
+                          {{"Authorization", "Bearer " + token(Role::Desktop)}}, "")
+                  .status,
+              401);
+    EXPECT_EQ(
+        httpRequest(port(), "GET", "/api/desktops", {{"Authorization", "Bearer not.a.token"}}, "")
+            .status,
+        401);
     EXPECT_EQ(httpRequest(port(), "POST", "/api/desktops/pc/commands", json, body).status, 401);
     EXPECT_EQ(httpRequest(port(), "GET", "/api/desktops/pc/commands/auth-1").status, 401);
-    EXPECT_EQ(httpRequest(port(), "GET", "/api/nothing").status, 401); // unknown /api paths too
+    EXPECT_EQ(httpRequest(port(), "GET", "/api/nothing").status, 401);  // unknown /api paths too
     std::optional<deskstream::relay::CommandRecord> rec;
     store->getCommand("auth-1", rec);
     EXPECT_FALSE(rec) << "a refused POST stored its command";
 
     // With the viewer token every endpoint answers; probes stay open.
-    EXPECT_EQ(httpRequest(port(), "GET", "/api/desktops", {{"Authorization", viewerAuth}}, "").status, 200);
+    EXPECT_EQ(
+        httpRequest(port(), "GET", "/api/desktops", {{"Authorization", viewerAuth}}, "").status,
+        200);
     auto withAuth = json;
     withAuth.emplace_back("Authorization", viewerAuth);
     EXPECT_EQ(httpRequest(port(), "POST", "/api/desktops/pc/commands", withAuth, body).status, 202);
-    EXPECT_EQ(httpRequest(port(), "GET", "/api/desktops/pc/commands/auth-1", {{"Authorization", viewerAuth}}, "").status, 200);
+    EXPECT_EQ(httpRequest(port(), "GET", "/api/desktops/pc/commands/auth-1",
+                          {{"Authorization", viewerAuth}}, "")
+                  .status,
+              200);
     EXPECT_EQ(httpRequest(port(), "GET", "/healthz").status, 200);
     EXPECT_EQ(httpRequest(port(), "GET", "/readyz").status, 200);
     EXPECT_EQ(httpRequest(port(), "GET", "/metrics").status, 200);
@@ -140,33 +159,43 @@ TEST_F(RelayTest, EveryApiEndpointNeedsABearerTokenOnceASecretIsSet) {
 
 TEST_F(RelayTest, CrossSiteSimplePostIsRefusedWith403AndStoresNothing) {
     const uint64_t queuedBefore = counter("commands_queued");
-    auto post = [&](const std::vector<std::pair<std::string, std::string>> &headers, const std::string &id) {
+    auto post = [&](const std::vector<std::pair<std::string, std::string>>& headers,
+                    const std::string& id) {
         return httpRequest(port(), "POST", "/api/desktops/pc/commands", headers,
                            "{\"command\":{\"type\":\"input\",\"event\":\"key_down\",\"key\":\"a\"},"
-                           "\"commandId\":\"" + id + "\"}");
+                           "\"commandId\":\"" +
+                               id + "\"}");
     };
-    auto storedCommand = [&](const std::string &id) {
+    auto storedCommand = [&](const std::string& id) {
         std::optional<deskstream::relay::CommandRecord> rec;
         store->getCommand(id, rec);
         return rec.has_value();
     };
     // The request a hostile page's form or fetch() sends without a preflight.
-    HttpResult r = post({{"Origin", "http://evil.example"}, {"Content-Type", "text/plain"}}, "csrf-1");
+    HttpResult r =
+        post({{"Origin", "http://evil.example"}, {"Content-Type", "text/plain"}}, "csrf-1");
     EXPECT_EQ(r.status, 403) << r.body;
     EXPECT_EQ(str(parseJson(r.body), "message"), "origin not allowed");
     EXPECT_FALSE(storedCommand("csrf-1"));
     // A foreign Origin is refused whatever the type; without an Origin the type must be JSON.
-    EXPECT_EQ(post({{"Origin", "http://evil.example"}, {"Content-Type", "application/json"}}, "csrf-2").status, 403);
+    EXPECT_EQ(
+        post({{"Origin", "http://evil.example"}, {"Content-Type", "application/json"}}, "csrf-2")
+            .status,
+        403);
     EXPECT_EQ(post({{"Content-Type", "text/plain"}}, "csrf-3").status, 415);
     EXPECT_EQ(post({}, "csrf-4").status, 415);
     EXPECT_EQ(post({{"Content-Type", "application/x-www-form-urlencoded"}}, "csrf-5").status, 415);
-    for (const char *id : {"csrf-2", "csrf-3", "csrf-4", "csrf-5"}) EXPECT_FALSE(storedCommand(id)) << id;
+    for (const char* id : {"csrf-2", "csrf-3", "csrf-4", "csrf-5"})
+        EXPECT_FALSE(storedCommand(id)) << id;
     EXPECT_EQ(counter("commands_queued"), queuedBefore);
 
     // Accepted: no Origin (curl, scripts) and the relay's own origin, with application/json.
     EXPECT_EQ(post({{"Content-Type", "application/json; charset=utf-8"}}, "ok-1").status, 202);
     EXPECT_EQ(post({{"Origin", "http://127.0.0.1:" + std::to_string(port())},
-                    {"Content-Type", "application/json"}}, "ok-2").status, 202);
+                    {"Content-Type", "application/json"}},
+                   "ok-2")
+                  .status,
+              202);
     EXPECT_TRUE(storedCommand("ok-1"));
     EXPECT_TRUE(storedCommand("ok-2"));
 
@@ -174,17 +203,24 @@ TEST_F(RelayTest, CrossSiteSimplePostIsRefusedWith403AndStoresNothing) {
     RelayOptions o = testOptions();
     o.allowedOrigins = {"https://console.example"};
     startRelay(o);
-    EXPECT_EQ(post({{"Origin", "https://console.example"}, {"Content-Type", "application/json"}}, "ok-3").status, 202);
+    EXPECT_EQ(
+        post({{"Origin", "https://console.example"}, {"Content-Type", "application/json"}}, "ok-3")
+            .status,
+        202);
     EXPECT_EQ(post({{"Origin", "http://127.0.0.1:" + std::to_string(port())},
-                    {"Content-Type", "application/json"}}, "csrf-6").status, 403);
+                    {"Content-Type", "application/json"}},
+                   "csrf-6")
+                  .status,
+              403);
     EXPECT_FALSE(storedCommand("csrf-6"));
 }
 
 TEST_F(RelayTest, CommandStatusAttemptsTimesAndResultCanBeReadBack) {
     RelayOptions o = testOptions();
-    o.heartbeatIntervalMs = 1000; // the agent idles while the test reads over HTTP
+    o.heartbeatIntervalMs = 1000;  // the agent idles while the test reads over HTTP
     startRelay(o);
-    const std::string body = "{\"command\":{\"type\":\"set_config\",\"fps\":12},\"commandId\":\"read-1\"}";
+    const std::string body =
+        "{\"command\":{\"type\":\"set_config\",\"fps\":12},\"commandId\":\"read-1\"}";
     ASSERT_EQ(httpRequest(port(), "POST", "/api/desktops/read-pc/commands", body).status, 202);
     HttpResult r = httpRequest(port(), "GET", "/api/desktops/read-pc/commands/read-1");
     ASSERT_EQ(r.status, 200) << r.body;
@@ -207,10 +243,12 @@ TEST_F(RelayTest, CommandStatusAttemptsTimesAndResultCanBeReadBack) {
     EXPECT_EQ(j->getValue<int>("attempts"), 1);
     EXPECT_GE(j->getValue<int64_t>("deliveredAt"), j->getValue<int64_t>("createdAt"));
 
-    agent->send("{\"type\":\"command_result\",\"commandId\":\"read-1\",\"status\":\"failed\","
-                "\"error\":\"encoder busy\"}");
+    agent->send(
+        "{\"type\":\"command_result\",\"commandId\":\"read-1\",\"status\":\"failed\","
+        "\"error\":\"encoder busy\"}");
     ASSERT_TRUE(eventually([&] {
-        Json d = parseJson(httpRequest(port(), "GET", "/api/desktops/read-pc/commands/read-1").body);
+        Json d =
+            parseJson(httpRequest(port(), "GET", "/api/desktops/read-pc/commands/read-1").body);
         return d && str(d, "status") == "failed";
     }));
     j = parseJson(httpRequest(port(), "GET", "/api/desktops/read-pc/commands/read-1").body);

@@ -12,7 +12,7 @@ TEST_F(RelayTest, EveryViewerHearsWhenADesktopRegistersAndRegistersAgain) {
     auto watching = connectViewer();
     auto idle = connectViewer();
     auto agent = connectAgent("notice-pc");
-    for (WsClient *v : {watching.get(), idle.get()}) {
+    for (WsClient* v : {watching.get(), idle.get()}) {
         Json n = v->waitFor("desktop_connected");
         ASSERT_TRUE(n) << "a viewer got no desktop_connected";
         EXPECT_EQ(str(n, "desktopClientId"), "notice-pc");
@@ -28,7 +28,7 @@ TEST_F(RelayTest, EveryViewerHearsWhenADesktopRegistersAndRegistersAgain) {
     // The watching viewer subscribes; the agent goes away and comes back.
     watching->send(R"({"type":"subscribe","desktopClientId":"notice-pc"})");
     ASSERT_TRUE(watching->waitFor("subscribed"));
-    agent.reset(); // closes the socket: the relay unregisters the desktop
+    agent.reset();  // closes the socket: the relay unregisters the desktop
     ASSERT_TRUE(watching->waitFor("desktop_disconnected"));
     agent = connectAgent("notice-pc");
     Json again = watching->waitFor("desktop_connected");
@@ -52,5 +52,5 @@ TEST_F(RelayTest, ReadyzTellsTheStartTimeAndTheServerTime) {
     EXPECT_LT(serverTime - startedAt, 600000) << "the relay of this test started moments ago";
 }
 
-} // namespace
-} // namespace ds_itest
+}  // namespace
+}  // namespace ds_itest

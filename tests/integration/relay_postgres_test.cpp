@@ -18,7 +18,7 @@ using deskstream::relay::StoreClient;
 namespace {
 
 std::string adminConninfo() {
-    const char *c = std::getenv("DESKSTREAM_TEST_PG");
+    const char* c = std::getenv("DESKSTREAM_TEST_PG");
     return c ? c : "";
 }
 
@@ -26,11 +26,12 @@ std::string adminConninfo() {
 struct PgRelay {
     ds_test::TestHost host;
     std::unique_ptr<ds_test::LoadedPlugin> plugin;
-    void *instance = nullptr;
+    void* instance = nullptr;
     std::unique_ptr<StoreClient> store;
     std::unique_ptr<Relay> relay;
 
-    PgRelay(const std::string &conninfo, const std::string &schema, int64_t reaperIntervalMs = 30000) {
+    PgRelay(const std::string& conninfo, const std::string& schema,
+            int64_t reaperIntervalMs = 30000) {
         plugin = std::make_unique<ds_test::LoadedPlugin>(ds_test::pluginPath("store", "postgres"));
         ds_test::TestConfig cfg("store.postgres", {{"connection", conninfo}, {"schema", schema}});
         char err[512] = "";
@@ -68,8 +69,7 @@ protected:
     void TearDown() override {
         try {
             store_test::adminExec("DROP SCHEMA IF EXISTS " + schema + " CASCADE");
-        } catch (...) {
-        }
+        } catch (...) {}
     }
     std::string schema;
 };
@@ -92,11 +92,12 @@ TEST_F(RelayPostgres, RegistrationIsStoredInPostgres) {
 TEST_F(RelayPostgres, RoleWithoutInsertGetsRegistrationFailedAndNoRow) {
     { PgRelay migrate(adminConninfo(), schema); }  // creates the schema as the admin role
     store_test::ScopedPgRole limitedRole("noins_", schema);
-    const std::string &role = limitedRole.name();
+    const std::string& role = limitedRole.name();
     // Everything a relay needs except INSERT on the registrations table.
-    store_test::adminExec("GRANT USAGE ON SCHEMA " + schema + " TO " + role + "; GRANT SELECT, UPDATE, DELETE ON ALL TABLES IN SCHEMA " +
-              schema + " TO " + role + "; GRANT INSERT ON " + schema + ".relay_instances, " + schema +
-              ".desktop_commands TO " + role);
+    store_test::adminExec("GRANT USAGE ON SCHEMA " + schema + " TO " + role +
+                          "; GRANT SELECT, UPDATE, DELETE ON ALL TABLES IN SCHEMA " + schema +
+                          " TO " + role + "; GRANT INSERT ON " + schema + ".relay_instances, " +
+                          schema + ".desktop_commands TO " + role);
 
     PgRelay limited(limitedRole.conninfo(), schema);
     WsClient agent(limited.relay->port(), "/ws/agent");
@@ -122,10 +123,11 @@ TEST_F(RelayPostgres, RoleWithoutInsertGetsRegistrationFailedAndNoRow) {
 
 namespace {
 
-std::string requiredEnv(const char *name) {
-    const char *v = std::getenv(name);
+std::string requiredEnv(const char* name) {
+    const char* v = std::getenv(name);
     if (!v || !*v)
-        throw std::runtime_error(std::string(name) + " is not set: run the suite with scripts/test.sh "
+        throw std::runtime_error(std::string(name) +
+                                 " is not set: run the suite with scripts/test.sh "
                                  "(scripts/lib/postgres.sh exports it)");
     return v;
 }
@@ -135,13 +137,13 @@ std::string requiredEnv(const char *name) {
 class PgOutage {
 public:
     PgOutage()
-        : ctl_(requiredEnv("DESKSTREAM_TEST_PG_CTL")), data_(requiredEnv("DESKSTREAM_TEST_PG_DATA")),
+        : ctl_(requiredEnv("DESKSTREAM_TEST_PG_CTL")),
+          data_(requiredEnv("DESKSTREAM_TEST_PG_DATA")),
           opts_(requiredEnv("DESKSTREAM_TEST_PG_OPTS")) {}
     ~PgOutage() {
         try {
             if (stopped_) start();
-        } catch (...) {
-        }
+        } catch (...) {}
     }
     void stop() {
         run("runuser -u postgres -- '" + ctl_ + "' -D '" + data_ + "' -m fast -w -t 30 stop");
@@ -154,7 +156,7 @@ public:
     }
 
 private:
-    static void run(const std::string &cmd) {
+    static void run(const std::string& cmd) {
         if (std::system((cmd + " >/dev/null 2>&1").c_str()) != 0)
             throw std::runtime_error("command failed: " + cmd);
     }
@@ -190,7 +192,8 @@ TEST_F(RelayPostgres, ReadyzIs503WithTheReasonWhileTheStoreIsDownAnd200WhenItRet
 
     outage.start();
     // The plugin reconnects on its next call; allow for the server's start-up on 2 busy cores.
-    EXPECT_TRUE(eventually([&] { return httpRequest(port, "GET", "/readyz").status == 200; }, 15000))
+    EXPECT_TRUE(
+        eventually([&] { return httpRequest(port, "GET", "/readyz").status == 200; }, 15000))
         << httpRequest(port, "GET", "/readyz").body;
 }
 
@@ -203,14 +206,16 @@ TEST_F(RelayPostgres, CommandThroughAnotherInstanceArrivesByNotificationWithinOn
     WsClient agent(a.relay->port(), "/ws/agent");
     agent.send(agentHandshake("notify-pc"));
     ASSERT_TRUE(agent.waitFor("handshake_ack", 5000));
-    EXPECT_FALSE(agent.waitFor("command", 300)); // nothing pending; the agent is idle
+    EXPECT_FALSE(agent.waitFor("command", 300));  // nothing pending; the agent is idle
 
     const auto posted = std::chrono::steady_clock::now();
-    HttpResult r = httpRequest(b.relay->port(), "POST", "/api/desktops/notify-pc/commands",
-                               "{\"command\":{\"type\":\"request_keyframe\"},\"commandId\":\"n-1\"}");
+    HttpResult r =
+        httpRequest(b.relay->port(), "POST", "/api/desktops/notify-pc/commands",
+                    "{\"command\":{\"type\":\"request_keyframe\"},\"commandId\":\"n-1\"}");
     ASSERT_EQ(r.status, 202) << r.body;
     Json cmd = agent.waitFor("command", 3000);
-    const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - posted);
+    const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - posted);
     ASSERT_TRUE(cmd) << "not delivered within 3 s";
     EXPECT_EQ(str(cmd, "commandId"), "n-1");
     // Bound (issue 19): within 1 s of the POST. Without the notification the next chance is the

@@ -60,7 +60,7 @@ TEST_F(RelayTest, HandshakeIsAckedAfterTheRowIsStored) {
 TEST_F(RelayTest, StoreFailureRejectsRegistrationAndLeavesNoTrace) {
     // A genuine SQLite failure: another connection holds the write lock longer than the
     // store's busy_timeout_ms (100 ms in the fixture), exactly as a second process would.
-    sqlite3 *locker = nullptr;
+    sqlite3* locker = nullptr;
     ASSERT_EQ(sqlite3_open(dbPath.c_str(), &locker), SQLITE_OK);
     ASSERT_EQ(sqlite3_exec(locker, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
 
@@ -104,7 +104,8 @@ TEST_F(RelayTest, SilentPeerIsClosedWith4008WithinTheBoundAndItsRowRemoved) {
     // Pings arrive but are never answered.
     const int code = agent.waitClose(3000);
     const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
-                             std::chrono::steady_clock::now() - start).count();
+                             std::chrono::steady_clock::now() - start)
+                             .count();
     EXPECT_EQ(code, 4008);
     // Rule: close after interval x (missed_limit + 1) = 150 x 3 = 450 ms without a pong.
     // Lower bound 450: a relay giving up one interval early (300 ms) fails it. Upper bound 2 s:
@@ -117,7 +118,7 @@ TEST_F(RelayTest, SilentPeerIsClosedWith4008WithinTheBoundAndItsRowRemoved) {
     // A peer that answers stays connected across many intervals.
     auto healthy = connectAgent("healthy-pc");
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    EXPECT_FALSE(healthy->waitFor("never", 900)); // answers pings meanwhile
+    EXPECT_FALSE(healthy->waitFor("never", 900));  // answers pings meanwhile
     EXPECT_FALSE(healthy->closed());
     EXPECT_TRUE(hasRow("healthy-pc"));
 }
@@ -127,7 +128,8 @@ TEST_F(RelayTest, MissingHandshakeIsClosedWith1008) {
     const auto start = std::chrono::steady_clock::now();
     EXPECT_EQ(silent.waitClose(3000), 1008);
     const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
-                             std::chrono::steady_clock::now() - start).count();
+                             std::chrono::steady_clock::now() - start)
+                             .count();
     // Rule: 600 ms (handshake_timeout_ms), counted from the upgrade, which precedes `start`.
     // Lower 500: the upgrade takes far less than 100 ms, so a relay closing early (or at once)
     // fails it. Upper 2 s: room for ASan on 2 busy cores; a relay without the timeout never
@@ -167,7 +169,7 @@ TEST_F(RelayTest, StaleRowsAreReapedAndInstanceRowIsKeptFresh) {
     auto lastSeen = [&]() -> int64_t {
         std::vector<deskstream::relay::InstanceRecord> inst;
         EXPECT_TRUE(store->listInstances(inst).ok());
-        for (const auto &i : inst)
+        for (const auto& i : inst)
             if (i.instanceId == relay->instanceId()) return i.lastSeenMs;
         return -1;
     };
@@ -177,7 +179,8 @@ TEST_F(RelayTest, StaleRowsAreReapedAndInstanceRowIsKeptFresh) {
     // ms here). Bound: a later value within 2 s (ASan, 2 cores), and successive values at least
     // 150 ms apart (the period minus wall-clock jitter); a relay that wrote it once fails the first.
     const int64_t first = lastSeen();
-    ASSERT_TRUE(eventually([&] { return lastSeen() > first; }, 2000)) << "last_seen stayed " << first;
+    ASSERT_TRUE(eventually([&] { return lastSeen() > first; }, 2000))
+        << "last_seen stayed " << first;
     EXPECT_GE(lastSeen() - first, 150);
 }
 
@@ -187,9 +190,9 @@ TEST_F(RelayTest, StartUpRemovesRowsThisInstanceLeftBehind) {
     deskstream::relay::ClientRecord left;
     left.clientId = "left-behind";
     left.instanceId = "fixed-instance";
-    left.connectedAtMs = left.lastPingMs =
-        std::chrono::duration_cast<std::chrono::milliseconds>(
-            std::chrono::system_clock::now().time_since_epoch()).count();
+    left.connectedAtMs = left.lastPingMs = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                               std::chrono::system_clock::now().time_since_epoch())
+                                               .count();
     ASSERT_TRUE(store->registerClient(left).ok());
     startRelay(o);
     EXPECT_FALSE(hasRow("left-behind"));
@@ -213,11 +216,16 @@ TEST_F(RelayTest, HttpEndpoints) {
     // Commands: bad JSON, bad command, too large.
     EXPECT_EQ(httpRequest(port(), "POST", "/api/desktops/pc/commands", "{nope").status, 400);
     EXPECT_EQ(httpRequest(port(), "POST", "/api/desktops/pc/commands",
-                          "{\"command\":{\"type\":\"explode\"}}").status, 400);
+                          "{\"command\":{\"type\":\"explode\"}}")
+                  .status,
+              400);
     EXPECT_EQ(httpRequest(port(), "POST", "/api/desktops/bad%20id/commands",
-                          "{\"command\":{\"type\":\"request_keyframe\"}}").status, 400);
-    EXPECT_EQ(httpRequest(port(), "POST", "/api/desktops/pc/commands",
-                          std::string(200000, ' ')).status, 413);
+                          "{\"command\":{\"type\":\"request_keyframe\"}}")
+                  .status,
+              400);
+    EXPECT_EQ(
+        httpRequest(port(), "POST", "/api/desktops/pc/commands", std::string(200000, ' ')).status,
+        413);
     EXPECT_EQ(httpRequest(port(), "GET", "/api/desktops/pc/commands").status, 405);
 }
 
@@ -235,7 +243,7 @@ TEST_F(RelayTest, RefusesNonLoopbackWithoutSecret) {
     try {
         r.start();
         FAIL() << "start() must refuse 0.0.0.0 without [auth] secret";
-    } catch (const std::runtime_error &e) {
+    } catch (const std::runtime_error& e) {
         EXPECT_NE(std::string(e.what()).find("secret"), std::string::npos) << e.what();
     }
 }
@@ -246,7 +254,7 @@ TEST_F(RelayTest, ManyConnectionsBeyondPocosDefaultPoolAndStopClosesThemAll) {
     RelayOptions o = testOptions();
     o.httpMaxThreads = 160;
     o.maxViewers = 100;
-    o.heartbeatIntervalMs = 5000; // these clients only read when asked to
+    o.heartbeatIntervalMs = 5000;  // these clients only read when asked to
     startRelay(o);
     std::vector<std::unique_ptr<WsClient>> viewers;
     for (int i = 0; i < 100; ++i) viewers.push_back(connectViewer());
@@ -262,7 +270,8 @@ TEST_F(RelayTest, ManyConnectionsBeyondPocosDefaultPoolAndStopClosesThemAll) {
     const auto start = std::chrono::steady_clock::now();
     relay->stop();
     const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
-                          std::chrono::steady_clock::now() - start).count();
+                          std::chrono::steady_clock::now() - start)
+                          .count();
     EXPECT_LT(took, 3000);
     EXPECT_EQ(viewers[0]->waitClose(), 1001);
     EXPECT_EQ(agent->waitClose(), 1001);
@@ -271,7 +280,7 @@ TEST_F(RelayTest, ManyConnectionsBeyondPocosDefaultPoolAndStopClosesThemAll) {
 
 TEST_F(RelayTest, HttpFallbackServesWhatTheRelayHasNoRouteFor) {
     RelayOptions o = testOptions();
-    o.httpFallback = [](Poco::Net::HTTPServerRequest &req, Poco::Net::HTTPServerResponse &resp) {
+    o.httpFallback = [](Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& resp) {
         if (req.getURI() != "/") return false;
         resp.setContentType("text/html");
         resp.send() << "<html>viewer</html>";
@@ -282,5 +291,5 @@ TEST_F(RelayTest, HttpFallbackServesWhatTheRelayHasNoRouteFor) {
     EXPECT_EQ(page.status, 200);
     EXPECT_EQ(page.body, "<html>viewer</html>");
     EXPECT_EQ(httpRequest(port(), "GET", "/other").status, 404);
-    EXPECT_EQ(httpRequest(port(), "GET", "/healthz").status, 200); // relay routes come first
+    EXPECT_EQ(httpRequest(port(), "GET", "/healthz").status, 200);  // relay routes come first
 }

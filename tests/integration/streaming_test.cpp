@@ -53,7 +53,8 @@ public:
     Viewer(uint16_t port, const std::string& desktop) : desktop_(desktop) {
         ws_ = std::make_unique<ds_itest::WsClient>(port, "/ws/viewer", true);
         ws_->send(ds_itest::viewerHandshake());
-        if (!ws_->waitFor("handshake_ack", 3000)) throw std::runtime_error("viewer: no handshake_ack");
+        if (!ws_->waitFor("handshake_ack", 3000))
+            throw std::runtime_error("viewer: no handshake_ack");
         ws_->send("{\"type\":\"subscribe\",\"desktopClientId\":\"" + desktop + "\"}");
         if (!ws_->waitFor("subscribed", 3000)) throw std::runtime_error("viewer: not subscribed");
         thread_ = std::thread([this] { run(); });
@@ -102,7 +103,8 @@ private:
             {
                 std::lock_guard<std::mutex> lock(seenMutex_);
                 if (seen_.size() < 1000)
-                    seen_.push_back({d.header.monitor, d.header.screenWidth, d.header.screenHeight});
+                    seen_.push_back(
+                        {d.header.monitor, d.header.screenWidth, d.header.screenHeight});
             }
             if (ackDelayMs_ > 0)
                 pendingAcks.emplace_back(now + std::chrono::milliseconds(ackDelayMs_.load()),
@@ -115,8 +117,7 @@ private:
         try {
             ws_->send("{\"type\":\"frame_ack\",\"desktopClientId\":\"" + desktop_ +
                       "\",\"frameNumber\":" + std::to_string(n) + ",\"latency\":5}");
-        } catch (...) {
-        }
+        } catch (...) {}
     }
 
     std::string desktop_;
@@ -162,8 +163,10 @@ protected:
         config.set("capture.synthetic", "monitors", std::to_string(monitors));
         auto agent = std::make_unique<AgentRuntime>(
             std::move(o),
-            std::make_unique<CaptureInstance>(plugins.require(DS_KIND_CAPTURE, "synthetic", "test"), config.poco()),
-            std::make_unique<EncoderInstance>(plugins.require(DS_KIND_ENCODER, "jpeg", "test"), config.poco()));
+            std::make_unique<CaptureInstance>(plugins.require(DS_KIND_CAPTURE, "synthetic", "test"),
+                                              config.poco()),
+            std::make_unique<EncoderInstance>(plugins.require(DS_KIND_ENCODER, "jpeg", "test"),
+                                              config.poco()));
         agent->start();
         return agent;
     }
@@ -191,7 +194,8 @@ public:
 private:
     struct Handler : Poco::Net::HTTPRequestHandler {
         explicit Handler(SilentRelay& r) : relay(r) {}
-        void handleRequest(Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& resp) override {
+        void handleRequest(Poco::Net::HTTPServerRequest& req,
+                           Poco::Net::HTTPServerResponse& resp) override {
             try {
                 WebSocket ws(req, resp);
                 ws.setReceiveTimeout(Poco::Timespan(0, 100000));
@@ -211,22 +215,25 @@ private:
                     if (op == WebSocket::FRAME_OP_BINARY) {
                         ++relay.frames_;
                     } else if (op == WebSocket::FRAME_OP_TEXT && !acked) {
-                        std::string ack = "{\"type\":\"handshake_ack\",\"clientId\":\"stream-pc\",\"dbRegistered\":true,"
-                                          "\"instanceId\":\"silent\",\"streamId\":1,\"heartbeatIntervalMs\":60000,\"maxInFlight\":10}";
+                        std::string ack =
+                            "{\"type\":\"handshake_ack\",\"clientId\":\"stream-pc\","
+                            "\"dbRegistered\":true,"
+                            "\"instanceId\":\"silent\",\"streamId\":1,\"heartbeatIntervalMs\":"
+                            "60000,\"maxInFlight\":10}";
                         ws.sendFrame(ack.data(), static_cast<int>(ack.size()));
                         std::string start = "{\"type\":\"start_stream\"}";
                         ws.sendFrame(start.data(), static_cast<int>(start.size()));
                         acked = true;
                     }
                 }
-            } catch (...) {
-            }
+            } catch (...) {}
         }
         SilentRelay& relay;
     };
     struct Factory : Poco::Net::HTTPRequestHandlerFactory {
         explicit Factory(SilentRelay& r) : relay(r) {}
-        Poco::Net::HTTPRequestHandler* createRequestHandler(const Poco::Net::HTTPServerRequest&) override {
+        Poco::Net::HTTPRequestHandler* createRequestHandler(
+            const Poco::Net::HTTPServerRequest&) override {
             return new Handler(relay);
         }
         SilentRelay& relay;
@@ -244,7 +251,8 @@ TEST_F(StreamingTest, WithoutAcksTheWindowBoundsFramesInFlightAndDropsAreCounted
     auto o = agentOptions(60, silent.port());
     o.flow.maxInFlight = 4;
     auto agent = startAgent(o, 640, 360);
-    ASSERT_TRUE(ds_itest::eventually([&] { return agent->stats().framesDroppedWindow >= 20; }, 8000))
+    ASSERT_TRUE(
+        ds_itest::eventually([&] { return agent->stats().framesDroppedWindow >= 20; }, 8000))
         << "dropped " << agent->stats().framesDroppedWindow;
     auto s = agent->stats();
     EXPECT_LE(s.inFlight, 4);
@@ -265,17 +273,21 @@ TEST_F(StreamingTest, IdleDesktopEncodesNothingUntilAViewerSubscribes) {
         EXPECT_GT(agent->stats().framesEncoded, 0u);
         // /api/desktops carries the stream's statistics: the relay's and the agent's own.
         Poco::JSON::Object::Ptr stats, viewer;
-        ASSERT_TRUE(ds_itest::eventually([&] {
-            auto r = ds_itest::httpRequest(port(), "GET", "/api/desktops");
-            auto o = ds_itest::parseJson(r.body);
-            if (!o) return false;
-            auto d = o->getArray("desktops")->getObject(0);
-            stats = d->getObject("stats");
-            auto vs = d->getArray("viewerStats");
-            viewer = vs && vs->size() == 1 ? vs->getObject(0) : nullptr;
-            return stats && viewer && stats->has("quality") && stats->getValue<double>("fpsIn") > 0 &&
-                   viewer->getValue<double>("fpsOut") > 0;
-        }, 8000)) << ds_itest::httpRequest(port(), "GET", "/api/desktops").body;
+        ASSERT_TRUE(ds_itest::eventually(
+            [&] {
+                auto r = ds_itest::httpRequest(port(), "GET", "/api/desktops");
+                auto o = ds_itest::parseJson(r.body);
+                if (!o) return false;
+                auto d = o->getArray("desktops")->getObject(0);
+                stats = d->getObject("stats");
+                auto vs = d->getArray("viewerStats");
+                viewer = vs && vs->size() == 1 ? vs->getObject(0) : nullptr;
+                return stats && viewer && stats->has("quality") &&
+                       stats->getValue<double>("fpsIn") > 0 &&
+                       viewer->getValue<double>("fpsOut") > 0;
+            },
+            8000))
+            << ds_itest::httpRequest(port(), "GET", "/api/desktops").body;
         EXPECT_GE(stats->getValue<int>("quality"), 30);
         EXPECT_LE(stats->getValue<int>("quality"), 90);
         EXPECT_GE(stats->getValue<int>("inFlight"), 0);
@@ -297,7 +309,8 @@ TEST_F(StreamingTest, StalledViewerDoesNotSlowTheOtherAndMemoryStaysBounded) {
     ASSERT_TRUE(ds_itest::eventually([&] { return agent->stats().registered; }, 5000));
     Viewer healthy(port(), "stream-pc");
     Viewer stalled(port(), "stream-pc");
-    ASSERT_TRUE(ds_itest::eventually([&] { return healthy.frames() >= 30 && stalled.frames() >= 5; }, 10000));
+    ASSERT_TRUE(ds_itest::eventually(
+        [&] { return healthy.frames() >= 30 && stalled.frames() >= 5; }, 10000));
 
     // Reference rate with both viewers reading.
     auto f0 = healthy.frames();
@@ -316,9 +329,10 @@ TEST_F(StreamingTest, StalledViewerDoesNotSlowTheOtherAndMemoryStaysBounded) {
 
     RecordProperty("reference_fps", std::to_string(reference));
     RecordProperty("with_stalled_viewer_fps", std::to_string(withStall));
-    std::printf("healthy viewer: %.1f fps before, %.1f fps with a stalled viewer (agent sent %.1f fps); "
-                "RSS growth %ld MB\n",
-                reference, withStall, agentRate, rssGrowthMb);
+    std::printf(
+        "healthy viewer: %.1f fps before, %.1f fps with a stalled viewer (agent sent %.1f fps); "
+        "RSS growth %ld MB\n",
+        reference, withStall, agentRate, rssGrowthMb);
     // The healthy viewer gets at least 90% of what the agent sends while the other one is
     // stalled. Compared with the agent's own rate in the same window, so a machine busy with
     // other work (which slows capture and encoding for everyone) does not decide the result.
@@ -337,12 +351,13 @@ TEST_F(StreamingTest, SlowAcksDriveQualityToMinimumAndItRecovers) {
     Viewer v(port(), "stream-pc");
     v.setAckDelay(700ms);
     ASSERT_TRUE(ds_itest::eventually([&] { return agent->stats().quality == 30; }, 20000))
-        << "quality stayed at " << agent->stats().quality << " (acked " << agent->stats().framesAcked
-        << ", last latency " << agent->stats().lastAckLatencyMs << " ms, sent " << agent->stats().framesSent
-        << ", viewer frames " << v.frames() << ", streaming " << agent->stats().streaming << ", captured "
-        << agent->stats().framesCaptured << ", encoded " << agent->stats().framesEncoded << ", window drops "
-        << agent->stats().framesDroppedWindow << ", in flight " << agent->stats().inFlight << ", capture errors "
-        << agent->stats().captureErrors << ")";
+        << "quality stayed at " << agent->stats().quality << " (acked "
+        << agent->stats().framesAcked << ", last latency " << agent->stats().lastAckLatencyMs
+        << " ms, sent " << agent->stats().framesSent << ", viewer frames " << v.frames()
+        << ", streaming " << agent->stats().streaming << ", captured "
+        << agent->stats().framesCaptured << ", encoded " << agent->stats().framesEncoded
+        << ", window drops " << agent->stats().framesDroppedWindow << ", in flight "
+        << agent->stats().inFlight << ", capture errors " << agent->stats().captureErrors << ")";
     v.setAckDelay(0ms);
     ASSERT_TRUE(ds_itest::eventually([&] { return agent->stats().quality >= 40; }, 20000))
         << "quality did not climb back: " << agent->stats().quality;
@@ -364,7 +379,8 @@ TEST_F(StreamingTest, RealAgentWhoseRegistrationIsLostIsClosedAndRegistersAgain)
     // Bound: the next refresh (agent pings every 200 ms, touch interval 100 ms), the close, the
     // agent's reconnect delay (50-300 ms) and a new registration: well under 5 s even under ASan.
     // Without the rule the agent is never closed and connections stays 1.
-    ASSERT_TRUE(ds_itest::eventually([&] { return agent->stats().connections >= 2 && agent->stats().registered; }, 5000))
+    ASSERT_TRUE(ds_itest::eventually(
+        [&] { return agent->stats().connections >= 2 && agent->stats().registered; }, 5000))
         << "connections " << agent->stats().connections;
     EXPECT_TRUE(ds_itest::eventually([&] { return hasRow("stream-pc"); }, 2000));
     EXPECT_EQ(rows().at(0).instanceId, relay->instanceId());
@@ -423,7 +439,8 @@ TEST_F(StreamingTest, AgentExecutesCommandsOnceAndReportsResults) {
     };
     auto r = post(R"({"commandId":"cfg-1","command":{"type":"set_config","fps":5,"quality":50}})");
     ASSERT_EQ(r.status, 202) << r.body;
-    ASSERT_TRUE(ds_itest::eventually([&] { return agent->stats().quality == 50 && agent->stats().fps == 5; }, 5000));
+    ASSERT_TRUE(ds_itest::eventually(
+        [&] { return agent->stats().quality == 50 && agent->stats().fps == 5; }, 5000));
     ASSERT_TRUE(ds_itest::eventually([&] { return agent->stats().commandsExecuted == 1; }, 5000));
     // The same commandId again over REST: the relay's store already holds it, so it is
     // acknowledged and never delivered again (the agent sees no duplicate; its own dedup is
@@ -431,7 +448,8 @@ TEST_F(StreamingTest, AgentExecutesCommandsOnceAndReportsResults) {
     r = post(R"({"commandId":"cfg-1","command":{"type":"set_config","fps":5,"quality":50}})");
     EXPECT_EQ(r.status, 202) << r.body;
     // Input for a monitor the capture plugin does not have: the result says failed, with the reason.
-    r = post(R"({"commandId":"in-1","command":{"type":"input","event":"mouse_move","x":10,"y":20,"monitor":5}})");
+    r = post(
+        R"({"commandId":"in-1","command":{"type":"input","event":"mouse_move","x":10,"y":20,"monitor":5}})");
     ASSERT_EQ(r.status, 202) << r.body;
     // A monitor that does not exist is refused by the agent.
     r = post(R"({"commandId":"cfg-2","command":{"type":"set_config","monitors":[7]}})");
@@ -445,11 +463,16 @@ TEST_F(StreamingTest, AgentExecutesCommandsOnceAndReportsResults) {
         store->getCommand(id, rec);
         return rec;
     };
-    ASSERT_TRUE(ds_itest::eventually([&] {
-        auto a = result("cfg-1"), b = result("in-1"), c = result("cfg-2");
-        return a && b && c && a->status == "done" && b->status == "failed" && c->status == "failed";
-    }, 5000));
-    EXPECT_NE(result("in-1")->resultJson.find("input for monitor 5, which does not exist"), std::string::npos) << result("in-1")->resultJson;
+    ASSERT_TRUE(ds_itest::eventually(
+        [&] {
+            auto a = result("cfg-1"), b = result("in-1"), c = result("cfg-2");
+            return a && b && c && a->status == "done" && b->status == "failed" &&
+                   c->status == "failed";
+        },
+        5000));
+    EXPECT_NE(result("in-1")->resultJson.find("input for monitor 5, which does not exist"),
+              std::string::npos)
+        << result("in-1")->resultJson;
     EXPECT_NE(result("cfg-2")->resultJson.find("monitor 7 does not exist"), std::string::npos)
         << result("cfg-2")->resultJson;
 }
@@ -465,21 +488,27 @@ TEST_F(StreamingTest, MetricsScrapedDuringAStreamPassPromtoolAndMoveWithFramesAn
     const std::string count = "deskstream_relay_frame_delivery_latency_seconds_count";
     auto scrape = [&] { return ds_itest::httpRequest(port(), "GET", "/metrics").body; };
     std::string first;
-    ASSERT_TRUE(ds_itest::eventually([&] {
-        first = scrape();
-        return ds_itest::metricValue(first, count) >= 3;
-    }, 8000)) << first;
+    ASSERT_TRUE(ds_itest::eventually(
+        [&] {
+            first = scrape();
+            return ds_itest::metricValue(first, count) >= 3;
+        },
+        8000))
+        << first;
     const double received1 = ds_itest::metricValue(first, "deskstream_relay_frames_received_total");
-    const double forwarded1 = ds_itest::metricValue(first, "deskstream_relay_frames_forwarded_total");
+    const double forwarded1 =
+        ds_itest::metricValue(first, "deskstream_relay_frames_forwarded_total");
     const double acks1 = ds_itest::metricValue(first, count);
     EXPECT_GE(received1, forwarded1 > 0 ? 1 : 0);
     const uint64_t seen = v.frames();
     ASSERT_TRUE(ds_itest::eventually([&] { return v.frames() >= seen + 10; }, 8000));
     std::string second;
-    ASSERT_TRUE(ds_itest::eventually([&] {
-        second = scrape();
-        return ds_itest::metricValue(second, count) > acks1;
-    }, 8000));
+    ASSERT_TRUE(ds_itest::eventually(
+        [&] {
+            second = scrape();
+            return ds_itest::metricValue(second, count) > acks1;
+        },
+        8000));
     EXPECT_GT(ds_itest::metricValue(second, "deskstream_relay_frames_received_total"), received1);
     EXPECT_GT(ds_itest::metricValue(second, "deskstream_relay_frames_forwarded_total"), forwarded1);
     const double acks2 = ds_itest::metricValue(second, count);
@@ -489,8 +518,9 @@ TEST_F(StreamingTest, MetricsScrapedDuringAStreamPassPromtoolAndMoveWithFramesAn
     EXPECT_EQ(ds_itest::metricValue(
                   second, "deskstream_relay_frame_delivery_latency_seconds_bucket{le=\"0.0025\"}"),
               0);
-    EXPECT_NEAR(ds_itest::metricValue(second, "deskstream_relay_frame_delivery_latency_seconds_sum"),
-                acks2 * 0.005, 1e-6);
+    EXPECT_NEAR(
+        ds_itest::metricValue(second, "deskstream_relay_frame_delivery_latency_seconds_sum"),
+        acks2 * 0.005, 1e-6);
     EXPECT_EQ(ds_itest::metricValue(second, "deskstream_relay_connections{role=\"viewer\"}"), 1);
     std::string out;
     EXPECT_EQ(ds_itest::promtoolCheckMetrics(second, out), 0) << out;
@@ -505,7 +535,7 @@ TEST_F(StreamingTest, RealAgentGivenACommandTwiceExecutesItOnceAndCountsTheDupli
     o.maxMessageBytes = 16 * 1024 * 1024;
     o.commandLeaseMs = 300;
     o.reaperIntervalMs = 50;
-    o.heartbeatIntervalMs = 1000; // heartbeats are not under test: no 4008 on a loaded machine
+    o.heartbeatIntervalMs = 1000;  // heartbeats are not under test: no 4008 on a loaded machine
     ds_itest::SwitchableStore& switchable = startRelayWithSwitchableStore(o);
     auto agentOpts = agentOptions(10, port());
     agentOpts.heartbeatInterval = 1000ms;
@@ -513,23 +543,28 @@ TEST_F(StreamingTest, RealAgentGivenACommandTwiceExecutesItOnceAndCountsTheDupli
     ASSERT_TRUE(ds_itest::eventually([&] { return agent->stats().registered; }, 5000));
     const auto before = agent->stats();
 
-    switchable.setCompleteDown(true); // the agent's result cannot be stored
-    auto r = ds_itest::httpRequest(port(), "POST", "/api/desktops/stream-pc/commands",
-                                   R"({"commandId":"twice-1","command":{"type":"set_config","quality":41}})");
+    switchable.setCompleteDown(true);  // the agent's result cannot be stored
+    auto r = ds_itest::httpRequest(
+        port(), "POST", "/api/desktops/stream-pc/commands",
+        R"({"commandId":"twice-1","command":{"type":"set_config","quality":41}})");
     ASSERT_EQ(r.status, 202) << r.body;
-    ASSERT_TRUE(ds_itest::eventually([&] { return agent->stats().commandsExecuted == before.commandsExecuted + 1; }, 5000));
+    ASSERT_TRUE(ds_itest::eventually(
+        [&] { return agent->stats().commandsExecuted == before.commandsExecuted + 1; }, 5000));
     EXPECT_EQ(agent->stats().quality, 41);
     // Redelivered after the 300 ms lease: the duplicate counter moves, nothing runs again.
-    ASSERT_TRUE(ds_itest::eventually([&] { return agent->stats().commandsDuplicate >= before.commandsDuplicate + 1; }, 5000))
+    ASSERT_TRUE(ds_itest::eventually(
+        [&] { return agent->stats().commandsDuplicate >= before.commandsDuplicate + 1; }, 5000))
         << "duplicates " << agent->stats().commandsDuplicate;
     EXPECT_EQ(agent->stats().commandsExecuted, before.commandsExecuted + 1);
 
-    switchable.setCompleteDown(false); // the next confirmation is stored
+    switchable.setCompleteDown(false);  // the next confirmation is stored
     std::optional<deskstream::relay::CommandRecord> rec;
-    ASSERT_TRUE(ds_itest::eventually([&] {
-        store->getCommand("twice-1", rec);
-        return rec && rec->status == "done";
-    }, 5000));
+    ASSERT_TRUE(ds_itest::eventually(
+        [&] {
+            store->getCommand("twice-1", rec);
+            return rec && rec->status == "done";
+        },
+        5000));
     EXPECT_GE(rec->attempts, 2);
     EXPECT_EQ(agent->stats().commandsExecuted, before.commandsExecuted + 1);
 }

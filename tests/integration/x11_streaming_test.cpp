@@ -32,7 +32,8 @@ std::string testDisplay() {
 }
 
 int xrandr(const std::string& args) {
-    return std::system(("xrandr --display " + testDisplay() + " " + args + " >/dev/null 2>&1").c_str());
+    return std::system(
+        ("xrandr --display " + testDisplay() + " " + args + " >/dev/null 2>&1").c_str());
 }
 
 constexpr unsigned long kLeftColour = 0x3366CC, kRightColour = 0xCC7722;
@@ -41,7 +42,8 @@ class X11StreamingTest : public ds_itest::RelayTest {
 protected:
     void SetUp() override {
         ASSERT_FALSE(testDisplay().empty())
-            << "DESKSTREAM_TEST_X11_DISPLAY is not set: run scripts/test.sh, or `source scripts/lib/xvfb.sh; "
+            << "DESKSTREAM_TEST_X11_DISPLAY is not set: run scripts/test.sh, or `source "
+               "scripts/lib/xvfb.sh; "
                "xvfb_test_start` first (this test needs a real X server)";
         RelayTest::SetUp();
         auto o = testOptions();
@@ -81,8 +83,10 @@ protected:
         config.set("capture.x11", "cursor", "false");  // the pixels are the root window's alone
         auto agent = std::make_unique<AgentRuntime>(
             std::move(o),
-            std::make_unique<CaptureInstance>(plugins.require(DS_KIND_CAPTURE, "x11", "test"), config.poco()),
-            std::make_unique<EncoderInstance>(plugins.require(DS_KIND_ENCODER, "jpeg", "test"), config.poco()));
+            std::make_unique<CaptureInstance>(plugins.require(DS_KIND_CAPTURE, "x11", "test"),
+                                              config.poco()),
+            std::make_unique<EncoderInstance>(plugins.require(DS_KIND_ENCODER, "jpeg", "test"),
+                                              config.poco()));
         agent->start();
         return agent;
     }
@@ -101,9 +105,11 @@ Decoded decodeJpeg(const std::string& message, const deskstream::core::FrameHead
     const auto* jpeg = reinterpret_cast<const unsigned char*>(message.data()) + h.headerLength;
     tjhandle tj = tjInitDecompress();
     int subsamp = 0, colorspace = 0;
-    if (tjDecompressHeader3(tj, jpeg, h.payloadLength, &d.width, &d.height, &subsamp, &colorspace) == 0) {
+    if (tjDecompressHeader3(tj, jpeg, h.payloadLength, &d.width, &d.height, &subsamp,
+                            &colorspace) == 0) {
         d.rgb.resize(static_cast<size_t>(d.width) * d.height * 3);
-        if (tjDecompress2(tj, jpeg, h.payloadLength, d.rgb.data(), d.width, 0, d.height, TJPF_RGB, 0) != 0)
+        if (tjDecompress2(tj, jpeg, h.payloadLength, d.rgb.data(), d.width, 0, d.height, TJPF_RGB,
+                          0) != 0)
             d.rgb.clear();
     }
     tjDestroy(tj);
@@ -137,7 +143,8 @@ TEST_F(X11StreamingTest, ViewerReceivesFramesOfTheRootWindowsColourOnEachMonitor
     while (!(seen[0] && seen[1]) && std::chrono::steady_clock::now() < deadline) {
         std::string message = viewer.waitBinary(2000);
         if (message.empty()) continue;
-        auto f = deskstream::core::decodeFrame(reinterpret_cast<const uint8_t*>(message.data()), message.size(), 0);
+        auto f = deskstream::core::decodeFrame(reinterpret_cast<const uint8_t*>(message.data()),
+                                               message.size(), 0);
         ASSERT_TRUE(f.ok);
         ASSERT_LT(f.header.monitor, 2u);
         EXPECT_EQ(f.header.codec, deskstream::core::FrameCodec::Jpeg);
@@ -152,8 +159,10 @@ TEST_F(X11StreamingTest, ViewerReceivesFramesOfTheRootWindowsColourOnEachMonitor
         // Every 37th pixel, all over the picture: a flat colour survives JPEG within a few levels.
         int worst = 0;
         for (size_t i = 0; i < d.rgb.size(); i += 3 * 37)
-            for (int c = 0; c < 3; ++c) worst = std::max(worst, std::abs(int(d.rgb[i + c]) - want[c]));
-        EXPECT_LE(worst, 6) << "monitor " << f.header.monitor << " differs from the root colour by " << worst;
+            for (int c = 0; c < 3; ++c)
+                worst = std::max(worst, std::abs(int(d.rgb[i + c]) - want[c]));
+        EXPECT_LE(worst, 6) << "monitor " << f.header.monitor << " differs from the root colour by "
+                            << worst;
         viewer.send(R"({"type":"frame_ack","desktopClientId":"x11-pc","frameNumber":)" +
                     std::to_string(f.header.frameNumber) + R"(,"latency":5})");
         seen[f.header.monitor] = true;
@@ -192,7 +201,8 @@ TEST_F(X11StreamingTest, ANewViewerOfAStillScreenGetsAPictureOfEachMonitor) {
                         std::to_string(f.header.frameNumber) + R"(,"latency":5})");
             seen[f.header.monitor] = true;
         }
-        EXPECT_TRUE(seen[0] && seen[1]) << who << " got a picture of both monitors of a still screen";
+        EXPECT_TRUE(seen[0] && seen[1])
+            << who << " got a picture of both monitors of a still screen";
     };
 
     ds_itest::WsClient first(port(), "/ws/viewer", true);
@@ -227,7 +237,8 @@ TEST_F(X11StreamingTest, ALayoutChangeReRegistersWithTheNewMonitorsAndFramesOfTh
     ASSERT_TRUE(viewer.waitFor("handshake_ack", 3000));
     viewer.send(R"({"type":"subscribe","desktopClientId":"x11-pc"})");
     ASSERT_TRUE(viewer.waitFor("subscribed", 3000));
-    ASSERT_FALSE(viewer.waitBinary(5000).empty()) << "streaming: the agent grabs, so it sees DS_REINIT";
+    ASSERT_FALSE(viewer.waitBinary(5000).empty())
+        << "streaming: the agent grabs, so it sees DS_REINIT";
 
     xrandr("--newmode 2560x1080 0 2560 0 0 0 1080 0 0 0");
     xrandr("--addmode screen 2560x1080");
@@ -258,7 +269,11 @@ TEST_F(X11StreamingTest, ALayoutChangeReRegistersWithTheNewMonitorsAndFramesOfTh
     EXPECT_TRUE(ds_itest::eventually([&] { return agent->stats().connections >= 2u; }, 5000));
     auto desktops = ds_itest::parseJson(ds_itest::httpRequest(port(), "GET", "/api/desktops").body);
     ASSERT_TRUE(desktops);
-    EXPECT_EQ(desktops->getArray("desktops")->getObject(0)->getArray("monitors")->getObject(1)->getValue<int>("width"),
+    EXPECT_EQ(desktops->getArray("desktops")
+                  ->getObject(0)
+                  ->getArray("monitors")
+                  ->getObject(1)
+                  ->getValue<int>("width"),
               640);
 
     // Watching again: the right monitor's frames have the new size, under the new layout.
@@ -269,7 +284,8 @@ TEST_F(X11StreamingTest, ALayoutChangeReRegistersWithTheNewMonitorsAndFramesOfTh
     while (!seen && std::chrono::steady_clock::now() < deadline) {
         std::string message = viewer.waitBinary(500);
         if (message.empty()) continue;
-        auto f = deskstream::core::decodeFrame(reinterpret_cast<const uint8_t*>(message.data()), message.size(), 0);
+        auto f = deskstream::core::decodeFrame(reinterpret_cast<const uint8_t*>(message.data()),
+                                               message.size(), 0);
         ASSERT_TRUE(f.ok);
         if (f.header.monitor != 1) continue;
         EXPECT_EQ(f.header.screenWidth, 640u);

@@ -28,24 +28,26 @@ using namespace deskstream;
 
 namespace {
 
-std::string abi10Folder(const std::string &name) { return std::string(DS_ABI10_PLUGIN_ROOT) + "/" + name; }
+std::string abi10Folder(const std::string& name) {
+    return std::string(DS_ABI10_PLUGIN_ROOT) + "/" + name;
+}
 
 class MemoryChannel : public Poco::Channel {
 public:
-    void log(const Poco::Message &msg) override {
+    void log(const Poco::Message& msg) override {
         std::lock_guard<std::mutex> lock(mutex_);
         lines_.push_back(msg.getText());
     }
-    size_t countContaining(const std::string &needle) {
+    size_t countContaining(const std::string& needle) {
         std::lock_guard<std::mutex> lock(mutex_);
         size_t n = 0;
-        for (const auto &l : lines_) n += l.find(needle) != std::string::npos;
+        for (const auto& l : lines_) n += l.find(needle) != std::string::npos;
         return n;
     }
     std::string all() {
         std::lock_guard<std::mutex> lock(mutex_);
         std::string s;
-        for (const auto &l : lines_) s += l + "\n";
+        for (const auto& l : lines_) s += l + "\n";
         return s;
     }
 
@@ -54,7 +56,7 @@ private:
     std::vector<std::string> lines_;
 };
 
-bool eventually(const std::function<bool()> &cond, int timeoutMs) {
+bool eventually(const std::function<bool()>& cond, int timeoutMs) {
     auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeoutMs);
     while (std::chrono::steady_clock::now() < end) {
         if (cond()) return true;
@@ -74,7 +76,7 @@ TEST(AbiCompat, CEncoderBuiltAgainstAbi10LoadsAndEncodes) {
     auto outcomes = registry.scan({abi10Folder("encoder")});
     ASSERT_EQ(outcomes.size(), 1u);
     ASSERT_TRUE(outcomes[0].loaded) << outcomes[0].reason;
-    const host::PluginInfo *p = registry.find(DS_KIND_ENCODER, "test_c_raw");
+    const host::PluginInfo* p = registry.find(DS_KIND_ENCODER, "test_c_raw");
     ASSERT_NE(p, nullptr);
     EXPECT_EQ(p->abiMajor, 1);
     EXPECT_EQ(p->abiMinor, 0) << "the plugin must really be a 1.0 build";
@@ -104,16 +106,19 @@ TEST(AbiCompat, CEncoderBuiltAgainstAbi10LoadsAndEncodes) {
 // job every 100 ms and a retention of 5 s.
 class RelayPurge : public ::testing::Test {
 protected:
-    void open(const std::string &folder) {
+    void open(const std::string& folder) {
         std::random_device rd;
-        dir_ = std::filesystem::temp_directory_path() / ("ds-abi-" + std::to_string(rd()) + std::to_string(rd()));
+        dir_ = std::filesystem::temp_directory_path() /
+               ("ds-abi-" + std::to_string(rd()) + std::to_string(rd()));
         std::filesystem::create_directories(dir_);
         registry_.scan({folder});
         plugin_ = registry_.find(DS_KIND_STORE, "sqlite");
         ASSERT_NE(plugin_, nullptr) << "no SQLite store loaded from " << folder;
         ds_test::TestConfig config("store.sqlite", {{"path", (dir_ / "relay.db").string()}});
         char err[512] = {0};
-        ASSERT_EQ(plugin_->store.create(host_.api(), config.get(), &instance_, err, sizeof err), DS_OK) << err;
+        ASSERT_EQ(plugin_->store.create(host_.api(), config.get(), &instance_, err, sizeof err),
+                  DS_OK)
+            << err;
         store_ = std::make_unique<relay::StoreClient>(&plugin_->store, instance_);
         // Two finished commands completed 60 s ago (older than the retention), one finished
         // now, one still pending from 60 s ago.
@@ -134,11 +139,11 @@ protected:
         o.listen = "127.0.0.1:0";
         o.reaperIntervalMs = 100;
         o.commandRetentionMs = 5000;
-        o.commandTtlMs = 3600000; // old-pending stays pending: only the purge is under test
+        o.commandTtlMs = 3600000;  // old-pending stays pending: only the purge is under test
         relay_ = std::make_unique<relay::Relay>(o, *store_, *logger_);
         relay_->start();
     }
-    void enqueue(const std::string &id, int64_t createdAt) {
+    void enqueue(const std::string& id, int64_t createdAt) {
         relay::CommandRecord c;
         c.id = id;
         c.clientId = "desk-1";
@@ -149,7 +154,7 @@ protected:
         ASSERT_TRUE(store_->enqueueCommand(c, created).ok());
         ASSERT_TRUE(created);
     }
-    bool exists(const std::string &id) {
+    bool exists(const std::string& id) {
         std::optional<relay::CommandRecord> c;
         relay::StoreStatus st = store_->getCommand(id, c);
         EXPECT_TRUE(st.ok() || st.code == DS_ERR_NOT_FOUND) << st.message;
@@ -166,16 +171,16 @@ protected:
 
     std::filesystem::path dir_;
     host::PluginRegistry registry_;
-    const host::PluginInfo *plugin_ = nullptr;
+    const host::PluginInfo* plugin_ = nullptr;
     ds_test::TestHost host_;
-    void *instance_ = nullptr;
+    void* instance_ = nullptr;
     std::unique_ptr<relay::StoreClient> store_;
     Poco::AutoPtr<MemoryChannel> channel_;
-    Poco::Logger *logger_ = nullptr;
+    Poco::Logger* logger_ = nullptr;
     std::unique_ptr<relay::Relay> relay_;
 };
 
-const char *kSkipped = "purging finished commands skipped";
+const char* kSkipped = "purging finished commands skipped";
 
 // Bound: the job runs every 100 ms; 15 s leaves room for ASan on 2 busy cores. Without the purge
 // the old rows stay forever and the wait fails.
@@ -185,10 +190,13 @@ TEST_F(RelayPurge, StoreOfAbi11PurgesFinishedCommandsOlderThanTheRetention) {
     ASSERT_EQ(plugin_->abiMinor, DS_ABI_MINOR);
     ASSERT_TRUE(store_->canPurge());
     // The log line follows the DELETE: wait for both.
-    EXPECT_TRUE(eventually([&] {
-        return !exists("old-done") && !exists("old-failed") &&
-               channel_->countContaining("purged 2 finished commands") > 0;
-    }, 15000)) << channel_->all();
+    EXPECT_TRUE(eventually(
+        [&] {
+            return !exists("old-done") && !exists("old-failed") &&
+                   channel_->countContaining("purged 2 finished commands") > 0;
+        },
+        15000))
+        << channel_->all();
     EXPECT_TRUE(exists("recent-done")) << "finished within the retention: kept";
     EXPECT_TRUE(exists("old-pending")) << "open commands are never purged";
     EXPECT_EQ(channel_->countContaining("purged 2 finished commands"), 1u) << channel_->all();
@@ -203,11 +211,13 @@ TEST_F(RelayPurge, StoreOfAbi10RunsAndPurgingIsSkippedWithOneLogLine) {
     EXPECT_EQ(plugin_->abiMinor, 0) << "the plugin must really be a 1.0 build";
     EXPECT_EQ(plugin_->store.struct_size, host::kStoreVtableSize_1_0);
     EXPECT_FALSE(store_->canPurge());
-    ASSERT_TRUE(eventually([&] { return channel_->countContaining(kSkipped) > 0; }, 15000)) << channel_->all();
+    ASSERT_TRUE(eventually([&] { return channel_->countContaining(kSkipped) > 0; }, 15000))
+        << channel_->all();
     // Several more maintenance runs (100 ms apart) must not repeat the line.
     std::this_thread::sleep_for(std::chrono::milliseconds(1000));
     EXPECT_EQ(channel_->countContaining(kSkipped), 1u) << channel_->all();
-    EXPECT_NE(channel_->all().find("added in plugin ABI 1.1"), std::string::npos) << channel_->all();
+    EXPECT_NE(channel_->all().find("added in plugin ABI 1.1"), std::string::npos)
+        << channel_->all();
     EXPECT_TRUE(exists("old-done"));
     EXPECT_TRUE(exists("old-failed"));
     // The relay otherwise works with the 1.0 store: it registered its instance.
@@ -216,4 +226,4 @@ TEST_F(RelayPurge, StoreOfAbi10RunsAndPurgingIsSkippedWithOneLogLine) {
     EXPECT_EQ(instances.size(), 1u);
 }
 
-} // namespace
+}  // namespace

@@ -10,9 +10,9 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#define DS_FIELD(type, field, offset, size)                                                 \
-    _Static_assert(offsetof(type, field) == (offset), #type "." #field " moved");          \
-    _Static_assert(sizeof(((type *)0)->field) == (size), #type "." #field " changed size")
+#define DS_FIELD(type, field, offset, size)                                       \
+    _Static_assert(offsetof(type, field) == (offset), #type "." #field " moved"); \
+    _Static_assert(sizeof(((type*)0)->field) == (size), #type "." #field " changed size")
 /* A struct nothing was appended to since 1.0. */
 #define DS_SIZE(type, size) _Static_assert(sizeof(type) == (size), #type " changed size")
 /* A struct that only grows at its end. */
@@ -29,17 +29,17 @@ _Static_assert(DS_OK == 0 && DS_TIMEOUT == 1 && DS_REINIT == 2 && DS_ERR_INVALID
                    DS_ERR_CONFIG == -10 && DS_ERR_INTERNAL == -11,
                "status codes are part of the ABI");
 _Static_assert(DS_KIND_CAPTURE == 1 && DS_KIND_ENCODER == 2 && DS_KIND_STORE == 3, "kinds");
-_Static_assert(DS_CODEC_JPEG == 1 && DS_CODEC_WEBP == 2 && DS_CODEC_AVIF == 3 && DS_CODEC_PNG == 4 &&
-                   DS_CODEC_RAW_BGRA == 5,
+_Static_assert(DS_CODEC_JPEG == 1 && DS_CODEC_WEBP == 2 && DS_CODEC_AVIF == 3 &&
+                   DS_CODEC_PNG == 4 && DS_CODEC_RAW_BGRA == 5,
                "codecs are the wire protocol's codec byte");
 _Static_assert(DS_PIXEL_BGRA == 1 && DS_PIXEL_BGRX == 2 && DS_PIXEL_RGBA == 3 && DS_PIXEL_RGBX == 4,
                "pixel formats");
-_Static_assert(DS_CAPTURE_CAP_INPUT == 1 && DS_CAPTURE_CAP_CURSOR == 2 && DS_CAPTURE_CAP_DAMAGE == 4,
+_Static_assert(DS_CAPTURE_CAP_INPUT == 1 && DS_CAPTURE_CAP_CURSOR == 2 &&
+                   DS_CAPTURE_CAP_DAMAGE == 4,
                "capture capability bits");
 _Static_assert(DS_MONITOR_NAME_MAX == 64 && DS_CAPTURE_MAX_HELD_FRAMES == 2, "capture limits");
 
 #if defined(__x86_64__) && defined(__LP64__)
-
 
 DS_SIZE(ds_config, 32);
 DS_FIELD(ds_config, struct_size, 0, 4);

@@ -29,23 +29,24 @@
 #include <unistd.h>
 #include <vector>
 
-extern char **environ;
+extern char** environ;
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
 namespace {
 
-std::string readFile(const std::string &path) {
+std::string readFile(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     std::stringstream s;
     s << in.rdbuf();
     return s.str();
 }
 
-fs::path freshDir(const std::string &what) {
+fs::path freshDir(const std::string& what) {
     std::random_device rd;
-    fs::path p = fs::temp_directory_path() / ("ds-pkg-" + what + "-" + std::to_string(rd()) + std::to_string(rd()));
+    fs::path p = fs::temp_directory_path() /
+                 ("ds-pkg-" + what + "-" + std::to_string(rd()) + std::to_string(rd()));
     fs::create_directories(p);
     return p;
 }
@@ -53,18 +54,20 @@ fs::path freshDir(const std::string &what) {
 // A child process with stdout/stderr in files (no pipe can fill up); killed if still running.
 class Process {
 public:
-    Process(const std::string &program, std::vector<std::string> args, const fs::path &dir,
-            const fs::path &cwd = {})
+    Process(const std::string& program, std::vector<std::string> args, const fs::path& dir,
+            const fs::path& cwd = {})
         : dir_(dir) {
         args.insert(args.begin(), program);
-        std::vector<char *> argv;
-        for (auto &a : args) argv.push_back(a.data());
+        std::vector<char*> argv;
+        for (auto& a : args) argv.push_back(a.data());
         argv.push_back(nullptr);
         posix_spawn_file_actions_t actions;
         posix_spawn_file_actions_init(&actions);
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-        posix_spawn_file_actions_addopen(&actions, 1, (dir_ / "stdout").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        posix_spawn_file_actions_addopen(&actions, 2, (dir_ / "stderr").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        posix_spawn_file_actions_addopen(&actions, 1, (dir_ / "stdout").c_str(),
+                                         O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        posix_spawn_file_actions_addopen(&actions, 2, (dir_ / "stderr").c_str(),
+                                         O_WRONLY | O_CREAT | O_TRUNC, 0644);
         // The child runs in `cwd` (glibc's posix_spawn_file_actions_addchdir_np).
         if (!cwd.empty()) posix_spawn_file_actions_addchdir_np(&actions, cwd.c_str());
         int rc = posix_spawn(&pid_, program.c_str(), &actions, nullptr, argv.data(), environ);
@@ -112,8 +115,8 @@ private:
     int status_ = -1;
 };
 
-int runToEnd(const std::string &program, const std::vector<std::string> &args, const fs::path &dir,
-             std::chrono::milliseconds timeout, std::string &output) {
+int runToEnd(const std::string& program, const std::vector<std::string>& args, const fs::path& dir,
+             std::chrono::milliseconds timeout, std::string& output) {
     Process p(program, args, dir);
     int st = p.wait(timeout);
     output = p.output();
@@ -128,8 +131,7 @@ uint16_t pickPort() {
         try {
             Poco::Net::ServerSocket s(Poco::Net::SocketAddress("127.0.0.1", port));
             return port;
-        } catch (...) {
-        }
+        } catch (...) {}
     }
     throw std::runtime_error("no free port");
 }
@@ -141,28 +143,32 @@ struct Picture {
 
 // Connects a viewer to the relay on `port` (retrying until it listens), subscribes to `desktop`
 // (retrying until the agent registered) and returns the first frame. Bound: `timeoutMs`.
-bool receivePicture(uint16_t port, const std::string &desktop, int timeoutMs, Picture &out, std::string &why) {
+bool receivePicture(uint16_t port, const std::string& desktop, int timeoutMs, Picture& out,
+                    std::string& why) {
     auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeoutMs);
     while (std::chrono::steady_clock::now() < deadline) {
         try {
             ds_itest::WsClient viewer(port, "/ws/viewer", true);
             viewer.send(ds_itest::viewerHandshake());
-            if (!viewer.waitFor("handshake_ack", 3000)) throw std::runtime_error("no handshake_ack");
+            if (!viewer.waitFor("handshake_ack", 3000))
+                throw std::runtime_error("no handshake_ack");
             viewer.send("{\"type\":\"subscribe\",\"desktopClientId\":\"" + desktop + "\"}");
             ds_itest::Json reply = viewer.next(3000);
             while (reply && viewer.answerIfPing(reply)) reply = viewer.next(3000);
             if (!reply || ds_itest::str(reply, "type") != "subscribed")
-                throw std::runtime_error("not subscribed: " + (reply ? ds_itest::str(reply, "type") : "timeout"));
+                throw std::runtime_error("not subscribed: " +
+                                         (reply ? ds_itest::str(reply, "type") : "timeout"));
             while (std::chrono::steady_clock::now() < deadline) {
                 std::string bin = viewer.waitBinary(1000);
                 if (bin.empty()) continue;
-                auto d = deskstream::core::decodeFrame(reinterpret_cast<const uint8_t *>(bin.data()), bin.size(), 0);
+                auto d = deskstream::core::decodeFrame(reinterpret_cast<const uint8_t*>(bin.data()),
+                                                       bin.size(), 0);
                 if (!d.ok) continue;
                 out.header = d.header;
                 out.payload = bin.substr(d.header.headerLength);
                 return true;
             }
-        } catch (const std::exception &e) {
+        } catch (const std::exception& e) {
             why = e.what();
         }
         std::this_thread::sleep_for(200ms);
@@ -171,14 +177,16 @@ bool receivePicture(uint16_t port, const std::string &desktop, int timeoutMs, Pi
 }
 
 // The colour of the centre pixel of a JPEG as RRGGBB components.
-bool centrePixel(const std::string &jpeg, int &r, int &g, int &b) {
+bool centrePixel(const std::string& jpeg, int& r, int& g, int& b) {
     tjhandle h = tjInitDecompress();
     int w = 0, hgt = 0, sub = 0, cs = 0;
-    bool ok = tjDecompressHeader3(h, reinterpret_cast<const unsigned char *>(jpeg.data()),
-                                  static_cast<unsigned long>(jpeg.size()), &w, &hgt, &sub, &cs) == 0;
+    bool ok =
+        tjDecompressHeader3(h, reinterpret_cast<const unsigned char*>(jpeg.data()),
+                            static_cast<unsigned long>(jpeg.size()), &w, &hgt, &sub, &cs) == 0;
     std::vector<unsigned char> rgb(static_cast<size_t>(w) * hgt * 3);
-    ok = ok && tjDecompress2(h, reinterpret_cast<const unsigned char *>(jpeg.data()),
-                             static_cast<unsigned long>(jpeg.size()), rgb.data(), w, 0, hgt, TJPF_RGB, 0) == 0;
+    ok = ok && tjDecompress2(h, reinterpret_cast<const unsigned char*>(jpeg.data()),
+                             static_cast<unsigned long>(jpeg.size()), rgb.data(), w, 0, hgt,
+                             TJPF_RGB, 0) == 0;
     tjDestroy(h);
     if (!ok) return false;
     size_t i = (static_cast<size_t>(hgt / 2) * w + w / 2) * 3;
@@ -188,7 +196,7 @@ bool centrePixel(const std::string &jpeg, int &r, int &g, int &b) {
     return true;
 }
 
-void expectColour(const Picture &p, int r, int g, int b) {
+void expectColour(const Picture& p, int r, int g, int b) {
     int pr = -1, pg = -1, pb = -1;
     ASSERT_TRUE(centrePixel(p.payload, pr, pg, pb)) << "the payload is not a JPEG";
     // JPEG at quality >= 30 keeps a flat colour within a few levels.
@@ -204,56 +212,64 @@ TEST(Install, InstalledTreeStreamsTheSkeletonBuiltAgainstItToAViewer) {
     fs::path work = freshDir("install");
     fs::path prefix = work / "prefix";
     std::string out;
-    ASSERT_EQ(runToEnd(DS_CMAKE_COMMAND, {"--install", DS_BINARY_ROOT, "--prefix", prefix.string()}, work / "",
-                       300s, out),
+    ASSERT_EQ(runToEnd(DS_CMAKE_COMMAND, {"--install", DS_BINARY_ROOT, "--prefix", prefix.string()},
+                       work / "", 300s, out),
               0)
         << out;
-    for (const char *f : {"bin/deskstream", "lib/deskstream/plugins/deskstream_store_sqlite.so",
-                          "lib/deskstream/plugins/deskstream_encoder_jpeg.so",
-                          "lib/deskstream/plugins/deskstream_capture_synthetic.so", "include/deskstream/plugin.h",
-                          "include/deskstream/plugin.hpp", "include/deskstream/host/host.hpp",
-                          "share/deskstream/web/index.html", "share/deskstream/examples/deskstream.ini",
-                          "lib/cmake/deskstream/deskstreamConfig.cmake",
-                          "lib/cmake/deskstream/deskstreamConfigVersion.cmake",
-                          "lib/cmake/deskstream/deskstreamSdkTargets.cmake",
-                          "lib/cmake/deskstream/deskstreamPlugin.cmake"})
+    for (const char* f :
+         {"bin/deskstream", "lib/deskstream/plugins/deskstream_store_sqlite.so",
+          "lib/deskstream/plugins/deskstream_encoder_jpeg.so",
+          "lib/deskstream/plugins/deskstream_capture_synthetic.so", "include/deskstream/plugin.h",
+          "include/deskstream/plugin.hpp", "include/deskstream/host/host.hpp",
+          "share/deskstream/web/index.html", "share/deskstream/examples/deskstream.ini",
+          "lib/cmake/deskstream/deskstreamConfig.cmake",
+          "lib/cmake/deskstream/deskstreamConfigVersion.cmake",
+          "lib/cmake/deskstream/deskstreamSdkTargets.cmake",
+          "lib/cmake/deskstream/deskstreamPlugin.cmake"})
         EXPECT_TRUE(fs::exists(prefix / f)) << f;
 
     // The skeleton, out of tree, with find_package(deskstream 1.1 CONFIG) and nothing else.
     fs::path skeleton = work / "skeleton";
     ASSERT_EQ(runToEnd(DS_CMAKE_COMMAND,
-                       {"-S", std::string(DS_SOURCE_DIR) + "/examples/plugin_skeleton", "-B", skeleton.string(),
-                        "-DCMAKE_BUILD_TYPE=Release", "-DCMAKE_CXX_COMPILER=" + std::string(DS_CXX_COMPILER),
+                       {"-S", std::string(DS_SOURCE_DIR) + "/examples/plugin_skeleton", "-B",
+                        skeleton.string(), "-DCMAKE_BUILD_TYPE=Release",
+                        "-DCMAKE_CXX_COMPILER=" + std::string(DS_CXX_COMPILER),
                         "-DCMAKE_PREFIX_PATH=" + prefix.string()},
                        work, 120s, out),
               0)
         << out;
-    ASSERT_EQ(runToEnd(DS_CMAKE_COMMAND, {"--build", skeleton.string()}, work, 300s, out), 0) << out;
+    ASSERT_EQ(runToEnd(DS_CMAKE_COMMAND, {"--build", skeleton.string()}, work, 300s, out), 0)
+        << out;
     fs::copy_file(skeleton / "deskstream_capture_skeleton.so",
                   prefix / "lib/deskstream/plugins/deskstream_capture_skeleton.so");
 
     // A version the package does not offer is refused by find_package.
     fs::path probe = work / "probe";
     fs::create_directories(probe);
-    std::ofstream(probe / "CMakeLists.txt") << "cmake_minimum_required(VERSION 3.16)\nproject(p NONE)\n"
-                                               "find_package(deskstream 2.0 CONFIG REQUIRED)\n";
-    EXPECT_NE(runToEnd(DS_CMAKE_COMMAND, {"-S", probe.string(), "-B", (probe / "b").string(),
-                                          "-DCMAKE_PREFIX_PATH=" + prefix.string()},
+    std::ofstream(probe / "CMakeLists.txt")
+        << "cmake_minimum_required(VERSION 3.16)\nproject(p NONE)\n"
+           "find_package(deskstream 2.0 CONFIG REQUIRED)\n";
+    EXPECT_NE(runToEnd(DS_CMAKE_COMMAND,
+                       {"-S", probe.string(), "-B", (probe / "b").string(),
+                        "-DCMAKE_PREFIX_PATH=" + prefix.string()},
                        work, 120s, out),
               0)
-        << "find_package(deskstream 2.0) must fail against a 1.x package\n" << out;
+        << "find_package(deskstream 2.0) must fail against a 1.x package\n"
+        << out;
 
     // The embedding example, out of tree against the installed package (COMPONENTS host): the
     // exported deskstream::host links and runs, with the skeleton linked in statically. The
     // installed libraries carry this tree's sanitizer flags, so the program gets them too.
     fs::path embed = work / "embed";
-    ASSERT_EQ(runToEnd(DS_CMAKE_COMMAND,
-                       {"-S", std::string(DS_SOURCE_DIR) + "/examples/embed", "-B", embed.string(),
-                        "-DCMAKE_BUILD_TYPE=Debug", "-DCMAKE_CXX_COMPILER=" + std::string(DS_CXX_COMPILER),
-                        "-DCMAKE_PREFIX_PATH=" + prefix.string(), "-DCMAKE_CXX_FLAGS=" DS_SANITIZE_FLAGS,
-                        "-DCMAKE_EXE_LINKER_FLAGS=" DS_SANITIZE_FLAGS},
-                       work, 120s, out),
-              0)
+    ASSERT_EQ(
+        runToEnd(
+            DS_CMAKE_COMMAND,
+            {"-S", std::string(DS_SOURCE_DIR) + "/examples/embed", "-B", embed.string(),
+             "-DCMAKE_BUILD_TYPE=Debug", "-DCMAKE_CXX_COMPILER=" + std::string(DS_CXX_COMPILER),
+             "-DCMAKE_PREFIX_PATH=" + prefix.string(), "-DCMAKE_CXX_FLAGS=" DS_SANITIZE_FLAGS,
+             "-DCMAKE_EXE_LINKER_FLAGS=" DS_SANITIZE_FLAGS},
+            work, 120s, out),
+        0)
         << out;
     ASSERT_EQ(runToEnd(DS_CMAKE_COMMAND, {"--build", embed.string()}, work, 600s, out), 0) << out;
     {
@@ -266,12 +282,14 @@ TEST(Install, InstalledTreeStreamsTheSkeletonBuiltAgainstItToAViewer) {
                         embedRun);
         Picture p;
         std::string why;
-        ASSERT_TRUE(receivePicture(embedPort, "embedded-desk", 60000, p, why)) << why << "\n" << program.output();
+        ASSERT_TRUE(receivePicture(embedPort, "embedded-desk", 60000, p, why)) << why << "\n"
+                                                                               << program.output();
         expectColour(p, 0x20, 0xa0, 0x40);
         program.signal(SIGTERM);
         EXPECT_EQ(program.wait(30s), 0) << program.output();
         // The installed skeleton module has the same name: the static registration came first.
-        EXPECT_NE(program.err().find("capture plugin name 'skeleton' is already taken by static:SkeletonCapture"),
+        EXPECT_NE(program.err().find(
+                      "capture plugin name 'skeleton' is already taken by static:SkeletonCapture"),
                   std::string::npos)
             << program.err();
     }
@@ -282,16 +300,18 @@ TEST(Install, InstalledTreeStreamsTheSkeletonBuiltAgainstItToAViewer) {
     fs::create_directories(run);
     uint16_t port = pickPort();
     std::string listen = "127.0.0.1:" + std::to_string(port);
-    Process host((prefix / "bin/deskstream").string(),
-                 {"--set", "relay.listen=" + listen, "--set", "relay.public_url=http://" + listen, "--set",
-                  "agent.relay_url=ws://" + listen + "/ws/agent", "--set", "agent.client_id=installed-desk",
-                  "--set", "agent.capture=skeleton", "--set", "capture.skeleton.width=160", "--set",
-                  "capture.skeleton.height=120", "--set", "capture.skeleton.color=e04020", "--set",
-                  "host.state_dir=" + (run / "state").string()},
-                 run, run);
+    Process host(
+        (prefix / "bin/deskstream").string(),
+        {"--set", "relay.listen=" + listen, "--set", "relay.public_url=http://" + listen, "--set",
+         "agent.relay_url=ws://" + listen + "/ws/agent", "--set", "agent.client_id=installed-desk",
+         "--set", "agent.capture=skeleton", "--set", "capture.skeleton.width=160", "--set",
+         "capture.skeleton.height=120", "--set", "capture.skeleton.color=e04020", "--set",
+         "host.state_dir=" + (run / "state").string()},
+        run, run);
     Picture pic;
     std::string why;
-    ASSERT_TRUE(receivePicture(port, "installed-desk", 60000, pic, why)) << why << "\n" << host.output();
+    ASSERT_TRUE(receivePicture(port, "installed-desk", 60000, pic, why)) << why << "\n"
+                                                                         << host.output();
     EXPECT_EQ(pic.header.screenWidth, 160u);
     EXPECT_EQ(pic.header.screenHeight, 120u);
     expectColour(pic, 0xe0, 0x40, 0x20);
@@ -308,19 +328,23 @@ TEST(Install, InstalledTreeStreamsTheSkeletonBuiltAgainstItToAViewer) {
 TEST(Embed, ExampleProgramStreamsAFrameAndExitsZeroOnSigterm) {
     fs::path work = freshDir("embed");
     uint16_t port = pickPort();
-    Process embed(DS_EMBED_EXE, {DS_BUILD_PLUGIN_DIR, std::to_string(port), (work / "state").string()}, work);
+    Process embed(DS_EMBED_EXE,
+                  {DS_BUILD_PLUGIN_DIR, std::to_string(port), (work / "state").string()}, work);
     Picture pic;
     std::string why;
-    ASSERT_TRUE(receivePicture(port, "embedded-desk", 60000, pic, why)) << why << "\n" << embed.output();
+    ASSERT_TRUE(receivePicture(port, "embedded-desk", 60000, pic, why)) << why << "\n"
+                                                                        << embed.output();
     EXPECT_EQ(pic.header.screenWidth, 320u);
     EXPECT_EQ(pic.header.screenHeight, 200u);
     expectColour(pic, 0x20, 0xa0, 0x40);
     embed.signal(SIGTERM);
     EXPECT_EQ(embed.wait(30s), 0) << embed.output();
     const std::string err = embed.err();
-    EXPECT_NE(err.find("[vendor] host.plugins: loaded capture plugin 'skeleton' 0.1.0 from static:SkeletonCapture"),
+    EXPECT_NE(err.find("[vendor] host.plugins: loaded capture plugin 'skeleton' 0.1.0 from "
+                       "static:SkeletonCapture"),
               std::string::npos)
-        << "the host logs into the vendor's channel\n" << err;
+        << "the host logs into the vendor's channel\n"
+        << err;
     EXPECT_NE(embed.out().find("embed: stopped"), std::string::npos) << embed.output();
     std::error_code ec;
     fs::remove_all(work, ec);
@@ -333,27 +357,40 @@ TEST(Rescan, PluginCopiedIntoAFolderIsLoadedOnSighup) {
     fs::create_directories(extra);
     uint16_t port = pickPort();
     Process host(DS_DESKSTREAM_EXE,
-                 {"--role", "relay", "--set", "host.plugins.path=" + std::string(DS_BUILD_PLUGIN_DIR) + ";" + extra.string(),
+                 {"--role", "relay", "--set",
+                  "host.plugins.path=" + std::string(DS_BUILD_PLUGIN_DIR) + ";" + extra.string(),
                   "--set", "relay.listen=127.0.0.1:" + std::to_string(port), "--set",
                   "host.state_dir=" + (work / "state").string()},
                  work);
-    ASSERT_TRUE(ds_itest::eventually([&] { return host.out().find("running") != std::string::npos; }, 60000))
+    ASSERT_TRUE(ds_itest::eventually(
+        [&] { return host.out().find("running") != std::string::npos; }, 60000))
         << host.output();
     const std::string loadedLine = "loaded encoder plugin 'test_c_raw'";
     EXPECT_EQ(host.output().find(loadedLine), std::string::npos);
     fs::copy_file(std::string(DS_ABI10_PLUGIN_ROOT) + "/encoder/deskstream_encoder_test_c_raw.so",
                   extra / "deskstream_encoder_test_c_raw.so");
     host.signal(SIGHUP);
-    EXPECT_TRUE(ds_itest::eventually([&] { return host.output().find(loadedLine) != std::string::npos; }, 20000))
+    EXPECT_TRUE(ds_itest::eventually(
+        [&] { return host.output().find(loadedLine) != std::string::npos; }, 20000))
         << host.output();
-    EXPECT_TRUE(ds_itest::eventually([&] {
-        return host.output().find("SIGHUP: rescanned the plugin folders: 1 new plugin(s) loaded") != std::string::npos;
-    }, 20000)) << host.output();
+    EXPECT_TRUE(ds_itest::eventually(
+        [&] {
+            return host.output().find(
+                       "SIGHUP: rescanned the plugin folders: 1 new plugin(s) loaded") !=
+                   std::string::npos;
+        },
+        20000))
+        << host.output();
     // A second SIGHUP finds nothing new and keeps the plugin (never unloaded, never reloaded).
     host.signal(SIGHUP);
-    EXPECT_TRUE(ds_itest::eventually([&] {
-        return host.output().find("SIGHUP: rescanned the plugin folders: 0 new plugin(s) loaded") != std::string::npos;
-    }, 20000)) << host.output();
+    EXPECT_TRUE(ds_itest::eventually(
+        [&] {
+            return host.output().find(
+                       "SIGHUP: rescanned the plugin folders: 0 new plugin(s) loaded") !=
+                   std::string::npos;
+        },
+        20000))
+        << host.output();
     EXPECT_TRUE(host.running()) << "SIGHUP must not stop the host\n" << host.output();
     host.signal(SIGTERM);
     EXPECT_EQ(host.wait(30s), 0) << host.output();
@@ -361,4 +398,4 @@ TEST(Rescan, PluginCopiedIntoAFolderIsLoadedOnSighup) {
     fs::remove_all(work, ec);
 }
 
-} // namespace
+}  // namespace

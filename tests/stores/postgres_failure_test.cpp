@@ -23,10 +23,11 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-std::string env(const char *name) {
-    const char *v = std::getenv(name);
+std::string env(const char* name) {
+    const char* v = std::getenv(name);
     if (!v || !*v)
-        throw std::runtime_error(std::string(name) + " is not set: run through scripts/test.sh, or "
+        throw std::runtime_error(std::string(name) +
+                                 " is not set: run through scripts/test.sh, or "
                                  "`source scripts/lib/postgres.sh; pg_test_start` first");
     return v;
 }
@@ -39,7 +40,8 @@ long long msSince(Clock::time_point t0) {
 class ServerOutage {
 public:
     ServerOutage()
-        : ctl_(env("DESKSTREAM_TEST_PG_CTL")), data_(env("DESKSTREAM_TEST_PG_DATA")),
+        : ctl_(env("DESKSTREAM_TEST_PG_CTL")),
+          data_(env("DESKSTREAM_TEST_PG_DATA")),
           opts_(env("DESKSTREAM_TEST_PG_OPTS")) {}
     ~ServerOutage() {
         if (stopped_) start();
@@ -55,7 +57,7 @@ public:
     }
 
 private:
-    static void run(const std::string &cmd) {
+    static void run(const std::string& cmd) {
         if (std::system((cmd + " >/dev/null 2>&1").c_str()) != 0)
             throw std::runtime_error("command failed: " + cmd);
     }
@@ -72,17 +74,18 @@ public:
         sockaddr_in a{};
         a.sin_family = AF_INET;
         a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        if (listen_ < 0 || bind(listen_, reinterpret_cast<sockaddr *>(&a), sizeof a) != 0 || listen(listen_, 16) != 0)
+        if (listen_ < 0 || bind(listen_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+            listen(listen_, 16) != 0)
             throw std::runtime_error("proxy: cannot listen");
         socklen_t len = sizeof a;
-        getsockname(listen_, reinterpret_cast<sockaddr *>(&a), &len);
+        getsockname(listen_, reinterpret_cast<sockaddr*>(&a), &len);
         port_ = ntohs(a.sin_port);
         thread_ = std::thread([this] { loop(); });
     }
     ~FreezableProxy() {
         stop_ = true;
         thread_.join();
-        for (auto &p : pairs_) {
+        for (auto& p : pairs_) {
             close(p.first);
             close(p.second);
         }
@@ -97,7 +100,7 @@ private:
             std::vector<pollfd> fds;
             if (!frozen_) {
                 fds.push_back({listen_, POLLIN, 0});
-                for (auto &p : pairs_) {
+                for (auto& p : pairs_) {
                     fds.push_back({p.first, POLLIN, 0});
                     fds.push_back({p.second, POLLIN, 0});
                 }
@@ -120,7 +123,7 @@ private:
         a.sin_family = AF_INET;
         a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         a.sin_port = htons(static_cast<uint16_t>(target_));
-        if (connect(s, reinterpret_cast<sockaddr *>(&a), sizeof a) != 0) {
+        if (connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
             close(c);
             close(s);
             return;
@@ -147,10 +150,10 @@ private:
     std::thread thread_;
 };
 
-int pgPort(const std::string &conninfo) {
-    PQconninfoOption *opts = PQconninfoParse(conninfo.c_str(), nullptr);
+int pgPort(const std::string& conninfo) {
+    PQconninfoOption* opts = PQconninfoParse(conninfo.c_str(), nullptr);
     int port = 5432;
-    for (PQconninfoOption *o = opts; o && o->keyword; ++o)
+    for (PQconninfoOption* o = opts; o && o->keyword; ++o)
         if (std::string(o->keyword) == "port" && o->val) port = std::atoi(o->val);
     PQconninfoFree(opts);
     return port;
@@ -167,11 +170,11 @@ protected:
     void TearDown() override {
         try {
             adminExec("DROP SCHEMA IF EXISTS " + schema_ + " CASCADE");
-        } catch (const std::exception &e) {
+        } catch (const std::exception& e) {
             ADD_FAILURE() << e.what();
         }
     }
-    Result open(std::unique_ptr<StoreHandle> &h, const std::string &conninfo,
+    Result open(std::unique_ptr<StoreHandle>& h, const std::string& conninfo,
                 std::map<std::string, std::string> extra = {}) {
         extra["connection"] = conninfo;
         if (!extra.count("schema")) extra["schema"] = schema_;
@@ -186,7 +189,7 @@ protected:
 };
 
 TEST_F(PostgresFailure, ServerStoppedGivesUnavailableInTimeAndRecoversWithoutReopening) {
-    ServerOutage outage; // fails clearly when the pg_ctl variables are missing
+    ServerOutage outage;  // fails clearly when the pg_ctl variables are missing
     std::unique_ptr<StoreHandle> h;
     ASSERT_STORE_OK(open(h, conninfo_, {{"pool_size", "2"}}));
     ASSERT_STORE_OK(h->registerClient("c1", "relay-a", 1, 1));
@@ -234,12 +237,13 @@ TEST_F(PostgresFailure, RestartBetweenCallsIsInvisibleWithAFullPool) {
     ServerOutage outage;
     std::unique_ptr<StoreHandle> h;
     ASSERT_STORE_OK(open(h, conninfo_, {{"pool_size", "4"}}));
-    std::vector<std::thread> ts; // fill the pool with 4 connections
+    std::vector<std::thread> ts;  // fill the pool with 4 connections
     for (int t = 0; t < 8; ++t)
         ts.emplace_back([&, t] {
-            for (int i = 0; i < 10; ++i) EXPECT_STORE_OK(h->registerClient("c" + std::to_string(t), "r", i, i));
+            for (int i = 0; i < 10; ++i)
+                EXPECT_STORE_OK(h->registerClient("c" + std::to_string(t), "r", i, i));
         });
-    for (auto &t : ts) t.join();
+    for (auto& t : ts) t.join();
     outage.stop();
     outage.start();
     // Every pooled connection is dead now; the first call must still succeed.
@@ -256,14 +260,15 @@ TEST_F(PostgresFailure, ServerThatNeverAnswersTimesOutAtConnect) {
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     addr.sin_port = 0;
-    ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr), 0);
+    ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
     ASSERT_EQ(listen(fd, 8), 0);
     socklen_t len = sizeof addr;
-    ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr *>(&addr), &len), 0);
+    ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
     std::string port = std::to_string(ntohs(addr.sin_port));
     std::unique_ptr<StoreHandle> h;
     auto t0 = Clock::now();
-    Result r = open(h, "host=127.0.0.1 port=" + port + " dbname=x user=y password=z", {{"connect_timeout_s", "2"}});
+    Result r = open(h, "host=127.0.0.1 port=" + port + " dbname=x user=y password=z",
+                    {{"connect_timeout_s", "2"}});
     long long ms = msSince(t0);
     close(fd);
     EXPECT_EQ(r.status, DS_ERR_STORE_UNAVAILABLE) << r.message;
@@ -285,7 +290,8 @@ TEST_F(PostgresFailure, ServerThatStopsAnsweringMidSessionDoesNotHangCalls) {
     long long ms = msSince(t0);
     EXPECT_EQ(r.status, DS_ERR_STORE_UNAVAILABLE) << r.message;
     // The retry's connect attempt is what reports: it names the timeout that expired.
-    EXPECT_NE(r.message.find("127.0.0.1:" + std::to_string(proxy.port())), std::string::npos) << r.message;
+    EXPECT_NE(r.message.find("127.0.0.1:" + std::to_string(proxy.port())), std::string::npos)
+        << r.message;
     EXPECT_NE(r.message.find("timeout"), std::string::npos) << r.message;
     EXPECT_TRUE(opener_->host().logContains("no answer within statement_timeout_ms"));
     // Bound: the statement deadline (500 ms + 2 s), then one retry on a new connection that
@@ -313,11 +319,13 @@ TEST_F(PostgresFailure, UnreachablePortFailsFastNamingHostAndPort) {
 TEST_F(PostgresFailure, WrongPasswordIsAnAuthenticationError) {
     std::unique_ptr<StoreHandle> h;
     Result r = open(h, conninfo_ + " password=Xy7secretZ");
-    EXPECT_EQ(r.status, DS_ERR_AUTH) << r.message
-                                     << " (the test server must require passwords over TCP: see scripts/lib/postgres.sh)";
+    EXPECT_EQ(r.status, DS_ERR_AUTH)
+        << r.message
+        << " (the test server must require passwords over TCP: see scripts/lib/postgres.sh)";
     EXPECT_NE(r.message.find("password"), std::string::npos) << r.message;
     EXPECT_EQ(r.message.find("Xy7secretZ"), std::string::npos) << r.message;
-    for (const auto &line : opener_->host().logLines()) EXPECT_EQ(line.find("Xy7secretZ"), std::string::npos) << line;
+    for (const auto& line : opener_->host().logLines())
+        EXPECT_EQ(line.find("Xy7secretZ"), std::string::npos) << line;
 }
 
 TEST_F(PostgresFailure, BadConnectionStringIsAConfigErrorWithoutThePassword) {
@@ -333,15 +341,15 @@ TEST_F(PostgresFailure, BadConnectionStringIsAConfigErrorWithoutThePassword) {
 
 TEST_F(PostgresFailure, RoleWithoutInsertPrivilegeCannotRegister) {
     std::unique_ptr<StoreHandle> admin;
-    ASSERT_STORE_OK(open(admin, conninfo_)); // creates the schema at the current version
+    ASSERT_STORE_OK(open(admin, conninfo_));  // creates the schema at the current version
     ScopedPgRole limitedRole("ro_", schema_);
-    const std::string &role = limitedRole.name();
-    adminExec("GRANT USAGE ON SCHEMA " + schema_ + " TO " + role + "; GRANT SELECT, UPDATE, DELETE ON ALL TABLES IN SCHEMA " +
-              schema_ + " TO " + role);
+    const std::string& role = limitedRole.name();
+    adminExec("GRANT USAGE ON SCHEMA " + schema_ + " TO " + role +
+              "; GRANT SELECT, UPDATE, DELETE ON ALL TABLES IN SCHEMA " + schema_ + " TO " + role);
     std::unique_ptr<StoreHandle> limited;
     ASSERT_STORE_OK(open(limited, limitedRole.conninfo()));
     std::vector<Client> clients;
-    EXPECT_STORE_OK(limited->listClients(clients)); // SELECT is granted
+    EXPECT_STORE_OK(limited->listClients(clients));  // SELECT is granted
     Result r = limited->registerClient("c1", "relay-a", 1, 1);
     EXPECT_EQ(r.status, DS_ERR_PERMISSION) << r.message;
     EXPECT_NE(r.message.find("permission denied"), std::string::npos) << r.message;
@@ -350,7 +358,7 @@ TEST_F(PostgresFailure, RoleWithoutInsertPrivilegeCannotRegister) {
     EXPECT_NE(r.message.find("active_desktop_clients"), std::string::npos) << r.message;
     int32_t created = 0;
     EXPECT_EQ(limited->enqueue("x", "c1", 1, created).status, DS_ERR_PERMISSION);
-    EXPECT_STORE_OK(admin->registerClient("c1", "relay-a", 1, 1)); // the table itself is fine
+    EXPECT_STORE_OK(admin->registerClient("c1", "relay-a", 1, 1));  // the table itself is fine
 }
 
 TEST_F(PostgresFailure, TwoInstancesMigratingAtOnceBothSucceed) {
@@ -369,4 +377,4 @@ TEST_F(PostgresFailure, TwoInstancesMigratingAtOnceBothSucceed) {
     EXPECT_EQ(clients.size(), 1u);
 }
 
-} // namespace
+}  // namespace

@@ -32,17 +32,17 @@ protected:
     }
     void TearDown() override {
         std::error_code ec;
-        std::filesystem::permissions(dir_, std::filesystem::perms(0755), ec); // removable again
+        std::filesystem::permissions(dir_, std::filesystem::perms(0755), ec);  // removable again
         std::filesystem::remove_all(dir_, ec);
     }
-    Result openAt(const std::string &path, std::map<std::string, std::string> extra = {}) {
+    Result openAt(const std::string& path, std::map<std::string, std::string> extra = {}) {
         extra["path"] = path;
         ds_test::TestConfig cfg("store.sqlite", extra);
         std::unique_ptr<StoreHandle> h;
         return opener_->tryOpen(h, cfg);
     }
     // Runs openAt + one registration as 'nobody' in a child; returns the first failure.
-    Result openAsNobody(const std::string &path) {
+    Result openAsNobody(const std::string& path) {
         int fds[2];
         if (pipe(fds) != 0) return {DS_ERR_INTERNAL, "pipe failed"};
         pid_t pid = fork();
@@ -50,7 +50,8 @@ protected:
             close(fds[0]);
             Result r;
             if (getuid() == 0 && (setgid(kNobody) != 0 || setuid(kNobody) != 0)) {
-                r = {DS_ERR_INTERNAL, std::string("cannot drop to nobody: ") + std::strerror(errno)};
+                r = {DS_ERR_INTERNAL,
+                     std::string("cannot drop to nobody: ") + std::strerror(errno)};
             } else {
                 ds_test::TestConfig cfg("store.sqlite", {{"path", path}});
                 std::unique_ptr<StoreHandle> h;
@@ -81,7 +82,8 @@ protected:
 };
 
 TEST_F(SqliteFailure, ReadOnlyFolderGivesPermissionErrorAtOpen) {
-    std::filesystem::permissions(dir_, std::filesystem::perms(0555)); // nobody (or the owner) reads only
+    std::filesystem::permissions(dir_,
+                                 std::filesystem::perms(0555));  // nobody (or the owner) reads only
     Result r = openAsNobody((dir_ / "state.db").string());
     EXPECT_EQ(r.status, DS_ERR_PERMISSION) << r.message;
     EXPECT_NE(r.message.find("writable"), std::string::npos) << r.message;
@@ -90,7 +92,7 @@ TEST_F(SqliteFailure, ReadOnlyFolderGivesPermissionErrorAtOpen) {
 
 TEST_F(SqliteFailure, ReadOnlyDatabaseFileGivesPermissionErrorAtOpen) {
     std::string path = (dir_ / "state.db").string();
-    ASSERT_STORE_OK(openAt(path)); // created, then closed (WAL checkpointed)
+    ASSERT_STORE_OK(openAt(path));  // created, then closed (WAL checkpointed)
     std::filesystem::permissions(dir_, std::filesystem::perms(0555));
     std::filesystem::permissions(path, std::filesystem::perms(0444));
     Result r = openAsNobody(path);
@@ -149,12 +151,12 @@ TEST_F(SqliteFailure, DatabaseIsInWalModeWithFullSync) {
     ds_test::TestConfig cfg("store.sqlite", {{"path", path}});
     std::unique_ptr<StoreHandle> h;
     ASSERT_STORE_OK(opener_->tryOpen(h, cfg));
-    sqlite3 *db = nullptr;
+    sqlite3* db = nullptr;
     ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-    sqlite3_stmt *st = nullptr;
+    sqlite3_stmt* st = nullptr;
     ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, nullptr), SQLITE_OK);
     ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
-    EXPECT_STREQ(reinterpret_cast<const char *>(sqlite3_column_text(st, 0)), "wal");
+    EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)), "wal");
     sqlite3_finalize(st);
     sqlite3_close(db);
     EXPECT_TRUE(opener_->host().logContains("synchronous=full"));
@@ -172,8 +174,8 @@ TEST_F(SqliteFailure, SeveralInstancesOpeningANewFileAtOnceAllSucceed) {
                 ds_test::TestConfig cfg("store.sqlite", {{"path", path}});
                 results[t] = opener_->tryOpen(handles[t], cfg);
             });
-        for (auto &t : ts) t.join();
-        for (const auto &r : results) EXPECT_STORE_OK(r);
+        for (auto& t : ts) t.join();
+        for (const auto& r : results) EXPECT_STORE_OK(r);
         ASSERT_TRUE(handles[0]);
         EXPECT_STORE_OK(handles[0]->registerClient("c", "r", 1, 1));
     }
@@ -184,22 +186,24 @@ TEST_F(SqliteFailure, LockedByAnotherProcessGivesUnavailableAfterBusyTimeout) {
     ds_test::TestConfig cfg("store.sqlite", {{"path", path}, {"busy_timeout_ms", "200"}});
     std::unique_ptr<StoreHandle> h;
     ASSERT_STORE_OK(opener_->tryOpen(h, cfg));
-    sqlite3 *other = nullptr; // another "process" holding the write lock
+    sqlite3* other = nullptr;  // another "process" holding the write lock
     ASSERT_EQ(sqlite3_open(path.c_str(), &other), SQLITE_OK);
     ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
     auto t0 = std::chrono::steady_clock::now();
     Result r = h->registerClient("c1", "relay-a", 1, 1);
-    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+    auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+            .count();
     EXPECT_EQ(r.status, DS_ERR_STORE_UNAVAILABLE) << r.message;
     EXPECT_NE(r.message.find("busy_timeout_ms"), std::string::npos) << r.message;
     EXPECT_GE(ms, 150);
     EXPECT_LT(ms, 3000);
     sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr);
     sqlite3_close(other);
-    EXPECT_STORE_OK(h->registerClient("c1", "relay-a", 1, 1)); // lock gone: works again
+    EXPECT_STORE_OK(h->registerClient("c1", "relay-a", 1, 1));  // lock gone: works again
 }
 
-} // namespace
+}  // namespace
 
 // A relative [store.sqlite] path is placed in the host's state folder (host-provided key).
 TEST_F(SqliteFailure, RelativePathIsTakenInsideTheHostStateDir) {

@@ -17,7 +17,7 @@ class StoreContract : public ::testing::TestWithParam<std::string> {
 protected:
     void SetUp() override {
         backend_ = makeBackend(GetParam());
-        const auto *info = ::testing::UnitTest::GetInstance()->current_test_info();
+        const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
         backend_->createDatabase(info->name());
         opener_ = std::make_unique<Opener>(*backend_);
         store_ = opener_->open();
@@ -58,9 +58,10 @@ TEST_P(StoreContract, UpsertNeverDuplicates) {
     std::vector<Client> clients;
     ASSERT_STORE_OK(store_->listClients(clients));
     ASSERT_EQ(clients.size(), 2u);
-    auto c1 = std::find_if(clients.begin(), clients.end(), [](const Client &c) { return c.clientId == "c1"; });
+    auto c1 = std::find_if(clients.begin(), clients.end(),
+                           [](const Client& c) { return c.clientId == "c1"; });
     ASSERT_NE(c1, clients.end());
-    EXPECT_EQ(c1->name, "name-2"); // the last registration wins, whole row
+    EXPECT_EQ(c1->name, "name-2");  // the last registration wins, whole row
     EXPECT_EQ(c1->instanceId, "relay-2");
     EXPECT_EQ(c1->connectedAt, 102);
     EXPECT_EQ(c1->lastPing, 202);
@@ -78,7 +79,7 @@ TEST_P(StoreContract, TouchOnlyByTheHoldingInstance) {
     EXPECT_STORE_OK(store_->touch("c1", "relay-a", 600));
     ASSERT_STORE_OK(store_->listClients(clients));
     EXPECT_EQ(clients[0].lastPing, 600);
-    EXPECT_STORE_OK(store_->touch("c1", nullptr, 700)); // NULL: whoever holds it
+    EXPECT_STORE_OK(store_->touch("c1", nullptr, 700));  // NULL: whoever holds it
     ASSERT_STORE_OK(store_->listClients(clients));
     EXPECT_EQ(clients[0].lastPing, 700);
 }
@@ -92,7 +93,7 @@ TEST_P(StoreContract, UnregisterOnlyByTheHoldingInstance) {
     EXPECT_STORE_OK(store_->unregister("c1", "relay-a"));
     EXPECT_STORE_OK(store_->unregister("c2", nullptr));
     EXPECT_EQ(backend_->countRows("active_desktop_clients"), 0);
-    EXPECT_STORE_OK(store_->unregister("c1", "relay-a")); // absent: still OK
+    EXPECT_STORE_OK(store_->unregister("c1", "relay-a"));  // absent: still OK
 }
 
 TEST_P(StoreContract, EightThreadsRegisteringAndTouchingLoseNoUpdate) {
@@ -108,8 +109,9 @@ TEST_P(StoreContract, EightThreadsRegisteringAndTouchingLoseNoUpdate) {
                 std::string id = "t" + std::to_string(t) + "-c" + std::to_string(c);
                 std::vector<Result> rs;
                 rs.push_back(store_->registerClient(id, inst, 1, 1));
-                for (int k = 1; k <= kTouches; ++k) rs.push_back(store_->touch(id, inst.c_str(), 1000 * k + c));
-                for (const auto &r : rs)
+                for (int k = 1; k <= kTouches; ++k)
+                    rs.push_back(store_->touch(id, inst.c_str(), 1000 * k + c));
+                for (const auto& r : rs)
                     if (!r.ok()) {
                         std::lock_guard<std::mutex> l(m);
                         if (failures++ == 0) firstError = r.message;
@@ -117,12 +119,12 @@ TEST_P(StoreContract, EightThreadsRegisteringAndTouchingLoseNoUpdate) {
             }
         });
     }
-    for (auto &t : threads) t.join();
+    for (auto& t : threads) t.join();
     EXPECT_EQ(failures.load(), 0) << firstError;
     std::vector<Client> clients;
     ASSERT_STORE_OK(store_->listClients(clients));
     ASSERT_EQ(clients.size(), static_cast<size_t>(kThreads * kClients));
-    for (const auto &c : clients) {
+    for (const auto& c : clients) {
         int idx = std::stoi(c.clientId.substr(c.clientId.find("-c") + 2));
         EXPECT_EQ(c.lastPing, 1000 * kTouches + idx) << c.clientId;
     }
@@ -132,7 +134,7 @@ TEST_P(StoreContract, ReapRemovesOnlyStaleRows) {
     ASSERT_STORE_OK(store_->registerClient("a-old", "relay-a", 0, 100));
     ASSERT_STORE_OK(store_->registerClient("a-new", "relay-a", 0, 900));
     ASSERT_STORE_OK(store_->registerClient("b-old", "relay-b", 0, 100));
-    ASSERT_STORE_OK(store_->registerClient("b-edge", "relay-b", 0, 500)); // not < 500: stays
+    ASSERT_STORE_OK(store_->registerClient("b-edge", "relay-b", 0, 500));  // not < 500: stays
     uint32_t removed = 0;
     ASSERT_STORE_OK(store_->reap(500, "relay-a", removed));
     EXPECT_EQ(removed, 1u);
@@ -141,7 +143,7 @@ TEST_P(StoreContract, ReapRemovesOnlyStaleRows) {
     std::vector<Client> clients;
     ASSERT_STORE_OK(store_->listClients(clients));
     std::set<std::string> ids;
-    for (const auto &c : clients) ids.insert(c.clientId);
+    for (const auto& c : clients) ids.insert(c.clientId);
     EXPECT_EQ(ids, (std::set<std::string>{"a-new", "b-edge"}));
     ASSERT_STORE_OK(store_->reap(500, nullptr, removed));
     EXPECT_EQ(removed, 0u);
@@ -164,7 +166,8 @@ TEST_P(StoreContract, InstancesUpsertAndList) {
     std::vector<Instance> v;
     ASSERT_STORE_OK(store_->listInstances(v));
     ASSERT_EQ(v.size(), 2u);
-    auto a = std::find_if(v.begin(), v.end(), [](const Instance &i) { return i.instanceId == "relay-a"; });
+    auto a = std::find_if(v.begin(), v.end(),
+                          [](const Instance& i) { return i.instanceId == "relay-a"; });
     ASSERT_NE(a, v.end());
     EXPECT_EQ(a->publicUrl, "http://127.0.0.1:3");
     EXPECT_EQ(a->startedAt, 10);
@@ -173,7 +176,8 @@ TEST_P(StoreContract, InstancesUpsertAndList) {
 
 TEST_P(StoreContract, EnqueueIsIdempotentAndStoresPending) {
     int32_t created = -1;
-    ASSERT_STORE_OK(store_->enqueue("cmd-1", "c1", 1000, created, "input", "{\"k\":1}", "relay-a", "viewer-9"));
+    ASSERT_STORE_OK(
+        store_->enqueue("cmd-1", "c1", 1000, created, "input", "{\"k\":1}", "relay-a", "viewer-9"));
     EXPECT_EQ(created, 1);
     ASSERT_STORE_OK(store_->enqueue("cmd-1", "c1", 2000, created, "other", "{}"));
     EXPECT_EQ(created, 0);
@@ -205,7 +209,7 @@ TEST_P(StoreContract, ClaimOldestFirstWithLease) {
     ASSERT_EQ(got.size(), 2u);
     EXPECT_EQ(got[0].id, "k1");
     EXPECT_EQ(got[1].id, "k2");
-    for (const auto &c : got) {
+    for (const auto& c : got) {
         EXPECT_EQ(c.status, "delivered");
         EXPECT_EQ(c.deliveredAt, 10000);
         EXPECT_EQ(c.claimedUntil, 15000);
@@ -214,10 +218,10 @@ TEST_P(StoreContract, ClaimOldestFirstWithLease) {
     ASSERT_STORE_OK(store_->claim("c1", 10001, 5000, 10, got));
     ASSERT_EQ(got.size(), 1u);
     EXPECT_EQ(got[0].id, "k3");
-    ASSERT_STORE_OK(store_->claim("c1", 15000, 5000, 10, got)); // lease not yet expired
+    ASSERT_STORE_OK(store_->claim("c1", 15000, 5000, 10, got));  // lease not yet expired
     EXPECT_TRUE(got.empty());
     ASSERT_STORE_OK(store_->complete("k1", "done", "{\"ok\":true}", 15500));
-    ASSERT_STORE_OK(store_->claim("c1", 15001, 5000, 10, got)); // k2's lease expired
+    ASSERT_STORE_OK(store_->claim("c1", 15001, 5000, 10, got));  // k2's lease expired
     ASSERT_EQ(got.size(), 1u);
     EXPECT_EQ(got[0].id, "k2");
     EXPECT_EQ(got[0].attempts, 2);
@@ -227,7 +231,7 @@ TEST_P(StoreContract, ClaimOldestFirstWithLease) {
     EXPECT_EQ(k1.status, "done");
     EXPECT_EQ(k1.result, std::optional<std::string>("{\"ok\":true}"));
     EXPECT_EQ(k1.completedAt, 15500);
-    ASSERT_STORE_OK(store_->claim("c1", 99999, 5000, 10, got)); // done is never claimed again
+    ASSERT_STORE_OK(store_->claim("c1", 99999, 5000, 10, got));  // done is never claimed again
     ASSERT_EQ(got.size(), 2u);
     EXPECT_EQ(got[0].id, "k2");
     EXPECT_EQ(got[1].id, "k3");
@@ -243,7 +247,7 @@ TEST_P(StoreContract, TwoClaimersNeverGetTheSameCommand) {
     ASSERT_TRUE(second);
     std::vector<std::string> got[2];
     std::string errors[2];
-    auto run = [&](StoreHandle &s, int who) {
+    auto run = [&](StoreHandle& s, int who) {
         for (;;) {
             std::vector<Command> batch;
             Result r = s.claim("c1", 1000000, 60000, 3, batch);
@@ -252,7 +256,7 @@ TEST_P(StoreContract, TwoClaimersNeverGetTheSameCommand) {
                 return;
             }
             if (batch.empty()) return;
-            for (const auto &c : batch) got[who].push_back(c.id);
+            for (const auto& c : batch) got[who].push_back(c.id);
         }
     };
     std::thread a(run, std::ref(*store_), 0), b(run, std::ref(*second), 1);
@@ -262,7 +266,7 @@ TEST_P(StoreContract, TwoClaimersNeverGetTheSameCommand) {
     EXPECT_EQ(errors[1], "");
     std::set<std::string> all(got[0].begin(), got[0].end());
     size_t total = got[0].size() + got[1].size();
-    for (const auto &id : got[1]) EXPECT_TRUE(all.insert(id).second) << id << " claimed twice";
+    for (const auto& id : got[1]) EXPECT_TRUE(all.insert(id).second) << id << " claimed twice";
     EXPECT_EQ(total, static_cast<size_t>(kCommands));
     EXPECT_EQ(all.size(), static_cast<size_t>(kCommands));
 }
@@ -340,7 +344,8 @@ TEST_P(StoreContract, ExpireMarksOnlyOldOpenCommands) {
     ASSERT_STORE_OK(store_->get("old-pending", c));
     EXPECT_EQ(c.status, "expired");
     // The reason is stored with it (issue 18 point 12).
-    EXPECT_EQ(c.result.value_or(""), R"({"status":"expired","error":"not completed within the command TTL"})");
+    EXPECT_EQ(c.result.value_or(""),
+              R"({"status":"expired","error":"not completed within the command TTL"})");
     EXPECT_EQ(c.completedAt, 1000);
     ASSERT_STORE_OK(store_->get("old-delivered", c));
     EXPECT_EQ(c.status, "expired");
@@ -350,7 +355,7 @@ TEST_P(StoreContract, ExpireMarksOnlyOldOpenCommands) {
     EXPECT_FALSE(c.result.has_value() && c.result->find("expired") != std::string::npos);
     ASSERT_STORE_OK(store_->get("new", c));
     EXPECT_EQ(c.status, "pending");
-    ASSERT_STORE_OK(store_->claim("c1", 2000, 10, 10, got)); // expired is never claimed
+    ASSERT_STORE_OK(store_->claim("c1", 2000, 10, 10, got));  // expired is never claimed
     ASSERT_EQ(got.size(), 1u);
     EXPECT_EQ(got[0].id, "new");
 }
@@ -369,37 +374,41 @@ TEST_P(StoreContract, PurgeDeletesOnlyOldFinishedCommands) {
     ASSERT_STORE_OK(store_->complete("done-old", "done", "{}", 200));
     ASSERT_STORE_OK(store_->complete("failed-old", "failed", "{\"error\":\"x\"}", 210));
     uint32_t n = 0;
-    ASSERT_STORE_OK(store_->expire(125, 220, n)); // only expired-old is open and older than 125
+    ASSERT_STORE_OK(store_->expire(125, 220, n));  // only expired-old is open and older than 125
     ASSERT_EQ(n, 1u);
     ASSERT_STORE_OK(store_->complete("done-new", "done", "{}", 900));
     uint32_t purged = 0;
     ASSERT_STORE_OK(store_->purge(500, purged));
     EXPECT_EQ(purged, 3u);
     Command c;
-    for (const char *gone : {"done-old", "failed-old", "expired-old"}) {
+    for (const char* gone : {"done-old", "failed-old", "expired-old"}) {
         Result r = store_->get(gone, c);
         EXPECT_EQ(r.status, DS_ERR_NOT_FOUND) << gone;
     }
-    for (const char *kept : {"done-new", "pending-old", "delivered-old"}) EXPECT_STORE_OK(store_->get(kept, c)) << kept;
-    ASSERT_STORE_OK(store_->purge(500, purged)); // nothing left to purge
+    for (const char* kept : {"done-new", "pending-old", "delivered-old"})
+        EXPECT_STORE_OK(store_->get(kept, c)) << kept;
+    ASSERT_STORE_OK(store_->purge(500, purged));  // nothing left to purge
     EXPECT_EQ(purged, 0u);
-    ASSERT_STORE_OK(store_->purge(1000, purged)); // open commands are never purged
+    ASSERT_STORE_OK(store_->purge(1000, purged));  // open commands are never purged
     EXPECT_EQ(purged, 1u);
     EXPECT_STORE_OK(store_->get("pending-old", c));
     EXPECT_STORE_OK(store_->get("delivered-old", c));
 }
 
 TEST_P(StoreContract, BadArgumentsGetClearErrorsNotCrashes) {
-    const ds_store_vtable &vt = store_->vtable();
+    const ds_store_vtable& vt = store_->vtable();
     char err[256] = {0};
-    EXPECT_EQ(vt.register_client(store_->instance(), nullptr, err, sizeof err), DS_ERR_INVALID_ARGUMENT);
+    EXPECT_EQ(vt.register_client(store_->instance(), nullptr, err, sizeof err),
+              DS_ERR_INVALID_ARGUMENT);
     ds_client_record r{};
     r.struct_size = sizeof r;
     EXPECT_EQ(vt.register_client(store_->instance(), &r, err, sizeof err), DS_ERR_INVALID_ARGUMENT);
     EXPECT_NE(std::string(err).find("client_id"), std::string::npos) << err;
-    EXPECT_EQ(vt.touch_client(store_->instance(), nullptr, "x", 1, err, sizeof err), DS_ERR_INVALID_ARGUMENT);
-    EXPECT_EQ(vt.claim_commands(store_->instance(), "c1", 1, 0, 5, nullptr, nullptr, err, sizeof err),
+    EXPECT_EQ(vt.touch_client(store_->instance(), nullptr, "x", 1, err, sizeof err),
               DS_ERR_INVALID_ARGUMENT);
+    EXPECT_EQ(
+        vt.claim_commands(store_->instance(), "c1", 1, 0, 5, nullptr, nullptr, err, sizeof err),
+        DS_ERR_INVALID_ARGUMENT);
     std::vector<Command> got;
     EXPECT_EQ(store_->claim("c1", 1, 0, 5, got).status, DS_ERR_INVALID_ARGUMENT);
     int32_t created = 0;
@@ -420,7 +429,7 @@ TEST_P(StoreContract, NotificationsWakeOtherInstancesWhenSupported) {
     }
     ASSERT_NE(store_->vtable().poll_notifications, nullptr);
     std::vector<std::string> seen;
-    Result first = store_->poll(10, seen); // starts listening
+    Result first = store_->poll(10, seen);  // starts listening
     EXPECT_TRUE(first.status == DS_TIMEOUT || first.ok()) << first.message;
     auto other = opener_->open();
     ASSERT_TRUE(other);
@@ -443,7 +452,7 @@ TEST_P(StoreContract, NotificationsWakeOtherInstancesWhenSupported) {
     EXPECT_TRUE(seen.empty());
 }
 
-} // namespace
+}  // namespace
 
 INSTANTIATE_TEST_SUITE_P(Stores, StoreContract, ::testing::Values(STORE_BACKENDS),
-                         [](const ::testing::TestParamInfo<std::string> &i) { return i.param; });
+                         [](const ::testing::TestParamInfo<std::string>& i) { return i.param; });

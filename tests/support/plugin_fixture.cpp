@@ -18,20 +18,20 @@ TestHost::TestHost() {
     api_.wall_us = &TestHost::wallUs;
 }
 
-void TestHost::log(void *ctx, ds_log_level level, const char *plugin, const char *message) {
-    auto *self = static_cast<TestHost *>(ctx);
+void TestHost::log(void* ctx, ds_log_level level, const char* plugin, const char* message) {
+    auto* self = static_cast<TestHost*>(ctx);
     std::string line = std::string(plugin ? plugin : "?") + ": " + (message ? message : "");
     std::fprintf(stderr, "[plugin log %d] %s\n", static_cast<int>(level), line.c_str());
     std::lock_guard<std::mutex> lock(self->mutex_);
     self->lines_.push_back(line);
 }
 
-uint64_t TestHost::monotonicUs(void *) {
+uint64_t TestHost::monotonicUs(void*) {
     using namespace std::chrono;
     return duration_cast<microseconds>(steady_clock::now().time_since_epoch()).count();
 }
 
-uint64_t TestHost::wallUs(void *) {
+uint64_t TestHost::wallUs(void*) {
     using namespace std::chrono;
     return duration_cast<microseconds>(system_clock::now().time_since_epoch()).count();
 }
@@ -41,8 +41,8 @@ std::vector<std::string> TestHost::logLines() const {
     return lines_;
 }
 
-bool TestHost::logContains(const std::string &needle) const {
-    for (const auto &l : logLines())
+bool TestHost::logContains(const std::string& needle) const {
+    for (const auto& l : logLines())
         if (l.find(needle) != std::string::npos) return true;
     return false;
 }
@@ -55,8 +55,8 @@ TestConfig::TestConfig(std::string section, std::map<std::string, std::string> v
     config_.get = &TestConfig::lookup;
 }
 
-int32_t TestConfig::lookup(void *ctx, const char *key, char *out, size_t outSize) {
-    auto *self = static_cast<TestConfig *>(ctx);
+int32_t TestConfig::lookup(void* ctx, const char* key, char* out, size_t outSize) {
+    auto* self = static_cast<TestConfig*>(ctx);
     auto it = self->values_.find(key ? key : "");
     if (it == self->values_.end()) return -1;
     if (out && outSize > 0) {
@@ -67,16 +67,17 @@ int32_t TestConfig::lookup(void *ctx, const char *key, char *out, size_t outSize
     return static_cast<int32_t>(it->second.size());
 }
 
-std::string pluginPath(const std::string &kind, const std::string &name) {
+std::string pluginPath(const std::string& kind, const std::string& name) {
     return std::string(DS_TEST_PLUGIN_DIR) + "/deskstream_" + kind + "_" + name + ".so";
 }
 
-std::string sharedDataPath(const std::string &name) {
+std::string sharedDataPath(const std::string& name) {
     return std::string(DS_TEST_SHARED_DATA_DIR) + "/" + name;
 }
 
-LoadedPlugin::LoadedPlugin(const std::string &file) {
-    std::string path = file.find('/') == std::string::npos ? std::string(DS_TEST_PLUGIN_DIR) + "/" + file : file;
+LoadedPlugin::LoadedPlugin(const std::string& file) {
+    std::string path =
+        file.find('/') == std::string::npos ? std::string(DS_TEST_PLUGIN_DIR) + "/" + file : file;
     handle_ = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
     if (!handle_) throw std::runtime_error("cannot load " + path + ": " + dlerror());
     auto entry = reinterpret_cast<ds_plugin_entry_fn>(dlsym(handle_, DS_PLUGIN_ENTRY_SYMBOL));
@@ -88,17 +89,17 @@ LoadedPlugin::LoadedPlugin(const std::string &file) {
 
 LoadedPlugin::~LoadedPlugin() = default;
 
-const ds_capture_vtable &LoadedPlugin::capture() const {
+const ds_capture_vtable& LoadedPlugin::capture() const {
     if (descriptor_->kind != DS_KIND_CAPTURE) throw std::runtime_error("not a capture plugin");
-    return *static_cast<const ds_capture_vtable *>(descriptor_->vtable);
+    return *static_cast<const ds_capture_vtable*>(descriptor_->vtable);
 }
-const ds_encoder_vtable &LoadedPlugin::encoder() const {
+const ds_encoder_vtable& LoadedPlugin::encoder() const {
     if (descriptor_->kind != DS_KIND_ENCODER) throw std::runtime_error("not an encoder plugin");
-    return *static_cast<const ds_encoder_vtable *>(descriptor_->vtable);
+    return *static_cast<const ds_encoder_vtable*>(descriptor_->vtable);
 }
-const ds_store_vtable &LoadedPlugin::store() const {
+const ds_store_vtable& LoadedPlugin::store() const {
     if (descriptor_->kind != DS_KIND_STORE) throw std::runtime_error("not a store plugin");
-    return *static_cast<const ds_store_vtable *>(descriptor_->vtable);
+    return *static_cast<const ds_store_vtable*>(descriptor_->vtable);
 }
 
-} // namespace ds_test
+}  // namespace ds_test

@@ -80,9 +80,13 @@ struct AgentRuntime::Impl : LayoutListener {
 
     Impl(AgentRuntime& o, AgentOptions opts, std::unique_ptr<CaptureInstance> c,
          std::unique_ptr<EncoderInstance> e, EncoderFactory f)
-        : owner(o), options(std::move(opts)), captureInstance(std::move(c)),
-          encoderInstance(std::move(e)), encoderFactory(std::move(f)),
-          hub(sessionConfig(options), osUniform01()), metrics(options.metrics) {}
+        : owner(o),
+          options(std::move(opts)),
+          captureInstance(std::move(c)),
+          encoderInstance(std::move(e)),
+          encoderFactory(std::move(f)),
+          hub(sessionConfig(options), osUniform01()),
+          metrics(options.metrics) {}
 
     core::Handshake buildHandshake() const {
         core::Handshake h;
@@ -133,8 +137,8 @@ struct AgentRuntime::Impl : LayoutListener {
                     s = c.grab(static_cast<uint32_t>(idx), 1000, frame);
                 }
                 if (s != DS_OK) return;
-                const std::size_t bytes = encoderStage->prime(static_cast<std::uint16_t>(idx), *frame,
-                                                              frame->capture_time_us);
+                const std::size_t bytes = encoderStage->prime(static_cast<std::uint16_t>(idx),
+                                                              *frame, frame->capture_time_us);
                 if (first.captured) return;
                 first.captured = true;
                 first.width = frame->width;
@@ -158,17 +162,21 @@ struct AgentRuntime::Impl : LayoutListener {
         }
         for (const auto& m : now) {
             const int idx = static_cast<int>(m.index);
-            if (options.allMonitors ||
-                std::find(options.monitors.begin(), options.monitors.end(), idx) != options.monitors.end())
+            if (options.allMonitors || std::find(options.monitors.begin(), options.monitors.end(),
+                                                 idx) != options.monitors.end())
                 selected.push_back(idx);
         }
         if (selected.empty()) {  // every configured monitor is gone: show what there is
             for (const auto& m : now) selected.push_back(static_cast<int>(m.index));
-            log.warning("agent %s: none of [agent] monitors exists after the layout change; streaming all %z",
-                        options.clientId, now.size());
+            log.warning(
+                "agent %s: none of [agent] monitors exists after the layout change; streaming all "
+                "%z",
+                options.clientId, now.size());
         }
-        log.warning("agent %s: monitor layout changed (%z -> %z monitors); re-registering with the new layout",
-                    options.clientId, before, now.size());
+        log.warning(
+            "agent %s: monitor layout changed (%z -> %z monitors); re-registering with the new "
+            "layout",
+            options.clientId, before, now.size());
         executor->setMonitors(now);
         encoderStage->forgetLastFrames();  // their size is the old layout's
         pipeline->select(std::move(selected));
@@ -182,9 +190,9 @@ struct AgentRuntime::Impl : LayoutListener {
             return selected;
         }
         for (int idx : options.monitors) {
-            bool known = std::any_of(monitorInfo.begin(), monitorInfo.end(), [&](const ds_monitor_info& m) {
-                return static_cast<int>(m.index) == idx;
-            });
+            bool known = std::any_of(
+                monitorInfo.begin(), monitorInfo.end(),
+                [&](const ds_monitor_info& m) { return static_cast<int>(m.index) == idx; });
             if (!known)
                 throw std::runtime_error("[agent] monitors: monitor " + std::to_string(idx) +
                                          " does not exist (the capture plugin has " +
@@ -217,12 +225,13 @@ void AgentRuntime::start() {
     std::vector<int> selected = d.selectMonitors();
 
     const std::string& id = d.options.clientId;
-    d.log.information("agent %s: starting: relay %s, capture %s (%z monitors), encoder %s, %.1f fps, quality %d",
-                      id, d.options.relayUrl, d.captureInstance->plugin().name, selected.size(),
-                      d.encoderInstance->plugin().name, d.options.flow.fps, d.options.flow.quality);
+    d.log.information(
+        "agent %s: starting: relay %s, capture %s (%z monitors), encoder %s, %.1f fps, quality %d",
+        id, d.options.relayUrl, d.captureInstance->plugin().name, selected.size(),
+        d.encoderInstance->plugin().name, d.options.flow.fps, d.options.flow.quality);
     d.capture = std::make_unique<CaptureDevice>(std::move(d.captureInstance));
-    d.pipeline = std::make_unique<CapturePipeline>(*d.capture, d.hub, d.mailbox, d, d.metrics, selected,
-                                                   d.options.combined, id, d.log);
+    d.pipeline = std::make_unique<CapturePipeline>(*d.capture, d.hub, d.mailbox, d, d.metrics,
+                                                   selected, d.options.combined, id, d.log);
     d.encoder = std::make_unique<EncoderSlot>(std::move(d.encoderInstance));
     d.executor = std::make_unique<CommandExecutor>(d.monitorInfo, *d.capture, *d.encoder,
                                                    *d.pipeline, d.encoderFactory, id, d.log);
@@ -239,7 +248,8 @@ void AgentRuntime::start() {
     d.link = std::make_unique<RelayLink>(
         lo, d.hub, *d.executor, d.metrics, [&d] { return d.buildHandshake(); },
         [&d](const std::string& why) { d.refused(why); }, d.log);
-    d.encoderStage = std::make_unique<EncoderStage>(*d.encoder, d.hub, d.mailbox, *d.link, d.metrics, id, d.log);
+    d.encoderStage =
+        std::make_unique<EncoderStage>(*d.encoder, d.hub, d.mailbox, *d.link, d.metrics, id, d.log);
     d.primeLastFrames(selected);
 
     d.started = true;

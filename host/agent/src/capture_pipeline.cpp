@@ -14,9 +14,15 @@ CapturePipeline::CapturePipeline(CaptureDevice& device, SessionHub& hub, FrameMa
                                  LayoutListener& layout, core::AgentMetrics& metrics,
                                  std::vector<int> selected, bool combined, std::string clientId,
                                  Poco::Logger& log)
-    : device_(device), hub_(hub), mailbox_(mailbox), layout_(layout), metrics_(metrics),
+    : device_(device),
+      hub_(hub),
+      mailbox_(mailbox),
+      layout_(layout),
+      metrics_(metrics),
       combined_(combined),
-      clientId_(std::move(clientId)), log_(log), selected_(std::move(selected)) {}
+      clientId_(std::move(clientId)),
+      log_(log),
+      selected_(std::move(selected)) {}
 
 void CapturePipeline::select(std::vector<int> monitors) {
     std::lock_guard<std::mutex> lock(selectionMutex_);
@@ -42,7 +48,9 @@ CapturePipeline::Next CapturePipeline::waitForSlot() {
             case core::CaptureSlot::Skip:  // window full: dropped and counted
                 metrics_.windowDrop();
                 continue;
-            case core::CaptureSlot::Wait: hub_.waitUntil(lock, session.nextCaptureAt()); break;
+            case core::CaptureSlot::Wait:
+                hub_.waitUntil(lock, session.nextCaptureAt());
+                break;
         }
     }
 }
@@ -85,7 +93,8 @@ void CapturePipeline::run() {
             spareJobs_.push_back(std::move(job));
             // Nothing grabbed (errors, or no new picture): back off a little, interruptibly.
             auto lock = hub_.lock();
-            if (hub_.runningLocked()) hub_.waitUntil(lock, monoNow() + std::chrono::milliseconds(100));
+            if (hub_.runningLocked())
+                hub_.waitUntil(lock, monoNow() + std::chrono::milliseconds(100));
             continue;
         }
         for (const auto& item : job.items) captured_ += item.repeat ? 0 : 1;
@@ -104,7 +113,8 @@ bool CapturePipeline::grabAll(const std::vector<int>& monitors, bool repeat, Cap
             try {
                 s = capture.grab(static_cast<uint32_t>(idx), 200, item.held);
                 item.grabSeconds =
-                    std::chrono::duration<double>(std::chrono::steady_clock::now() - grabStart).count();
+                    std::chrono::duration<double>(std::chrono::steady_clock::now() - grabStart)
+                        .count();
             } catch (const std::exception& e) {
                 s = DS_ERR_INTERNAL;
                 error = e.what();
@@ -114,7 +124,7 @@ bool CapturePipeline::grabAll(const std::vector<int>& monitors, bool repeat, Cap
                 continue;
             }
             if (s == DS_TIMEOUT) {  // no new picture on that monitor
-                if (repeat) {      // a viewer needs one anyway: the encoder re-sends the last
+                if (repeat) {       // a viewer needs one anyway: the encoder re-sends the last
                     item.repeat = true;
                     job.items.push_back(std::move(item));
                 }
@@ -127,8 +137,8 @@ bool CapturePipeline::grabAll(const std::vector<int>& monitors, bool repeat, Cap
                     newLayout_ = capture.monitors();
                 } catch (const std::exception& e) {
                     ++errors_;
-                    log_.error("agent %s: monitor layout changed, but listing it failed: %s", clientId_,
-                               std::string(e.what()));
+                    log_.error("agent %s: monitor layout changed, but listing it failed: %s",
+                               clientId_, std::string(e.what()));
                 }
                 job.items.clear();
                 return false;

@@ -66,7 +66,8 @@ private:
     int compositeIndex_ = 0;
     std::string lastError_;
     bool repeat_ = false;
-    std::optional<std::vector<ds_monitor_info>> newLayout_;  // DS_REINIT seen, not yet told  // the slot taken also owes the still monitors their last frame
+    std::optional<std::vector<ds_monitor_info>>
+        newLayout_;  // DS_REINIT seen, not yet told  // the slot taken also owes the still monitors their last frame
 
     std::atomic<std::uint64_t> captured_{0}, errors_{0};
 };

@@ -17,8 +17,13 @@ namespace deskstream::agent {
 EncoderStage::EncoderStage(EncoderSlot& encoder, SessionHub& hub, FrameMailbox& mailbox,
                            FrameSender& sender, core::AgentMetrics& metrics, std::string clientId,
                            Poco::Logger& log)
-    : encoder_(encoder), hub_(hub), mailbox_(mailbox), sender_(sender), metrics_(metrics),
-      clientId_(std::move(clientId)), log_(log) {}
+    : encoder_(encoder),
+      hub_(hub),
+      mailbox_(mailbox),
+      sender_(sender),
+      metrics_(metrics),
+      clientId_(std::move(clientId)),
+      log_(log) {}
 
 void EncoderStage::run() {
     while (auto job = mailbox_.take()) {
@@ -103,7 +108,8 @@ bool EncoderStage::encode(const CaptureJob::Item& item, std::uint64_t captureTim
         }
         lastError_.clear();
         h.codec = static_cast<core::FrameCodec>(out.codec);
-        h.quality = static_cast<std::uint8_t>(std::clamp(out.quality ? out.quality : quality, 0, 100));
+        h.quality =
+            static_cast<std::uint8_t>(std::clamp(out.quality ? out.quality : quality, 0, 100));
         h.payloadLength = static_cast<std::uint32_t>(out.size);
         // The output is only valid until the next encode: copied out under the lock.
         message_.resize(core::kFrameHeaderSize + out.size);  // capacity reused across frames
@@ -111,9 +117,12 @@ bool EncoderStage::encode(const CaptureJob::Item& item, std::uint64_t captureTim
         return true;
     });
     if (!ok) return false;
-    metrics_.encoded(h.codec, std::chrono::duration<double>(std::chrono::steady_clock::now() - encodeStart).count(),
-                     h.payloadLength);
-    if (item.grabSeconds > 0) metrics_.captured(h.codec, item.grabSeconds);  // not the start-up frame's
+    metrics_.encoded(
+        h.codec,
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - encodeStart).count(),
+        h.payloadLength);
+    if (item.grabSeconds > 0)
+        metrics_.captured(h.codec, item.grabSeconds);  // not the start-up frame's
     h.flags = core::frame_flags::kKey | core::frame_flags::kLastRect;
     h.captureTimeUs = frame.capture_time_us ? frame.capture_time_us : captureTimeUs;
     h.monitor = item.monitor;

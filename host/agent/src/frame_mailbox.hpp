@@ -19,7 +19,7 @@ struct CaptureJob {
         host::CaptureInstance::Frame held;  // the plugin's frame, released when destroyed
         ds_frame composite{};               // the combined picture (then `held` is empty)
         std::uint16_t monitor = 0;
-        bool repeat = false;  // no new picture: send this monitor's last frame again
+        bool repeat = false;     // no new picture: send this monitor's last frame again
         double grabSeconds = 0;  // the capture plugin's time for this picture (metrics)
         const ds_frame& frame() const { return held ? *held : composite; }
     };

@@ -32,7 +32,8 @@ std::string registrationAdvice(core::ErrorCode code) {
                    "[auth] secret and not expired (deskstream token --role desktop)";
         case core::ErrorCode::ProtocolMismatch:
             return "the relay speaks another protocol version: upgrade the agent or the relay";
-        default: return "check the agent's handshake (client_id, monitors) against the relay log";
+        default:
+            return "check the agent's handshake (client_id, monitors) against the relay log";
     }
 }
 
@@ -50,11 +51,15 @@ bool isOpen(core::AgentSessionState s) {
 }  // namespace
 
 RelayLink::RelayLink(LinkOptions options, SessionHub& hub, CommandRunner& commands,
-                     core::AgentMetrics& metrics,
-                     std::function<core::Handshake()> handshake,
+                     core::AgentMetrics& metrics, std::function<core::Handshake()> handshake,
                      std::function<void(const std::string&)> refused, Poco::Logger& log)
-    : options_(std::move(options)), hub_(hub), commands_(commands), metrics_(metrics),
-      handshake_(std::move(handshake)), refused_(std::move(refused)), log_(log) {}
+    : options_(std::move(options)),
+      hub_(hub),
+      commands_(commands),
+      metrics_(metrics),
+      handshake_(std::move(handshake)),
+      refused_(std::move(refused)),
+      log_(log) {}
 
 // ------------------------------------------------------------------ connection thread
 
@@ -65,7 +70,8 @@ void RelayLink::run() {
         {
             auto lock = hub_.lock();
             core::AgentSession& s = hub_.locked();
-            while (hub_.runningLocked() && !s.attemptDue(monoNow())) hub_.waitUntil(lock, s.nextDeadline());
+            while (hub_.runningLocked() && !s.attemptDue(monoNow()))
+                hub_.waitUntil(lock, s.nextDeadline());
             if (!hub_.runningLocked()) break;
             actions = s.onAttempt(monoNow());
         }
@@ -96,7 +102,8 @@ void RelayLink::run() {
             socket_.reset();
         }
         if (!hub_.running()) break;
-        perform(hub_.change([&](core::AgentSession& s) { return s.onDisconnected(monoNow(), why); }));
+        perform(
+            hub_.change([&](core::AgentSession& s) { return s.onDisconnected(monoNow(), why); }));
     }
 }
 
@@ -132,7 +139,8 @@ std::string RelayLink::pump(WebSocket& ws) {
             const std::string reason = closeReason(buffer);
             log_.warning("agent %s: relay closed the connection%s", options_.clientId,
                          reason.empty() ? std::string() : " (" + reason + ")");
-            return "relay closed the connection" + (reason.empty() ? std::string() : " (" + reason + ")");
+            return "relay closed the connection" +
+                   (reason.empty() ? std::string() : " (" + reason + ")");
         }
         if (opcode == WebSocket::FRAME_OP_TEXT) {
             const std::string text(buffer.begin(), buffer.size());
@@ -146,7 +154,8 @@ std::string RelayLink::pump(WebSocket& ws) {
         }
         hub_.with([](core::AgentSession& s) { s.onFrameReceived(monoNow()); });
         if (opcode == WebSocket::FRAME_OP_PING)
-            sendRaw(buffer.begin(), buffer.size(), WebSocket::FRAME_FLAG_FIN | WebSocket::FRAME_OP_PONG,
+            sendRaw(buffer.begin(), buffer.size(),
+                    WebSocket::FRAME_FLAG_FIN | WebSocket::FRAME_OP_PONG,
                     /*fromLink=*/true, /*skippable=*/true);
         // binary, pong: nothing for the agent
     }
@@ -181,7 +190,8 @@ void RelayLink::perform(const core::AgentActions& actions) {
         if (auto* send = std::get_if<core::AgentSend>(&action)) {
             const std::string text = core::serialize(send->message);
             const bool isPing = std::holds_alternative<core::Ping>(send->message);
-            sendRaw(text.data(), text.size(), WebSocket::FRAME_TEXT, /*fromLink=*/true, /*skippable=*/isPing);
+            sendRaw(text.data(), text.size(), WebSocket::FRAME_TEXT, /*fromLink=*/true,
+                    /*skippable=*/isPing);
         } else if (auto* close = std::get_if<core::AgentClose>(&action)) {
             closeWhy_ = close->reason;
             closeSocket(close->code, close->reason);
@@ -208,10 +218,11 @@ void RelayLink::perform(const core::AgentActions& actions) {
             log_.error("agent %s: %s", options_.clientId, msg);
             refused_(msg);
         } else if (auto* streaming = std::get_if<core::AgentStreamingChanged>(&action)) {
-            log_.information("agent %s: %s", options_.clientId,
-                             std::string(streaming->streaming
-                                             ? "streaming started (a viewer is watching)"
-                                             : "streaming stopped (no viewer): idle, encoding nothing"));
+            log_.information(
+                "agent %s: %s", options_.clientId,
+                std::string(streaming->streaming
+                                ? "streaming started (a viewer is watching)"
+                                : "streaming stopped (no viewer): idle, encoding nothing"));
         } else if (auto* retry = std::get_if<core::AgentRetry>(&action)) {
             lastDelay = retry->delay;
             if (retry->wasRegistered)
@@ -223,10 +234,11 @@ void RelayLink::perform(const core::AgentActions& actions) {
         } else if (auto* breaker = std::get_if<core::AgentBreakerChanged>(&action)) {
             metrics_.breaker(breaker->state);
             if (breaker->state == core::BreakerState::Open)
-                log_.error("agent %s: circuit breaker open after %d failed attempts to reach %s; "
-                           "next attempt in %d s",
-                           options_.clientId, breaker->consecutiveFailures, options_.relayUrl,
-                           static_cast<int>(lastDelay.count() / 1000));
+                log_.error(
+                    "agent %s: circuit breaker open after %d failed attempts to reach %s; "
+                    "next attempt in %d s",
+                    options_.clientId, breaker->consecutiveFailures, options_.relayUrl,
+                    static_cast<int>(lastDelay.count() / 1000));
             else if (breaker->state == core::BreakerState::HalfOpen)
                 log_.information("agent %s: circuit breaker half-open: probing %s",
                                  options_.clientId, options_.relayUrl);
@@ -256,7 +268,8 @@ bool RelayLink::sendFrame(const std::uint8_t* data, std::size_t size) {
     return true;
 }
 
-bool RelayLink::sendRaw(const void* data, std::size_t size, int flags, bool fromLink, bool skippable) {
+bool RelayLink::sendRaw(const void* data, std::size_t size, int flags, bool fromLink,
+                        bool skippable) {
     std::shared_ptr<WebSocket> ws;
     {
         std::lock_guard<std::mutex> lock(socketMutex_);
@@ -309,12 +322,12 @@ void RelayLink::closeSocket(int code, const std::string& reason) {
     }
     try {
         ws->shutdown(static_cast<Poco::UInt16>(code), reason);
-    } catch (...) {
-    }
+    } catch (...) {}
 }
 
 void RelayLink::reregister(const std::string& why) {
-    log_.information("agent %s: re-registering with %s: %s", options_.clientId, options_.relayUrl, why);
+    log_.information("agent %s: re-registering with %s: %s", options_.clientId, options_.relayUrl,
+                     why);
     closeSocket(core::close_code::kNormal, why);
 }
 
@@ -330,8 +343,7 @@ void RelayLink::interrupt() {
         // the same full socket; not under sendMutex: a send stuck on a dead peer must not block
         // this, and the shutdown wakes that send (docs/agent.md).
         ws->Poco::Net::StreamSocket::shutdown();
-    } catch (...) {
-    }
+    } catch (...) {}
 }
 
 }  // namespace deskstream::agent

@@ -37,8 +37,8 @@ class RelayLink : public FrameSender {
 public:
     /// `handshake` builds the handshake for each connection; `refused` is called once when the
     /// relay refused the registration (with the message for the operator).
-    RelayLink(LinkOptions options, SessionHub& hub, CommandRunner& commands, core::AgentMetrics& metrics,
-              std::function<core::Handshake()> handshake,
+    RelayLink(LinkOptions options, SessionHub& hub, CommandRunner& commands,
+              core::AgentMetrics& metrics, std::function<core::Handshake()> handshake,
               std::function<void(const std::string&)> refused, Poco::Logger& log);
 
     /// The connection thread's body; returns when the hub stops.
@@ -58,7 +58,8 @@ private:
     void perform(const core::AgentActions& actions);
     /// `fromLink`: a send of the connection thread, which keeps the heartbeat running while it
     /// waits for the socket; `skippable`: given up after controlSendWait (pings, pongs).
-    bool sendRaw(const void* data, std::size_t size, int flags, bool fromLink = false, bool skippable = false);
+    bool sendRaw(const void* data, std::size_t size, int flags, bool fromLink = false,
+                 bool skippable = false);
     void closeSocket(int code, const std::string& reason);
 
     const LinkOptions options_;
@@ -73,7 +74,7 @@ private:
     std::mutex socketMutex_;  // guards socket_ (the pointer)
     std::shared_ptr<Poco::Net::WebSocket> socket_;
     std::timed_mutex sendMutex_;  // one writer at a time: Poco's WebSocket is not thread-safe
-    std::string closeWhy_;    // connection thread: why the session closed the connection
+    std::string closeWhy_;        // connection thread: why the session closed the connection
     std::atomic<std::uint64_t> bytesSent_{0};
 };
 

@@ -17,7 +17,9 @@ void SessionHub::waitUntil(std::unique_lock<std::mutex>& lock, core::TimePoint d
 }
 
 void SessionHub::wake() {
-    { std::lock_guard<std::mutex> lock(mutex_); }  // a sleeper is either waiting or not yet checking
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+    }  // a sleeper is either waiting or not yet checking
     cv_.notify_all();
 }
 

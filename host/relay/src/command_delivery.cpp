@@ -3,14 +3,20 @@
 
 namespace deskstream::relay {
 
-CommandDelivery::CommandDelivery(Settings settings, core::IdSource ids, const StoreBridge &store,
-                                 const AgentDirectory &agents, Peers &peers, Counters &counters,
-                                 RelayMetrics &metrics, Poco::Logger &logger)
-    : settings_(std::move(settings)), store_(store), agents_(agents), peers_(peers),
-      counters_(counters), metrics_(metrics), logger_(logger), router_(settings_.policy, std::move(ids)) {}
+CommandDelivery::CommandDelivery(Settings settings, core::IdSource ids, const StoreBridge& store,
+                                 const AgentDirectory& agents, Peers& peers, Counters& counters,
+                                 RelayMetrics& metrics, Poco::Logger& logger)
+    : settings_(std::move(settings)),
+      store_(store),
+      agents_(agents),
+      peers_(peers),
+      counters_(counters),
+      metrics_(metrics),
+      logger_(logger),
+      router_(settings_.policy, std::move(ids)) {}
 
-core::Result<core::CommandRecord> CommandDelivery::prepare(const core::CommandMessage &m,
-                                                           const std::string &origin,
+core::Result<core::CommandRecord> CommandDelivery::prepare(const core::CommandMessage& m,
+                                                           const std::string& origin,
                                                            core::WallMs nowMs) const {
     const bool here = agents_.agentConn(m.desktopClientId).has_value();
     std::lock_guard<std::mutex> lock(mutex_);
@@ -18,8 +24,8 @@ core::Result<core::CommandRecord> CommandDelivery::prepare(const core::CommandMe
                            here ? settings_.instanceId : std::string());
 }
 
-core::Result<core::CommandRecord> CommandDelivery::prepareHttp(const std::string &clientId,
-                                                               const std::string &body,
+core::Result<core::CommandRecord> CommandDelivery::prepareHttp(const std::string& clientId,
+                                                               const std::string& body,
                                                                core::WallMs nowMs) const {
     const bool here = agents_.agentConn(clientId).has_value();
     std::lock_guard<std::mutex> lock(mutex_);
@@ -27,7 +33,7 @@ core::Result<core::CommandRecord> CommandDelivery::prepareHttp(const std::string
 }
 
 core::Result<core::CommandQueued> CommandDelivery::queue(
-    const core::Result<core::CommandRecord> &prepared, core::ConnId originViewer,
+    const core::Result<core::CommandRecord>& prepared, core::ConnId originViewer,
     core::WallMs nowMs) {
     if (!prepared.ok()) return prepared.error();
     core::CommandRecord record = prepared.value();
@@ -64,16 +70,17 @@ core::Result<core::CommandQueued> CommandDelivery::queue(
     return queued;
 }
 
-void CommandDelivery::deliverPending(const std::string &clientId, core::WallMs now) {
+void CommandDelivery::deliverPending(const std::string& clientId, core::WallMs now) {
     const auto agent = agents_.agentConn(clientId);
     if (!agent) return;
     std::vector<CommandRecord> claimed;
-    StoreStatus st = store_.client().claimCommands(clientId, now, settings_.policy.leaseMs, 64, claimed);
+    StoreStatus st =
+        store_.client().claimCommands(clientId, now, settings_.policy.leaseMs, 64, claimed);
     if (!st.ok()) {
         store_.error("claim_commands", st);
         return;
     }
-    for (const auto &r : claimed) {
+    for (const auto& r : claimed) {
         bool expire;
         core::Result<core::CommandMessage> msg = core::makeError(core::ErrorCode::Internal, "", "");
         {
@@ -104,8 +111,8 @@ void CommandDelivery::deliverPending(const std::string &clientId, core::WallMs n
     }
 }
 
-core::Result<bool> CommandDelivery::onResult(const std::string &clientId,
-                                             const core::CommandResult &result,
+core::Result<bool> CommandDelivery::onResult(const std::string& clientId,
+                                             const core::CommandResult& result,
                                              core::WallMs nowMs) {
     std::optional<CommandRecord> rec;
     StoreStatus st = store_.client().getCommand(result.commandId, rec);
@@ -116,9 +123,9 @@ core::Result<bool> CommandDelivery::onResult(const std::string &clientId,
     if (!rec || rec->clientId != clientId)
         return core::makeError(core::ErrorCode::NotFound, "commandId",
                                "no command " + result.commandId + " for this desktop");
-    st = store_.client().completeCommand(result.commandId,
-                                         result.status == core::CommandStatus::Done ? "done" : "failed",
-                                         core::CommandRouter::resultJson(result), nowMs);
+    st = store_.client().completeCommand(
+        result.commandId, result.status == core::CommandStatus::Done ? "done" : "failed",
+        core::CommandRouter::resultJson(result), nowMs);
     if (!st.ok()) {
         store_.error("complete_command", st);
         return core::makeError(core::ErrorCode::Internal, "", "the result could not be stored");
@@ -145,4 +152,4 @@ void CommandDelivery::onTick(core::WallMs nowMs) {
     router_.onTick(nowMs);
 }
 
-} // namespace deskstream::relay
+}  // namespace deskstream::relay

@@ -24,21 +24,22 @@ public:
         std::string instanceId;
         core::CommandPolicy policy;
     };
-    CommandDelivery(Settings settings, core::IdSource ids, const StoreBridge &store,
-                    const AgentDirectory &agents, Peers &peers, Counters &counters,
-                    RelayMetrics &metrics, Poco::Logger &logger);
+    CommandDelivery(Settings settings, core::IdSource ids, const StoreBridge& store,
+                    const AgentDirectory& agents, Peers& peers, Counters& counters,
+                    RelayMetrics& metrics, Poco::Logger& logger);
 
-    core::Result<core::CommandRecord> prepare(const core::CommandMessage &m,
-                                              const std::string &origin, core::WallMs nowMs) const;
-    core::Result<core::CommandRecord> prepareHttp(const std::string &clientId,
-                                                  const std::string &body, core::WallMs nowMs) const;
+    core::Result<core::CommandRecord> prepare(const core::CommandMessage& m,
+                                              const std::string& origin, core::WallMs nowMs) const;
+    core::Result<core::CommandRecord> prepareHttp(const std::string& clientId,
+                                                  const std::string& body,
+                                                  core::WallMs nowMs) const;
     // Stored + (when the agent is here) delivered. originViewer 0: HTTP.
-    core::Result<core::CommandQueued> queue(const core::Result<core::CommandRecord> &prepared,
+    core::Result<core::CommandQueued> queue(const core::Result<core::CommandRecord>& prepared,
                                             core::ConnId originViewer, core::WallMs nowMs);
     // Claims and sends the stored commands of `clientId` when it is connected here.
-    void deliverPending(const std::string &clientId, core::WallMs nowMs);
+    void deliverPending(const std::string& clientId, core::WallMs nowMs);
     // The agent `clientId` reported a result; stores it and informs the originating viewer.
-    core::Result<bool> onResult(const std::string &clientId, const core::CommandResult &r,
+    core::Result<bool> onResult(const std::string& clientId, const core::CommandResult& r,
                                 core::WallMs nowMs);
     void forgetViewer(core::ConnId viewer);
     // Forgets result routes older than the TTL (maintenance).
@@ -46,14 +47,14 @@ public:
 
 private:
     const Settings settings_;
-    const StoreBridge &store_;
-    const AgentDirectory &agents_;
-    Peers &peers_;
-    Counters &counters_;
-    RelayMetrics &metrics_;
-    Poco::Logger &logger_;
-    mutable std::mutex mutex_; // guards router_ (never held across I/O)
+    const StoreBridge& store_;
+    const AgentDirectory& agents_;
+    Peers& peers_;
+    Counters& counters_;
+    RelayMetrics& metrics_;
+    Poco::Logger& logger_;
+    mutable std::mutex mutex_;  // guards router_ (never held across I/O)
     core::CommandRouter router_;
 };
 
-} // namespace deskstream::relay
+}  // namespace deskstream::relay

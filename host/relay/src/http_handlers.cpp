@@ -30,21 +30,21 @@ using Poco::Net::HTTPServerResponse;
 
 constexpr std::streamsize kDiscardLimit = 4 * 1024 * 1024;
 
-void sendJson(HTTPServerResponse &resp, HTTPResponse::HTTPStatus status, const std::string &body) {
-    resp.setStatusAndReason(status); // setStatus alone leaves the reason "OK" ("404 OK")
+void sendJson(HTTPServerResponse& resp, HTTPResponse::HTTPStatus status, const std::string& body) {
+    resp.setStatusAndReason(status);  // setStatus alone leaves the reason "OK" ("404 OK")
     resp.setContentType("application/json");
     resp.set("Cache-Control", "no-store");
     resp.setContentLength(static_cast<std::streamsize>(body.size()));
     resp.send() << body;
 }
 
-void sendError(RelayImpl &relay, HTTPServerResponse &resp, HTTPResponse::HTTPStatus status,
-               core::ErrorCode code, const std::string &message) {
+void sendError(RelayImpl& relay, HTTPServerResponse& resp, HTTPResponse::HTTPStatus status,
+               core::ErrorCode code, const std::string& message) {
     relay.count(Counter::HttpErrors);
     sendJson(resp, status, core::serializeError(core::makeError(code, "", message)));
 }
 
-Poco::Dynamic::Var parseOr(const std::string &json, Poco::Dynamic::Var fallback) {
+Poco::Dynamic::Var parseOr(const std::string& json, Poco::Dynamic::Var fallback) {
     try {
         Poco::JSON::Parser parser;
         return parser.parse(json);
@@ -54,7 +54,7 @@ Poco::Dynamic::Var parseOr(const std::string &json, Poco::Dynamic::Var fallback)
 }
 
 // The request's path without its query string: a query may carry a token, so it is never logged.
-std::string pathOf(const std::string &uri) {
+std::string pathOf(const std::string& uri) {
     const auto q = uri.find('?');
     return q == std::string::npos ? uri : uri.substr(0, q);
 }
@@ -62,10 +62,10 @@ std::string pathOf(const std::string &uri) {
 // Error lines of the HTTP routes, identical ones rate-limited (one line with a count).
 class HttpLog {
 public:
-    explicit HttpLog(RelayImpl &relay) : relay_(relay) {}
+    explicit HttpLog(RelayImpl& relay) : relay_(relay) {}
     enum class Level { Warning, Error };
     // `key` groups identical events; `line` must not contain a query string.
-    void log(Level level, const std::string &key, const std::string &line) {
+    void log(Level level, const std::string& key, const std::string& line) {
         std::optional<uint64_t> suppressed;
         {
             std::lock_guard<std::mutex> lock(mutex_);
@@ -74,12 +74,14 @@ public:
         if (!suppressed) return;
         const std::string text =
             *suppressed ? line + " (and " + std::to_string(*suppressed) + " more like it)" : line;
-        if (level == Level::Error) relay_.log().error(text);
-        else relay_.log().warning(text);
+        if (level == Level::Error)
+            relay_.log().error(text);
+        else
+            relay_.log().warning(text);
     }
 
 private:
-    RelayImpl &relay_;
+    RelayImpl& relay_;
     std::mutex mutex_;
     core::LogRepeatLimiter limiter_{std::chrono::seconds(10)};
 };
@@ -87,8 +89,8 @@ private:
 // A request whose URI does not decode (e.g. "/%zz"): 400, one rate-limited line, no URI echoed.
 class BadUriRoute : public Poco::Net::HTTPRequestHandler {
 public:
-    BadUriRoute(RelayImpl &relay, HttpLog &log) : relay_(relay), log_(log) {}
-    void handleRequest(HTTPServerRequest &req, HTTPServerResponse &resp) override {
+    BadUriRoute(RelayImpl& relay, HttpLog& log) : relay_(relay), log_(log) {}
+    void handleRequest(HTTPServerRequest& req, HTTPServerResponse& resp) override {
         log_.log(HttpLog::Level::Warning, "malformed-uri",
                  "relay: HTTP " + req.getMethod() + " with a malformed URI from " +
                      req.clientAddress().host().toString() + " refused (400)");
@@ -97,24 +99,24 @@ public:
     }
 
 private:
-    RelayImpl &relay_;
-    HttpLog &log_;
+    RelayImpl& relay_;
+    HttpLog& log_;
 };
 
 class WebSocketRoute : public Poco::Net::HTTPRequestHandler {
 public:
-    WebSocketRoute(RelayImpl &relay, Session::Kind kind) : relay_(relay), kind_(kind) {}
+    WebSocketRoute(RelayImpl& relay, Session::Kind kind) : relay_(relay), kind_(kind) {}
 
-    void handleRequest(HTTPServerRequest &req, HTTPServerResponse &resp) override {
-        const auto role = kind_ == Session::Kind::Agent ? RelayMetrics::Role::Agent
-                                                        : RelayMetrics::Role::Viewer;
+    void handleRequest(HTTPServerRequest& req, HTTPServerResponse& resp) override {
+        const auto role =
+            kind_ == Session::Kind::Agent ? RelayMetrics::Role::Agent : RelayMetrics::Role::Viewer;
         if (!relay_.accepting()) {
             relay_.metrics().connectionOpened(role, RelayMetrics::Opened::ShuttingDown);
-            sendError(relay_, resp, HTTPResponse::HTTP_SERVICE_UNAVAILABLE, core::ErrorCode::Internal,
-                      "relay is shutting down");
+            sendError(relay_, resp, HTTPResponse::HTTP_SERVICE_UNAVAILABLE,
+                      core::ErrorCode::Internal, "relay is shutting down");
             return;
         }
-        const auto &allowed = relay_.options().allowedOrigins;
+        const auto& allowed = relay_.options().allowedOrigins;
         if (!allowed.empty() && req.has("Origin")) {
             // Poco checks only Upgrade/Version/Key: Origin is ours to check (browsers send it).
             const std::string origin = req.get("Origin");
@@ -129,15 +131,15 @@ public:
         const bool viewer = kind_ == Session::Kind::Viewer;
         if (viewer && !relay_.reserveViewer()) {
             relay_.metrics().connectionOpened(role, RelayMetrics::Opened::OverCapacity);
-            sendError(relay_, resp, HTTPResponse::HTTP_SERVICE_UNAVAILABLE,
-                      core::ErrorCode::RateLimited,
-                      "too many viewers (max_viewers = " +
-                          std::to_string(relay_.options().maxViewers) + ")");
+            sendError(
+                relay_, resp, HTTPResponse::HTTP_SERVICE_UNAVAILABLE, core::ErrorCode::RateLimited,
+                "too many viewers (max_viewers = " + std::to_string(relay_.options().maxViewers) +
+                    ")");
             return;
         }
         // The slot is released however this handler ends.
         struct Release {
-            RelayImpl *relay;
+            RelayImpl* relay;
             ~Release() {
                 if (relay) relay->releaseViewer();
             }
@@ -145,7 +147,7 @@ public:
         std::unique_ptr<Poco::Net::WebSocket> ws;
         try {
             ws = std::make_unique<Poco::Net::WebSocket>(req, resp);
-        } catch (const Poco::Net::WebSocketException &e) {
+        } catch (const Poco::Net::WebSocketException& e) {
             if (e.code() == Poco::Net::WebSocket::WS_ERR_HANDSHAKE_UNSUPPORTED_VERSION)
                 resp.set("Sec-WebSocket-Version", Poco::Net::WebSocket::WEBSOCKET_VERSION);
             relay_.metrics().connectionOpened(role, RelayMetrics::Opened::BadUpgrade);
@@ -159,18 +161,18 @@ public:
     }
 
 private:
-    RelayImpl &relay_;
+    RelayImpl& relay_;
     Session::Kind kind_;
 };
 
 class JsonRoute : public Poco::Net::HTTPRequestHandler {
 public:
-    JsonRoute(RelayImpl &relay, HttpLog &log) : relay_(relay), log_(log) {}
+    JsonRoute(RelayImpl& relay, HttpLog& log) : relay_(relay), log_(log) {}
 
-    void handleRequest(HTTPServerRequest &req, HTTPServerResponse &resp) override {
+    void handleRequest(HTTPServerRequest& req, HTTPServerResponse& resp) override {
         try {
             route(req, resp);
-        } catch (const std::exception &e) {
+        } catch (const std::exception& e) {
             const std::string what = req.getMethod() + " " + pathOf(req.getURI());
             log_.log(HttpLog::Level::Error, what + e.what(),
                      "relay: HTTP " + what + " failed: " + e.what());
@@ -181,11 +183,11 @@ public:
     }
 
 private:
-    void route(HTTPServerRequest &req, HTTPServerResponse &resp) {
+    void route(HTTPServerRequest& req, HTTPServerResponse& resp) {
         std::string path = req.getURI();
         const auto q = path.find('?');
         if (q != std::string::npos) path.resize(q);
-        const std::string &method = req.getMethod();
+        const std::string& method = req.getMethod();
         const bool get = method == "GET" || method == "HEAD";
 
         if (path == "/healthz") {
@@ -196,7 +198,7 @@ private:
             if (!get) return methodNotAllowed(resp);
             StoreStatus st = relay_.store().check();
             Poco::JSON::Object o;
-            o.set("startedAt", relay_.startedAtMs()); // the dashboard's relay uptime
+            o.set("startedAt", relay_.startedAtMs());  // the dashboard's relay uptime
             o.set("serverTime", RelayImpl::wallNowMs());
             if (st.ok() && relay_.accepting()) {
                 o.set("status", "ready");
@@ -223,8 +225,8 @@ private:
     }
 
     // /api/*: the token was checked already.
-    void api(const std::string &path, const std::string &method, HTTPServerRequest &req,
-             HTTPServerResponse &resp) {
+    void api(const std::string& path, const std::string& method, HTTPServerRequest& req,
+             HTTPServerResponse& resp) {
         const bool get = method == "GET" || method == "HEAD";
         if (path == "/api/desktops") {
             if (!get) return methodNotAllowed(resp);
@@ -257,23 +259,25 @@ private:
 
     // With [auth] secret set, every /api request carries "Authorization: Bearer <viewer token>"
     // (docs/relay.md "HTTP API"). A token in the query string is not accepted here.
-    bool authorized(HTTPServerRequest &req, HTTPServerResponse &resp) {
-        const std::string &secret = relay_.options().authSecret;
+    bool authorized(HTTPServerRequest& req, HTTPServerResponse& resp) {
+        const std::string& secret = relay_.options().authSecret;
         if (secret.empty()) return true;
         const std::string header = req.get("Authorization", "");
         const std::string scheme = "Bearer ";
         std::string message;
-        if (header.size() <= scheme.size() || Poco::icompare(header.substr(0, scheme.size()), scheme) != 0) {
+        if (header.size() <= scheme.size() ||
+            Poco::icompare(header.substr(0, scheme.size()), scheme) != 0) {
             message = "an Authorization: Bearer <token> header is required";
         } else {
-            auto claims = core::verifyToken(header.substr(scheme.size()), secret, core::Role::Viewer,
-                                            RelayImpl::wallNowMs());
+            auto claims = core::verifyToken(header.substr(scheme.size()), secret,
+                                            core::Role::Viewer, RelayImpl::wallNowMs());
             if (claims.ok()) return true;
             message = claims.error().message;
         }
         relay_.count(Counter::AuthFailures);
         resp.set("WWW-Authenticate", "Bearer");
-        sendError(relay_, resp, HTTPResponse::HTTP_UNAUTHORIZED, core::ErrorCode::Unauthorized, message);
+        sendError(relay_, resp, HTTPResponse::HTTP_UNAUTHORIZED, core::ErrorCode::Unauthorized,
+                  message);
         return false;
     }
 
@@ -281,14 +285,15 @@ private:
     // an Origin, when sent, is one of [auth] allowed_origins, or (list empty) this relay's own
     // origin; the body is declared application/json, which no cross-site form or "simple"
     // request can send without a CORS preflight (which this relay never grants).
-    bool postAllowed(HTTPServerRequest &req, HTTPServerResponse &resp) {
+    bool postAllowed(HTTPServerRequest& req, HTTPServerResponse& resp) {
         if (req.has("Origin")) {
             const std::string origin = req.get("Origin");
-            const auto &allowed = relay_.options().allowedOrigins;
+            const auto& allowed = relay_.options().allowedOrigins;
             const std::string host = req.getHost();
-            const bool ok = allowed.empty()
-                                ? (!host.empty() && (origin == "http://" + host || origin == "https://" + host))
-                                : std::find(allowed.begin(), allowed.end(), origin) != allowed.end();
+            const bool ok =
+                allowed.empty()
+                    ? (!host.empty() && (origin == "http://" + host || origin == "https://" + host))
+                    : std::find(allowed.begin(), allowed.end(), origin) != allowed.end();
             if (!ok) {
                 relay_.count(Counter::AuthFailures);
                 sendError(relay_, resp, HTTPResponse::HTTP_FORBIDDEN, core::ErrorCode::Unauthorized,
@@ -307,21 +312,25 @@ private:
     }
 
     // GET /api/desktops/{id}/commands/{commandId}: the stored row (docs/relay.md).
-    void getCommand(const std::string &clientId, const std::string &commandId, HTTPServerResponse &resp) {
+    void getCommand(const std::string& clientId, const std::string& commandId,
+                    HTTPServerResponse& resp) {
         if (!core::isValidId(clientId) || !core::isValidId(commandId))
-            return sendError(relay_, resp, HTTPResponse::HTTP_BAD_REQUEST, core::ErrorCode::BadRequest,
+            return sendError(relay_, resp, HTTPResponse::HTTP_BAD_REQUEST,
+                             core::ErrorCode::BadRequest,
                              "desktop and command ids must match [A-Za-z0-9._-]{1,128}");
         std::optional<CommandRecord> rec;
         StoreStatus st = relay_.store().getCommand(commandId, rec);
         if (!st.ok() && st.code != DS_ERR_NOT_FOUND)
             return sendError(relay_, resp, HTTPResponse::HTTP_SERVICE_UNAVAILABLE,
                              core::ErrorCode::Internal, "store unavailable: " + st.describe());
-        if (!rec || rec->clientId != clientId) // another desktop's command is not shown here
+        if (!rec || rec->clientId != clientId)  // another desktop's command is not shown here
             return sendError(relay_, resp, HTTPResponse::HTTP_NOT_FOUND, core::ErrorCode::NotFound,
                              "no command " + commandId + " for desktop " + clientId);
-        auto optionalMs = [](Poco::JSON::Object &o, const char *key, int64_t ms) {
-            if (ms > 0) o.set(key, ms);
-            else o.set(key, Poco::Dynamic::Var());
+        auto optionalMs = [](Poco::JSON::Object& o, const char* key, int64_t ms) {
+            if (ms > 0)
+                o.set(key, ms);
+            else
+                o.set(key, Poco::Dynamic::Var());
         };
         Poco::JSON::Object o(Poco::JSON_PRESERVE_KEY_ORDER);
         o.set("commandId", rec->id);
@@ -333,18 +342,18 @@ private:
         optionalMs(o, "deliveredAt", rec->deliveredAtMs);
         optionalMs(o, "completedAt", rec->completedAtMs);
         o.set("result", rec->resultJson.empty() ? Poco::Dynamic::Var()
-                                                 : parseOr(rec->resultJson, Poco::Dynamic::Var()));
+                                                : parseOr(rec->resultJson, Poco::Dynamic::Var()));
         sendJson(resp, HTTPResponse::HTTP_OK, stringify(o));
     }
 
-    static std::string stringify(const Poco::JSON::Object &o) {
+    static std::string stringify(const Poco::JSON::Object& o) {
         std::ostringstream out;
         o.stringify(out);
         return out.str();
     }
 
     // Prometheus text format 0.0.4: every family of the relay's registry (docs/operations.md).
-    void metrics(HTTPServerResponse &resp) {
+    void metrics(HTTPServerResponse& resp) {
         const std::string body = relay_.metrics().render();
         resp.setStatusAndReason(HTTPResponse::HTTP_OK);
         resp.setContentType(core::metrics::Registry::kContentType);
@@ -352,12 +361,12 @@ private:
         resp.send() << body;
     }
 
-    void methodNotAllowed(HTTPServerResponse &resp) {
+    void methodNotAllowed(HTTPServerResponse& resp) {
         sendError(relay_, resp, HTTPResponse::HTTP_METHOD_NOT_ALLOWED, core::ErrorCode::BadRequest,
                   "method not allowed");
     }
 
-    void desktops(HTTPServerResponse &resp) {
+    void desktops(HTTPServerResponse& resp) {
         std::vector<ClientRecord> rows;
         StoreStatus st = relay_.store().listClients(rows);
         if (!st.ok()) {
@@ -365,21 +374,23 @@ private:
                              core::ErrorCode::Internal, "store unavailable: " + st.describe());
         }
         // Local viewer counts; desktops held by other instances show 0 here.
-        auto local = relay_.locked([](const core::Registry &r) { return r.agents(); });
+        auto local = relay_.locked([](const core::Registry& r) { return r.agents(); });
         Poco::JSON::Array::Ptr list = new Poco::JSON::Array;
-        for (const auto &row : rows) {
+        for (const auto& row : rows) {
             Poco::JSON::Object::Ptr d = new Poco::JSON::Object;
             d->set("clientId", row.clientId);
             d->set("name", row.name);
             d->set("hostname", row.hostname);
             d->set("instanceId", row.instanceId);
-            d->set("monitors", parseOr(row.monitorsJson, Poco::JSON::Array::Ptr(new Poco::JSON::Array)));
-            d->set("capabilities", parseOr(row.capabilitiesJson, Poco::JSON::Object::Ptr(new Poco::JSON::Object)));
+            d->set("monitors",
+                   parseOr(row.monitorsJson, Poco::JSON::Array::Ptr(new Poco::JSON::Array)));
+            d->set("capabilities",
+                   parseOr(row.capabilitiesJson, Poco::JSON::Object::Ptr(new Poco::JSON::Object)));
             d->set("connectedAt", row.connectedAtMs);
             d->set("lastPing", row.lastPingMs);
             int viewers = 0;
             bool here = false;
-            for (const auto &a : local) {
+            for (const auto& a : local) {
                 if (a.clientId != row.clientId) continue;
                 viewers = static_cast<int>(a.viewers);
                 here = true;
@@ -395,10 +406,13 @@ private:
     }
 
     // "stats" (the desktop's stream) and "viewerStats" (each subscribed viewer) of a local desktop.
-    static void addStats(Poco::JSON::Object &d, const RelayImpl::StreamSnapshot &snap) {
-        auto optional = [](Poco::JSON::Object &o, const char *key, const std::optional<int64_t> &v) {
-            if (v) o.set(key, *v);
-            else o.set(key, Poco::Dynamic::Var());
+    static void addStats(Poco::JSON::Object& d, const RelayImpl::StreamSnapshot& snap) {
+        auto optional = [](Poco::JSON::Object& o, const char* key,
+                           const std::optional<int64_t>& v) {
+            if (v)
+                o.set(key, *v);
+            else
+                o.set(key, Poco::Dynamic::Var());
         };
         Poco::JSON::Object::Ptr s = new Poco::JSON::Object;
         s->set("fpsIn", snap.fanout.fpsIn);
@@ -421,7 +435,7 @@ private:
         }
         d.set("stats", s);
         Poco::JSON::Array::Ptr viewers = new Poco::JSON::Array;
-        for (const auto &[id, v] : snap.viewers) {
+        for (const auto& [id, v] : snap.viewers) {
             Poco::JSON::Object::Ptr o = new Poco::JSON::Object;
             o->set("viewerId", id);
             o->set("fpsOut", v.fpsOut);
@@ -437,10 +451,12 @@ private:
         d.set("viewerStats", viewers);
     }
 
-    void postCommand(const std::string &clientId, HTTPServerRequest &req, HTTPServerResponse &resp) {
-        const std::streamsize limit = static_cast<std::streamsize>(core::limits::kMaxControlMessageBytes);
+    void postCommand(const std::string& clientId, HTTPServerRequest& req,
+                     HTTPServerResponse& resp) {
+        const std::streamsize limit =
+            static_cast<std::streamsize>(core::limits::kMaxControlMessageBytes);
         std::string body;
-        std::istream &in = req.stream();
+        std::istream& in = req.stream();
         char buf[4096];
         bool tooLarge = req.hasContentLength() && req.getContentLength64() > limit;
         while (!tooLarge && in) {
@@ -463,32 +479,31 @@ private:
         }
         auto queued = relay_.queueCommand(relay_.prepareHttpCommand(clientId, body), 0);
         if (!queued.ok()) {
-            const core::Error &e = queued.error();
-            const auto status = e.code == core::ErrorCode::Internal
-                                    ? HTTPResponse::HTTP_SERVICE_UNAVAILABLE
-                                : e.code == core::ErrorCode::TooLarge
-                                    ? HTTPResponse::HTTP_REQUEST_ENTITY_TOO_LARGE
-                                : e.code == core::ErrorCode::NotFound ? HTTPResponse::HTTP_NOT_FOUND
-                                : e.code == core::ErrorCode::Conflict ? HTTPResponse::HTTP_CONFLICT
-                                                                      : HTTPResponse::HTTP_BAD_REQUEST;
+            const core::Error& e = queued.error();
+            const auto status =
+                e.code == core::ErrorCode::Internal   ? HTTPResponse::HTTP_SERVICE_UNAVAILABLE
+                : e.code == core::ErrorCode::TooLarge ? HTTPResponse::HTTP_REQUEST_ENTITY_TOO_LARGE
+                : e.code == core::ErrorCode::NotFound ? HTTPResponse::HTTP_NOT_FOUND
+                : e.code == core::ErrorCode::Conflict ? HTTPResponse::HTTP_CONFLICT
+                                                      : HTTPResponse::HTTP_BAD_REQUEST;
             relay_.count(Counter::HttpErrors);
             return sendJson(resp, status, core::serializeError(e));
         }
         sendJson(resp, HTTPResponse::HTTP_ACCEPTED, core::serialize(core::Message{queued.value()}));
     }
 
-    RelayImpl &relay_;
-    HttpLog &log_;
+    RelayImpl& relay_;
+    HttpLog& log_;
 };
 
 class Factory : public Poco::Net::HTTPRequestHandlerFactory {
 public:
-    explicit Factory(RelayImpl &relay) : relay_(relay), log_(relay) {}
-    Poco::Net::HTTPRequestHandler *createRequestHandler(const HTTPServerRequest &req) override {
+    explicit Factory(RelayImpl& relay) : relay_(relay), log_(relay) {}
+    Poco::Net::HTTPRequestHandler* createRequestHandler(const HTTPServerRequest& req) override {
         relay_.count(Counter::HttpRequests);
         try {
-            Poco::URI uri(req.getURI()); // decodes the path: "%zz" or a lone "%" throws
-        } catch (const Poco::Exception &) {
+            Poco::URI uri(req.getURI());  // decodes the path: "%zz" or a lone "%" throws
+        } catch (const Poco::Exception&) {
             return new BadUriRoute(relay_, log_);
         }
         const std::string path = pathOf(req.getURI());
@@ -498,14 +513,14 @@ public:
     }
 
 private:
-    RelayImpl &relay_;
-    HttpLog log_; // outlives every handler: the HTTPServer owns the factory
+    RelayImpl& relay_;
+    HttpLog log_;  // outlives every handler: the HTTPServer owns the factory
 };
 
-} // namespace
+}  // namespace
 
-Poco::Net::HTTPRequestHandlerFactory::Ptr makeHandlerFactory(RelayImpl &relay) {
+Poco::Net::HTTPRequestHandlerFactory::Ptr makeHandlerFactory(RelayImpl& relay) {
     return new Factory(relay);
 }
 
-} // namespace deskstream::relay
+}  // namespace deskstream::relay

@@ -8,6 +8,6 @@ namespace deskstream::relay {
 class RelayImpl;
 
 // A new factory (the HTTPServer takes ownership).
-Poco::Net::HTTPRequestHandlerFactory::Ptr makeHandlerFactory(RelayImpl &relay);
+Poco::Net::HTTPRequestHandlerFactory::Ptr makeHandlerFactory(RelayImpl& relay);
 
-} // namespace deskstream::relay
+}  // namespace deskstream::relay

@@ -11,7 +11,7 @@ int64_t wallNowMs() {
                std::chrono::system_clock::now().time_since_epoch())
         .count();
 }
-} // namespace
+}  // namespace
 
 void MaintenanceJobs::start(Settings settings) {
     stop();
@@ -21,7 +21,8 @@ void MaintenanceJobs::start(Settings settings) {
         stopping_ = false;
     }
     reaper_ = std::thread([this] { reaperLoop(); });
-    if (store_.client().hasNotifications()) notifications_ = std::thread([this] { notificationLoop(); });
+    if (store_.client().hasNotifications())
+        notifications_ = std::thread([this] { notificationLoop(); });
 }
 
 void MaintenanceJobs::stop() {
@@ -37,13 +38,14 @@ void MaintenanceJobs::stop() {
 void MaintenanceJobs::reap() {
     metrics_.reaperRun();
     const int64_t now = wallNowMs();
-    const StoreClient &store = store_.client();
+    const StoreClient& store = store_.client();
     StoreStatus st = store.upsertInstance(
         InstanceRecord{settings_.instanceId, settings_.publicUrl, settings_.startedAtMs, now});
     if (!st.ok()) store_.error("upsert_instance", st);
     uint32_t n = 0;
     st = store.reapClients(now - settings_.registrationTtlMs, "", n);
-    if (!st.ok()) store_.error("reap_clients", st);
+    if (!st.ok())
+        store_.error("reap_clients", st);
     else if (n) {
         counters_.count(Counter::RowsReaped, n);
         logger_.information("relay: reaped %u registrations older than %?d ms", n,
@@ -51,13 +53,16 @@ void MaintenanceJobs::reap() {
     }
     n = 0;
     st = store.expireCommands(now - settings_.commandTtlMs, now, n);
-    if (!st.ok()) store_.error("expire_commands", st);
-    else if (n) counters_.count(Counter::CommandsExpired, n);
-    if (st.ok() && n) metrics_.commandFinished("", "expired", n); // the store does not say which types
+    if (!st.ok())
+        store_.error("expire_commands", st);
+    else if (n)
+        counters_.count(Counter::CommandsExpired, n);
+    if (st.ok() && n)
+        metrics_.commandFinished("", "expired", n);  // the store does not say which types
     purgeFinishedCommands(now);
     commands_.onTick(now);
     // Redelivery of claims whose lease ran out (lost sends, crashed peers).
-    for (const auto &id : agents_.localAgents()) commands_.deliverPending(id, wallNowMs());
+    for (const auto& id : agents_.localAgents()) commands_.deliverPending(id, wallNowMs());
 }
 
 // Finished commands older than [relay] command.retention_ms are deleted (store ABI 1.1). A 1.0
@@ -87,7 +92,7 @@ void MaintenanceJobs::reaperLoop() {
         lock.unlock();
         try {
             reap();
-        } catch (const std::exception &e) {
+        } catch (const std::exception& e) {
             logger_.error("relay: maintenance failed: %s", std::string(e.what()));
         }
         lock.lock();
@@ -109,8 +114,8 @@ void MaintenanceJobs::notificationLoop() {
             continue;
         }
         // No-op for desktops not connected here.
-        for (const auto &id : ids) commands_.deliverPending(id, wallNowMs());
+        for (const auto& id : ids) commands_.deliverPending(id, wallNowMs());
     }
 }
 
-} // namespace deskstream::relay
+}  // namespace deskstream::relay

@@ -34,15 +34,19 @@ public:
         int64_t commandTtlMs = 60000;
         int64_t commandRetentionMs = 604800000;
     };
-    MaintenanceJobs(const StoreBridge &store, const AgentDirectory &agents,
-                    CommandDelivery &commands, Counters &counters, RelayMetrics &metrics,
-                    Poco::Logger &logger)
-        : store_(store), agents_(agents), commands_(commands), counters_(counters),
-          metrics_(metrics), logger_(logger) {}
+    MaintenanceJobs(const StoreBridge& store, const AgentDirectory& agents,
+                    CommandDelivery& commands, Counters& counters, RelayMetrics& metrics,
+                    Poco::Logger& logger)
+        : store_(store),
+          agents_(agents),
+          commands_(commands),
+          counters_(counters),
+          metrics_(metrics),
+          logger_(logger) {}
     ~MaintenanceJobs() { stop(); }
 
     void start(Settings settings);
-    void stop(); // joins both threads; idempotent
+    void stop();  // joins both threads; idempotent
     // One reaper pass now (also what the reaper thread runs).
     void reap();
 
@@ -51,14 +55,14 @@ private:
     void notificationLoop();
     void purgeFinishedCommands(int64_t now);
 
-    const StoreBridge &store_;
-    const AgentDirectory &agents_;
-    CommandDelivery &commands_;
-    Counters &counters_;
-    RelayMetrics &metrics_;
-    Poco::Logger &logger_;
+    const StoreBridge& store_;
+    const AgentDirectory& agents_;
+    CommandDelivery& commands_;
+    Counters& counters_;
+    RelayMetrics& metrics_;
+    Poco::Logger& logger_;
     Settings settings_;
-    bool purgeSkipLogged_ = false; // reaper thread only: the 1.0-store notice is logged once
+    bool purgeSkipLogged_ = false;  // reaper thread only: the 1.0-store notice is logged once
     std::mutex mutex_;
     std::condition_variable cv_;
     bool stopping_ = false;
@@ -66,4 +70,4 @@ private:
     std::thread notifications_;
 };
 
-} // namespace deskstream::relay
+}  // namespace deskstream::relay

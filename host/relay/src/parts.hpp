@@ -43,12 +43,12 @@ class PeerConnection {
 public:
     virtual ~PeerConnection() = default;
     // Queue onto the connection's writer; false when it is closing or too slow.
-    virtual bool sendMessage(const core::Message &message) = 0;
+    virtual bool sendMessage(const core::Message& message) = 0;
     // The same for text already serialized (a notice sent to many connections).
     virtual bool sendText(std::string text) = 0;
     // CLOSE after what is queued / at once (queued messages dropped).
-    virtual void close(int code, const std::string &reason) = 0;
-    virtual void closeNow(int code, const std::string &reason) = 0;
+    virtual void close(int code, const std::string& reason) = 0;
+    virtual void closeNow(int code, const std::string& reason) = 0;
     // A viewer's writer has frames to pull.
     virtual void notifyFrames() = 0;
 };
@@ -57,8 +57,8 @@ public:
 class Peers {
 public:
     virtual ~Peers() = default;
-    virtual bool send(core::ConnId conn, const core::Message &message) = 0;
-    virtual void close(core::ConnId conn, int code, const std::string &reason) = 0;
+    virtual bool send(core::ConnId conn, const core::Message& message) = 0;
+    virtual void close(core::ConnId conn, int code, const std::string& reason) = 0;
     // A viewer's writer has frames to pull.
     virtual void notifyFrames(core::ConnId viewer) = 0;
 };
@@ -67,8 +67,8 @@ public:
 class AgentDirectory {
 public:
     virtual ~AgentDirectory() = default;
-    virtual std::optional<core::ConnId> agentConn(const std::string &clientId) const = 0;
+    virtual std::optional<core::ConnId> agentConn(const std::string& clientId) const = 0;
     virtual std::vector<std::string> localAgents() const = 0;
 };
 
-} // namespace deskstream::relay
+}  // namespace deskstream::relay

@@ -11,4 +11,4 @@ std::string randomUuid() {
     return Poco::UUIDGenerator::defaultGenerator().createRandom().toString();
 }
 
-} // namespace deskstream::relay
+}  // namespace deskstream::relay

@@ -9,4 +9,4 @@ namespace deskstream::relay {
 // A fresh random version 4 UUID (the OS CSPRNG through Poco); thread-safe.
 std::string randomUuid();
 
-} // namespace deskstream::relay
+}  // namespace deskstream::relay

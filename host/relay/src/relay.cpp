@@ -18,15 +18,15 @@ namespace deskstream::relay {
 
 namespace {
 
-int64_t touchInterval(const RelayOptions &o) {
+int64_t touchInterval(const RelayOptions& o) {
     if (o.touchIntervalMs > 0) return o.touchIntervalMs;
     return std::max(o.heartbeatIntervalMs, o.registrationTtlMs / 4);
 }
 
 // The store bridge's calls are timed into `metrics` (constructed after the bridge, but the
 // observer runs only on store calls, which start with RelayImpl::start()).
-StoreClient observed(StoreClient store, RelayMetrics &metrics) {
-    store.setObserver([m = &metrics](const char *op, double s, bool timed, const StoreStatus &st) {
+StoreClient observed(StoreClient store, RelayMetrics& metrics) {
+    store.setObserver([m = &metrics](const char* op, double s, bool timed, const StoreStatus& st) {
         m->storeCall(op, s, timed, st);
     });
     return store;
@@ -37,21 +37,21 @@ RelayOptions withInstanceId(RelayOptions o) {
     return o;
 }
 
-core::RegistryConfig registryConfig(const RelayOptions &o) {
+core::RegistryConfig registryConfig(const RelayOptions& o) {
     core::RegistryConfig c;
     c.instanceId = o.instanceId;
     c.heartbeatIntervalMs = o.heartbeatIntervalMs;
     return c;
 }
 
-core::FanOutConfig fanOutConfig(const RelayOptions &o) {
+core::FanOutConfig fanOutConfig(const RelayOptions& o) {
     core::FanOutConfig c;
     c.viewerQueue = static_cast<size_t>(std::max(1, o.viewerQueue));
     c.ackTimeout = core::fromMs(o.viewerAckTimeoutMs);
     return c;
 }
 
-CommandDelivery::Settings commandSettings(const RelayOptions &o) {
+CommandDelivery::Settings commandSettings(const RelayOptions& o) {
     CommandDelivery::Settings s;
     s.instanceId = o.instanceId;
     s.policy.ttlMs = o.commandTtlMs;
@@ -59,12 +59,15 @@ CommandDelivery::Settings commandSettings(const RelayOptions &o) {
     return s;
 }
 
-} // namespace
+}  // namespace
 
-RelayImpl::RelayImpl(RelayOptions options, StoreClient store, Poco::Logger &logger)
-    : options_(withInstanceId(std::move(options))), logger_(logger),
-      store_(observed(store, metrics_), counters_, logger), registry_(registryConfig(options_)),
-      throttle_(core::fromMs(touchInterval(options_))), sessions_(options_.maxViewers),
+RelayImpl::RelayImpl(RelayOptions options, StoreClient store, Poco::Logger& logger)
+    : options_(withInstanceId(std::move(options))),
+      logger_(logger),
+      store_(observed(store, metrics_), counters_, logger),
+      registry_(registryConfig(options_)),
+      throttle_(core::fromMs(touchInterval(options_))),
+      sessions_(options_.maxViewers),
       streams_(fanOutConfig(options_), sessions_, counters_, metrics_),
       commands_(commandSettings(options_), randomUuid, store_, *this, sessions_, counters_,
                 metrics_, logger),
@@ -86,30 +89,37 @@ core::TimePoint RelayImpl::monoNow() { return core::fromSteady(std::chrono::stea
 
 void RelayImpl::start() {
     if (running_) return;
-    if (!store_.client().valid()) throw std::runtime_error("relay: no store (store plugin instance missing)");
-    const RelayOptions &o = options_;
+    if (!store_.client().valid())
+        throw std::runtime_error("relay: no store (store plugin instance missing)");
+    const RelayOptions& o = options_;
     if (o.maxMessageBytes < 1024 || o.maxMessageBytes > (1LL << 30))
         throw std::runtime_error("relay: max_message_bytes must be within 1024..1073741824");
     if (o.heartbeatIntervalMs <= 0 || o.missedLimit < 1 || o.handshakeTimeoutMs <= 0)
-        throw std::runtime_error("relay: heartbeat interval_ms, missed_limit and handshake_timeout_ms must be positive");
+        throw std::runtime_error(
+            "relay: heartbeat interval_ms, missed_limit and handshake_timeout_ms must be positive");
 
     Poco::Net::SocketAddress address;
     try {
         address = Poco::Net::SocketAddress(o.listen);
-    } catch (const Poco::Exception &e) {
-        throw std::runtime_error("relay: listen = \"" + o.listen + "\" is not host:port (" + e.displayText() + ")");
+    } catch (const Poco::Exception& e) {
+        throw std::runtime_error("relay: listen = \"" + o.listen + "\" is not host:port (" +
+                                 e.displayText() + ")");
     }
     if (o.authSecret.empty() && !address.host().isLoopback()) {
-        throw std::runtime_error("relay: [auth] secret is empty, so the relay refuses to listen on " +
-                                 o.listen + ": without authentication it only listens on a loopback "
-                                 "address (127.0.0.1 / ::1). Set [auth] secret or listen on 127.0.0.1.");
+        throw std::runtime_error(
+            "relay: [auth] secret is empty, so the relay refuses to listen on " + o.listen +
+            ": without authentication it only listens on a loopback "
+            "address (127.0.0.1 / ::1). Set [auth] secret or listen on 127.0.0.1.");
     }
 
     // Start-up clean-up: rows a previous run of this instance id left behind.
     uint32_t removed = 0;
     StoreStatus s = store_.client().unregisterInstanceClients(o.instanceId, removed);
-    if (!s.ok()) throw std::runtime_error("relay: store refused the start-up clean-up: " + s.describe());
-    if (removed) logger_.information("relay: removed %u stale registrations of instance %s", removed, o.instanceId);
+    if (!s.ok())
+        throw std::runtime_error("relay: store refused the start-up clean-up: " + s.describe());
+    if (removed)
+        logger_.information("relay: removed %u stale registrations of instance %s", removed,
+                            o.instanceId);
 
     Poco::Net::ServerSocket socket;
     try {
@@ -117,7 +127,7 @@ void RelayImpl::start() {
         // bind(address, true) also sets): a second process must not share the port silently.
         socket.bind(address, true, false);
         socket.listen(std::max(64, o.httpMaxQueued));
-    } catch (const Poco::Exception &e) {
+    } catch (const Poco::Exception& e) {
         throw std::runtime_error("relay: cannot listen on " + o.listen + ": " + e.displayText());
     }
     port_ = socket.address().port();
@@ -127,18 +137,20 @@ void RelayImpl::start() {
     const int64_t startedAtMs = wallNowMs();
     startedAtMs_ = startedAtMs;
     core::logctx::setProcess("instance_id", o.instanceId);
-    s = store_.client().upsertInstance(InstanceRecord{o.instanceId, options_.publicUrl, startedAtMs, startedAtMs});
+    s = store_.client().upsertInstance(
+        InstanceRecord{o.instanceId, options_.publicUrl, startedAtMs, startedAtMs});
     if (!s.ok()) throw std::runtime_error("relay: store refused the instance row: " + s.describe());
 
-    auto *params = new Poco::Net::HTTPServerParams; // owned by the server (ref-counted)
+    auto* params = new Poco::Net::HTTPServerParams;  // owned by the server (ref-counted)
     params->setMaxThreads(o.httpMaxThreads);
     params->setMaxQueued(o.httpMaxQueued);
     params->setTimeout(Poco::Timespan(o.httpTimeoutMs * 1000));
     params->setKeepAlive(true);
-    params->setKeepAliveTimeout(Poco::Timespan(2, 0)); // idle HTTP connections must not delay stop
+    params->setKeepAliveTimeout(Poco::Timespan(2, 0));  // idle HTTP connections must not delay stop
     params->setServerName("deskstream");
     pool_ = std::make_unique<Poco::ThreadPool>(2, std::max(4, o.httpMaxThreads), 60);
-    server_ = std::make_unique<Poco::Net::HTTPServer>(makeHandlerFactory(*this), *pool_, socket, params);
+    server_ =
+        std::make_unique<Poco::Net::HTTPServer>(makeHandlerFactory(*this), *pool_, socket, params);
     accepting_ = true;
     running_ = true;
     server_->start();
@@ -165,10 +177,10 @@ void RelayImpl::stop() {
     // ourselves, wait for their threads, and only then stop the server.
     server_->stop();
     std::vector<std::shared_ptr<PeerConnection>> all = sessions_.all();
-    for (auto &s : all) s->closeNow(1001, "relay shutting down");
+    for (auto& s : all) s->closeNow(1001, "relay shutting down");
     all.clear();
-    const auto deadline = std::chrono::steady_clock::now() +
-                          std::chrono::milliseconds(options_.closeGraceMs + 2000);
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.closeGraceMs + 2000);
     for (;;) {
         if (sessions_.empty()) break;
         if (std::chrono::steady_clock::now() > deadline) {
@@ -177,7 +189,7 @@ void RelayImpl::stop() {
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
-    server_->stopAll(true); // shuts down idle keep-alive connections too
+    server_->stopAll(true);  // shuts down idle keep-alive connections too
     pool_->joinAll();
     server_.reset();
     pool_.reset();
@@ -194,7 +206,7 @@ size_t RelayImpl::viewerCount() const {
     return registry_.viewerCount();
 }
 
-void RelayImpl::sendToViewers(const std::string &text) {
+void RelayImpl::sendToViewers(const std::string& text) {
     std::vector<core::ConnId> viewers = sessions_.ids();
     {
         std::lock_guard<std::mutex> lock(mutex_);
@@ -202,10 +214,10 @@ void RelayImpl::sendToViewers(const std::string &text) {
                                      [&](core::ConnId c) { return !registry_.isViewer(c); }),
                       viewers.end());
     }
-    sessions_.sendToEach(viewers, text); // after the lock: sends only enqueue anyway
+    sessions_.sendToEach(viewers, text);  // after the lock: sends only enqueue anyway
 }
 
-std::optional<core::ConnId> RelayImpl::agentConn(const std::string &clientId) const {
+std::optional<core::ConnId> RelayImpl::agentConn(const std::string& clientId) const {
     std::lock_guard<std::mutex> lock(mutex_);
     auto info = registry_.findAgent(clientId);
     if (!info) return std::nullopt;
@@ -215,18 +227,18 @@ std::optional<core::ConnId> RelayImpl::agentConn(const std::string &clientId) co
 std::vector<std::string> RelayImpl::localAgents() const {
     std::lock_guard<std::mutex> lock(mutex_);
     std::vector<std::string> out;
-    for (const auto &a : registry_.agents()) out.push_back(a.clientId);
+    for (const auto& a : registry_.agents()) out.push_back(a.clientId);
     return out;
 }
 
 void RelayImpl::perform(core::Actions actions) {
-    for (auto &action : actions) {
-        if (auto *send = std::get_if<core::SendAction>(&action)) {
+    for (auto& action : actions) {
+        if (auto* send = std::get_if<core::SendAction>(&action)) {
             sessions_.send(send->conn, send->message);
-        } else if (auto *close = std::get_if<core::CloseAction>(&action)) {
+        } else if (auto* close = std::get_if<core::CloseAction>(&action)) {
             if (close->code == core::close_code::kReplaced) count(Counter::Replaced);
             sessions_.close(close->conn, close->code, close->reason);
-        } else if (auto *reg = std::get_if<core::StoreRegisterAction>(&action)) {
+        } else if (auto* reg = std::get_if<core::StoreRegisterAction>(&action)) {
             // Invariant 1: the ack (from onStoreResult) only after this write returned OK.
             StoreStatus st = store_.client().registerClient(reg->record);
             std::string why;
@@ -241,21 +253,21 @@ void RelayImpl::perform(core::Actions actions) {
                 next = registry_.onStoreResult(reg->conn, st.ok(), why, wallNowMs());
             }
             perform(std::move(next));
-        } else if (auto *unreg = std::get_if<core::StoreUnregisterAction>(&action)) {
+        } else if (auto* unreg = std::get_if<core::StoreUnregisterAction>(&action)) {
             logger_.debug("relay: unregistering %s", unreg->clientId);
             StoreStatus st = store_.client().unregisterClient(unreg->clientId, unreg->instanceId);
             if (!st.ok()) store_.error("unregister_client", st);
-        } else if (auto *attach = std::get_if<core::AttachViewerAction>(&action)) {
+        } else if (auto* attach = std::get_if<core::AttachViewerAction>(&action)) {
             streams_.attach(attach->agent, attach->viewer, attach->monitor);
-        } else if (auto *detach = std::get_if<core::DetachViewerAction>(&action)) {
+        } else if (auto* detach = std::get_if<core::DetachViewerAction>(&action)) {
             streams_.detach(detach->agent, detach->viewer);
         }
     }
 }
 
-void RelayImpl::onViewerAck(core::ConnId viewer, const core::ViewerFrameAck &ack) {
+void RelayImpl::onViewerAck(core::ConnId viewer, const core::ViewerFrameAck& ack) {
     const auto agent = agentConn(ack.desktopClientId);
-    if (!agent) return; // the desktop left meanwhile: nothing to acknowledge
+    if (!agent) return;  // the desktop left meanwhile: nothing to acknowledge
     streams_.onViewerAck(*agent, viewer, ack, monoNow());
 }
 
@@ -267,12 +279,13 @@ std::optional<RelayImpl::StreamSnapshot> RelayImpl::streamSnapshot(core::ConnId 
     snap.agent = s->agent;
     // Viewer ids as the protocol names them (registry lock taken after the stream's is released).
     std::lock_guard<std::mutex> lock(mutex_);
-    for (const auto &v : s->viewers)
-        snap.viewers.emplace_back(registry_.viewerId(v.first).value_or(std::to_string(v.first)), v.second);
+    for (const auto& v : s->viewers)
+        snap.viewers.emplace_back(registry_.viewerId(v.first).value_or(std::to_string(v.first)),
+                                  v.second);
     return snap;
 }
 
-void RelayImpl::onAgentAlive(const std::string &clientId, core::ConnId conn) {
+void RelayImpl::onAgentAlive(const std::string& clientId, core::ConnId conn) {
     if (clientId.empty()) return;
     bool refresh;
     {
@@ -284,25 +297,26 @@ void RelayImpl::onAgentAlive(const std::string &clientId, core::ConnId conn) {
     if (st.code == DS_ERR_NOT_FOUND) {
         // The row was reaped or taken by another instance: this connection no longer owns the
         // registration. The agent reconnects and registers again.
-        logger_.warning("relay: registration of %s is gone from the store; closing its connection", clientId);
+        logger_.warning("relay: registration of %s is gone from the store; closing its connection",
+                        clientId);
         sessions_.close(conn, core::close_code::kReplaced, "registration lost");
     } else if (!st.ok()) {
         store_.error("touch_client", st);
     }
 }
 
-void RelayImpl::forgetAgent(const std::string &clientId) {
+void RelayImpl::forgetAgent(const std::string& clientId) {
     std::lock_guard<std::mutex> lock(mutex_);
     throttle_.forget(clientId);
 }
 
 // ------------------------------------------------------------------ facade
 
-Relay::Relay(RelayOptions options, const ds_store_vtable *storeVtable, void *storeInstance,
-             Poco::Logger &logger)
+Relay::Relay(RelayOptions options, const ds_store_vtable* storeVtable, void* storeInstance,
+             Poco::Logger& logger)
     : Relay(std::move(options), StoreClient(storeVtable, storeInstance), logger) {}
 
-Relay::Relay(RelayOptions options, StoreClient store, Poco::Logger &logger)
+Relay::Relay(RelayOptions options, StoreClient store, Poco::Logger& logger)
     : impl_(std::make_unique<RelayImpl>(std::move(options), store, logger)) {}
 
 Relay::~Relay() { stop(); }
@@ -310,10 +324,10 @@ void Relay::start() { impl_->start(); }
 void Relay::stop() { impl_->stop(); }
 bool Relay::running() const { return impl_->running(); }
 uint16_t Relay::port() const { return impl_->port(); }
-const std::string &Relay::instanceId() const { return impl_->instanceId(); }
-const RelayOptions &Relay::options() const { return impl_->options(); }
+const std::string& Relay::instanceId() const { return impl_->instanceId(); }
+const RelayOptions& Relay::options() const { return impl_->options(); }
 std::map<std::string, uint64_t> Relay::counters() const { return impl_->counters(); }
 size_t Relay::agentCount() const { return impl_->agentCount(); }
 size_t Relay::viewerCount() const { return impl_->viewerCount(); }
 
-} // namespace deskstream::relay
+}  // namespace deskstream::relay

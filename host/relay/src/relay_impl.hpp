@@ -43,22 +43,22 @@ namespace deskstream::relay {
 
 class RelayImpl : private AgentDirectory {
 public:
-    RelayImpl(RelayOptions options, StoreClient store, Poco::Logger &logger);
+    RelayImpl(RelayOptions options, StoreClient store, Poco::Logger& logger);
     ~RelayImpl() override;
 
     void start();
     void stop();
     bool running() const { return running_.load(); }
     uint16_t port() const { return port_; }
-    const std::string &instanceId() const { return options_.instanceId; }
-    const RelayOptions &options() const { return options_; }
-    const StoreClient &store() const { return store_.client(); }
+    const std::string& instanceId() const { return options_.instanceId; }
+    const RelayOptions& options() const { return options_; }
+    const StoreClient& store() const { return store_.client(); }
     int64_t startedAtMs() const { return startedAtMs_.load(); }
-    Poco::Logger &log() const { return logger_; }
+    Poco::Logger& log() const { return logger_; }
 
     void count(Counter c, uint64_t n = 1) { counters_.count(c, n); }
     std::map<std::string, uint64_t> counters() const { return counters_.snapshot(); }
-    RelayMetrics &metrics() { return metrics_; }
+    RelayMetrics& metrics() { return metrics_; }
     size_t agentCount() const;
     size_t viewerCount() const;
 
@@ -69,13 +69,14 @@ public:
     bool accepting() const { return accepting_.load(); }
     bool reserveViewer() { return sessions_.reserveViewer(); }
     void releaseViewer() { sessions_.releaseViewer(); }
-    core::ConnId addSession(const std::shared_ptr<PeerConnection> &session) {
+    core::ConnId addSession(const std::shared_ptr<PeerConnection>& session) {
         return sessions_.add(session);
     }
     void removeSession(core::ConnId id) { sessions_.remove(id); }
 
     // Runs `fn(registry)` under the lock and performs the returned actions after it.
-    template <class F> void withRegistry(F &&fn) {
+    template <class F>
+    void withRegistry(F&& fn) {
         core::Actions actions;
         {
             std::lock_guard<std::mutex> lock(mutex_);
@@ -83,29 +84,30 @@ public:
         }
         perform(std::move(actions));
     }
-    template <class F> auto locked(F &&fn) const {
+    template <class F>
+    auto locked(F&& fn) const {
         std::lock_guard<std::mutex> lock(mutex_);
         return fn(registry_);
     }
     void perform(core::Actions actions);
     // Queues `text` to every handshaken viewer (e.g. the desktop_connected notice).
-    void sendToViewers(const std::string &text);
+    void sendToViewers(const std::string& text);
 
     // ---- fan-out
-    void onAgentFrame(core::ConnId agent, Bytes bytes, const core::FrameHeader &header) {
+    void onAgentFrame(core::ConnId agent, Bytes bytes, const core::FrameHeader& header) {
         streams_.onAgentFrame(agent, std::move(bytes), header, monoNow());
     }
     Bytes pullFrame(core::ConnId viewer) { return streams_.pullFrame(viewer, monoNow()); }
-    void onViewerAck(core::ConnId viewer, const core::ViewerFrameAck &ack);
+    void onViewerAck(core::ConnId viewer, const core::ViewerFrameAck& ack);
     void tickStream(core::ConnId agent) { streams_.tick(agent, monoNow()); }
     // When tickStream(agent) has something to do next (TimePoint::max(): nothing pending).
     core::TimePoint streamDeadline(core::ConnId agent) { return streams_.deadline(agent); }
-    void onAgentStats(core::ConnId agent, const core::AgentStats &stats) {
+    void onAgentStats(core::ConnId agent, const core::AgentStats& stats) {
         streams_.onAgentStats(agent, stats);
     }
     struct StreamSnapshot {
         core::FanOutStats fanout;
-        std::vector<std::pair<std::string, core::ViewerStats>> viewers; // by viewerId
+        std::vector<std::pair<std::string, core::ViewerStats>> viewers;  // by viewerId
         std::optional<core::AgentStats> agent;
     };
     // Statistics of the stream of agent connection `agent`; nullopt when it has none yet.
@@ -114,37 +116,41 @@ public:
     void dropViewerStreams(core::ConnId viewer) { streams_.dropViewer(viewer); }
 
     // ---- heartbeat bookkeeping: refreshes last_ping at a bounded rate
-    void onAgentAlive(const std::string &clientId, core::ConnId conn);
-    void forgetAgent(const std::string &clientId);
+    void onAgentAlive(const std::string& clientId, core::ConnId conn);
+    void forgetAgent(const std::string& clientId);
 
     // ---- commands
-    core::Result<core::CommandQueued> queueCommand(const core::Result<core::CommandRecord> &prepared,
-                                                   core::ConnId originViewer) {
+    core::Result<core::CommandQueued> queueCommand(
+        const core::Result<core::CommandRecord>& prepared, core::ConnId originViewer) {
         return commands_.queue(prepared, originViewer, wallNowMs());
     }
-    core::Result<core::CommandRecord> prepareCommand(const core::CommandMessage &m,
-                                                     const std::string &origin) const {
+    core::Result<core::CommandRecord> prepareCommand(const core::CommandMessage& m,
+                                                     const std::string& origin) const {
         return commands_.prepare(m, origin, wallNowMs());
     }
-    core::Result<core::CommandRecord> prepareHttpCommand(const std::string &clientId,
-                                                         const std::string &body) const {
+    core::Result<core::CommandRecord> prepareHttpCommand(const std::string& clientId,
+                                                         const std::string& body) const {
         return commands_.prepareHttp(clientId, body, wallNowMs());
     }
-    void deliverPending(const std::string &clientId) { commands_.deliverPending(clientId, wallNowMs()); }
-    core::Result<bool> onCommandResult(const std::string &clientId, const core::CommandResult &r) {
+    void deliverPending(const std::string& clientId) {
+        commands_.deliverPending(clientId, wallNowMs());
+    }
+    core::Result<bool> onCommandResult(const std::string& clientId, const core::CommandResult& r) {
         return commands_.onResult(clientId, r, wallNowMs());
     }
     void forgetViewer(core::ConnId viewer) { commands_.forgetViewer(viewer); }
-    std::string holderOf(const std::string &clientId) const { return store_.holderOf(clientId); }
-    std::string viewerUrlOf(const std::string &instanceId) const { return store_.viewerUrlOf(instanceId); }
+    std::string holderOf(const std::string& clientId) const { return store_.holderOf(clientId); }
+    std::string viewerUrlOf(const std::string& instanceId) const {
+        return store_.viewerUrlOf(instanceId);
+    }
 
 private:
     // AgentDirectory, for the parts.
-    std::optional<core::ConnId> agentConn(const std::string &clientId) const override;
+    std::optional<core::ConnId> agentConn(const std::string& clientId) const override;
     std::vector<std::string> localAgents() const override;
 
     RelayOptions options_;
-    Poco::Logger &logger_;
+    Poco::Logger& logger_;
     Counters counters_;
     StoreBridge store_;
 
@@ -167,4 +173,4 @@ private:
     RelayMetrics metrics_{options_.metrics};
 };
 
-} // namespace deskstream::relay
+}  // namespace deskstream::relay

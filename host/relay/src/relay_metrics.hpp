@@ -32,8 +32,8 @@ public:
     explicit RelayMetrics(std::shared_ptr<core::metrics::Registry> registry);
     // Removes the callback families that read `relay` (the registry may outlive the relay).
     ~RelayMetrics();
-    RelayMetrics(const RelayMetrics &) = delete;
-    RelayMetrics &operator=(const RelayMetrics &) = delete;
+    RelayMetrics(const RelayMetrics&) = delete;
+    RelayMetrics& operator=(const RelayMetrics&) = delete;
 
     // What the scrape-time families read from the relay (its event counters, registered
     // agents, viewers); the callbacks must stay valid until this object is destroyed.
@@ -45,7 +45,7 @@ public:
     // Registers the families computed at scrape time from `state` and the process figures.
     void expose(RelayState state);
     std::string render() const { return registry_->render(); }
-    const std::shared_ptr<core::metrics::Registry> &registry() const { return registry_; }
+    const std::shared_ptr<core::metrics::Registry>& registry() const { return registry_; }
 
     void connectionOpened(Role role, Opened outcome) { opened_[idx(role)][idx(outcome)]->inc(); }
     void connectionStarted(Role role) { current_[idx(role)]->inc(); }
@@ -61,33 +61,38 @@ public:
     void heartbeatTimeout(Role role) { heartbeatTimeouts_[idx(role)]->inc(); }
     void framesDropped(Drop reason, uint64_t n = 1) { drops_[idx(reason)]->inc(n); }
     // agent_stats carries the agent's cumulative window drops: the increase since `previous`.
-    void agentStats(const std::optional<core::AgentStats> &previous, const core::AgentStats &now);
+    void agentStats(const std::optional<core::AgentStats>& previous, const core::AgentStats& now);
     // A viewer's frame_ack (latency in ms, validated 0..3600000 by the codec).
-    void deliveryLatencyMs(int64_t ms) { deliveryLatency_->observe(static_cast<double>(ms) / 1000.0); }
+    void deliveryLatencyMs(int64_t ms) {
+        deliveryLatency_->observe(static_cast<double>(ms) / 1000.0);
+    }
     // A command reached a final status (done, failed, expired); type as stored.
-    void commandFinished(const std::string &type, const char *status, uint64_t n = 1);
+    void commandFinished(const std::string& type, const char* status, uint64_t n = 1);
     void reaperRun() { reaperRuns_->inc(); }
     // One store call (the store bridge's observer): latency and errors by operation.
-    void storeCall(const char *operation, double seconds, bool timed, const StoreStatus &status);
+    void storeCall(const char* operation, double seconds, bool timed, const StoreStatus& status);
 
-    static const char *name(Role r) { return r == Role::Agent ? "agent" : "viewer"; }
+    static const char* name(Role r) { return r == Role::Agent ? "agent" : "viewer"; }
 
 private:
-    template <class E> static size_t idx(E e) { return static_cast<size_t>(e); }
+    template <class E>
+    static size_t idx(E e) {
+        return static_cast<size_t>(e);
+    }
 
     std::shared_ptr<core::metrics::Registry> registry_;
-    std::vector<std::string> callbacks_; // names registered by expose(), removed by ~RelayMetrics
-    std::array<std::array<core::metrics::Counter *, 5>, 2> opened_{};
-    std::array<core::metrics::Gauge *, 2> current_{};
-    std::array<core::metrics::Histogram *, 2> duration_{};
-    std::array<core::metrics::Counter *, 4> registrations_{};
-    std::array<core::metrics::Counter *, 2> heartbeatTimeouts_{};
-    std::array<core::metrics::Counter *, 4> drops_{};
-    core::metrics::Histogram *deliveryLatency_ = nullptr;
-    core::metrics::CounterFamily *commands_ = nullptr;
-    core::metrics::HistogramFamily *storeLatency_ = nullptr;
-    core::metrics::CounterFamily *storeErrors_ = nullptr;
-    core::metrics::Counter *reaperRuns_ = nullptr;
+    std::vector<std::string> callbacks_;  // names registered by expose(), removed by ~RelayMetrics
+    std::array<std::array<core::metrics::Counter*, 5>, 2> opened_{};
+    std::array<core::metrics::Gauge*, 2> current_{};
+    std::array<core::metrics::Histogram*, 2> duration_{};
+    std::array<core::metrics::Counter*, 4> registrations_{};
+    std::array<core::metrics::Counter*, 2> heartbeatTimeouts_{};
+    std::array<core::metrics::Counter*, 4> drops_{};
+    core::metrics::Histogram* deliveryLatency_ = nullptr;
+    core::metrics::CounterFamily* commands_ = nullptr;
+    core::metrics::HistogramFamily* storeLatency_ = nullptr;
+    core::metrics::CounterFamily* storeErrors_ = nullptr;
+    core::metrics::Counter* reaperRuns_ = nullptr;
 };
 
-} // namespace deskstream::relay
+}  // namespace deskstream::relay

@@ -14,20 +14,19 @@ namespace {
 using core::RelayConnectionConfig;
 namespace act = core::relay_action;
 
-WsLimits limitsFor(const RelayOptions &o, Session::Kind kind) {
+WsLimits limitsFor(const RelayOptions& o, Session::Kind kind) {
     WsLimits l;
     l.maxMessageBytes = o.maxMessageBytes;
     l.sendTimeoutMs = o.sendTimeoutMs;
     l.receiveTimeoutMs = o.receiveTimeoutMs;
     l.closeGraceMs = o.closeGraceMs;
     l.controlQueueLimit = static_cast<size_t>(std::max(16, o.controlQueueLimit));
-    l.frameQueueLimit = kind == Session::Kind::Viewer
-                              ? static_cast<size_t>(std::max(1, o.viewerQueue))
-                              : 1;
+    l.frameQueueLimit =
+        kind == Session::Kind::Viewer ? static_cast<size_t>(std::max(1, o.viewerQueue)) : 1;
     return l;
 }
 
-RelayConnectionConfig connectionConfig(const RelayOptions &o, Session::Kind kind) {
+RelayConnectionConfig connectionConfig(const RelayOptions& o, Session::Kind kind) {
     RelayConnectionConfig c;
     c.kind = kind == Session::Kind::Agent ? RelayConnectionConfig::Kind::Agent
                                           : RelayConnectionConfig::Kind::Viewer;
@@ -41,7 +40,7 @@ RelayConnectionConfig connectionConfig(const RelayOptions &o, Session::Kind kind
     return c;
 }
 
-const char *kindName(Session::Kind k) { return k == Session::Kind::Agent ? "agent" : "viewer"; }
+const char* kindName(Session::Kind k) { return k == Session::Kind::Agent ? "agent" : "viewer"; }
 
 std::chrono::steady_clock::time_point toSteady(core::TimePoint t) {
     using clock = std::chrono::steady_clock;
@@ -50,10 +49,11 @@ std::chrono::steady_clock::time_point toSteady(core::TimePoint t) {
     return clock::time_point(std::chrono::duration_cast<clock::duration>(t));
 }
 
-} // namespace
+}  // namespace
 
-Session::Session(RelayImpl &relay, Kind kind, std::unique_ptr<Poco::Net::WebSocket> ws)
-    : relay_(relay), kind_(kind),
+Session::Session(RelayImpl& relay, Kind kind, std::unique_ptr<Poco::Net::WebSocket> ws)
+    : relay_(relay),
+      kind_(kind),
       conn_(std::make_unique<WsConnection>(std::move(ws), limitsFor(relay.options(), kind))),
       core_(connectionConfig(relay.options(), kind), RelayImpl::monoNow()),
       peer_(conn_->peer()) {}
@@ -67,16 +67,17 @@ void Session::run() {
         conn_->setFrameSource([this] { return relay_.pullFrame(id_); });
     }
     id_ = relay_.addSession(shared_from_this());
-    core::logctx::Scope logFields; // this pool thread's log fields, restored when it leaves
+    core::logctx::Scope logFields;  // this pool thread's log fields, restored when it leaves
     core::logctx::set("connection_id", std::to_string(id_));
     relay_.count(Counter::ConnectionsOpened);
     const auto openedAt = std::chrono::steady_clock::now();
     relay_.metrics().connectionStarted(role());
-    relay_.log().debug("%s connection %?u from %s opened", std::string(kindName(kind_)), id_, peer_);
+    relay_.log().debug("%s connection %?u from %s opened", std::string(kindName(kind_)), id_,
+                       peer_);
     int code = 1006;
     try {
         code = conn_->run(*this);
-    } catch (const std::exception &e) {
+    } catch (const std::exception& e) {
         relay_.log().error("%s connection %?u: unexpected error: %s", std::string(kindName(kind_)),
                            id_, std::string(e.what()));
     }
@@ -105,9 +106,9 @@ void Session::finish() {
     if (kind_ == Kind::Agent) {
         // Unregisters the row at once unless this connection was replaced.
         bool unregisters = false;
-        relay_.withRegistry([&](core::Registry &r) {
+        relay_.withRegistry([&](core::Registry& r) {
             core::Actions actions = r.onAgentClosed(id_);
-            for (const auto &a : actions)
+            for (const auto& a : actions)
                 unregisters |= std::holds_alternative<core::StoreUnregisterAction>(a);
             return actions;
         });
@@ -117,7 +118,7 @@ void Session::finish() {
         }
         relay_.dropStream(id_);
     } else {
-        relay_.withRegistry([&](core::Registry &r) { return r.onViewerClosed(id_); });
+        relay_.withRegistry([&](core::Registry& r) { return r.onViewerClosed(id_); });
         relay_.forgetViewer(id_);
         relay_.dropViewerStreams(id_);
     }
@@ -135,22 +136,21 @@ void Session::onTick(std::chrono::steady_clock::time_point now) {
     perform(core_.onTick(core::fromSteady(now)));
 }
 
-void Session::onText(std::string &&message) {
+void Session::onText(std::string&& message) {
     perform(core_.onText(message, RelayImpl::monoNow(), RelayImpl::wallNowMs()));
 }
 
-void Session::onBinary(std::vector<std::uint8_t> &&message) {
+void Session::onBinary(std::vector<std::uint8_t>&& message) {
     perform(core_.onBinary(std::move(message), RelayImpl::monoNow()), true);
 }
 
-void Session::onTransportError(int closeCode, const std::string &what) {
+void Session::onTransportError(int closeCode, const std::string& what) {
     perform(core_.onTransportError(closeCode, what));
 }
 
-void Session::subscribe(const core::Subscribe &sub) {
-    const bool here = relay_.locked([&](const core::Registry &r) {
-        return r.findAgent(sub.desktopClientId).has_value();
-    });
+void Session::subscribe(const core::Subscribe& sub) {
+    const bool here = relay_.locked(
+        [&](const core::Registry& r) { return r.findAgent(sub.desktopClientId).has_value(); });
     if (!here) {
         // Held by another instance of a shared store: send the viewer there.
         const std::string holder = relay_.holderOf(sub.desktopClientId);
@@ -167,51 +167,55 @@ void Session::subscribe(const core::Subscribe &sub) {
             return;
         }
     }
-    relay_.withRegistry([&](core::Registry &r) { return r.onSubscribe(id_, sub); });
+    relay_.withRegistry([&](core::Registry& r) { return r.onSubscribe(id_, sub); });
 }
 
 void Session::perform(core::RelayActions actions, bool binary) {
-    for (auto &action : actions) {
-        if (auto *send = std::get_if<act::Send>(&action)) {
+    for (auto& action : actions) {
+        if (auto* send = std::get_if<act::Send>(&action)) {
             conn_->sendText(std::move(send->text));
-        } else if (auto *close = std::get_if<act::Close>(&action)) {
+        } else if (auto* close = std::get_if<act::Close>(&action)) {
             if (!close->byTransport) conn_->close(close->code, close->reason);
             finish();
-        } else if (auto *count = std::get_if<act::Count>(&action)) {
+        } else if (auto* count = std::get_if<act::Count>(&action)) {
             relay_.count(count->counter, count->n);
             relay_.metrics().connectionCount(role(), count->counter, count->n, binary);
-        } else if (auto *log = std::get_if<act::Log>(&action)) {
+        } else if (auto* log = std::get_if<act::Log>(&action)) {
             // One line per event, with the client id once known (the connection id before).
-            const std::string line = std::string(kindName(kind_)) + " " +
-                                     (core_.peerId().empty() ? "connection " + std::to_string(id_)
-                                                             : core_.peerId()) +
-                                     " (" + peer_ + "): " + log->line;
-            if (log->level == act::Log::Level::Warning) relay_.log().warning(line);
-            else if (log->level == act::Log::Level::Info) relay_.log().information(line);
-            else relay_.log().debug(line);
-        } else if (auto *reject = std::get_if<act::RejectAgent>(&action)) {
+            const std::string line =
+                std::string(kindName(kind_)) + " " +
+                (core_.peerId().empty() ? "connection " + std::to_string(id_) : core_.peerId()) +
+                " (" + peer_ + "): " + log->line;
+            if (log->level == act::Log::Level::Warning)
+                relay_.log().warning(line);
+            else if (log->level == act::Log::Level::Info)
+                relay_.log().information(line);
+            else
+                relay_.log().debug(line);
+        } else if (auto* reject = std::get_if<act::RejectAgent>(&action)) {
             // Refused at the handshake (the registration_failures count came just before).
             relay_.metrics().registration(reject->code == core::ErrorCode::Unauthorized
                                               ? RelayMetrics::Registration::Unauthorized
                                               : RelayMetrics::Registration::BadRequest);
-            relay_.withRegistry([&](core::Registry &r) {
+            relay_.withRegistry([&](core::Registry& r) {
                 return r.rejectAgent(id_, reject->clientId, reject->code, reject->message);
             });
-        } else if (auto *reg = std::get_if<act::RegisterAgent>(&action)) {
+        } else if (auto* reg = std::get_if<act::RegisterAgent>(&action)) {
             // Pending -> the store write runs here (StoreRegisterAction) -> ack or failure.
-            bool storeWrite = false; // the registry accepted it and asked for the store write
-            relay_.withRegistry([&](core::Registry &r) {
+            bool storeWrite = false;  // the registry accepted it and asked for the store write
+            relay_.withRegistry([&](core::Registry& r) {
                 core::Actions actions = r.onAgentHandshake(id_, reg->handshake, reg->nowMs);
-                for (const auto &a : actions)
+                for (const auto& a : actions)
                     storeWrite |= std::holds_alternative<core::StoreRegisterAction>(a);
                 return actions;
             });
-            auto info = relay_.locked([&](const core::Registry &r) { return r.agentByConn(id_); });
+            auto info = relay_.locked([&](const core::Registry& r) { return r.agentByConn(id_); });
             // Refused after a store write: the store failed; before it: the handshake was bad.
             // (Success is counted from the core's `registrations` count: RelayMetrics.)
             if (!info) {
-                relay_.metrics().registration(storeWrite ? RelayMetrics::Registration::StoreUnavailable
-                                                         : RelayMetrics::Registration::BadRequest);
+                relay_.metrics().registration(storeWrite
+                                                  ? RelayMetrics::Registration::StoreUnavailable
+                                                  : RelayMetrics::Registration::BadRequest);
             } else {
                 core::logctx::set("client_id", info->clientId);
                 relay_.log().information("agent %s registered (%s, stream %?u)", info->clientId,
@@ -226,38 +230,40 @@ void Session::perform(core::RelayActions actions, bool binary) {
                                          static_cast<int>(info->viewers)}));
             }
         } else if (std::holds_alternative<act::RegisterViewer>(action)) {
-            relay_.withRegistry([&](core::Registry &r) { return r.onViewerHandshake(id_); });
-            auto viewerId =
-                relay_.locked([&](const core::Registry &r) { return r.viewerId(id_); }).value_or("");
+            relay_.withRegistry([&](core::Registry& r) { return r.onViewerHandshake(id_); });
+            auto viewerId = relay_.locked([&](const core::Registry& r) { return r.viewerId(id_); })
+                                .value_or("");
             core::logctx::set("client_id", viewerId);
             perform(core_.onViewerRegistered(viewerId, RelayImpl::monoNow()));
-        } else if (auto *deliver = std::get_if<act::DeliverPending>(&action)) {
+        } else if (auto* deliver = std::get_if<act::DeliverPending>(&action)) {
             relay_.deliverPending(deliver->clientId);
-        } else if (auto *alive = std::get_if<act::AgentAlive>(&action)) {
+        } else if (auto* alive = std::get_if<act::AgentAlive>(&action)) {
             relay_.onAgentAlive(alive->clientId, id_);
-        } else if (auto *result = std::get_if<act::StoreCommandResult>(&action)) {
+        } else if (auto* result = std::get_if<act::StoreCommandResult>(&action)) {
             auto stored = relay_.onCommandResult(result->clientId, result->result);
             perform(core_.onCommandResultStored(stored, RelayImpl::monoNow()));
-        } else if (auto *stats = std::get_if<act::KeepAgentStats>(&action)) {
+        } else if (auto* stats = std::get_if<act::KeepAgentStats>(&action)) {
             relay_.onAgentStats(id_, stats->stats);
-        } else if (auto *frame = std::get_if<act::ForwardFrame>(&action)) {
-            relay_.onAgentFrame(id_,
-                                std::make_shared<const std::vector<std::uint8_t>>(std::move(frame->bytes)),
-                                frame->header);
-        } else if (auto *ping = std::get_if<act::AnswerViewerPing>(&action)) {
-            auto ids = relay_.locked([](const core::Registry &r) { return r.availableDesktops(); });
+        } else if (auto* frame = std::get_if<act::ForwardFrame>(&action)) {
+            relay_.onAgentFrame(
+                id_, std::make_shared<const std::vector<std::uint8_t>>(std::move(frame->bytes)),
+                frame->header);
+        } else if (auto* ping = std::get_if<act::AnswerViewerPing>(&action)) {
+            auto ids = relay_.locked([](const core::Registry& r) { return r.availableDesktops(); });
             sendMessage(core::Pong{ping->timestamp, RelayImpl::wallNowMs(), std::move(ids)});
-        } else if (auto *sub = std::get_if<act::SubscribeViewer>(&action)) {
+        } else if (auto* sub = std::get_if<act::SubscribeViewer>(&action)) {
             subscribe(sub->subscribe);
-        } else if (auto *unsub = std::get_if<act::UnsubscribeViewer>(&action)) {
-            relay_.withRegistry([&](core::Registry &r) { return r.onUnsubscribe(id_, unsub->unsubscribe); });
-        } else if (auto *cmd = std::get_if<act::QueueCommand>(&action)) {
-            auto queued = relay_.queueCommand(relay_.prepareCommand(cmd->command, cmd->viewerId), id_);
+        } else if (auto* unsub = std::get_if<act::UnsubscribeViewer>(&action)) {
+            relay_.withRegistry(
+                [&](core::Registry& r) { return r.onUnsubscribe(id_, unsub->unsubscribe); });
+        } else if (auto* cmd = std::get_if<act::QueueCommand>(&action)) {
+            auto queued =
+                relay_.queueCommand(relay_.prepareCommand(cmd->command, cmd->viewerId), id_);
             perform(core_.onCommandQueued(queued, RelayImpl::monoNow()));
-        } else if (auto *ack = std::get_if<act::AckFrame>(&action)) {
+        } else if (auto* ack = std::get_if<act::AckFrame>(&action)) {
             relay_.onViewerAck(id_, ack->ack);
         }
     }
 }
 
-} // namespace deskstream::relay
+}  // namespace deskstream::relay

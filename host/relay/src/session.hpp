@@ -22,7 +22,7 @@ class Session : public WsHandler,
 public:
     enum class Kind { Agent, Viewer };
 
-    Session(RelayImpl &relay, Kind kind, std::unique_ptr<Poco::Net::WebSocket> ws);
+    Session(RelayImpl& relay, Kind kind, std::unique_ptr<Poco::Net::WebSocket> ws);
     ~Session() override;
 
     // Registers with the relay, runs until the connection ends, cleans up.
@@ -30,18 +30,20 @@ public:
 
     // Any thread: these only queue onto the connection's writer (or ask it to close).
     bool sendText(std::string text) override { return conn_->sendText(std::move(text)); }
-    bool sendMessage(const core::Message &m) override { return conn_->sendText(core::serialize(m)); }
-    void close(int code, const std::string &reason) override { conn_->close(code, reason); }
-    void closeNow(int code, const std::string &reason) override { conn_->closeNow(code, reason); }
+    bool sendMessage(const core::Message& m) override {
+        return conn_->sendText(core::serialize(m));
+    }
+    void close(int code, const std::string& reason) override { conn_->close(code, reason); }
+    void closeNow(int code, const std::string& reason) override { conn_->closeNow(code, reason); }
     void notifyFrames() override { conn_->notifyFrames(); }
     core::ConnId id() const { return id_; }
     Kind kind() const { return kind_; }
 
     // WsHandler (reader thread).
-    void onText(std::string &&message) override;
-    void onBinary(std::vector<std::uint8_t> &&message) override;
+    void onText(std::string&& message) override;
+    void onBinary(std::vector<std::uint8_t>&& message) override;
     void onTick(std::chrono::steady_clock::time_point now) override;
-    void onTransportError(int closeCode, const std::string &what) override;
+    void onTransportError(int closeCode, const std::string& what) override;
     std::chrono::steady_clock::time_point nextDeadline() const override;
 
 private:
@@ -51,12 +53,12 @@ private:
     RelayMetrics::Role role() const {
         return kind_ == Kind::Agent ? RelayMetrics::Role::Agent : RelayMetrics::Role::Viewer;
     }
-    void subscribe(const core::Subscribe &sub);
+    void subscribe(const core::Subscribe& sub);
     // Releases what the relay holds for this connection (registry entry, fan-out). Once.
     void finish();
     std::string who() const;
 
-    RelayImpl &relay_;
+    RelayImpl& relay_;
     Kind kind_;
     std::unique_ptr<WsConnection> conn_;
     core::RelayConnection core_;
@@ -65,4 +67,4 @@ private:
     bool finished_ = false;
 };
 
-} // namespace deskstream::relay
+}  // namespace deskstream::relay

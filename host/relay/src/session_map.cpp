@@ -11,7 +11,7 @@ bool SessionMap::reserveViewer() {
     return true;
 }
 
-core::ConnId SessionMap::add(const std::shared_ptr<PeerConnection> &session) {
+core::ConnId SessionMap::add(const std::shared_ptr<PeerConnection>& session) {
     const core::ConnId id = nextConn_.fetch_add(1);
     std::lock_guard<std::mutex> lock(mutex_);
     sessions_[id] = session;
@@ -19,7 +19,7 @@ core::ConnId SessionMap::add(const std::shared_ptr<PeerConnection> &session) {
 }
 
 void SessionMap::remove(core::ConnId id) {
-    std::shared_ptr<PeerConnection> keep; // destroyed after the lock (joins its writer)
+    std::shared_ptr<PeerConnection> keep;  // destroyed after the lock (joins its writer)
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = sessions_.find(id);
     if (it != sessions_.end()) {
@@ -38,7 +38,7 @@ std::vector<std::shared_ptr<PeerConnection>> SessionMap::all() const {
     std::lock_guard<std::mutex> lock(mutex_);
     std::vector<std::shared_ptr<PeerConnection>> out;
     out.reserve(sessions_.size());
-    for (const auto &kv : sessions_) out.push_back(kv.second);
+    for (const auto& kv : sessions_) out.push_back(kv.second);
     return out;
 }
 
@@ -46,13 +46,13 @@ std::vector<core::ConnId> SessionMap::ids() const {
     std::lock_guard<std::mutex> lock(mutex_);
     std::vector<core::ConnId> out;
     out.reserve(sessions_.size());
-    for (const auto &kv : sessions_) out.push_back(kv.first);
+    for (const auto& kv : sessions_) out.push_back(kv.first);
     return out;
 }
 
-void SessionMap::sendToEach(const std::vector<core::ConnId> &conns, const std::string &text) {
+void SessionMap::sendToEach(const std::vector<core::ConnId>& conns, const std::string& text) {
     for (core::ConnId c : conns)
-        if (auto s = get(c)) s->sendText(text); // enqueues onto that connection's writer
+        if (auto s = get(c)) s->sendText(text);  // enqueues onto that connection's writer
 }
 
 bool SessionMap::empty() const {
@@ -60,12 +60,12 @@ bool SessionMap::empty() const {
     return sessions_.empty();
 }
 
-bool SessionMap::send(core::ConnId conn, const core::Message &message) {
+bool SessionMap::send(core::ConnId conn, const core::Message& message) {
     auto s = get(conn);
     return s && s->sendMessage(message);
 }
 
-void SessionMap::close(core::ConnId conn, int code, const std::string &reason) {
+void SessionMap::close(core::ConnId conn, int code, const std::string& reason) {
     if (auto s = get(conn)) s->close(code, reason);
 }
 
@@ -73,4 +73,4 @@ void SessionMap::notifyFrames(core::ConnId viewer) {
     if (auto s = get(viewer)) s->notifyFrames();
 }
 
-} // namespace deskstream::relay
+}  // namespace deskstream::relay

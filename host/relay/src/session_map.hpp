@@ -20,17 +20,17 @@ public:
     bool reserveViewer();
     void releaseViewer() { viewerSlots_.fetch_sub(1); }
 
-    core::ConnId add(const std::shared_ptr<PeerConnection> &session);
-    void remove(core::ConnId id); // the session is destroyed outside the lock
+    core::ConnId add(const std::shared_ptr<PeerConnection>& session);
+    void remove(core::ConnId id);  // the session is destroyed outside the lock
     std::shared_ptr<PeerConnection> get(core::ConnId id) const;
     std::vector<std::shared_ptr<PeerConnection>> all() const;
     std::vector<core::ConnId> ids() const;
     // Queues the same text to each of `conns` that is still live.
-    void sendToEach(const std::vector<core::ConnId> &conns, const std::string &text);
+    void sendToEach(const std::vector<core::ConnId>& conns, const std::string& text);
     bool empty() const;
 
-    bool send(core::ConnId conn, const core::Message &message) override;
-    void close(core::ConnId conn, int code, const std::string &reason) override;
+    bool send(core::ConnId conn, const core::Message& message) override;
+    void close(core::ConnId conn, int code, const std::string& reason) override;
     void notifyFrames(core::ConnId viewer) override;
 
 private:
@@ -41,4 +41,4 @@ private:
     std::atomic<int> viewerSlots_{0};
 };
 
-} // namespace deskstream::relay
+}  // namespace deskstream::relay

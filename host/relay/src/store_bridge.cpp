@@ -6,7 +6,7 @@
 
 namespace deskstream::relay {
 
-void StoreBridge::error(const std::string &what, const StoreStatus &s) const {
+void StoreBridge::error(const std::string& what, const StoreStatus& s) const {
     counters_.count(Counter::StoreErrors);
     const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
                             std::chrono::system_clock::now().time_since_epoch())
@@ -16,26 +16,28 @@ void StoreBridge::error(const std::string &what, const StoreStatus &s) const {
         logger_.error("relay: store %s failed: %s", what, s.describe());
 }
 
-std::string StoreBridge::holderOf(const std::string &clientId) const {
+std::string StoreBridge::holderOf(const std::string& clientId) const {
     std::vector<ClientRecord> rows;
     if (!client_.listClients(rows).ok()) return {};
-    for (const auto &r : rows)
+    for (const auto& r : rows)
         if (r.clientId == clientId) return r.instanceId;
     return {};
 }
 
-std::string StoreBridge::viewerUrlOf(const std::string &instanceId) const {
+std::string StoreBridge::viewerUrlOf(const std::string& instanceId) const {
     std::vector<InstanceRecord> rows;
     if (!client_.listInstances(rows).ok()) return {};
-    for (const auto &r : rows) {
+    for (const auto& r : rows) {
         if (r.instanceId != instanceId || r.publicUrl.empty()) continue;
         std::string url = r.publicUrl;
-        if (url.rfind("https://", 0) == 0) url = "wss://" + url.substr(8);
-        else if (url.rfind("http://", 0) == 0) url = "ws://" + url.substr(7);
+        if (url.rfind("https://", 0) == 0)
+            url = "wss://" + url.substr(8);
+        else if (url.rfind("http://", 0) == 0)
+            url = "ws://" + url.substr(7);
         while (!url.empty() && url.back() == '/') url.pop_back();
         return url + "/ws/viewer";
     }
     return {};
 }
 
-} // namespace deskstream::relay
+}  // namespace deskstream::relay

@@ -15,23 +15,23 @@ namespace deskstream::relay {
 
 class StoreBridge {
 public:
-    StoreBridge(StoreClient client, Counters &counters, Poco::Logger &logger)
+    StoreBridge(StoreClient client, Counters& counters, Poco::Logger& logger)
         : client_(client), counters_(counters), logger_(logger) {}
 
-    const StoreClient &client() const { return client_; }
+    const StoreClient& client() const { return client_; }
     // A failed store call: counted; logged at most once per second (an outage would otherwise
     // log once per message).
-    void error(const std::string &what, const StoreStatus &status) const;
+    void error(const std::string& what, const StoreStatus& status) const;
     // Instance (from the store) holding `clientId`, "" when none.
-    std::string holderOf(const std::string &clientId) const;
+    std::string holderOf(const std::string& clientId) const;
     // ws URL of the instance `instanceId` for redirects, "" when unknown.
-    std::string viewerUrlOf(const std::string &instanceId) const;
+    std::string viewerUrlOf(const std::string& instanceId) const;
 
 private:
     StoreClient client_;
-    Counters &counters_;
-    Poco::Logger &logger_;
+    Counters& counters_;
+    Poco::Logger& logger_;
     mutable std::atomic<int64_t> lastErrorLogMs_{0};
 };
 
-} // namespace deskstream::relay
+}  // namespace deskstream::relay

@@ -19,7 +19,7 @@ void Streams::attach(core::ConnId agent, core::ConnId viewer, std::optional<int>
     auto s = stream(agent, true);
     {
         std::lock_guard<std::mutex> lock(mapMutex_);
-        auto &list = viewerStreams_[viewer];
+        auto& list = viewerStreams_[viewer];
         if (std::find(list.begin(), list.end(), agent) == list.end()) list.push_back(agent);
     }
     std::lock_guard<std::mutex> lock(s->mutex);
@@ -31,7 +31,7 @@ void Streams::detach(core::ConnId agent, core::ConnId viewer) {
         std::lock_guard<std::mutex> lock(mapMutex_);
         auto it = viewerStreams_.find(viewer);
         if (it != viewerStreams_.end()) {
-            auto &list = it->second;
+            auto& list = it->second;
             list.erase(std::remove(list.begin(), list.end(), agent), list.end());
             if (list.empty()) viewerStreams_.erase(it);
         }
@@ -46,11 +46,11 @@ void Streams::detach(core::ConnId agent, core::ConnId viewer) {
     sendAcks(agent, acks);
 }
 
-void Streams::sendAcks(core::ConnId agent, const std::vector<core::AgentFrameAck> &acks) {
-    for (const auto &ack : acks) peers_.send(agent, ack);
+void Streams::sendAcks(core::ConnId agent, const std::vector<core::AgentFrameAck>& acks) {
+    for (const auto& ack : acks) peers_.send(agent, ack);
 }
 
-void Streams::onAgentFrame(core::ConnId agent, Bytes bytes, const core::FrameHeader &header,
+void Streams::onAgentFrame(core::ConnId agent, Bytes bytes, const core::FrameHeader& header,
                            core::TimePoint now) {
     auto s = stream(agent, true);
     core::FrameResult r;
@@ -76,7 +76,7 @@ Bytes Streams::pullFrame(core::ConnId viewer, core::TimePoint now) {
             if (s != streams_.end()) sources.push_back(s->second);
         }
     }
-    for (auto &s : sources) {
+    for (auto& s : sources) {
         std::optional<core::QueuedFrame> f;
         {
             std::lock_guard<std::mutex> lock(s->mutex);
@@ -90,7 +90,7 @@ Bytes Streams::pullFrame(core::ConnId viewer, core::TimePoint now) {
     return nullptr;
 }
 
-void Streams::onAgentStats(core::ConnId agent, const core::AgentStats &stats) {
+void Streams::onAgentStats(core::ConnId agent, const core::AgentStats& stats) {
     auto s = stream(agent, true);
     std::lock_guard<std::mutex> lock(s->mutex);
     metrics_.agentStats(s->agentStats, stats);
@@ -109,7 +109,7 @@ std::optional<Streams::Snapshot> Streams::snapshot(core::ConnId agent, core::Tim
     return snap;
 }
 
-void Streams::onViewerAck(core::ConnId agent, core::ConnId viewer, const core::ViewerFrameAck &ack,
+void Streams::onViewerAck(core::ConnId agent, core::ConnId viewer, const core::ViewerFrameAck& ack,
                           core::TimePoint now) {
     auto s = stream(agent, false);
     if (!s) return;
@@ -145,7 +145,7 @@ void Streams::dropAgent(core::ConnId agent) {
     std::lock_guard<std::mutex> lock(mapMutex_);
     streams_.erase(agent);
     for (auto it = viewerStreams_.begin(); it != viewerStreams_.end();) {
-        auto &list = it->second;
+        auto& list = it->second;
         list.erase(std::remove(list.begin(), list.end(), agent), list.end());
         it = list.empty() ? viewerStreams_.erase(it) : std::next(it);
     }
@@ -156,4 +156,4 @@ void Streams::dropViewer(core::ConnId viewer) {
     viewerStreams_.erase(viewer);
 }
 
-} // namespace deskstream::relay
+}  // namespace deskstream::relay

@@ -21,23 +21,23 @@ namespace deskstream::relay {
 
 class Streams {
 public:
-    Streams(core::FanOutConfig config, Peers &peers, Counters &counters, RelayMetrics &metrics)
+    Streams(core::FanOutConfig config, Peers& peers, Counters& counters, RelayMetrics& metrics)
         : config_(config), peers_(peers), counters_(counters), metrics_(metrics) {}
 
     void attach(core::ConnId agent, core::ConnId viewer, std::optional<int> monitor);
     void detach(core::ConnId agent, core::ConnId viewer);
     // A validated frame from agent `agent` (streamId already rewritten): queued by reference
     // for each subscribed viewer, whose writer is woken; acks that became due go to the agent.
-    void onAgentFrame(core::ConnId agent, Bytes bytes, const core::FrameHeader &header,
+    void onAgentFrame(core::ConnId agent, Bytes bytes, const core::FrameHeader& header,
                       core::TimePoint now);
     // The viewer's writer pulls its next frame (null when none).
     Bytes pullFrame(core::ConnId viewer, core::TimePoint now);
-    void onViewerAck(core::ConnId agent, core::ConnId viewer, const core::ViewerFrameAck &ack,
+    void onViewerAck(core::ConnId agent, core::ConnId viewer, const core::ViewerFrameAck& ack,
                      core::TimePoint now);
     // Skips viewers that stopped acknowledging; due at deadline(agent).
     void tick(core::ConnId agent, core::TimePoint now);
     core::TimePoint deadline(core::ConnId agent);
-    void onAgentStats(core::ConnId agent, const core::AgentStats &stats);
+    void onAgentStats(core::ConnId agent, const core::AgentStats& stats);
 
     struct Snapshot {
         core::FanOutStats fanout;
@@ -51,20 +51,20 @@ public:
 private:
     struct AgentStream {
         explicit AgentStream(core::FanOutConfig c) : fanout(c) {}
-        std::mutex mutex; // guards fanout; never held with mapMutex_ or across I/O
+        std::mutex mutex;  // guards fanout; never held with mapMutex_ or across I/O
         core::FanOut fanout;
-        std::optional<core::AgentStats> agentStats; // the latest agent_stats
+        std::optional<core::AgentStats> agentStats;  // the latest agent_stats
     };
     std::shared_ptr<AgentStream> stream(core::ConnId agent, bool create);
-    void sendAcks(core::ConnId agent, const std::vector<core::AgentFrameAck> &acks);
+    void sendAcks(core::ConnId agent, const std::vector<core::AgentFrameAck>& acks);
 
     const core::FanOutConfig config_;
-    Peers &peers_;
-    Counters &counters_;
-    RelayMetrics &metrics_;
-    std::mutex mapMutex_; // guards the two maps
-    std::unordered_map<core::ConnId, std::shared_ptr<AgentStream>> streams_;    // by agent conn
-    std::unordered_map<core::ConnId, std::vector<core::ConnId>> viewerStreams_; // viewer -> agents
+    Peers& peers_;
+    Counters& counters_;
+    RelayMetrics& metrics_;
+    std::mutex mapMutex_;                                                     // guards the two maps
+    std::unordered_map<core::ConnId, std::shared_ptr<AgentStream>> streams_;  // by agent conn
+    std::unordered_map<core::ConnId, std::vector<core::ConnId>> viewerStreams_;  // viewer -> agents
 };
 
-} // namespace deskstream::relay
+}  // namespace deskstream::relay

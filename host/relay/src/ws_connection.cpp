@@ -27,7 +27,7 @@ constexpr int kCloseTooLarge = 1009;
 constexpr int kCloseAbnormal = 1006;
 constexpr int kClosePolicy = 1008;
 
-std::string closePayload(int code, const std::string &reason) {
+std::string closePayload(int code, const std::string& reason) {
     std::string p;
     p.push_back(static_cast<char>((code >> 8) & 0xff));
     p.push_back(static_cast<char>(code & 0xff));
@@ -36,7 +36,7 @@ std::string closePayload(int code, const std::string &reason) {
     return p;
 }
 
-} // namespace
+}  // namespace
 
 WsConnection::WsConnection(std::unique_ptr<WebSocket> socket, WsLimits limits)
     : ws_(std::move(socket)), limits_(limits) {
@@ -45,7 +45,7 @@ WsConnection::WsConnection(std::unique_ptr<WebSocket> socket, WsLimits limits)
     } catch (...) {
         peer_ = "?";
     }
-    ws_->setNoDelay(true); // small control messages must not wait behind Nagle (Poco #4756)
+    ws_->setNoDelay(true);  // small control messages must not wait behind Nagle (Poco #4756)
     ws_->setMaxPayloadSize(static_cast<int>(limits_.maxMessageBytes));
     ws_->setSendTimeout(Poco::Timespan(limits_.sendTimeoutMs * 1000));
     ws_->setReceiveTimeout(Poco::Timespan(limits_.receiveTimeoutMs * 1000));
@@ -63,13 +63,11 @@ WsConnection::~WsConnection() {
     // A writer blocked in sendFrame on a peer that does not read is released at once.
     try {
         ws_->impl()->shutdown();
-    } catch (...) {
-    }
+    } catch (...) {}
     if (writer_.joinable()) writer_.join();
     try {
         ws_->close();
-    } catch (...) {
-    }
+    } catch (...) {}
     ::close(wakeFd_);
 }
 
@@ -90,7 +88,7 @@ bool WsConnection::waitReadable(std::chrono::steady_clock::time_point deadline) 
     }
     pollfd fds[2] = {{static_cast<int>(ws_->impl()->sockfd()), POLLIN, 0}, {wakeFd_, POLLIN, 0}};
     const int r = ::poll(fds, 2, timeoutMs);
-    if (r < 0) return false; // EINTR: the caller loops and recomputes the deadline
+    if (r < 0) return false;  // EINTR: the caller loops and recomputes the deadline
     if (fds[1].revents != 0) {
         uint64_t drained = 0;
         [[maybe_unused]] const ssize_t n = ::read(wakeFd_, &drained, sizeof drained);
@@ -142,17 +140,17 @@ void WsConnection::notifyFrames() {
     cv_.notify_one();
 }
 
-void WsConnection::sendControl(int opcode, const std::string &payload) {
+void WsConnection::sendControl(int opcode, const std::string& payload) {
     {
         std::lock_guard<std::mutex> lock(mutex_);
         if (closing_) return;
-        if (control_.size() >= limits_.controlQueueLimit) return; // pings are best effort
+        if (control_.size() >= limits_.controlQueueLimit) return;  // pings are best effort
         control_.push_back(Item{WebSocket::FRAME_FLAG_FIN | opcode, payload, nullptr});
     }
     cv_.notify_one();
 }
 
-void WsConnection::enqueueClose(int code, const std::string &reason, bool discardQueued) {
+void WsConnection::enqueueClose(int code, const std::string& reason, bool discardQueued) {
     {
         std::lock_guard<std::mutex> lock(mutex_);
         if (closing_) return;
@@ -165,11 +163,13 @@ void WsConnection::enqueueClose(int code, const std::string &reason, bool discar
                                 closePayload(code, reason), nullptr});
     }
     cv_.notify_one();
-    wake(); // the reader now waits at most close_grace_ms for the peer's CLOSE
+    wake();  // the reader now waits at most close_grace_ms for the peer's CLOSE
 }
 
-void WsConnection::close(int code, const std::string &reason) { enqueueClose(code, reason, false); }
-void WsConnection::closeNow(int code, const std::string &reason) { enqueueClose(code, reason, true); }
+void WsConnection::close(int code, const std::string& reason) { enqueueClose(code, reason, false); }
+void WsConnection::closeNow(int code, const std::string& reason) {
+    enqueueClose(code, reason, true);
+}
 
 void WsConnection::writerLoop() {
     for (;;) {
@@ -180,8 +180,8 @@ void WsConnection::writerLoop() {
                 return stopWriter_ || !control_.empty() || !frames_.empty() || framesReady_;
             });
             if (stopWriter_) return;
-            if (closeSent_ || closing_) framesReady_ = false; // no frames once closing
-            if (closeSent_) { // nothing goes after our CLOSE
+            if (closeSent_ || closing_) framesReady_ = false;  // no frames once closing
+            if (closeSent_) {                                  // nothing goes after our CLOSE
                 control_.clear();
                 frames_.clear();
                 continue;
@@ -215,10 +215,10 @@ void WsConnection::writerLoop() {
             } else {
                 ws_->sendFrame(item.text.data(), static_cast<int>(item.text.size()), flags);
             }
-        } catch (const Poco::Exception &) {
+        } catch (const Poco::Exception&) {
             // Send timeout or reset: the connection is unusable; the reader notices and ends.
             broken_ = true;
-        } catch (const std::exception &) {
+        } catch (const std::exception&) {
             broken_ = true;
         }
         if ((item.flags & WebSocket::FRAME_OP_BITMASK) == WebSocket::FRAME_OP_CLOSE) {
@@ -231,7 +231,7 @@ void WsConnection::writerLoop() {
             closing_ = true;
             if (closeCode_ == 0) closeCode_ = kCloseAbnormal;
         }
-        if (broken_) wake(); // the reader ends the connection now, not at its next deadline
+        if (broken_) wake();  // the reader ends the connection now, not at its next deadline
     }
 }
 
@@ -242,12 +242,12 @@ void WsConnection::lingerAfterFatal(std::chrono::steady_clock::time_point deadli
     }
     if (broken_) return;
     try {
-        ws_->impl()->shutdownSend(); // FIN after our CLOSE: the peer sees the end of the stream
+        ws_->impl()->shutdownSend();  // FIN after our CLOSE: the peer sees the end of the stream
     } catch (...) {
         return;
     }
     while (clock::now() < deadline) {
-        if (!drainRaw(std::chrono::milliseconds(20))) return; // EOF or error: the peer is done
+        if (!drainRaw(std::chrono::milliseconds(20))) return;  // EOF or error: the peer is done
     }
 }
 
@@ -265,14 +265,14 @@ bool WsConnection::drainRaw(std::chrono::milliseconds wait) {
     return true;
 }
 
-int WsConnection::run(WsHandler &handler) {
+int WsConnection::run(WsHandler& handler) {
     using clock = std::chrono::steady_clock;
-    std::string assembling;  // a fragmented message being reassembled
-    int assemblingOpcode = 0; // 0: none
+    std::string assembling;    // a fragmented message being reassembled
+    int assemblingOpcode = 0;  // 0: none
     int peerCloseCode = 0;
 
-    auto transportError = [&](int code, const std::string &what) {
-        handler.onTransportError(code, what); // may queue an error message first
+    auto transportError = [&](int code, const std::string& what) {
+        handler.onTransportError(code, what);  // may queue an error message first
         close(code, what);
     };
 
@@ -304,7 +304,7 @@ int WsConnection::run(WsHandler &handler) {
         int n = 0;
         try {
             n = ws_->receiveFrame(buffer, flags);
-        } catch (const Poco::Net::WebSocketException &e) {
+        } catch (const Poco::Net::WebSocketException& e) {
             if (e.code() == WebSocket::WS_ERR_PAYLOAD_TOO_BIG) {
                 // The payload is still in the stream: the connection cannot continue.
                 transportError(kCloseTooLarge, "message too large");
@@ -317,16 +317,16 @@ int WsConnection::run(WsHandler &handler) {
             // before the peer reads them.
             lingerAfterFatal(clock::now() + std::chrono::milliseconds(limits_.closeGraceMs));
             break;
-        } catch (const Poco::TimeoutException &) {
+        } catch (const Poco::TimeoutException&) {
             // Bytes arrived but the frame did not complete in time: out of sync, fatal.
             handler.onTransportError(kCloseAbnormal, "receive timeout inside a frame");
             closeCode_ = kCloseAbnormal;
             break;
-        } catch (const std::exception &) {
+        } catch (const std::exception&) {
             if (closeCode_ == 0) closeCode_ = kCloseAbnormal;
             break;
         }
-        if (n == 0 && flags == 0) { // the peer closed the TCP connection
+        if (n == 0 && flags == 0) {  // the peer closed the TCP connection
             if (closeCode_ == 0) closeCode_ = kCloseAbnormal;
             break;
         }
@@ -345,73 +345,79 @@ int WsConnection::run(WsHandler &handler) {
         }
 
         switch (opcode) {
-        case WebSocket::FRAME_OP_PING:
-            sendControl(WebSocket::FRAME_OP_PONG, std::string(buffer.begin(), static_cast<size_t>(n)));
-            break;
-        case WebSocket::FRAME_OP_PONG:
-            break; // we do not send WebSocket-level pings; the protocol's JSON ping is used
-        case WebSocket::FRAME_OP_CLOSE: {
-            peerCloseCode = 1005;
-            if (n >= 2) {
-                peerCloseCode = (static_cast<unsigned char>(buffer[0]) << 8) |
-                                static_cast<unsigned char>(buffer[1]);
-            }
-            if (!closing_) {
-                // Echo the peer's code, as RFC 6455 5.5.1 asks.
-                close(peerCloseCode == 1005 ? 1000 : peerCloseCode, "");
-                closeCode_ = peerCloseCode;
-                const auto deadline = clock::now() + std::chrono::milliseconds(limits_.closeGraceMs);
-                while (!closeSent_ && !broken_ && clock::now() < deadline)
-                    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-            }
-            return closeCode_ != 0 ? closeCode_.load() : peerCloseCode;
-        }
-        case WebSocket::FRAME_OP_TEXT:
-        case WebSocket::FRAME_OP_BINARY:
-            if (assemblingOpcode != 0) {
-                transportError(kCloseProtocolError, "new message inside a fragmented one");
+            case WebSocket::FRAME_OP_PING:
+                sendControl(WebSocket::FRAME_OP_PONG,
+                            std::string(buffer.begin(), static_cast<size_t>(n)));
                 break;
-            }
-            if (closing_) break; // draining until the peer's CLOSE
-            if (fin) {
-                if (opcode == WebSocket::FRAME_OP_TEXT) {
-                    handler.onText(std::string(buffer.begin(), static_cast<size_t>(n)));
-                } else {
-                    handler.onBinary(std::vector<std::uint8_t>(buffer.begin(), buffer.begin() + n));
+            case WebSocket::FRAME_OP_PONG:
+                break;  // we do not send WebSocket-level pings; the protocol's JSON ping is used
+            case WebSocket::FRAME_OP_CLOSE: {
+                peerCloseCode = 1005;
+                if (n >= 2) {
+                    peerCloseCode = (static_cast<unsigned char>(buffer[0]) << 8) |
+                                    static_cast<unsigned char>(buffer[1]);
                 }
-            } else {
-                assemblingOpcode = opcode;
-                assembling.assign(buffer.begin(), static_cast<size_t>(n));
+                if (!closing_) {
+                    // Echo the peer's code, as RFC 6455 5.5.1 asks.
+                    close(peerCloseCode == 1005 ? 1000 : peerCloseCode, "");
+                    closeCode_ = peerCloseCode;
+                    const auto deadline =
+                        clock::now() + std::chrono::milliseconds(limits_.closeGraceMs);
+                    while (!closeSent_ && !broken_ && clock::now() < deadline)
+                        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+                }
+                return closeCode_ != 0 ? closeCode_.load() : peerCloseCode;
             }
-            break;
-        case WebSocket::FRAME_OP_CONT:
-            if (assemblingOpcode == 0) {
-                transportError(kCloseProtocolError, "continuation without a message");
+            case WebSocket::FRAME_OP_TEXT:
+            case WebSocket::FRAME_OP_BINARY:
+                if (assemblingOpcode != 0) {
+                    transportError(kCloseProtocolError, "new message inside a fragmented one");
+                    break;
+                }
+                if (closing_) break;  // draining until the peer's CLOSE
+                if (fin) {
+                    if (opcode == WebSocket::FRAME_OP_TEXT) {
+                        handler.onText(std::string(buffer.begin(), static_cast<size_t>(n)));
+                    } else {
+                        handler.onBinary(
+                            std::vector<std::uint8_t>(buffer.begin(), buffer.begin() + n));
+                    }
+                } else {
+                    assemblingOpcode = opcode;
+                    assembling.assign(buffer.begin(), static_cast<size_t>(n));
+                }
                 break;
-            }
-            if (static_cast<int64_t>(assembling.size()) + n > limits_.maxMessageBytes) {
-                transportError(kCloseTooLarge, "message too large");
-                assembling.clear();
-                assemblingOpcode = 0;
+            case WebSocket::FRAME_OP_CONT:
+                if (assemblingOpcode == 0) {
+                    transportError(kCloseProtocolError, "continuation without a message");
+                    break;
+                }
+                if (static_cast<int64_t>(assembling.size()) + n > limits_.maxMessageBytes) {
+                    transportError(kCloseTooLarge, "message too large");
+                    assembling.clear();
+                    assemblingOpcode = 0;
+                    break;
+                }
+                assembling.append(buffer.begin(), static_cast<size_t>(n));
+                if (fin) {
+                    const int op = assemblingOpcode;
+                    assemblingOpcode = 0;
+                    std::string message;
+                    message.swap(assembling);
+                    if (closing_) break;
+                    if (op == WebSocket::FRAME_OP_TEXT)
+                        handler.onText(std::move(message));
+                    else
+                        handler.onBinary(std::vector<std::uint8_t>(message.begin(), message.end()));
+                }
                 break;
-            }
-            assembling.append(buffer.begin(), static_cast<size_t>(n));
-            if (fin) {
-                const int op = assemblingOpcode;
-                assemblingOpcode = 0;
-                std::string message;
-                message.swap(assembling);
-                if (closing_) break;
-                if (op == WebSocket::FRAME_OP_TEXT) handler.onText(std::move(message));
-                else handler.onBinary(std::vector<std::uint8_t>(message.begin(), message.end()));
-            }
-            break;
-        default:
-            transportError(kCloseProtocolError, "unknown opcode");
-            break;
+            default:
+                transportError(kCloseProtocolError, "unknown opcode");
+                break;
         }
     }
-    return closeCode_ != 0 ? closeCode_.load() : (peerCloseCode != 0 ? peerCloseCode : kCloseAbnormal);
+    return closeCode_ != 0 ? closeCode_.load()
+                           : (peerCloseCode != 0 ? peerCloseCode : kCloseAbnormal);
 }
 
-} // namespace deskstream::relay
+}  // namespace deskstream::relay

@@ -38,8 +38,8 @@ using Bytes = std::shared_ptr<const std::vector<std::uint8_t>>;
 class WsHandler {
 public:
     virtual ~WsHandler() = default;
-    virtual void onText(std::string &&message) = 0;
-    virtual void onBinary(std::vector<std::uint8_t> &&message) = 0;
+    virtual void onText(std::string&& message) = 0;
+    virtual void onBinary(std::vector<std::uint8_t>&& message) = 0;
     // Called when nextDeadline() has passed; drives heartbeat and handshake timers.
     virtual void onTick(std::chrono::steady_clock::time_point now) = 0;
     // When the reader must call onTick next (time_point::max(): only when something arrives).
@@ -47,7 +47,7 @@ public:
     virtual std::chrono::steady_clock::time_point nextDeadline() const = 0;
     // A protocol-level violation found by the I/O layer (too large, bad framing). The
     // connection is already closing when this is called; used for counters and the log.
-    virtual void onTransportError(int closeCode, const std::string &what) = 0;
+    virtual void onTransportError(int closeCode, const std::string& what) = 0;
 };
 
 struct WsLimits {
@@ -56,17 +56,17 @@ struct WsLimits {
     int64_t receiveTimeoutMs = 10000;
     int64_t closeGraceMs = 1000;
     size_t controlQueueLimit = 1024;
-    size_t frameQueueLimit = 3; // binary messages held for a slow peer (latest wins)
+    size_t frameQueueLimit = 3;  // binary messages held for a slow peer (latest wins)
 };
 
 class WsConnection {
 public:
     WsConnection(std::unique_ptr<Poco::Net::WebSocket> socket, WsLimits limits);
-    ~WsConnection(); // joins the writer
+    ~WsConnection();  // joins the writer
 
     // Runs the reader loop on the calling thread until the connection ends. Returns the close
     // code that ended it (ours or the peer's; 1006 when the socket just died).
-    int run(WsHandler &handler);
+    int run(WsHandler& handler);
 
     // --- any thread ---
     // Queues a text message. False when the connection is closing or its control queue is
@@ -83,9 +83,9 @@ public:
     // Wakes the reader so it asks the handler for its deadline again. Any thread.
     void wake();
     // Sends CLOSE(code, reason) after what is already queued, then stops sending. Idempotent.
-    void close(int code, const std::string &reason);
+    void close(int code, const std::string& reason);
     // Like close(), but discards whatever is still queued (replacement, shutdown).
-    void closeNow(int code, const std::string &reason);
+    void closeNow(int code, const std::string& reason);
 
     bool closing() const { return closing_.load(); }
     int closeCode() const { return closeCode_.load(); }
@@ -94,17 +94,17 @@ public:
 
 private:
     struct Item {
-        int flags = 0;    // Poco::Net::WebSocket FRAME_* flags incl. opcode
-        std::string text; // text and control frames
-        Bytes binary;     // binary messages (shared, never copied per peer)
+        int flags = 0;     // Poco::Net::WebSocket FRAME_* flags incl. opcode
+        std::string text;  // text and control frames
+        Bytes binary;      // binary messages (shared, never copied per peer)
     };
     void writerLoop();
-    void enqueueClose(int code, const std::string &reason, bool discardQueued);
-    void sendControl(int opcode, const std::string &payload); // enqueue a control frame
+    void enqueueClose(int code, const std::string& reason, bool discardQueued);
+    void sendControl(int opcode, const std::string& payload);  // enqueue a control frame
     // After a fatal framing error: wait for our CLOSE to go out, then read and discard raw
     // bytes until the peer closes or the deadline passes.
     void lingerAfterFatal(std::chrono::steady_clock::time_point deadline);
-    bool drainRaw(std::chrono::milliseconds wait); // false on EOF / error
+    bool drainRaw(std::chrono::milliseconds wait);  // false on EOF / error
     // Sleeps until the socket is readable (true), or the deadline passed / wake() (false).
     bool waitReadable(std::chrono::steady_clock::time_point deadline);
 
@@ -114,20 +114,20 @@ private:
 
     std::mutex mutex_;
     std::condition_variable cv_;
-    std::deque<Item> control_; // text + control frames, FIFO
-    std::deque<Item> frames_;  // binary messages, bounded, latest wins
+    std::deque<Item> control_;  // text + control frames, FIFO
+    std::deque<Item> frames_;   // binary messages, bounded, latest wins
     bool stopWriter_ = false;
-    bool framesReady_ = false; // notifyFrames() was called since the writer last pulled
-    uint64_t frameSignal_ = 0; // counts notifyFrames(), so a wake-up during a pull is not lost
+    bool framesReady_ = false;  // notifyFrames() was called since the writer last pulled
+    uint64_t frameSignal_ = 0;  // counts notifyFrames(), so a wake-up during a pull is not lost
     std::function<Bytes()> frameSource_;
     std::atomic<bool> closing_{false};
     std::atomic<bool> closeSent_{false};
-    std::atomic<bool> broken_{false}; // a send failed: the socket is unusable
+    std::atomic<bool> broken_{false};  // a send failed: the socket is unusable
     std::atomic<int> closeCode_{0};
     std::atomic<uint64_t> droppedFrames_{0};
     std::chrono::steady_clock::time_point closeRequestedAt_{};
     std::thread writer_;
-    int wakeFd_ = -1; // eventfd: wake() makes it readable, the reader drains it
+    int wakeFd_ = -1;  // eventfd: wake() makes it readable, the reader drains it
 };
 
-} // namespace deskstream::relay
+}  // namespace deskstream::relay

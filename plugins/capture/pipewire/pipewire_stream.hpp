@@ -41,49 +41,49 @@ public:
     // Connects to the daemon: `remoteFd` >= 0 is a portal's PipeWire remote (the stream takes
     // it over), otherwise the default socket ($PIPEWIRE_REMOTE or pipewire-0 in
     // $XDG_RUNTIME_DIR). `node` is an id, a name or an object.serial. Throws deskstream::Error.
-    Stream(const std::string &node, int remoteFd, std::chrono::milliseconds connectTimeout);
+    Stream(const std::string& node, int remoteFd, std::chrono::milliseconds connectTimeout);
     ~Stream();
-    Stream(const Stream &) = delete;
-    Stream &operator=(const Stream &) = delete;
+    Stream(const Stream&) = delete;
+    Stream& operator=(const Stream&) = delete;
 
     // Just looks the node up and disconnects (for probe()). Throws deskstream::Error.
-    static void checkNodeExists(const std::string &node, std::chrono::milliseconds timeout);
+    static void checkNodeExists(const std::string& node, std::chrono::milliseconds timeout);
 
     // Waits up to `timeout` for a picture newer than the last one taken, and swaps it into
     // `out` (whose old buffer is recycled). Throws deskstream::Error(DS_ERR_IO) once the source
     // has gone away or the daemon connection broke.
-    WaitResult take(std::chrono::milliseconds timeout, Picture &out);
+    WaitResult take(std::chrono::milliseconds timeout, Picture& out);
 
     std::string nodeName() const { return nodeName_; }
     uint32_t nodeId() const { return nodeId_; }
     // Negotiated size (0 x 0 until the format is agreed).
-    void size(uint32_t &width, uint32_t &height) const;
+    void size(uint32_t& width, uint32_t& height) const;
 
 private:
-    Stream() = default; // for checkNodeExists
+    Stream() = default;  // for checkNodeExists
     struct Callbacks;
     friend struct Callbacks;
     void connectDaemon(int remoteFd);
-    void resolveNode(const std::string &node, std::chrono::milliseconds timeout);
+    void resolveNode(const std::string& node, std::chrono::milliseconds timeout);
     void connectStream();
-    void fail(const std::string &message); // loop thread: the source is gone
-    void copyBuffer();                     // loop thread: process callback
+    void fail(const std::string& message);  // loop thread: the source is gone
+    void copyBuffer();                      // loop thread: process callback
     void disconnect() noexcept;
 
-    pw_thread_loop *loop_ = nullptr;
-    pw_context *context_ = nullptr;
-    pw_core *core_ = nullptr;
-    pw_registry *registry_ = nullptr;
-    pw_stream *stream_ = nullptr;
+    pw_thread_loop* loop_ = nullptr;
+    pw_context* context_ = nullptr;
+    pw_core* core_ = nullptr;
+    pw_registry* registry_ = nullptr;
+    pw_stream* stream_ = nullptr;
     struct Listeners;
-    Listeners *listeners_ = nullptr;
+    Listeners* listeners_ = nullptr;
 
     // Written on the loop thread during resolveNode, read after it.
     std::string wanted_;
-    int matchRank_ = 0; // 0: no node matched yet; 3 id, 2 serial, 1 name
+    int matchRank_ = 0;  // 0: no node matched yet; 3 id, 2 serial, 1 name
     uint32_t nodeId_ = 0;
     std::string nodeName_, nodeSerial_;
-    std::vector<std::string> videoNodes_; // names seen, for the "not found" message
+    std::vector<std::string> videoNodes_;  // names seen, for the "not found" message
 
     mutable std::mutex mutex_;
     std::condition_variable changed_;
@@ -91,12 +91,12 @@ private:
     bool synced_ = false;
     bool formatReady_ = false;
     bool reinit_ = false;
-    std::string gone_; // non-empty: why the stream is unusable
+    std::string gone_;  // non-empty: why the stream is unusable
     uint32_t width_ = 0, height_ = 0;
     ds_pixel_format format_ = DS_PIXEL_BGRX;
-    Picture pending_; // newest picture, filled by the loop thread
+    Picture pending_;  // newest picture, filled by the loop thread
     bool pendingFresh_ = false;
     uint64_t sequence_ = 0;
 };
 
-} // namespace ds_pipewire
+}  // namespace ds_pipewire

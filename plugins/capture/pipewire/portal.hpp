@@ -20,24 +20,25 @@ public:
     // Asks the portal for one monitor. A non-empty restoreToken lets the portal reuse the
     // previous choice without asking the user. `interaction` bounds the wait for the user's
     // answer. Throws deskstream::Error.
-    PortalSession(const std::string &restoreToken, bool cursor, std::chrono::milliseconds interaction);
+    PortalSession(const std::string& restoreToken, bool cursor,
+                  std::chrono::milliseconds interaction);
     ~PortalSession();
-    PortalSession(const PortalSession &) = delete;
-    PortalSession &operator=(const PortalSession &) = delete;
+    PortalSession(const PortalSession&) = delete;
+    PortalSession& operator=(const PortalSession&) = delete;
 
     // A new fd on each call, owned by the caller (pw_context_connect_fd takes it).
     int openRemote();
     uint32_t nodeId() const { return nodeId_; }
-    const std::string &restoreToken() const { return restoreToken_; } // empty: none given
+    const std::string& restoreToken() const { return restoreToken_; }  // empty: none given
     int32_t x() const { return x_; }
     int32_t y() const { return y_; }
 
 private:
-    DBusConnection *bus_ = nullptr;
+    DBusConnection* bus_ = nullptr;
     std::string session_;
     uint32_t nodeId_ = 0;
     std::string restoreToken_;
     int32_t x_ = 0, y_ = 0;
 };
 
-} // namespace ds_pipewire
+}  // namespace ds_pipewire

@@ -10,6 +10,6 @@ namespace ds_x11 {
 // The keysym for `domKey`, or 0 when the name is unknown. A single character maps to its
 // Latin-1 keysym (U+0020..U+007E, U+00A0..U+00FF) or to the Unicode keysym 0x01000000 + code
 // point; named keys follow the UI Events KeyboardEvent key values table.
-uint32_t domKeyToKeysym(const std::string &domKey);
+uint32_t domKeyToKeysym(const std::string& domKey);
 
-} // namespace ds_x11
+}  // namespace ds_x11

@@ -16,21 +16,21 @@ namespace ds_x11 {
 class ShmImage {
 public:
     // Throws deskstream::Error when the segment cannot be created or attached.
-    ShmImage(Display *display, Visual *visual, int depth, uint32_t width, uint32_t height);
+    ShmImage(Display* display, Visual* visual, int depth, uint32_t width, uint32_t height);
     ~ShmImage();
-    ShmImage(const ShmImage &) = delete;
-    ShmImage &operator=(const ShmImage &) = delete;
+    ShmImage(const ShmImage&) = delete;
+    ShmImage& operator=(const ShmImage&) = delete;
 
-    XImage *image() const { return image_; }
-    const uint8_t *data() const { return reinterpret_cast<const uint8_t *>(image_->data); }
-    uint8_t *data() { return reinterpret_cast<uint8_t *>(image_->data); }
+    XImage* image() const { return image_; }
+    const uint8_t* data() const { return reinterpret_cast<const uint8_t*>(image_->data); }
+    uint8_t* data() { return reinterpret_cast<uint8_t*>(image_->data); }
     uint32_t stride() const { return static_cast<uint32_t>(image_->bytes_per_line); }
     // The X connection is gone: the destructor then only detaches this process's side.
     void abandon() { attached_ = false; }
 
 private:
-    Display *display_;
-    XImage *image_ = nullptr;
+    Display* display_;
+    XImage* image_ = nullptr;
     XShmSegmentInfo info_{};
     bool attached_ = false;
 };
@@ -43,4 +43,4 @@ private:
 void installErrorTrap();
 int takeError();
 
-} // namespace ds_x11
+}  // namespace ds_x11

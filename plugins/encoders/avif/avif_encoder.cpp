@@ -22,8 +22,8 @@ namespace {
 class AvifEncoder final : public deskstream::Encoder {
 public:
     static constexpr ds_codec kCodec = DS_CODEC_AVIF;
-    static constexpr const char *kLicense = "MIT";
-    static constexpr const char *kVendor = "deskstream";
+    static constexpr const char* kLicense = "MIT";
+    static constexpr const char* kVendor = "deskstream";
     static constexpr ds_config_key kConfigKeys[] = {
         {"speed", DS_CONFIG_INT, "8", 0, 10, nullptr,
          "libavif speed: 0 slowest/smallest .. 10 fastest (use 8-10 for a live stream)"},
@@ -34,14 +34,17 @@ public:
          "chroma format: 420 smaller, 444 sharper coloured text"},
     };
 
-    AvifEncoder(const deskstream::Host &host, const deskstream::Config &config) {
-        speed_ = static_cast<int>(config.getInt("speed", 8, AVIF_SPEED_SLOWEST, AVIF_SPEED_FASTEST));
+    AvifEncoder(const deskstream::Host& host, const deskstream::Config& config) {
+        speed_ =
+            static_cast<int>(config.getInt("speed", 8, AVIF_SPEED_SLOWEST, AVIF_SPEED_FASTEST));
         threads_ = static_cast<int>(config.getInt("threads", 2, 1, 64));
-        const std::string codec = ds_enc::getChoice(config, "codec", "auto", {"auto", "aom", "rav1e", "svt"});
-        yuv_ = ds_enc::getChoice(config, "yuv", "420", {"420", "444"}) == "444" ? AVIF_PIXEL_FORMAT_YUV444
-                                                                              : AVIF_PIXEL_FORMAT_YUV420;
+        const std::string codec =
+            ds_enc::getChoice(config, "codec", "auto", {"auto", "aom", "rav1e", "svt"});
+        yuv_ = ds_enc::getChoice(config, "yuv", "420", {"420", "444"}) == "444"
+                   ? AVIF_PIXEL_FORMAT_YUV444
+                   : AVIF_PIXEL_FORMAT_YUV420;
         choice_ = codec == "auto" ? AVIF_CODEC_CHOICE_AUTO : avifCodecChoiceFromName(codec.c_str());
-        const char *name = avifCodecName(choice_, AVIF_CODEC_FLAG_CAN_ENCODE);
+        const char* name = avifCodecName(choice_, AVIF_CODEC_FLAG_CAN_ENCODE);
         if (!name)
             throw deskstream::Error(DS_ERR_UNSUPPORTED,
                                     "[" + config.section() + "] codec = " + codec +
@@ -57,22 +60,23 @@ public:
         if (image_) avifImageDestroy(image_);
     }
 
-    AvifEncoder(const AvifEncoder &) = delete;
-    AvifEncoder &operator=(const AvifEncoder &) = delete;
+    AvifEncoder(const AvifEncoder&) = delete;
+    AvifEncoder& operator=(const AvifEncoder&) = delete;
 
     // Comma-separated names of the AV1 encoders the installed libavif has.
     static std::string availableEncoders() {
         std::string list;
-        for (avifCodecChoice c : {AVIF_CODEC_CHOICE_AOM, AVIF_CODEC_CHOICE_RAV1E, AVIF_CODEC_CHOICE_SVT}) {
-            const char *n = avifCodecName(c, AVIF_CODEC_FLAG_CAN_ENCODE);
+        for (avifCodecChoice c :
+             {AVIF_CODEC_CHOICE_AOM, AVIF_CODEC_CHOICE_RAV1E, AVIF_CODEC_CHOICE_SVT}) {
+            const char* n = avifCodecName(c, AVIF_CODEC_FLAG_CAN_ENCODE);
             if (n) list += (list.empty() ? "" : ", ") + std::string(n);
         }
         return list.empty() ? "none" : list;
     }
 
-    void encode(const ds_frame &frame, const ds_encode_params &params, ds_encoded &out) override {
+    void encode(const ds_frame& frame, const ds_encode_params& params, ds_encoded& out) override {
         const ds_enc::Region r = ds_enc::checkedRegion(frame, params);
-        avifRWDataFree(&output_); // the previous output's lifetime ends with this call
+        avifRWDataFree(&output_);  // the previous output's lifetime ends with this call
         // SVT-AV1 refuses these sizes with only a generic libavif error; say why up front.
         if (codecName_ == "svt" &&
             (r.width < 64 || r.height < 64 ||
@@ -95,13 +99,13 @@ public:
         rgb.format = isRgb ? AVIF_RGB_FORMAT_RGBA : AVIF_RGB_FORMAT_BGRA;
         rgb.ignoreAlpha = AVIF_TRUE;
         // libavif's struct is not const-correct; avifImageRGBToYUV only reads these pixels.
-        rgb.pixels = const_cast<uint8_t *>(r.data);
+        rgb.pixels = const_cast<uint8_t*>(r.data);
         rgb.rowBytes = r.stride;
         check(avifImageRGBToYUV(image_, &rgb), "avifImageRGBToYUV");
 
         // One encoder per picture: after avifEncoderWrite() a libavif encoder holds a finished
         // sequence and cannot start another one.
-        avifEncoder *enc = avifEncoderCreate();
+        avifEncoder* enc = avifEncoderCreate();
         if (!enc) throw deskstream::Error(DS_ERR_NO_MEMORY, "avifEncoderCreate failed");
         enc->codecChoice = choice_;
         enc->maxThreads = threads_;
@@ -123,7 +127,7 @@ public:
         out.quality = params.quality;
     }
 
-    void releaseOutput(ds_encoded &) override { avifRWDataFree(&output_); }
+    void releaseOutput(ds_encoded&) override { avifRWDataFree(&output_); }
 
     // quality 100 -> quantizer 0 (best), quality 0 -> 63 (worst).
     static int quantizer(int quality) {
@@ -132,21 +136,22 @@ public:
     }
 
 private:
-    static void check(avifResult r, const char *what) {
+    static void check(avifResult r, const char* what) {
         if (r != AVIF_RESULT_OK)
-            throw deskstream::Error(r == AVIF_RESULT_OUT_OF_MEMORY ? DS_ERR_NO_MEMORY : DS_ERR_INTERNAL,
-                                    std::string(what) + " failed: " + avifResultToString(r));
+            throw deskstream::Error(
+                r == AVIF_RESULT_OUT_OF_MEMORY ? DS_ERR_NO_MEMORY : DS_ERR_INTERNAL,
+                std::string(what) + " failed: " + avifResultToString(r));
     }
 
     int speed_ = 8;
     int threads_ = 2;
     avifPixelFormat yuv_ = AVIF_PIXEL_FORMAT_YUV420;
     avifCodecChoice choice_ = AVIF_CODEC_CHOICE_AUTO;
-    std::string codecName_; // the encoder libavif will use, e.g. "aom"
-    avifImage *image_ = nullptr;
+    std::string codecName_;  // the encoder libavif will use, e.g. "aom"
+    avifImage* image_ = nullptr;
     avifRWData output_ = AVIF_DATA_EMPTY;
 };
 
-} // namespace
+}  // namespace
 
 DESKSTREAM_PLUGIN(AvifEncoder, "avif", "1.0.0", "AVIF (AV1 still picture) encoder on libavif")

@@ -17,26 +17,30 @@ namespace ds_enc {
 // The part of a frame an encoder reads: a pointer into the caller's frame plus its stride, so a
 // rectangle is encoded in place (pointer offset + stride) without copying the frame first.
 struct Region {
-    const uint8_t *data;  // first pixel of the rectangle
+    const uint8_t* data;  // first pixel of the rectangle
     uint32_t width;
     uint32_t height;
-    uint32_t stride;      // bytes per row of the SOURCE frame
+    uint32_t stride;  // bytes per row of the SOURCE frame
     ds_pixel_format format;
 };
 
-inline const char *pixelFormatName(ds_pixel_format f) {
+inline const char* pixelFormatName(ds_pixel_format f) {
     switch (f) {
-    case DS_PIXEL_BGRA: return "BGRA";
-    case DS_PIXEL_BGRX: return "BGRX";
-    case DS_PIXEL_RGBA: return "RGBA";
-    case DS_PIXEL_RGBX: return "RGBX";
+        case DS_PIXEL_BGRA:
+            return "BGRA";
+        case DS_PIXEL_BGRX:
+            return "BGRX";
+        case DS_PIXEL_RGBA:
+            return "RGBA";
+        case DS_PIXEL_RGBX:
+            return "RGBX";
     }
     return "unknown";
 }
 
 // Validates frame + params as plugin.h requires and returns the rectangle to encode.
 // All arithmetic is done in 64 bits so huge coordinates cannot wrap around.
-inline Region checkedRegion(const ds_frame &frame, const ds_encode_params &params) {
+inline Region checkedRegion(const ds_frame& frame, const ds_encode_params& params) {
     using deskstream::Error;
     if (!frame.data) throw Error(DS_ERR_INVALID_ARGUMENT, "frame has no pixel data (NULL)");
     if (frame.width == 0 || frame.height == 0)
@@ -44,7 +48,8 @@ inline Region checkedRegion(const ds_frame &frame, const ds_encode_params &param
                                                  "x" + std::to_string(frame.height) + ")");
     if (static_cast<uint64_t>(frame.stride) < static_cast<uint64_t>(frame.width) * 4)
         throw Error(DS_ERR_INVALID_ARGUMENT,
-                    "frame stride " + std::to_string(frame.stride) + " is smaller than width x 4 (" +
+                    "frame stride " + std::to_string(frame.stride) +
+                        " is smaller than width x 4 (" +
                         std::to_string(static_cast<uint64_t>(frame.width) * 4) + ")");
     // The format comes from C code and may hold any number: read it as an integer so that an
     // out-of-range value is rejected instead of being undefined behaviour as an enum load.
@@ -52,9 +57,14 @@ inline Region checkedRegion(const ds_frame &frame, const ds_encode_params &param
     int32_t format = 0;
     std::memcpy(&format, &frame.format, sizeof format);
     switch (format) {
-    case DS_PIXEL_BGRA: case DS_PIXEL_BGRX: case DS_PIXEL_RGBA: case DS_PIXEL_RGBX: break;
-    default:
-        throw Error(DS_ERR_INVALID_ARGUMENT, "unsupported pixel format " + std::to_string(format));
+        case DS_PIXEL_BGRA:
+        case DS_PIXEL_BGRX:
+        case DS_PIXEL_RGBA:
+        case DS_PIXEL_RGBX:
+            break;
+        default:
+            throw Error(DS_ERR_INVALID_ARGUMENT,
+                        "unsupported pixel format " + std::to_string(format));
     }
     if (params.quality < 0 || params.quality > 100)
         throw Error(DS_ERR_INVALID_ARGUMENT,
@@ -64,10 +74,11 @@ inline Region checkedRegion(const ds_frame &frame, const ds_encode_params &param
     if (r.width == 0 || r.height == 0) r = ds_rect{0, 0, frame.width, frame.height};
     if (static_cast<uint64_t>(r.x) + r.width > frame.width ||
         static_cast<uint64_t>(r.y) + r.height > frame.height)
-        throw Error(DS_ERR_INVALID_ARGUMENT,
-                    "rectangle " + std::to_string(r.width) + "x" + std::to_string(r.height) + "+" +
-                        std::to_string(r.x) + "+" + std::to_string(r.y) + " is outside the " +
-                        std::to_string(frame.width) + "x" + std::to_string(frame.height) + " frame");
+        throw Error(DS_ERR_INVALID_ARGUMENT, "rectangle " + std::to_string(r.width) + "x" +
+                                                 std::to_string(r.height) + "+" +
+                                                 std::to_string(r.x) + "+" + std::to_string(r.y) +
+                                                 " is outside the " + std::to_string(frame.width) +
+                                                 "x" + std::to_string(frame.height) + " frame");
     Region out;
     out.data = frame.data + static_cast<size_t>(r.y) * frame.stride + static_cast<size_t>(r.x) * 4;
     out.width = r.width;
@@ -78,12 +89,12 @@ inline Region checkedRegion(const ds_frame &frame, const ds_encode_params &param
 }
 
 // A string option restricted to a set of choices; error names section, key and value.
-inline std::string getChoice(const deskstream::Config &config, const std::string &key,
-                             const std::string &def, std::initializer_list<const char *> choices) {
+inline std::string getChoice(const deskstream::Config& config, const std::string& key,
+                             const std::string& def, std::initializer_list<const char*> choices) {
     std::string v = config.getString(key, def);
     if (v.empty()) return def;
     std::string list;
-    for (const char *c : choices) {
+    for (const char* c : choices) {
         if (v == c) return v;
         list += list.empty() ? c : std::string("|") + c;
     }
@@ -91,4 +102,4 @@ inline std::string getChoice(const deskstream::Config &config, const std::string
                                                "' is not one of " + list);
 }
 
-} // namespace ds_enc
+}  // namespace ds_enc

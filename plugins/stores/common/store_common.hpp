@@ -19,7 +19,7 @@ constexpr int kSchemaVersion = 1;
 // The migrations, one per schema version, in SQL that both SQLite and PostgreSQL accept (times
 // as epoch ms in BIGINT: see docs/poco-pitfalls.md on DateTime). Never edit a released migration:
 // append a new one and raise kSchemaVersion.
-inline const char *const kMigrations[] = {
+inline const char* const kMigrations[] = {
     // 1: the tables of the original system, plus claimed_until and origin.
     R"SQL(
 CREATE TABLE active_desktop_clients (
@@ -65,27 +65,27 @@ CREATE TABLE relay_instances (
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSchemaVersion,
               "one migration per schema version");
 
-inline std::string str(const char *s) { return s ? std::string(s) : std::string(); }
+inline std::string str(const char* s) { return s ? std::string(s) : std::string(); }
 
-inline std::optional<std::string> opt(const char *s) {
+inline std::optional<std::string> opt(const char* s) {
     if (!s) return std::nullopt;
     return std::string(s);
 }
 
 // Ids are caller-chosen text; refuse the ones that would make rows unreachable.
-inline void requireId(const char *value, const char *what) {
+inline void requireId(const char* value, const char* what) {
     if (!value || !*value)
         throw Error(DS_ERR_INVALID_ARGUMENT, std::string(what) + " is missing (NULL or empty)");
     if (std::char_traits<char>::length(value) > 255)
         throw Error(DS_ERR_INVALID_ARGUMENT, std::string(what) + " is longer than 255 bytes");
 }
 
-inline bool isFinalStatus(const char *s) {
+inline bool isFinalStatus(const char* s) {
     return s && (std::string(s) == "done" || std::string(s) == "failed");
 }
 
 // complete_command accepts only the final statuses.
-inline void requireFinalStatus(const char *status) {
+inline void requireFinalStatus(const char* status) {
     if (!isFinalStatus(status))
         throw Error(DS_ERR_INVALID_ARGUMENT,
                     "complete status must be done or failed, not '" + str(status) + "'");
@@ -136,8 +136,8 @@ struct CommandRow {
 };
 
 // Claimed commands are handed out oldest first (ties by id), whatever order the SQL gave.
-inline void sortOldestFirst(std::vector<CommandRow> &rows) {
-    std::sort(rows.begin(), rows.end(), [](const CommandRow &a, const CommandRow &b) {
+inline void sortOldestFirst(std::vector<CommandRow>& rows) {
+    std::sort(rows.begin(), rows.end(), [](const CommandRow& a, const CommandRow& b) {
         return a.createdAt != b.createdAt ? a.createdAt < b.createdAt : a.id < b.id;
     });
 }
@@ -156,11 +156,9 @@ struct InstanceRow {
     }
 };
 
-inline void validateClient(const ds_client_record &r) {
-    requireId(r.client_id, "client_id");
-}
+inline void validateClient(const ds_client_record& r) { requireId(r.client_id, "client_id"); }
 
-inline void validateCommand(const ds_command_record &r) {
+inline void validateCommand(const ds_command_record& r) {
     requireId(r.id, "command id");
     requireId(r.client_id, "command client_id");
     if (!r.command_type || !*r.command_type)
@@ -172,4 +170,4 @@ inline void validateLease(int64_t leaseMs, uint32_t maxCount) {
     if (maxCount == 0) throw Error(DS_ERR_INVALID_ARGUMENT, "max_count must be > 0");
 }
 
-} // namespace deskstream::stores
+}  // namespace deskstream::stores

@@ -38,8 +38,7 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-
-const char *const kCommandColumns =
+const char* const kCommandColumns =
     "id, desktop_client_id, command_type, command_data, target_instance_id, status, result, "
     "origin, created_at, delivered_at, completed_at, claimed_until, attempts";
 
@@ -51,7 +50,7 @@ std::string redact(std::string s) {
     return std::regex_replace(s, uri, "$1***@");
 }
 
-std::string trimmed(const char *s) {
+std::string trimmed(const char* s) {
     std::string r = s ? s : "";
     while (!r.empty() && (r.back() == '\n' || r.back() == ' ')) r.pop_back();
     return r;
@@ -64,13 +63,13 @@ struct ConnectionLost : ds::Error {
 };
 
 struct PgResult {
-    PGresult *r = nullptr;
-    explicit PgResult(PGresult *p = nullptr) : r(p) {}
+    PGresult* r = nullptr;
+    explicit PgResult(PGresult* p = nullptr) : r(p) {}
     ~PgResult() {
         if (r) PQclear(r);
     }
-    PgResult(PgResult &&o) noexcept : r(o.r) { o.r = nullptr; }
-    PgResult &operator=(PgResult &&o) noexcept {
+    PgResult(PgResult&& o) noexcept : r(o.r) { o.r = nullptr; }
+    PgResult& operator=(PgResult&& o) noexcept {
         std::swap(r, o.r);
         return *this;
     }
@@ -85,38 +84,41 @@ struct PgResult {
     int64_t i64(int row, int col) const {
         return PQgetisnull(r, row, col) ? 0 : std::strtoll(PQgetvalue(r, row, col), nullptr, 10);
     }
-    uint32_t affected() const { return static_cast<uint32_t>(std::strtoul(PQcmdTuples(r), nullptr, 10)); }
+    uint32_t affected() const {
+        return static_cast<uint32_t>(std::strtoul(PQcmdTuples(r), nullptr, 10));
+    }
 };
 
 // Text parameters of one statement (NULL pointers are SQL NULL).
 class Params {
 public:
-    Params &add(const std::string &v) {
+    Params& add(const std::string& v) {
         store_.push_back(std::make_unique<std::string>(v));
         ptrs_.push_back(store_.back()->c_str());
         return *this;
     }
-    Params &add(const char *v) {
+    Params& add(const char* v) {
         if (!v) {
             ptrs_.push_back(nullptr);
             return *this;
         }
         return add(std::string(v));
     }
-    Params &add(int64_t v) { return add(std::to_string(v)); }
+    Params& add(int64_t v) { return add(std::to_string(v)); }
     int count() const { return static_cast<int>(ptrs_.size()); }
-    const char *const *values() const { return ptrs_.data(); }
+    const char* const* values() const { return ptrs_.data(); }
 
 private:
     std::vector<std::unique_ptr<std::string>> store_;
-    std::vector<const char *> ptrs_;
+    std::vector<const char*> ptrs_;
 };
 
 class PostgresStore : public ds::Store {
 public:
     static constexpr ds_config_key kConfigKeys[] = {
-        {"connection", DS_CONFIG_STRING, "host=127.0.0.1 port=5432 dbname=deskstream user=deskstream", 1, 0,
-         nullptr, "libpq connection string (key=value pairs or a postgresql:// URI)."},
+        {"connection", DS_CONFIG_STRING,
+         "host=127.0.0.1 port=5432 dbname=deskstream user=deskstream", 1, 0, nullptr,
+         "libpq connection string (key=value pairs or a postgresql:// URI)."},
         {"schema", DS_CONFIG_STRING, "public", 1, 0, nullptr,
          "Schema holding the deskstream tables ([a-z_][a-z0-9_]*); created when missing."},
         {"pool_size", DS_CONFIG_INT, "8", 1, 64, nullptr,
@@ -127,15 +129,16 @@ public:
          "Longest a statement may run (server statement_timeout); the client gives up 2 s later "
          "and waits no longer than this for a free pooled connection."},
     };
-    static constexpr const char *kLicense = "MIT";
-    static constexpr const char *kVendor = "deskstream";
+    static constexpr const char* kLicense = "MIT";
+    static constexpr const char* kVendor = "deskstream";
 
-    PostgresStore(const ds::Host &host, const ds::Config &config) : host_(host) {
+    PostgresStore(const ds::Host& host, const ds::Config& config) : host_(host) {
         conninfo_ = config.getString("connection", kConfigKeys[0].default_value);
         schema_ = config.getString("schema", "public");
         poolSize_ = static_cast<int>(config.getInt("pool_size", 8, 1, 64));
         connectTimeoutS_ = static_cast<int>(config.getInt("connect_timeout_s", 5, 1, 300));
-        statementTimeoutMs_ = static_cast<int>(config.getInt("statement_timeout_ms", 5000, 100, 600000));
+        statementTimeoutMs_ =
+            static_cast<int>(config.getInt("statement_timeout_ms", 5000, 100, 600000));
         if (!std::regex_match(schema_, std::regex("[a-z_][a-z0-9_]{0,62}")))
             throw ds::Error(DS_ERR_CONFIG, "[store.postgres] schema = '" + schema_ +
                                                "' is not a plain lower-case identifier");
@@ -155,57 +158,65 @@ public:
     ~PostgresStore() override { closeAll(); }
 
     void check() override {
-        run("check", [&](PGconn *c) { exec(c, "SELECT 1", Params()); });
+        run("check", [&](PGconn* c) { exec(c, "SELECT 1", Params()); });
     }
 
-    void registerClient(const ds_client_record &r) override {
+    void registerClient(const ds_client_record& r) override {
         validateClient(r);
         Params p;
         p.add(r.client_id).add(str(r.name)).add(str(r.hostname)).add(str(r.instance_id));
         p.add(r.monitors_json && *r.monitors_json ? r.monitors_json : "[]");
         p.add(r.capabilities_json && *r.capabilities_json ? r.capabilities_json : "{}");
         p.add(r.connected_at_ms).add(r.last_ping_ms);
-        run("register_client", [&](PGconn *c) {
-            exec(c,
-                 "INSERT INTO active_desktop_clients (client_id, name, hostname, instance_id, "
-                 "monitors, capabilities, connected_at, last_ping) VALUES ($1,$2,$3,$4,$5,$6,$7,$8) "
-                 "ON CONFLICT (client_id) DO UPDATE SET name = EXCLUDED.name, "
-                 "hostname = EXCLUDED.hostname, instance_id = EXCLUDED.instance_id, "
-                 "monitors = EXCLUDED.monitors, capabilities = EXCLUDED.capabilities, "
-                 "connected_at = EXCLUDED.connected_at, last_ping = EXCLUDED.last_ping",
-                 p);
+        run("register_client", [&](PGconn* c) {
+            exec(
+                c,
+                "INSERT INTO active_desktop_clients (client_id, name, hostname, instance_id, "
+                "monitors, capabilities, connected_at, last_ping) VALUES ($1,$2,$3,$4,$5,$6,$7,$8) "
+                "ON CONFLICT (client_id) DO UPDATE SET name = EXCLUDED.name, "
+                "hostname = EXCLUDED.hostname, instance_id = EXCLUDED.instance_id, "
+                "monitors = EXCLUDED.monitors, capabilities = EXCLUDED.capabilities, "
+                "connected_at = EXCLUDED.connected_at, last_ping = EXCLUDED.last_ping",
+                p);
         });
     }
 
-    void touchClient(const char *clientId, const char *instanceId, int64_t nowMs) override {
+    void touchClient(const char* clientId, const char* instanceId, int64_t nowMs) override {
         requireId(clientId, "client_id");
         Params p;
         p.add(clientId).add(nowMs).add(instanceId);
         uint32_t n = 0;
-        run("touch_client", [&](PGconn *c) {
-            n = exec(c, "UPDATE active_desktop_clients SET last_ping = $2 WHERE client_id = $1 "
-                        "AND ($3::text IS NULL OR instance_id = $3)", p).affected();
+        run("touch_client", [&](PGconn* c) {
+            n = exec(c,
+                     "UPDATE active_desktop_clients SET last_ping = $2 WHERE client_id = $1 "
+                     "AND ($3::text IS NULL OR instance_id = $3)",
+                     p)
+                    .affected();
         });
         if (n == 0)
-            throw ds::Error(DS_ERR_NOT_FOUND, "client '" + str(clientId) + "' is not registered" +
-                                                  (instanceId ? " by instance '" + str(instanceId) + "'" : ""));
+            throw ds::Error(DS_ERR_NOT_FOUND,
+                            "client '" + str(clientId) + "' is not registered" +
+                                (instanceId ? " by instance '" + str(instanceId) + "'" : ""));
     }
 
-    void unregisterClient(const char *clientId, const char *instanceId) override {
+    void unregisterClient(const char* clientId, const char* instanceId) override {
         requireId(clientId, "client_id");
         Params p;
         p.add(clientId).add(instanceId);
-        run("unregister_client", [&](PGconn *c) {
-            exec(c, "DELETE FROM active_desktop_clients WHERE client_id = $1 "
-                    "AND ($2::text IS NULL OR instance_id = $2)", p);
+        run("unregister_client", [&](PGconn* c) {
+            exec(c,
+                 "DELETE FROM active_desktop_clients WHERE client_id = $1 "
+                 "AND ($2::text IS NULL OR instance_id = $2)",
+                 p);
         });
     }
 
-    void listClients(const ClientFn &fn) override {
+    void listClients(const ClientFn& fn) override {
         PgResult res;
-        run("list_clients", [&](PGconn *c) {
-            res = exec(c, "SELECT client_id, name, hostname, instance_id, monitors, capabilities, "
-                          "connected_at, last_ping FROM active_desktop_clients ORDER BY client_id",
+        run("list_clients", [&](PGconn* c) {
+            res = exec(c,
+                       "SELECT client_id, name, hostname, instance_id, monitors, capabilities, "
+                       "connected_at, last_ping FROM active_desktop_clients ORDER BY client_id",
                        Params());
         });
         for (int i = 0; i < res.rows(); ++i) {
@@ -222,45 +233,52 @@ public:
         }
     }
 
-    uint32_t reapClients(int64_t olderThanMs, const char *instanceId) override {
+    uint32_t reapClients(int64_t olderThanMs, const char* instanceId) override {
         Params p;
         p.add(olderThanMs).add(instanceId);
         uint32_t n = 0;
-        run("reap_clients", [&](PGconn *c) {
-            n = exec(c, "DELETE FROM active_desktop_clients WHERE last_ping < $1 "
-                        "AND ($2::text IS NULL OR instance_id = $2)", p).affected();
+        run("reap_clients", [&](PGconn* c) {
+            n = exec(c,
+                     "DELETE FROM active_desktop_clients WHERE last_ping < $1 "
+                     "AND ($2::text IS NULL OR instance_id = $2)",
+                     p)
+                    .affected();
         });
         return n;
     }
 
-    uint32_t unregisterInstanceClients(const char *instanceId) override {
+    uint32_t unregisterInstanceClients(const char* instanceId) override {
         requireId(instanceId, "instance_id");
         Params p;
         p.add(instanceId);
         uint32_t n = 0;
-        run("unregister_instance_clients", [&](PGconn *c) {
+        run("unregister_instance_clients", [&](PGconn* c) {
             n = exec(c, "DELETE FROM active_desktop_clients WHERE instance_id = $1", p).affected();
         });
         return n;
     }
 
-    void upsertInstance(const ds_instance_record &r) override {
+    void upsertInstance(const ds_instance_record& r) override {
         requireId(r.instance_id, "instance_id");
         Params p;
         p.add(r.instance_id).add(str(r.public_url)).add(r.started_at_ms).add(r.last_seen_ms);
-        run("upsert_instance", [&](PGconn *c) {
-            exec(c, "INSERT INTO relay_instances (instance_id, public_url, started_at, last_seen) "
-                    "VALUES ($1,$2,$3,$4) ON CONFLICT (instance_id) DO UPDATE SET "
-                    "public_url = EXCLUDED.public_url, started_at = EXCLUDED.started_at, "
-                    "last_seen = EXCLUDED.last_seen", p);
+        run("upsert_instance", [&](PGconn* c) {
+            exec(c,
+                 "INSERT INTO relay_instances (instance_id, public_url, started_at, last_seen) "
+                 "VALUES ($1,$2,$3,$4) ON CONFLICT (instance_id) DO UPDATE SET "
+                 "public_url = EXCLUDED.public_url, started_at = EXCLUDED.started_at, "
+                 "last_seen = EXCLUDED.last_seen",
+                 p);
         });
     }
 
-    void listInstances(const InstanceFn &fn) override {
+    void listInstances(const InstanceFn& fn) override {
         PgResult res;
-        run("list_instances", [&](PGconn *c) {
-            res = exec(c, "SELECT instance_id, public_url, started_at, last_seen FROM relay_instances "
-                          "ORDER BY instance_id", Params());
+        run("list_instances", [&](PGconn* c) {
+            res = exec(c,
+                       "SELECT instance_id, public_url, started_at, last_seen FROM relay_instances "
+                       "ORDER BY instance_id",
+                       Params());
         });
         for (int i = 0; i < res.rows(); ++i) {
             InstanceRow r;
@@ -272,7 +290,7 @@ public:
         }
     }
 
-    bool enqueueCommand(const ds_command_record &r) override {
+    bool enqueueCommand(const ds_command_record& r) override {
         validateCommand(r);
         Params p;
         p.add(r.id).add(r.client_id).add(r.command_type);
@@ -282,18 +300,20 @@ public:
         uint32_t n = 0;
         // A retry after a lost connection may find its own first attempt committed: then it
         // reports created = 0, which the contract allows (the command is stored once).
-        run("enqueue_command", [&](PGconn *c) {
-            n = exec(c, "INSERT INTO desktop_commands (id, desktop_client_id, command_type, "
-                        "command_data, target_instance_id, status, origin, created_at, attempts) "
-                        "VALUES ($1,$2,$3,$4,$5,'pending',$6,$7,0) ON CONFLICT (id) DO NOTHING", p)
+        run("enqueue_command", [&](PGconn* c) {
+            n = exec(c,
+                     "INSERT INTO desktop_commands (id, desktop_client_id, command_type, "
+                     "command_data, target_instance_id, status, origin, created_at, attempts) "
+                     "VALUES ($1,$2,$3,$4,$5,'pending',$6,$7,0) ON CONFLICT (id) DO NOTHING",
+                     p)
                     .affected();
         });
         if (n == 1) notifyStored(r.client_id);
         return n == 1;
     }
 
-    void claimCommands(const char *clientId, int64_t nowMs, int64_t leaseMs, uint32_t maxCount,
-                       const CommandFn &fn) override {
+    void claimCommands(const char* clientId, int64_t nowMs, int64_t leaseMs, uint32_t maxCount,
+                       const CommandFn& fn) override {
         requireId(clientId, "client_id");
         validateLease(leaseMs, maxCount);
         Params p;
@@ -302,45 +322,55 @@ public:
         // SKIP LOCKED: a concurrent claimer passes over rows another transaction is claiming;
         // the row lock re-checks the WHERE clause on the newest row version, so a row claimed
         // and committed meanwhile (lease not expired) is never claimed twice.
-        run("claim_commands", [&](PGconn *c) {
-            res = exec(c, std::string("UPDATE desktop_commands d SET status = 'delivered', "
-                          "delivered_at = $2, claimed_until = $2::bigint + $3::bigint, "
-                          "attempts = d.attempts + 1 FROM (SELECT id FROM desktop_commands "
-                          "WHERE desktop_client_id = $1 AND (status = 'pending' OR "
-                          "(status = 'delivered' AND claimed_until < $2)) ORDER BY created_at, id "
-                          "LIMIT $4 FOR UPDATE SKIP LOCKED) s WHERE d.id = s.id RETURNING ") +
-                              prefixed("d."),
+        run("claim_commands", [&](PGconn* c) {
+            res = exec(c,
+                       std::string(
+                           "UPDATE desktop_commands d SET status = 'delivered', "
+                           "delivered_at = $2, claimed_until = $2::bigint + $3::bigint, "
+                           "attempts = d.attempts + 1 FROM (SELECT id FROM desktop_commands "
+                           "WHERE desktop_client_id = $1 AND (status = 'pending' OR "
+                           "(status = 'delivered' AND claimed_until < $2)) ORDER BY created_at, id "
+                           "LIMIT $4 FOR UPDATE SKIP LOCKED) s WHERE d.id = s.id RETURNING ") +
+                           prefixed("d."),
                        p);
         });
         std::vector<CommandRow> rows;
         for (int i = 0; i < res.rows(); ++i) rows.push_back(readCommand(res, i));
         sortOldestFirst(rows);
-        for (const auto &c : rows) fn(c.record());
+        for (const auto& c : rows) fn(c.record());
     }
 
-    void completeCommand(const char *commandId, const char *status, const char *resultJson,
+    void completeCommand(const char* commandId, const char* status, const char* resultJson,
                          int64_t nowMs) override {
         requireId(commandId, "command id");
         requireFinalStatus(status);
         Params p;
         p.add(commandId).add(status).add(resultJson).add(nowMs);
         uint32_t n = 0;
-        run("complete_command", [&](PGconn *c) {
-            n = exec(c, "UPDATE desktop_commands SET status = $2, result = $3, completed_at = $4 "
-                        "WHERE id = $1", p).affected();
+        run("complete_command", [&](PGconn* c) {
+            n = exec(c,
+                     "UPDATE desktop_commands SET status = $2, result = $3, completed_at = $4 "
+                     "WHERE id = $1",
+                     p)
+                    .affected();
         });
-        if (n == 0) throw ds::Error(DS_ERR_NOT_FOUND, "command '" + str(commandId) + "' does not exist");
+        if (n == 0)
+            throw ds::Error(DS_ERR_NOT_FOUND, "command '" + str(commandId) + "' does not exist");
     }
 
-    void getCommand(const char *commandId, const CommandFn &fn) override {
+    void getCommand(const char* commandId, const CommandFn& fn) override {
         requireId(commandId, "command id");
         Params p;
         p.add(commandId);
         PgResult res;
-        run("get_command", [&](PGconn *c) {
-            res = exec(c, std::string("SELECT ") + kCommandColumns + " FROM desktop_commands WHERE id = $1", p);
+        run("get_command", [&](PGconn* c) {
+            res = exec(
+                c,
+                std::string("SELECT ") + kCommandColumns + " FROM desktop_commands WHERE id = $1",
+                p);
         });
-        if (res.rows() == 0) throw ds::Error(DS_ERR_NOT_FOUND, "command '" + str(commandId) + "' does not exist");
+        if (res.rows() == 0)
+            throw ds::Error(DS_ERR_NOT_FOUND, "command '" + str(commandId) + "' does not exist");
         CommandRow row = readCommand(res, 0);
         fn(row.record());
     }
@@ -349,10 +379,14 @@ public:
         Params p;
         p.add(olderThanMs).add(nowMs);
         uint32_t n = 0;
-        run("expire_commands", [&](PGconn *c) {
-            n = exec(c, "UPDATE desktop_commands SET status = 'expired', completed_at = $2, "
-                        "result = '{\"status\":\"expired\",\"error\":\"not completed within the command TTL\"}' "
-                        "WHERE status IN ('pending','delivered') AND created_at < $1", p).affected();
+        run("expire_commands", [&](PGconn* c) {
+            n = exec(c,
+                     "UPDATE desktop_commands SET status = 'expired', completed_at = $2, "
+                     "result = '{\"status\":\"expired\",\"error\":\"not completed within the "
+                     "command TTL\"}' "
+                     "WHERE status IN ('pending','delivered') AND created_at < $1",
+                     p)
+                    .affected();
         });
         return n;
     }
@@ -362,9 +396,12 @@ public:
         Params p;
         p.add(olderThanMs);
         uint32_t n = 0;
-        run("purge_commands", [&](PGconn *c) {
-            n = exec(c, "DELETE FROM desktop_commands "
-                        "WHERE status IN ('done','failed','expired') AND completed_at < $1", p).affected();
+        run("purge_commands", [&](PGconn* c) {
+            n = exec(c,
+                     "DELETE FROM desktop_commands "
+                     "WHERE status IN ('done','failed','expired') AND completed_at < $1",
+                     p)
+                    .affected();
         });
         return n;
     }
@@ -372,11 +409,11 @@ public:
     // Waits for NOTIFYs on this schema's channel on a dedicated connection. After that
     // connection is re-established, notifications sent meanwhile are lost (PostgreSQL never
     // replays them): the relay keeps its slow poll of the queue as the fallback.
-    bool pollNotifications(uint32_t timeoutMs, const NotifyFn &fn) {
+    bool pollNotifications(uint32_t timeoutMs, const NotifyFn& fn) {
         std::lock_guard<std::mutex> lock(listenMutex_);
         auto deadline = Clock::now() + std::chrono::milliseconds(timeoutMs);
         if (!listen_) {
-            PGconn *c = connect();
+            PGconn* c = connect();
             try {
                 exec(c, "LISTEN \"" + channel_ + "\"", Params());
             } catch (...) {
@@ -387,7 +424,7 @@ public:
         }
         bool any = false;
         for (;;) {
-            while (PGnotify *n = PQnotifies(listen_)) {
+            while (PGnotify* n = PQnotifies(listen_)) {
                 if (channel_ == n->relname) {
                     fn(n->extra);
                     any = true;
@@ -395,12 +432,16 @@ public:
                 PQfreemem(n);
             }
             if (any) return true;
-            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+            auto left =
+                std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now())
+                    .count();
             if (left <= 0) return false;
             pollfd pfd{PQsocket(listen_), POLLIN, 0};
             int rc = ::poll(&pfd, 1, static_cast<int>(left));
-            if (rc < 0 && errno != EINTR) dropListener("poll failed: " + std::string(std::strerror(errno)));
-            if (rc > 0 && PQconsumeInput(listen_) == 0) dropListener(trimmed(PQerrorMessage(listen_)));
+            if (rc < 0 && errno != EINTR)
+                dropListener("poll failed: " + std::string(std::strerror(errno)));
+            if (rc > 0 && PQconsumeInput(listen_) == 0)
+                dropListener(trimmed(PQerrorMessage(listen_)));
         }
     }
 
@@ -412,27 +453,29 @@ private:
     // 4 clients: 2,200 enqueue+claim/s instead of 3,400-3,800). A wake-up lost to a crash right
     // here is covered by the relay's slow poll; the command itself is already durable. Failure
     // to notify is logged, not returned: the command is stored, and a retry would store nothing.
-    void notifyStored(const char *clientId) {
+    void notifyStored(const char* clientId) {
         Params p;
         p.add(channel_).add(clientId);
         try {
-            run("notify", [&](PGconn *c) {
-                exec(c, "SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, $2)", p);
+            run("notify", [&](PGconn* c) {
+                exec(c, "SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, $2)",
+                     p);
             });
-        } catch (const std::exception &e) {
+        } catch (const std::exception& e) {
             host_.warning(std::string("command stored but the wake-up NOTIFY failed: ") + e.what());
         }
     }
 
-    [[noreturn]] void dropListener(const std::string &why) {
+    [[noreturn]] void dropListener(const std::string& why) {
         PQfinish(listen_);
         listen_ = nullptr;
         host_.warning("notification connection to " + target_ + " lost: " + why);
-        throw ds::Error(DS_ERR_STORE_UNAVAILABLE, "PostgreSQL notification connection to " + target_ +
-                                                      " lost (" + why + "): it reconnects on the next call");
+        throw ds::Error(DS_ERR_STORE_UNAVAILABLE, "PostgreSQL notification connection to " +
+                                                      target_ + " lost (" + why +
+                                                      "): it reconnects on the next call");
     }
 
-    std::string prefixed(const std::string &alias) const {
+    std::string prefixed(const std::string& alias) const {
         std::string out, cols = kCommandColumns;
         size_t start = 0;
         while (start < cols.size()) {
@@ -446,7 +489,7 @@ private:
         return out;
     }
 
-    static CommandRow readCommand(const PgResult &r, int i) {
+    static CommandRow readCommand(const PgResult& r, int i) {
         CommandRow c;
         c.id = r.text(i, 0);
         c.clientId = r.text(i, 1);
@@ -467,25 +510,33 @@ private:
     // ---- connection string and connecting
 
     void parseConninfo() {
-        char *errmsg = nullptr;
-        PQconninfoOption *opts = PQconninfoParse(conninfo_.c_str(), &errmsg);
+        char* errmsg = nullptr;
+        PQconninfoOption* opts = PQconninfoParse(conninfo_.c_str(), &errmsg);
         if (!opts) {
             std::string m = errmsg ? redact(trimmed(errmsg)) : "out of memory";
             if (errmsg) PQfreemem(errmsg);
-            throw ds::Error(DS_ERR_CONFIG, "[store.postgres] connection is not a valid libpq "
-                                           "connection string: " + m);
+            throw ds::Error(DS_ERR_CONFIG,
+                            "[store.postgres] connection is not a valid libpq "
+                            "connection string: " +
+                                m);
         }
         std::string host = "localhost", port = "5432", user, db;
-        for (PQconninfoOption *o = opts; o->keyword; ++o) {
+        for (PQconninfoOption* o = opts; o->keyword; ++o) {
             if (!o->val) continue;
             std::string k = o->keyword;
-            if (k == "host" || k == "hostaddr") host = o->val;
-            else if (k == "port") port = o->val;
-            else if (k == "user") user = o->val;
-            else if (k == "dbname") db = o->val;
-            else if (k == "options") userOptions_ = o->val;
+            if (k == "host" || k == "hostaddr")
+                host = o->val;
+            else if (k == "port")
+                port = o->val;
+            else if (k == "user")
+                user = o->val;
+            else if (k == "dbname")
+                db = o->val;
+            else if (k == "options")
+                userOptions_ = o->val;
             else if (k == "connect_timeout")
-                connectTimeoutText_ = "connect_timeout = " + std::string(o->val) + " s of the connection string";
+                connectTimeoutText_ =
+                    "connect_timeout = " + std::string(o->val) + " s of the connection string";
         }
         PQconninfoFree(opts);
         user_ = user;
@@ -497,14 +548,15 @@ private:
     // With expand_dbname, keys of the expanded conninfo override earlier entries and later
     // entries override it: so our connect_timeout and application_name are defaults the
     // conninfo may change, and our options are appended to the conninfo's own.
-    PGconn *connect() {
+    PGconn* connect() {
         std::string options = userOptions_ + (userOptions_.empty() ? "" : " ") +
                               "-c statement_timeout=" + std::to_string(statementTimeoutMs_) +
                               " -c search_path=" + schema_ + ",public";
         std::string timeout = std::to_string(connectTimeoutS_);
-        const char *k[] = {"connect_timeout", "application_name", "dbname", "options", nullptr};
-        const char *v[] = {timeout.c_str(), "deskstream", conninfo_.c_str(), options.c_str(), nullptr};
-        PGconn *c = PQconnectdbParams(k, v, 1);
+        const char* k[] = {"connect_timeout", "application_name", "dbname", "options", nullptr};
+        const char* v[] = {timeout.c_str(), "deskstream", conninfo_.c_str(), options.c_str(),
+                           nullptr};
+        PGconn* c = PQconnectdbParams(k, v, 1);
         if (!c) throw ds::Error(DS_ERR_NO_MEMORY, "out of memory creating a PostgreSQL connection");
         if (PQstatus(c) != CONNECTION_OK) {
             std::string m = redact(trimmed(PQerrorMessage(c)));
@@ -514,23 +566,28 @@ private:
                 m.find("authentication failed") != std::string::npos ||
                 m.find("no password supplied") != std::string::npos ||
                 m.find("pg_hba.conf") != std::string::npos ||
-                (m.find("role \"") != std::string::npos && m.find("does not exist") != std::string::npos))
+                (m.find("role \"") != std::string::npos &&
+                 m.find("does not exist") != std::string::npos))
                 throw ds::Error(DS_ERR_AUTH, "authentication with " + target_ + " failed: " + m +
                                                  " (check user and password in [store.postgres] "
                                                  "connection, and pg_hba.conf on the server)");
-            if (m.find("database \"") != std::string::npos && m.find("does not exist") != std::string::npos)
-                throw ds::Error(DS_ERR_CONFIG, "cannot use " + target_ + ": " + m +
-                                                   " (create it or fix dbname in [store.postgres] connection)");
-            throw ConnectionLost(DS_ERR_STORE_UNAVAILABLE,
-                                 "cannot connect to " + target_ + ": " + m +
-                                     " (check that the server is running and reachable at that host "
-                                     "and port; waited at most " + connectTimeoutText_ + ")");
+            if (m.find("database \"") != std::string::npos &&
+                m.find("does not exist") != std::string::npos)
+                throw ds::Error(DS_ERR_CONFIG,
+                                "cannot use " + target_ + ": " + m +
+                                    " (create it or fix dbname in [store.postgres] connection)");
+            throw ConnectionLost(
+                DS_ERR_STORE_UNAVAILABLE,
+                "cannot connect to " + target_ + ": " + m +
+                    " (check that the server is running and reachable at that host "
+                    "and port; waited at most " +
+                    connectTimeoutText_ + ")");
         }
         markUp();
         return c;
     }
 
-    void markDown(const std::string &why) {
+    void markDown(const std::string& why) {
         if (healthy_.exchange(false)) host_.warning("lost " + target_ + ": " + why);
     }
     void markUp() {
@@ -542,7 +599,7 @@ private:
     // Runs one statement with a client-side deadline: the server's statement_timeout ends a
     // slow statement cleanly; the deadline (2 s later) covers a server or network that stopped
     // answering at all. Throws ConnectionLost when the connection is unusable afterwards.
-    PgResult exec(PGconn *c, const std::string &sql, const Params &p) {
+    PgResult exec(PGconn* c, const std::string& sql, const Params& p) {
         auto deadline = Clock::now() + std::chrono::milliseconds(statementTimeoutMs_ + 2000);
         int sent;
         if (p.count() == 0) {
@@ -559,25 +616,28 @@ private:
     }
 
     // The name of `sql` prepared on connection c, preparing it on first use.
-    std::string statementName(PGconn *c, const std::string &sql, int nParams, Clock::time_point deadline) {
+    std::string statementName(PGconn* c, const std::string& sql, int nParams,
+                              Clock::time_point deadline) {
         std::string name;
-        std::unordered_set<std::string> *done = nullptr;
+        std::unordered_set<std::string>* done = nullptr;
         {
             std::lock_guard<std::mutex> lock(preparedMutex_);
             auto it = names_.find(sql);
-            if (it == names_.end()) it = names_.emplace(sql, "ds_" + std::to_string(names_.size() + 1)).first;
+            if (it == names_.end())
+                it = names_.emplace(sql, "ds_" + std::to_string(names_.size() + 1)).first;
             name = it->second;
-            done = &prepared_[c]; // node-based map: the set stays put while c lives
+            done = &prepared_[c];  // node-based map: the set stays put while c lives
         }
         if (done->count(name)) return name;
-        if (!PQsendPrepare(c, name.c_str(), sql.c_str(), nParams, nullptr)) lost(c, trimmed(PQerrorMessage(c)));
+        if (!PQsendPrepare(c, name.c_str(), sql.c_str(), nParams, nullptr))
+            lost(c, trimmed(PQerrorMessage(c)));
         wait(c, deadline);
         done->insert(name);
         return name;
     }
 
     // Closes a connection and forgets what was prepared on it.
-    void finish(PGconn *c) {
+    void finish(PGconn* c) {
         if (!c) return;
         {
             std::lock_guard<std::mutex> lock(preparedMutex_);
@@ -587,11 +647,13 @@ private:
     }
 
     // Collects the results of the query sent on c, polling with the deadline.
-    PgResult wait(PGconn *c, Clock::time_point deadline) {
+    PgResult wait(PGconn* c, Clock::time_point deadline) {
         PgResult result;
         for (;;) {
             while (PQisBusy(c)) {
-                auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+                auto left =
+                    std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now())
+                        .count();
                 if (left <= 0)
                     lost(c, "no answer within statement_timeout_ms + 2 s = " +
                                 std::to_string(statementTimeoutMs_ + 2000) + " ms");
@@ -600,13 +662,15 @@ private:
                 if (rc < 0 && errno != EINTR) lost(c, std::string("poll: ") + std::strerror(errno));
                 if (rc > 0 && PQconsumeInput(c) == 0) lost(c, trimmed(PQerrorMessage(c)));
             }
-            PGresult *r = PQgetResult(c);
+            PGresult* r = PQgetResult(c);
             if (!r) break;
             ExecStatusType st = PQresultStatus(r);
             bool bad = st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK;
             // Keep the first error (or the last good result when there is none).
-            if (!result.r || (bad && PQresultStatus(result.r) != PGRES_FATAL_ERROR)) result = PgResult(r);
-            else PQclear(r);
+            if (!result.r || (bad && PQresultStatus(result.r) != PGRES_FATAL_ERROR))
+                result = PgResult(r);
+            else
+                PQclear(r);
         }
         if (!result.r) lost(c, trimmed(PQerrorMessage(c)));
         ExecStatusType st = PQresultStatus(result.r);
@@ -614,16 +678,18 @@ private:
         failStatement(c, result.r);
     }
 
-    [[noreturn]] void lost(PGconn *c, const std::string &why) {
+    [[noreturn]] void lost(PGconn* c, const std::string& why) {
         (void)c;
         markDown(why);
-        throw ConnectionLost(DS_ERR_STORE_UNAVAILABLE, target_ + " is unreachable: " + why +
-                                                           " (check that the server is running; the "
-                                                           "store reconnects by itself)");
+        throw ConnectionLost(DS_ERR_STORE_UNAVAILABLE,
+                             target_ + " is unreachable: " + why +
+                                 " (check that the server is running; the "
+                                 "store reconnects by itself)");
     }
 
-    [[noreturn]] void failStatement(PGconn *c, PGresult *r) {
-        std::string state = PQresultErrorField(r, PG_DIAG_SQLSTATE) ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : "";
+    [[noreturn]] void failStatement(PGconn* c, PGresult* r) {
+        std::string state =
+            PQresultErrorField(r, PG_DIAG_SQLSTATE) ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : "";
         std::string msg = trimmed(PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY)
                                       ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY)
                                       : PQresultErrorMessage(r));
@@ -632,19 +698,27 @@ private:
             state == "57P02" || state == "57P03")
             lost(c, full);
         if (state == "42501")
-            throw ds::Error(DS_ERR_PERMISSION,
-                            target_ + " refused: " + full + ": the role" + (user_.empty() ? "" : " '" + user_ + "'") +
-                                " lacks a privilege (INSERT, UPDATE, DELETE or SELECT) on the deskstream "
-                                "tables of schema " + schema_ + ", or a row-level security policy "
-                                "denies the row: GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN "
-                                "SCHEMA " + schema_ + " TO that role");
+            throw ds::Error(
+                DS_ERR_PERMISSION,
+                target_ + " refused: " + full + ": the role" +
+                    (user_.empty() ? "" : " '" + user_ + "'") +
+                    " lacks a privilege (INSERT, UPDATE, DELETE or SELECT) on the deskstream "
+                    "tables of schema " +
+                    schema_ +
+                    ", or a row-level security policy "
+                    "denies the row: GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN "
+                    "SCHEMA " +
+                    schema_ + " TO that role");
         if (state.rfind("28", 0) == 0)
             throw ds::Error(DS_ERR_AUTH, "authentication with " + target_ + " failed: " + full);
         if (state == "57014")
-            throw ds::Error(DS_ERR_STORE_UNAVAILABLE, target_ + ": statement cancelled after statement_timeout_ms = " +
-                                                          std::to_string(statementTimeoutMs_) + ": " + full);
-        if (state == "53300" || state == "40001" || state == "40P01" || state == "55P03" || state == "25006")
-            throw ds::Error(DS_ERR_STORE_UNAVAILABLE, target_ + " is busy or read-only, retry later: " + full);
+            throw ds::Error(DS_ERR_STORE_UNAVAILABLE,
+                            target_ + ": statement cancelled after statement_timeout_ms = " +
+                                std::to_string(statementTimeoutMs_) + ": " + full);
+        if (state == "53300" || state == "40001" || state == "40P01" || state == "55P03" ||
+            state == "25006")
+            throw ds::Error(DS_ERR_STORE_UNAVAILABLE,
+                            target_ + " is busy or read-only, retry later: " + full);
         if (state.rfind("53", 0) == 0)
             throw ds::Error(DS_ERR_IO, target_ + " is out of resources (disk or memory): " + full);
         if (state.rfind("22", 0) == 0 || state.rfind("23", 0) == 0)
@@ -658,7 +732,7 @@ private:
     // ---- the pool
 
     struct Lease {
-        PGconn *conn = nullptr;
+        PGconn* conn = nullptr;
         bool reused = false;
     };
 
@@ -666,17 +740,19 @@ private:
         std::unique_lock<std::mutex> lock(poolMutex_);
         auto deadline = Clock::now() + std::chrono::milliseconds(statementTimeoutMs_);
         while (idle_.empty() && open_ >= poolSize_) {
-            if (poolCv_.wait_until(lock, deadline) == std::cv_status::timeout && idle_.empty() && open_ >= poolSize_)
+            if (poolCv_.wait_until(lock, deadline) == std::cv_status::timeout && idle_.empty() &&
+                open_ >= poolSize_)
                 throw ds::Error(DS_ERR_STORE_UNAVAILABLE,
                                 "all " + std::to_string(poolSize_) + " connections to " + target_ +
-                                    " stayed busy for statement_timeout_ms: raise pool_size or check the server");
+                                    " stayed busy for statement_timeout_ms: raise pool_size or "
+                                    "check the server");
         }
         if (!idle_.empty()) {
-            PGconn *c = idle_.back();
+            PGconn* c = idle_.back();
             idle_.pop_back();
             return {c, true};
         }
-        ++open_; // reserve a slot, connect outside the lock
+        ++open_;  // reserve a slot, connect outside the lock
         lock.unlock();
         try {
             return {connect(), false};
@@ -687,18 +763,21 @@ private:
     }
 
     // Returns a healthy connection to the pool; nullptr gives the slot back after a failure.
-    void release(PGconn *c) {
+    void release(PGconn* c) {
         {
             std::lock_guard<std::mutex> lock(poolMutex_);
-            if (c) idle_.push_back(c);
-            else --open_;
+            if (c)
+                idle_.push_back(c);
+            else
+                --open_;
         }
         poolCv_.notify_one();
     }
 
     // Runs f on a pooled connection. A connection that turns out dead is dropped; when it was
     // an old pooled one (the server restarted since), the call is retried once on a new one.
-    template <class F> void run(const char *what, F &&f) {
+    template <class F>
+    void run(const char* what, F&& f) {
         for (int attempt = 0;; ++attempt) {
             Lease l = acquire();
             try {
@@ -710,7 +789,7 @@ private:
                     release(l.conn);
                 }
                 return;
-            } catch (const ConnectionLost &e) {
+            } catch (const ConnectionLost& e) {
                 finish(l.conn);
                 release(nullptr);
                 // The idle ones most likely died with it (server restart): drop them so the
@@ -719,7 +798,8 @@ private:
                 if (l.reused && attempt == 0) continue;
                 throw ds::Error(e.status(), std::string(what) + ": " + e.what());
             } catch (...) {
-                if (PQstatus(l.conn) == CONNECTION_OK && PQtransactionStatus(l.conn) == PQTRANS_IDLE) {
+                if (PQstatus(l.conn) == CONNECTION_OK &&
+                    PQtransactionStatus(l.conn) == PQTRANS_IDLE) {
                     release(l.conn);
                 } else {
                     finish(l.conn);
@@ -731,19 +811,19 @@ private:
     }
 
     void dropIdle() {
-        std::vector<PGconn *> dead;
+        std::vector<PGconn*> dead;
         {
             std::lock_guard<std::mutex> lock(poolMutex_);
             dead.swap(idle_);
             open_ -= static_cast<int>(dead.size());
         }
-        for (PGconn *c : dead) finish(c);
+        for (PGconn* c : dead) finish(c);
         poolCv_.notify_all();
     }
 
     void closeAll() {
         std::lock_guard<std::mutex> lock(poolMutex_);
-        for (PGconn *c : idle_) PQfinish(c);
+        for (PGconn* c : idle_) PQfinish(c);
         prepared_.clear();
         idle_.clear();
         open_ = 0;
@@ -755,7 +835,7 @@ private:
     // lock held for the transaction. Nothing is created when the schema is already current, so
     // a role with only SELECT/INSERT/UPDATE/DELETE can open an up-to-date database.
     void migrate() {
-        run("migrate", [&](PGconn *c) {
+        run("migrate", [&](PGconn* c) {
             exec(c, "BEGIN", Params());
             try {
                 Params lockKey;
@@ -768,29 +848,40 @@ private:
                 Params tbl;
                 tbl.add(schema_ + ".schema_migrations");
                 if (exec(c, "SELECT to_regclass($1)::text", tbl).optText(0, 0) == std::nullopt)
-                    exec(c, "CREATE TABLE \"" + schema_ + "\".schema_migrations (version INTEGER PRIMARY KEY, "
-                            "applied_at BIGINT NOT NULL)", Params());
-                int current = static_cast<int>(
-                    exec(c, "SELECT COALESCE(MAX(version), 0) FROM \"" + schema_ + "\".schema_migrations", Params())
-                        .i64(0, 0));
+                    exec(c,
+                         "CREATE TABLE \"" + schema_ +
+                             "\".schema_migrations (version INTEGER PRIMARY KEY, "
+                             "applied_at BIGINT NOT NULL)",
+                         Params());
+                int current = static_cast<int>(exec(c,
+                                                    "SELECT COALESCE(MAX(version), 0) FROM \"" +
+                                                        schema_ + "\".schema_migrations",
+                                                    Params())
+                                                   .i64(0, 0));
                 if (current > kSchemaVersion)
-                    throw ds::Error(DS_ERR_SCHEMA,
-                                    target_ + ": the schema " + schema_ + " is version " + std::to_string(current) +
-                                        ", newer than this build (version " + std::to_string(kSchemaVersion) +
-                                        "): run a deskstream at least as new as the one that wrote it");
+                    throw ds::Error(
+                        DS_ERR_SCHEMA,
+                        target_ + ": the schema " + schema_ + " is version " +
+                            std::to_string(current) + ", newer than this build (version " +
+                            std::to_string(kSchemaVersion) +
+                            "): run a deskstream at least as new as the one that wrote it");
                 for (int v = current + 1; v <= kSchemaVersion; ++v) {
                     exec(c, "SET LOCAL search_path TO \"" + schema_ + "\"", Params());
                     exec(c, kMigrations[v - 1], Params());
                     Params ins;
-                    ins.add(static_cast<int64_t>(v)).add(static_cast<int64_t>(host_.wallUs() / 1000));
-                    exec(c, "INSERT INTO \"" + schema_ + "\".schema_migrations (version, applied_at) VALUES ($1, $2)", ins);
+                    ins.add(static_cast<int64_t>(v))
+                        .add(static_cast<int64_t>(host_.wallUs() / 1000));
+                    exec(c,
+                         "INSERT INTO \"" + schema_ +
+                             "\".schema_migrations (version, applied_at) VALUES ($1, $2)",
+                         ins);
                     host_.info("applied schema migration " + std::to_string(v) + " to " + schema_);
                 }
                 exec(c, "COMMIT", Params());
-            } catch (const ConnectionLost &) {
+            } catch (const ConnectionLost&) {
                 throw;
             } catch (...) {
-                PGresult *r = PQexec(c, "ROLLBACK");
+                PGresult* r = PQexec(c, "ROLLBACK");
                 if (r) PQclear(r);
                 throw;
             }
@@ -799,25 +890,25 @@ private:
 
     ds::Host host_;
     std::string conninfo_, schema_, channel_, target_, user_;
-    std::string userOptions_; // the conninfo's own options=, kept in front of ours
-    std::string connectTimeoutText_; // for messages: the connect timeout in force
+    std::string userOptions_;         // the conninfo's own options=, kept in front of ours
+    std::string connectTimeoutText_;  // for messages: the connect timeout in force
     int poolSize_ = 8, connectTimeoutS_ = 5, statementTimeoutMs_ = 5000;
     std::atomic<bool> healthy_{true};
 
     std::mutex poolMutex_;
     std::condition_variable poolCv_;
-    std::vector<PGconn *> idle_;
+    std::vector<PGconn*> idle_;
     int open_ = 0;
 
     std::mutex preparedMutex_;
-    std::unordered_map<std::string, std::string> names_;                  // sql -> statement name
-    std::unordered_map<PGconn *, std::unordered_set<std::string>> prepared_; // per connection
+    std::unordered_map<std::string, std::string> names_;  // sql -> statement name
+    std::unordered_map<PGconn*, std::unordered_set<std::string>> prepared_;  // per connection
 
     std::mutex listenMutex_;
-    PGconn *listen_ = nullptr;
+    PGconn* listen_ = nullptr;
 };
 
-} // namespace
+}  // namespace
 
 DESKSTREAM_PLUGIN(PostgresStore, "postgres", "1.0.0",
                   "Registrations and commands in PostgreSQL, shared by several relay instances")

@@ -102,19 +102,19 @@ extern "C" {
 typedef int32_t ds_status;
 enum {
     DS_OK = 0,
-    DS_TIMEOUT = 1,              /* nothing happened within the timeout (no new frame, no notify) */
-    DS_REINIT = 2,               /* the source changed (mode switch): list monitors again */
+    DS_TIMEOUT = 1, /* nothing happened within the timeout (no new frame, no notify) */
+    DS_REINIT = 2,  /* the source changed (mode switch): list monitors again */
 
     DS_ERR_INVALID_ARGUMENT = -1,
-    DS_ERR_UNSUPPORTED = -2,     /* the plugin or its library cannot do this here */
+    DS_ERR_UNSUPPORTED = -2, /* the plugin or its library cannot do this here */
     DS_ERR_NO_MEMORY = -3,
     DS_ERR_IO = -4,
     DS_ERR_STORE_UNAVAILABLE = -5, /* server unreachable, disk gone: retry later */
-    DS_ERR_PERMISSION = -6,      /* privileges, read-only file or folder */
+    DS_ERR_PERMISSION = -6,        /* privileges, read-only file or folder */
     DS_ERR_NOT_FOUND = -7,
-    DS_ERR_SCHEMA = -8,          /* schema newer than this build, or a broken migration */
-    DS_ERR_AUTH = -9,            /* authentication with a backend failed */
-    DS_ERR_CONFIG = -10,         /* a configuration value is missing or invalid */
+    DS_ERR_SCHEMA = -8,  /* schema newer than this build, or a broken migration */
+    DS_ERR_AUTH = -9,    /* authentication with a backend failed */
+    DS_ERR_CONFIG = -10, /* a configuration value is missing or invalid */
     DS_ERR_INTERNAL = -11
 };
 
@@ -150,9 +150,9 @@ typedef enum ds_log_level {
  *   "host.state_dir"  the absolute folder for the process's local state (SQLite files...). */
 typedef struct ds_config {
     uint32_t struct_size;
-    void *ctx;
-    const char *section; /* e.g. "encoder.jpeg" */
-    int32_t (*get)(void *ctx, const char *key, char *out, size_t out_size);
+    void* ctx;
+    const char* section; /* e.g. "encoder.jpeg" */
+    int32_t (*get)(void* ctx, const char* key, char* out, size_t out_size);
 } ds_config;
 
 /* Handed to every create(); valid for as long as the plugin is loaded. */
@@ -160,13 +160,13 @@ typedef struct ds_host_api {
     uint32_t struct_size;
     uint16_t abi_major;
     uint16_t abi_minor;
-    void *ctx;
+    void* ctx;
     /* One line per event; `message` must not contain secrets. */
-    void (*log)(void *ctx, ds_log_level level, const char *plugin_name, const char *message);
+    void (*log)(void* ctx, ds_log_level level, const char* plugin_name, const char* message);
     /* Monotonic clock in microseconds (arbitrary origin). */
-    uint64_t (*monotonic_us)(void *ctx);
+    uint64_t (*monotonic_us)(void* ctx);
     /* Wall clock in microseconds since the Unix epoch. */
-    uint64_t (*wall_us)(void *ctx);
+    uint64_t (*wall_us)(void* ctx);
 } ds_host_api;
 
 /* A configuration key the plugin accepts: lets --check-config validate plugin sections. */
@@ -178,13 +178,13 @@ typedef enum ds_config_type {
 } ds_config_type;
 
 typedef struct ds_config_key {
-    const char *key;
+    const char* key;
     ds_config_type type;
-    const char *default_value; /* as written in the INI file; NULL: no default */
+    const char* default_value; /* as written in the INI file; NULL: no default */
     int64_t min_value;         /* for DS_CONFIG_INT; ignored when min_value > max_value */
     int64_t max_value;
-    const char *allowed;       /* for DS_CONFIG_STRING: '|'-separated choices, NULL: any */
-    const char *description;
+    const char* allowed; /* for DS_CONFIG_STRING: '|'-separated choices, NULL: any */
+    const char* description;
 } ds_config_key;
 
 /* ---------------------------------------------------------------- common types */
@@ -206,12 +206,12 @@ typedef struct ds_frame {
     uint32_t height;
     uint32_t stride; /* bytes per row, >= width * 4 */
     ds_pixel_format format;
-    const uint8_t *data;
+    const uint8_t* data;
     uint64_t capture_time_us; /* wall clock */
     uint64_t sequence;        /* increases per grabbed frame of a monitor */
-    const ds_rect *damage;    /* optional changed areas; NULL with damage_count 0: all changed */
+    const ds_rect* damage;    /* optional changed areas; NULL with damage_count 0: all changed */
     uint32_t damage_count;
-    void *plugin_data;        /* the capture plugin's own; the host never touches it */
+    void* plugin_data; /* the capture plugin's own; the host never touches it */
 } ds_frame;
 
 /* ---------------------------------------------------------------- capture */
@@ -240,10 +240,10 @@ typedef struct ds_input_event {
     uint32_t struct_size;
     ds_input_type type;
     uint32_t monitor;
-    int32_t x, y;        /* monitor-relative pixels */
-    int32_t button;      /* 0 left, 1 middle, 2 right (DOM numbering) */
+    int32_t x, y;   /* monitor-relative pixels */
+    int32_t button; /* 0 left, 1 middle, 2 right (DOM numbering) */
     int32_t delta_x, delta_y;
-    const char *key;     /* DOM KeyboardEvent.key, e.g. "a", "Enter" */
+    const char* key; /* DOM KeyboardEvent.key, e.g. "a", "Enter" */
 } ds_input_event;
 
 enum {
@@ -258,21 +258,22 @@ typedef struct ds_capture_vtable {
     /* Optional (may be NULL): can this backend work on this machine right now (display
      * reachable, portal present)? Used by `capture = auto`; DS_OK means yes, otherwise err says
      * why not. Must be cheap and must not keep resources. */
-    ds_status (*probe)(const ds_host_api *host, const ds_config *config, char *err, size_t err_size);
-    ds_status (*create)(const ds_host_api *host, const ds_config *config, void **out_instance,
-                        char *err, size_t err_size);
-    void (*destroy)(void *instance);
+    ds_status (*probe)(const ds_host_api* host, const ds_config* config, char* err,
+                       size_t err_size);
+    ds_status (*create)(const ds_host_api* host, const ds_config* config, void** out_instance,
+                        char* err, size_t err_size);
+    void (*destroy)(void* instance);
     /* Fills up to `capacity` entries and sets *count to the number of monitors (may exceed
      * capacity: call again with a larger array). */
-    ds_status (*list_monitors)(void *instance, ds_monitor_info *out, uint32_t capacity,
-                               uint32_t *count, char *err, size_t err_size);
+    ds_status (*list_monitors)(void* instance, ds_monitor_info* out, uint32_t capacity,
+                               uint32_t* count, char* err, size_t err_size);
     /* Waits up to timeout_ms for a frame of `monitor`. DS_OK fills *frame (owned by the plugin
      * until release_frame); DS_TIMEOUT: no new picture; DS_REINIT: monitors changed. */
-    ds_status (*grab_frame)(void *instance, uint32_t monitor, uint32_t timeout_ms,
-                            ds_frame *frame, char *err, size_t err_size);
-    void (*release_frame)(void *instance, ds_frame *frame);
+    ds_status (*grab_frame)(void* instance, uint32_t monitor, uint32_t timeout_ms, ds_frame* frame,
+                            char* err, size_t err_size);
+    void (*release_frame)(void* instance, ds_frame* frame);
     /* Optional (NULL when DS_CAPTURE_CAP_INPUT is not set). */
-    ds_status (*inject_input)(void *instance, const ds_input_event *event, char *err,
+    ds_status (*inject_input)(void* instance, const ds_input_event* event, char* err,
                               size_t err_size);
 } ds_capture_vtable;
 
@@ -286,10 +287,10 @@ typedef struct ds_encode_params {
 
 typedef struct ds_encoded {
     uint32_t struct_size;
-    const uint8_t *data; /* owned by the encoder instance, see OWNERSHIP */
+    const uint8_t* data; /* owned by the encoder instance, see OWNERSHIP */
     size_t size;
     ds_codec codec;
-    uint32_t width;  /* of the encoded picture (the rectangle's size for a partial encode) */
+    uint32_t width; /* of the encoded picture (the rectangle's size for a partial encode) */
     uint32_t height;
     int32_t quality; /* the quality actually used */
 } ds_encoded;
@@ -297,125 +298,123 @@ typedef struct ds_encoded {
 typedef struct ds_encoder_vtable {
     uint32_t struct_size;
     ds_codec codec;
-    ds_status (*create)(const ds_host_api *host, const ds_config *config, void **out_instance,
-                        char *err, size_t err_size);
-    void (*destroy)(void *instance);
+    ds_status (*create)(const ds_host_api* host, const ds_config* config, void** out_instance,
+                        char* err, size_t err_size);
+    void (*destroy)(void* instance);
     /* Encodes params->rect of *frame (borrowed for the call). On DS_OK *out points at the
      * instance's output buffer. Bad input (NULL data, stride < width*4, rect outside the frame,
      * quality outside 0..100) returns DS_ERR_INVALID_ARGUMENT with a message. */
-    ds_status (*encode)(void *instance, const ds_frame *frame, const ds_encode_params *params,
-                        ds_encoded *out, char *err, size_t err_size);
+    ds_status (*encode)(void* instance, const ds_frame* frame, const ds_encode_params* params,
+                        ds_encoded* out, char* err, size_t err_size);
     /* Optional: tells the encoder the caller is done with the last output early. */
-    void (*release_output)(void *instance, ds_encoded *out);
+    void (*release_output)(void* instance, ds_encoded* out);
 } ds_encoder_vtable;
 
 /* ---------------------------------------------------------------- store */
 /* All times are epoch milliseconds, supplied by the caller (the core owns the clock). */
 typedef struct ds_client_record {
     uint32_t struct_size;
-    const char *client_id;
-    const char *name;
-    const char *hostname;
-    const char *instance_id;
-    const char *monitors_json;     /* JSON array as text */
-    const char *capabilities_json; /* JSON object as text */
+    const char* client_id;
+    const char* name;
+    const char* hostname;
+    const char* instance_id;
+    const char* monitors_json;     /* JSON array as text */
+    const char* capabilities_json; /* JSON object as text */
     int64_t connected_at_ms;
     int64_t last_ping_ms;
 } ds_client_record;
 
 typedef struct ds_command_record {
     uint32_t struct_size;
-    const char *id;                 /* unique command id (uuid); chosen by the caller */
-    const char *client_id;          /* desktop_client_id */
-    const char *command_type;
-    const char *command_data_json;  /* the whole command object as JSON text */
-    const char *target_instance_id; /* may be NULL/empty: any instance */
-    const char *status;             /* pending | delivered | done | failed | expired */
-    const char *result_json;        /* may be NULL */
-    const char *origin;             /* who asked (viewer id or "http"); may be NULL */
+    const char* id;        /* unique command id (uuid); chosen by the caller */
+    const char* client_id; /* desktop_client_id */
+    const char* command_type;
+    const char* command_data_json;  /* the whole command object as JSON text */
+    const char* target_instance_id; /* may be NULL/empty: any instance */
+    const char* status;             /* pending | delivered | done | failed | expired */
+    const char* result_json;        /* may be NULL */
+    const char* origin;             /* who asked (viewer id or "http"); may be NULL */
     int64_t created_at_ms;
-    int64_t delivered_at_ms;        /* 0: never */
-    int64_t completed_at_ms;        /* 0: not yet */
-    int64_t claimed_until_ms;       /* lease end of the last claim; 0: none */
+    int64_t delivered_at_ms;  /* 0: never */
+    int64_t completed_at_ms;  /* 0: not yet */
+    int64_t claimed_until_ms; /* lease end of the last claim; 0: none */
     int32_t attempts;
 } ds_command_record;
 
 typedef struct ds_instance_record {
     uint32_t struct_size;
-    const char *instance_id;
-    const char *public_url;
+    const char* instance_id;
+    const char* public_url;
     int64_t started_at_ms;
     int64_t last_seen_ms;
 } ds_instance_record;
 
-typedef void (*ds_client_callback)(void *user, const ds_client_record *record);
-typedef void (*ds_command_callback)(void *user, const ds_command_record *record);
-typedef void (*ds_instance_callback)(void *user, const ds_instance_record *record);
-typedef void (*ds_notify_callback)(void *user, const char *client_id);
+typedef void (*ds_client_callback)(void* user, const ds_client_record* record);
+typedef void (*ds_command_callback)(void* user, const ds_command_record* record);
+typedef void (*ds_instance_callback)(void* user, const ds_instance_record* record);
+typedef void (*ds_notify_callback)(void* user, const char* client_id);
 
 typedef struct ds_store_vtable {
     uint32_t struct_size;
     /* Opens (creating and migrating the schema when needed). */
-    ds_status (*create)(const ds_host_api *host, const ds_config *config, void **out_instance,
-                        char *err, size_t err_size);
-    void (*destroy)(void *instance);
+    ds_status (*create)(const ds_host_api* host, const ds_config* config, void** out_instance,
+                        char* err, size_t err_size);
+    void (*destroy)(void* instance);
     /* Cheap liveness check of the backend (for /readyz). */
-    ds_status (*check)(void *instance, char *err, size_t err_size);
+    ds_status (*check)(void* instance, char* err, size_t err_size);
 
     /* active_desktop_clients: insert or update by client_id; durable when DS_OK returns. */
-    ds_status (*register_client)(void *instance, const ds_client_record *record, char *err,
+    ds_status (*register_client)(void* instance, const ds_client_record* record, char* err,
                                  size_t err_size);
     /* Sets last_ping of client_id when it is held by instance_id; DS_ERR_NOT_FOUND otherwise. */
-    ds_status (*touch_client)(void *instance, const char *client_id, const char *instance_id,
-                              int64_t now_ms, char *err, size_t err_size);
+    ds_status (*touch_client)(void* instance, const char* client_id, const char* instance_id,
+                              int64_t now_ms, char* err, size_t err_size);
     /* Removes client_id's row if it is held by instance_id (NULL: whoever holds it).
      * Removing a row that is not there is DS_OK. */
-    ds_status (*unregister_client)(void *instance, const char *client_id,
-                                   const char *instance_id, char *err, size_t err_size);
-    ds_status (*list_clients)(void *instance, ds_client_callback callback, void *user, char *err,
+    ds_status (*unregister_client)(void* instance, const char* client_id, const char* instance_id,
+                                   char* err, size_t err_size);
+    ds_status (*list_clients)(void* instance, ds_client_callback callback, void* user, char* err,
                               size_t err_size);
     /* Removes rows with last_ping < older_than_ms (only instance_id's when not NULL). */
-    ds_status (*reap_clients)(void *instance, int64_t older_than_ms, const char *instance_id,
-                              uint32_t *removed, char *err, size_t err_size);
+    ds_status (*reap_clients)(void* instance, int64_t older_than_ms, const char* instance_id,
+                              uint32_t* removed, char* err, size_t err_size);
     /* Removes every row held by instance_id (start-up clean-up of a previous run). */
-    ds_status (*unregister_instance_clients)(void *instance, const char *instance_id,
-                                             uint32_t *removed, char *err, size_t err_size);
+    ds_status (*unregister_instance_clients)(void* instance, const char* instance_id,
+                                             uint32_t* removed, char* err, size_t err_size);
 
     /* relay_instances: insert or update (last_seen = record->last_seen_ms). */
-    ds_status (*upsert_instance)(void *instance, const ds_instance_record *record, char *err,
+    ds_status (*upsert_instance)(void* instance, const ds_instance_record* record, char* err,
                                  size_t err_size);
-    ds_status (*list_instances)(void *instance, ds_instance_callback callback, void *user,
-                                char *err, size_t err_size);
+    ds_status (*list_instances)(void* instance, ds_instance_callback callback, void* user,
+                                char* err, size_t err_size);
 
     /* desktop_commands: stores the command as pending. An id already stored is not stored
      * again: *created is set to 0 and DS_OK returned (idempotent retries). */
-    ds_status (*enqueue_command)(void *instance, const ds_command_record *record,
-                                 int32_t *created, char *err, size_t err_size);
+    ds_status (*enqueue_command)(void* instance, const ds_command_record* record, int32_t* created,
+                                 char* err, size_t err_size);
     /* Claims up to max_count commands of client_id that are pending, or delivered with an
      * expired lease (claimed_until_ms < now_ms), oldest first: marks them delivered, sets
      * delivered_at and claimed_until = now_ms + lease_ms, attempts + 1, and passes each to the
      * callback. Two concurrent claimers never receive the same command. */
-    ds_status (*claim_commands)(void *instance, const char *client_id, int64_t now_ms,
-                                int64_t lease_ms, uint32_t max_count,
-                                ds_command_callback callback, void *user, char *err,
-                                size_t err_size);
+    ds_status (*claim_commands)(void* instance, const char* client_id, int64_t now_ms,
+                                int64_t lease_ms, uint32_t max_count, ds_command_callback callback,
+                                void* user, char* err, size_t err_size);
     /* Sets status (done | failed) and result of a command. DS_ERR_NOT_FOUND: unknown id. */
-    ds_status (*complete_command)(void *instance, const char *command_id, const char *status,
-                                  const char *result_json, int64_t now_ms, char *err,
+    ds_status (*complete_command)(void* instance, const char* command_id, const char* status,
+                                  const char* result_json, int64_t now_ms, char* err,
                                   size_t err_size);
-    ds_status (*get_command)(void *instance, const char *command_id,
-                             ds_command_callback callback, void *user, char *err,
-                             size_t err_size);
+    ds_status (*get_command)(void* instance, const char* command_id, ds_command_callback callback,
+                             void* user, char* err, size_t err_size);
     /* Marks pending or delivered commands created before older_than_ms as expired, with the
      * result {"status":"expired","error":"not completed within the command TTL"}. */
-    ds_status (*expire_commands)(void *instance, int64_t older_than_ms, int64_t now_ms,
-                                 uint32_t *expired, char *err, size_t err_size);
+    ds_status (*expire_commands)(void* instance, int64_t older_than_ms, int64_t now_ms,
+                                 uint32_t* expired, char* err, size_t err_size);
 
     /* Optional (NULL when the store has no cross-instance wake-ups): waits up to timeout_ms for
      * "a command for client_id was stored" notifications and calls the callback for each.
      * DS_TIMEOUT when none arrived. Called from one dedicated thread. */
-    ds_status (*poll_notifications)(void *instance, uint32_t timeout_ms,
-                                    ds_notify_callback callback, void *user, char *err,
+    ds_status (*poll_notifications)(void* instance, uint32_t timeout_ms,
+                                    ds_notify_callback callback, void* user, char* err,
                                     size_t err_size);
 
     /* Version 1.1 and later */
@@ -423,8 +422,8 @@ typedef struct ds_store_vtable {
      * older_than_ms; pending and delivered commands are never deleted. *purged (may be NULL)
      * is set to the number of rows deleted. Optional for the host's sake: it checks struct_size
      * before calling, so a 1.0 store simply keeps its finished commands. */
-    ds_status (*purge_commands)(void *instance, int64_t older_than_ms, uint32_t *purged,
-                                char *err, size_t err_size);
+    ds_status (*purge_commands)(void* instance, int64_t older_than_ms, uint32_t* purged, char* err,
+                                size_t err_size);
 } ds_store_vtable;
 
 /* ---------------------------------------------------------------- descriptor */
@@ -433,22 +432,22 @@ typedef struct ds_plugin_descriptor {
     uint16_t abi_major; /* DS_ABI_MAJOR the plugin was built against */
     uint16_t abi_minor;
     ds_plugin_kind kind;
-    const char *name;        /* unique per kind's namespace: [a-z0-9_]+, e.g. "jpeg" */
-    const char *version;     /* the plugin's own version, e.g. "1.0.0" */
-    const char *description;
-    const char *license;
-    const char *vendor;
-    int32_t rank;            /* higher wins for automatic selection (capture = auto) */
-    const ds_config_key *config_keys; /* keys of [kind.name]; may be NULL */
+    const char* name;    /* unique per kind's namespace: [a-z0-9_]+, e.g. "jpeg" */
+    const char* version; /* the plugin's own version, e.g. "1.0.0" */
+    const char* description;
+    const char* license;
+    const char* vendor;
+    int32_t rank;                     /* higher wins for automatic selection (capture = auto) */
+    const ds_config_key* config_keys; /* keys of [kind.name]; may be NULL */
     uint32_t config_key_count;
     /* Points to a ds_capture_vtable, ds_encoder_vtable or ds_store_vtable matching `kind`. */
-    const void *vtable;
+    const void* vtable;
 } ds_plugin_descriptor;
 
-typedef const ds_plugin_descriptor *(*ds_plugin_entry_fn)(void);
+typedef const ds_plugin_descriptor* (*ds_plugin_entry_fn)(void);
 
 /* Helper for plugin code: copies a message into a caller-owned error buffer safely. */
-static inline void ds_set_error(char *err, size_t err_size, const char *message) {
+static inline void ds_set_error(char* err, size_t err_size, const char* message) {
     size_t i = 0;
     if (!err || err_size == 0) return;
     if (message) {

@@ -4,28 +4,39 @@
 
 #include <stddef.h>
 
-static ds_status create(const ds_host_api *h, const ds_config *c, void **o, char *e, size_t n) {
+static ds_status create(const ds_host_api* h, const ds_config* c, void** o, char* e, size_t n) {
     (void)h, (void)c, (void)e, (void)n;
     *o = NULL;
     return DS_ERR_UNSUPPORTED;
 }
-static void destroy(void *i) { (void)i; }
-static ds_status list_monitors(void *i, ds_monitor_info *o, uint32_t cap, uint32_t *count, char *e, size_t n) {
+static void destroy(void* i) { (void)i; }
+static ds_status list_monitors(void* i, ds_monitor_info* o, uint32_t cap, uint32_t* count, char* e,
+                               size_t n) {
     (void)i, (void)o, (void)cap, (void)e, (void)n;
     *count = 0;
     return DS_OK;
 }
-static ds_status grab(void *i, uint32_t m, uint32_t t, ds_frame *f, char *e, size_t n) {
+static ds_status grab(void* i, uint32_t m, uint32_t t, ds_frame* f, char* e, size_t n) {
     (void)i, (void)m, (void)t, (void)f, (void)e, (void)n;
     return DS_TIMEOUT;
 }
-static void release(void *i, ds_frame *f) { (void)i, (void)f; }
+static void release(void* i, ds_frame* f) { (void)i, (void)f; }
 
-static ds_capture_vtable vtable = {sizeof(ds_capture_vtable), 0, NULL, create, destroy, list_monitors, grab,
-                                   release, NULL};
-static ds_plugin_descriptor descriptor = {sizeof(ds_plugin_descriptor), DS_ABI_MAJOR, DS_ABI_MINOR,
-                                          DS_KIND_CAPTURE, "broken", "1.0.0", "a broken plugin", NULL, NULL,
-                                          0, NULL, 0, &vtable};
+static ds_capture_vtable vtable = {
+    sizeof(ds_capture_vtable), 0, NULL, create, destroy, list_monitors, grab, release, NULL};
+static ds_plugin_descriptor descriptor = {sizeof(ds_plugin_descriptor),
+                                          DS_ABI_MAJOR,
+                                          DS_ABI_MINOR,
+                                          DS_KIND_CAPTURE,
+                                          "broken",
+                                          "1.0.0",
+                                          "a broken plugin",
+                                          NULL,
+                                          NULL,
+                                          0,
+                                          NULL,
+                                          0,
+                                          &vtable};
 
 #define CASE_NO_ENTRY 1
 #define CASE_ABI_MAJOR 2
@@ -42,9 +53,11 @@ static ds_plugin_descriptor descriptor = {sizeof(ds_plugin_descriptor), DS_ABI_M
 
 #if BROKEN_CASE == CASE_NO_ENTRY
 /* Exports the descriptor under another name: the loader must not find an entry point. */
-DS_EXPORT const ds_plugin_descriptor *deskstream_plugin_entry_misspelled(void) { return &descriptor; }
+DS_EXPORT const ds_plugin_descriptor* deskstream_plugin_entry_misspelled(void) {
+    return &descriptor;
+}
 #else
-DS_EXPORT const ds_plugin_descriptor *deskstream_plugin_entry(void) {
+DS_EXPORT const ds_plugin_descriptor* deskstream_plugin_entry(void) {
 #if BROKEN_CASE == CASE_ABI_MAJOR
     descriptor.abi_major = 2;
 #elif BROKEN_CASE == CASE_ABI_MINOR

@@ -8,18 +8,18 @@
 #include <string.h>
 
 typedef struct raw_encoder {
-    uint8_t *buffer;
+    uint8_t* buffer;
     size_t capacity;
 } raw_encoder;
 
-static ds_status raw_create(const ds_host_api *host, const ds_config *config, void **out, char *err,
+static ds_status raw_create(const ds_host_api* host, const ds_config* config, void** out, char* err,
                             size_t err_size) {
     (void)config;
     if (!out) {
         ds_set_error(err, err_size, "out_instance is NULL");
         return DS_ERR_INVALID_ARGUMENT;
     }
-    raw_encoder *e = (raw_encoder *)calloc(1, sizeof *e);
+    raw_encoder* e = (raw_encoder*)calloc(1, sizeof *e);
     if (!e) {
         ds_set_error(err, err_size, "out of memory");
         return DS_ERR_NO_MEMORY;
@@ -29,16 +29,16 @@ static ds_status raw_create(const ds_host_api *host, const ds_config *config, vo
     return DS_OK;
 }
 
-static void raw_destroy(void *instance) {
-    raw_encoder *e = (raw_encoder *)instance;
+static void raw_destroy(void* instance) {
+    raw_encoder* e = (raw_encoder*)instance;
     if (!e) return;
     free(e->buffer);
     free(e);
 }
 
-static ds_status raw_encode(void *instance, const ds_frame *frame, const ds_encode_params *params,
-                            ds_encoded *out, char *err, size_t err_size) {
-    raw_encoder *e = (raw_encoder *)instance;
+static ds_status raw_encode(void* instance, const ds_frame* frame, const ds_encode_params* params,
+                            ds_encoded* out, char* err, size_t err_size) {
+    raw_encoder* e = (raw_encoder*)instance;
     if (!e || !frame || !params || !out || !frame->data) {
         ds_set_error(err, err_size, "NULL argument");
         return DS_ERR_INVALID_ARGUMENT;
@@ -55,14 +55,14 @@ static ds_status raw_encode(void *instance, const ds_frame *frame, const ds_enco
     }
     if ((uint64_t)r.x + r.width > frame->width || (uint64_t)r.y + r.height > frame->height) {
         char msg[128];
-        snprintf(msg, sizeof msg, "rect %ux%u+%u+%u is outside the %ux%u frame", r.width, r.height, r.x, r.y,
-                 frame->width, frame->height);
+        snprintf(msg, sizeof msg, "rect %ux%u+%u+%u is outside the %ux%u frame", r.width, r.height,
+                 r.x, r.y, frame->width, frame->height);
         ds_set_error(err, err_size, msg);
         return DS_ERR_INVALID_ARGUMENT;
     }
     size_t need = (size_t)r.width * r.height * 4;
     if (need > e->capacity) {
-        uint8_t *b = (uint8_t *)realloc(e->buffer, need);
+        uint8_t* b = (uint8_t*)realloc(e->buffer, need);
         if (!b) {
             ds_set_error(err, err_size, "out of memory");
             return DS_ERR_NO_MEMORY;
@@ -71,7 +71,8 @@ static ds_status raw_encode(void *instance, const ds_frame *frame, const ds_enco
         e->capacity = need;
     }
     for (uint32_t y = 0; y < r.height; ++y)
-        memcpy(e->buffer + (size_t)y * r.width * 4, frame->data + (size_t)(r.y + y) * frame->stride + (size_t)r.x * 4,
+        memcpy(e->buffer + (size_t)y * r.width * 4,
+               frame->data + (size_t)(r.y + y) * frame->stride + (size_t)r.x * 4,
                (size_t)r.width * 4);
     out->data = e->buffer;
     out->size = need;
@@ -102,4 +103,4 @@ static const ds_plugin_descriptor raw_descriptor = {
     &raw_vtable,
 };
 
-DS_EXPORT const ds_plugin_descriptor *deskstream_plugin_entry(void) { return &raw_descriptor; }
+DS_EXPORT const ds_plugin_descriptor* deskstream_plugin_entry(void) { return &raw_descriptor; }

@@ -16,12 +16,12 @@ public:
         {"ratio", DS_CONFIG_DOUBLE, "0.5", 0, -1, nullptr, "a number"},
     };
     static constexpr int32_t kRank = TEST_GOOD_RANK;
-    static constexpr const char *kLicense = "MIT";
-    static constexpr const char *kVendor = "deskstream tests";
+    static constexpr const char* kLicense = "MIT";
+    static constexpr const char* kVendor = "deskstream tests";
 
-    static void probe(const deskstream::Host &, const deskstream::Config &) {}
+    static void probe(const deskstream::Host&, const deskstream::Config&) {}
 
-    GoodCapture(const deskstream::Host &host, const deskstream::Config &config)
+    GoodCapture(const deskstream::Host& host, const deskstream::Config& config)
         : size_(static_cast<uint32_t>(config.getInt("size", 16, 1, 100))),
           pixels_(size_t{size_} * size_ * 4, 0x80) {
         host.info("test_good created with size " + std::to_string(size_));
@@ -33,7 +33,7 @@ public:
         std::snprintf(m.name, sizeof m.name, "good");
         return {m};
     }
-    ds_status grab(uint32_t monitor, uint32_t, ds_frame &out) override {
+    ds_status grab(uint32_t monitor, uint32_t, ds_frame& out) override {
         if (monitor != 0) throw deskstream::Error(DS_ERR_INVALID_ARGUMENT, "only monitor 0");
         out.width = out.height = size_;
         out.stride = size_ * 4;
@@ -49,6 +49,6 @@ private:
     uint64_t sequence_ = 0;
 };
 
-} // namespace
+}  // namespace
 
 DESKSTREAM_PLUGIN(GoodCapture, TEST_GOOD_NAME, "2.3.4", "A good test capture")

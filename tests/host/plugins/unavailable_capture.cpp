@@ -7,14 +7,14 @@ namespace {
 class UnavailableCapture : public deskstream::Capture {
 public:
     static constexpr int32_t kRank = 1000;
-    static void probe(const deskstream::Host &, const deskstream::Config &) {
+    static void probe(const deskstream::Host&, const deskstream::Config&) {
         throw deskstream::Error(DS_ERR_UNSUPPORTED, "no display in this test");
     }
-    UnavailableCapture(const deskstream::Host &, const deskstream::Config &) {}
+    UnavailableCapture(const deskstream::Host&, const deskstream::Config&) {}
     std::vector<ds_monitor_info> monitors() override { return {}; }
-    ds_status grab(uint32_t, uint32_t, ds_frame &) override { return DS_TIMEOUT; }
+    ds_status grab(uint32_t, uint32_t, ds_frame&) override { return DS_TIMEOUT; }
 };
 
-} // namespace
+}  // namespace
 
 DESKSTREAM_PLUGIN(UnavailableCapture, "test_unavailable", "1.0.0", "A capture that never works")

@@ -19,7 +19,9 @@ public:
     explicit AgentMetrics(std::shared_ptr<metrics::Registry> registry = nullptr);
 
     // One captured picture (the capture plugin's call), by the codec it is encoded with.
-    void captured(FrameCodec codec, double seconds) { codec_[index(codec)].capture->observe(seconds); }
+    void captured(FrameCodec codec, double seconds) {
+        codec_[index(codec)].capture->observe(seconds);
+    }
     // One encoded frame: the encoder's time and the payload size.
     void encoded(FrameCodec codec, double seconds, std::size_t bytes);
     void quality(int q) { quality_->set(q); }

@@ -120,9 +120,9 @@ struct AgentNotice {
     std::string text;
 };
 
-using AgentAction = std::variant<AgentSend, AgentClose, AgentExecute, AgentRegistered,
-                                 AgentRefused, AgentStreamingChanged, AgentBreakerChanged,
-                                 AgentRetry, AgentNotice>;
+using AgentAction =
+    std::variant<AgentSend, AgentClose, AgentExecute, AgentRegistered, AgentRefused,
+                 AgentStreamingChanged, AgentBreakerChanged, AgentRetry, AgentNotice>;
 using AgentActions = std::vector<AgentAction>;
 
 struct AgentSessionCounters {
@@ -227,9 +227,9 @@ private:
     bool registeredThisConnection_ = false;
     std::uint32_t streamId_ = 0;
     std::uint64_t frameNumber_ = 0;
-    bool pictureOwed_ = false;                     // start_stream / request_keyframe since
-    TimePoint lastRepeatAt_ = TimePoint::min();    // takePictureRepeat last said true
-    TimePoint retryAt_ = TimePoint::min();  // the first attempt is due at once
+    bool pictureOwed_ = false;                   // start_stream / request_keyframe since
+    TimePoint lastRepeatAt_ = TimePoint::min();  // takePictureRepeat last said true
+    TimePoint retryAt_ = TimePoint::min();       // the first attempt is due at once
     TimePoint handshakeDeadline_ = TimePoint::max();
     TimePoint nextStats_ = TimePoint::max();
     AgentSessionCounters counters_;

@@ -26,8 +26,8 @@ struct TokenClaims {
 };
 
 /// Mints an HS256 token valid from now for `ttl`. secret must be non-empty.
-std::string mintToken(const std::string& secret, Role role, const std::string& sub,
-                      Duration ttl, WallMs nowMs);
+std::string mintToken(const std::string& secret, Role role, const std::string& sub, Duration ttl,
+                      WallMs nowMs);
 
 /// Verifies `token` for an endpoint expecting `expectedRole`.
 /// leeway: tolerance for exp/nbf (clock skew), default 30 s.

@@ -34,7 +34,7 @@ struct CommandRecord {
     std::string targetInstanceId;
     std::string status = "pending";  // pending | delivered | done | failed | expired
     std::string resultJson;
-    std::string origin;           // viewerId or "http"
+    std::string origin;  // viewerId or "http"
     WallMs createdAtMs = 0;
     WallMs deliveredAtMs = 0;
     WallMs completedAtMs = 0;
@@ -43,10 +43,10 @@ struct CommandRecord {
 };
 
 struct CommandPolicy {
-    std::int64_t ttlMs = 300000;     // pending/delivered commands older than this expire
-    std::int64_t leaseMs = 30000;    // claim lease: redelivered after this without a result
-    int maxAttempts = 5;             // a command is delivered at most this many times
-    std::size_t maxRoutes = 4096;    // remembered origin viewers awaiting a result (bounded)
+    std::int64_t ttlMs = 300000;   // pending/delivered commands older than this expire
+    std::int64_t leaseMs = 30000;  // claim lease: redelivered after this without a result
+    int maxAttempts = 5;           // a command is delivered at most this many times
+    std::size_t maxRoutes = 4096;  // remembered origin viewers awaiting a result (bounded)
 };
 
 enum class Delivery { DeliverHere, NotifyInstance, WaitForAgent };
@@ -59,19 +59,18 @@ public:
 
     /// Validates ids and builds the pending record. commandId empty -> a fresh id from `ids`.
     /// Errors: bad_request naming the field (desktopClientId, commandId).
-    Result<CommandRecord> prepare(const std::string& desktopClientId,
-                                  const std::string& commandId, const Command& command,
-                                  const std::string& origin, WallMs nowMs,
+    Result<CommandRecord> prepare(const std::string& desktopClientId, const std::string& commandId,
+                                  const Command& command, const std::string& origin, WallMs nowMs,
                                   const std::string& targetInstanceId = {}) const;
 
     /// Same from the HTTP body {"command":{...},"commandId":"<optional>"}; origin "http".
-    Result<CommandRecord> prepareHttp(const std::string& desktopClientId,
-                                      const std::string& body, WallMs nowMs,
-                                      const std::string& targetInstanceId = {}) const;
+    Result<CommandRecord> prepareHttp(const std::string& desktopClientId, const std::string& body,
+                                      WallMs nowMs, const std::string& targetInstanceId = {}) const;
 
     /// The store already held a command with `wanted.id`: a `conflict` error when it is not the
     /// same command (another desktop, type or data), nullopt for an exact (idempotent) retry.
-    static std::optional<Error> conflictWith(const CommandRecord& wanted, const CommandRecord& stored);
+    static std::optional<Error> conflictWith(const CommandRecord& wanted,
+                                             const CommandRecord& stored);
 
     /// The record is stored: remember `originViewer` (0: none, e.g. HTTP) so the result goes
     /// back to it; returns the command_queued answer.

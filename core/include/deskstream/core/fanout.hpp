@@ -42,10 +42,10 @@ using FrameBuffer = std::shared_ptr<const std::vector<std::uint8_t>>;
 using FrameBytes = FrameBuffer;  // alias used by the relay's network layer
 
 struct FanOutConfig {
-    std::size_t viewerQueue = 3;                     // [relay] viewer_queue (>= 1)
-    Duration ackTimeout = std::chrono::seconds(2);   // a viewer silent this long is skipped
-    std::size_t maxPendingAcks = 256;                // bound of the aggregation table
-    std::size_t latencySamples = 512;                // ring for p50/p95
+    std::size_t viewerQueue = 3;                    // [relay] viewer_queue (>= 1)
+    Duration ackTimeout = std::chrono::seconds(2);  // a viewer silent this long is skipped
+    std::size_t maxPendingAcks = 256;               // bound of the aggregation table
+    std::size_t latencySamples = 512;               // ring for p50/p95
 };
 
 struct QueuedFrame {
@@ -57,15 +57,15 @@ struct QueuedFrame {
 };
 
 struct FrameResult {
-    std::vector<ConnId> wake;          // viewers that got the frame queued
-    std::vector<AgentFrameAck> acks;   // acks to send to the agent now
-    bool requestKeyframe = false;      // a laggard lost a frame and the new one is not key
-    std::size_t dropped = 0;           // frames dropped from queues by this call
+    std::vector<ConnId> wake;         // viewers that got the frame queued
+    std::vector<AgentFrameAck> acks;  // acks to send to the agent now
+    bool requestKeyframe = false;     // a laggard lost a frame and the new one is not key
+    std::size_t dropped = 0;          // frames dropped from queues by this call
 };
 
 struct FanOutStats {
-    double fpsIn = 0;                  // frames received per second (last second)
-    double fpsOut = 0;                 // frames handed to viewer writers per second
+    double fpsIn = 0;   // frames received per second (last second)
+    double fpsOut = 0;  // frames handed to viewer writers per second
     std::optional<std::int64_t> latencyP50Ms, latencyP95Ms;  // viewer-reported latencies
     std::uint64_t framesIn = 0, framesOut = 0, drops = 0, acksToAgent = 0;
     std::size_t viewers = 0, laggingViewers = 0;
@@ -75,7 +75,7 @@ struct ViewerStats {
     std::uint64_t delivered = 0, dropped = 0, acked = 0;
     std::size_t queued = 0;
     bool lagging = false;
-    double fpsOut = 0;                                       // frames handed to its writer (last second)
+    double fpsOut = 0;  // frames handed to its writer (last second)
     std::optional<std::int64_t> latencyP50Ms, latencyP95Ms;  // its reported latencies (last 64)
 };
 
@@ -145,7 +145,6 @@ private:
     };
     void completeReady(std::vector<AgentFrameAck>& out);
     void stopWaitingFor(ConnId viewer, std::vector<AgentFrameAck>& out);
-
 
     FanOutConfig config_;
     std::map<ConnId, Viewer> viewers_;

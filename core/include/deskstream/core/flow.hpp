@@ -32,7 +32,7 @@ struct FlowConfig {
     int stepDown = 5;
     int stepUp = 2;
     int lowInFlightBelow = 3;
-    double fps = 8;                    // [agent] fps, clamped to 0.1..1000
+    double fps = 8;  // [agent] fps, clamped to 0.1..1000
     Duration inFlightTimeout = std::chrono::seconds(10);
 };
 

@@ -19,7 +19,8 @@ namespace deskstream::core {
 
 class LogRepeatLimiter {
 public:
-    explicit LogRepeatLimiter(Duration window = std::chrono::seconds(10), std::size_t maxKeys = 256);
+    explicit LogRepeatLimiter(Duration window = std::chrono::seconds(10),
+                              std::size_t maxKeys = 256);
 
     /// One occurrence of `key` at `now`. nullopt: do not log it (counted). A value: log it now,
     /// mentioning the returned number of identical lines suppressed since the last one logged.

@@ -65,7 +65,8 @@ public:
 
 private:
     std::vector<double> bounds_;
-    std::unique_ptr<std::atomic<std::uint64_t>[]> buckets_;  // per bucket, not cumulative; +Inf last
+    std::unique_ptr<std::atomic<std::uint64_t>[]>
+        buckets_;  // per bucket, not cumulative; +Inf last
     std::atomic<std::uint64_t> sumBits_{0};
 };
 
@@ -73,7 +74,8 @@ private:
 std::vector<double> exponentialBuckets(double start, double factor, int count);
 
 /// A named metric with fixed label names and one child per distinct tuple of label values.
-template <class M> class Family {
+template <class M>
+class Family {
 public:
     /// The child for these label values (created on first use); one value per label name,
     /// else std::invalid_argument. The reference stays valid for the registry's lifetime.
@@ -85,7 +87,8 @@ public:
 
     // Used by the registry.
     Family(std::string name, std::vector<std::string> labelNames, std::vector<double> bounds);
-    template <class F> void forEach(F&& fn) const {
+    template <class F>
+    void forEach(F&& fn) const {
         std::lock_guard<std::mutex> lock(mutex_);
         for (const auto& kv : children_) fn(kv.first, *kv.second);
     }

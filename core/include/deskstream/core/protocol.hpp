@@ -37,10 +37,10 @@ enum class Channel {
 // ------------------------------------------------------------------ shared sub-objects
 
 struct MonitorInfo {
-    int index = 0;                // 0..255
-    std::string name;             // <= 256 chars, may be empty
-    int x = 0, y = 0;             // may be negative (virtual desktop layout)
-    int width = 0, height = 0;    // 1..65535
+    int index = 0;              // 0..255
+    std::string name;           // <= 256 chars, may be empty
+    int x = 0, y = 0;           // may be negative (virtual desktop layout)
+    int width = 0, height = 0;  // 1..65535
     bool primary = false;
     bool operator==(const MonitorInfo& o) const;
 };
@@ -154,8 +154,8 @@ struct Ping {
 };
 
 struct Pong {
-    std::int64_t timestamp = 0;   // echoed from the ping
-    std::int64_t serverTime = 0;  // ms, responder's wall clock
+    std::int64_t timestamp = 0;                                       // echoed from the ping
+    std::int64_t serverTime = 0;                                      // ms, responder's wall clock
     std::optional<std::vector<std::string>> availableDesktopClients;  // pongs to viewers
     bool operator==(const Pong& o) const;
 };
@@ -193,7 +193,7 @@ struct DesktopDisconnected {
 };
 
 struct Redirect {
-    std::string url;  // ws:// or wss:// URL of the instance holding the desktop
+    std::string url;              // ws:// or wss:// URL of the instance holding the desktop
     std::string desktopClientId;  // optional (addition)
     bool operator==(const Redirect& o) const;
 };
@@ -208,7 +208,7 @@ struct ErrorMessage {
 struct ViewerFrameAck {
     std::string desktopClientId;
     std::uint64_t frameNumber = 0;
-    std::int64_t latency = 0;  // ms, 0..3600000
+    std::int64_t latency = 0;    // ms, 0..3600000
     std::optional<int> monitor;  // addition: the frame's monitor (informational)
     bool operator==(const ViewerFrameAck& o) const;
 };
@@ -257,21 +257,21 @@ struct CommandResult {
 /// Addition: agent -> relay every few seconds while registered: the agent-side figures the
 /// relay cannot observe itself, shown in GET /api/desktops.
 struct AgentStats {
-    int quality = 0;                       // current adaptive quality, 0..100
-    int fps = 0;                           // configured capture rate (rounded), 0..1000
-    int inFlight = 0;                      // frames sent and not yet acknowledged
+    int quality = 0;   // current adaptive quality, 0..100
+    int fps = 0;       // configured capture rate (rounded), 0..1000
+    int inFlight = 0;  // frames sent and not yet acknowledged
     std::uint64_t framesEncoded = 0;
     std::uint64_t framesSent = 0;
-    std::uint64_t framesDroppedWindow = 0; // dropped because the window was full
-    std::optional<std::int64_t> latencyMs; // last acknowledged latency, ms
+    std::uint64_t framesDroppedWindow = 0;  // dropped because the window was full
+    std::optional<std::int64_t> latencyMs;  // last acknowledged latency, ms
     bool operator==(const AgentStats& o) const;
 };
 
-using Message = std::variant<Handshake, AgentHandshakeAck, ViewerHandshakeAck, RegistrationFailed,
-                             Ping, Pong, Subscribe, Subscribed, Unsubscribe, Unsubscribed,
-                             DesktopDisconnected, Redirect, ErrorMessage, ViewerFrameAck,
-                             AgentFrameAck, StartStream, StopStream, CommandMessage,
-                             CommandQueued, CommandResult, AgentStats>;
+using Message =
+    std::variant<Handshake, AgentHandshakeAck, ViewerHandshakeAck, RegistrationFailed, Ping, Pong,
+                 Subscribe, Subscribed, Unsubscribe, Unsubscribed, DesktopDisconnected, Redirect,
+                 ErrorMessage, ViewerFrameAck, AgentFrameAck, StartStream, StopStream,
+                 CommandMessage, CommandQueued, CommandResult, AgentStats>;
 
 /// The wire "type" string of a message ("handshake", "frame_ack", ...).
 const char* typeName(const Message& m);

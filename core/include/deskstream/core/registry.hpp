@@ -30,9 +30,9 @@
 namespace deskstream::core {
 
 struct RegistryConfig {
-    std::string instanceId;               // this relay instance (uuid)
+    std::string instanceId;  // this relay instance (uuid)
     std::int64_t heartbeatIntervalMs = 5000;
-    int maxInFlight = 10;                 // told to agents in handshake_ack
+    int maxInFlight = 10;  // told to agents in handshake_ack
     std::size_t maxViewersPerDesktop = 1000;
 };
 
@@ -139,7 +139,7 @@ private:
     std::uint32_t nextStreamId_ = 1;
     std::uint64_t nextViewer_ = 1;
     std::unordered_map<ConnId, Pending> pending_;
-    std::map<std::string, Agent> byClient_;            // registered, by clientId
+    std::map<std::string, Agent> byClient_;              // registered, by clientId
     std::unordered_map<ConnId, std::string> agentConn_;  // registered conn -> clientId
     std::unordered_map<ConnId, Viewer> viewers_;
     std::unordered_map<std::string, ConnId> viewerIds_;

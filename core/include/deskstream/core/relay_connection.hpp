@@ -55,17 +55,17 @@ enum class RelayCounter : std::size_t {
     HandshakeTimeouts,
     HeartbeatTimeouts,
     AuthFailures,
-    BadMessages,  // every protocol-level bad input, all kinds
-    BadJson,      // text that failed parsing or validation
-    UnknownTypes, // a "type" unknown or not allowed on that endpoint
-    BadFrames,    // binary message with a bad header / length mismatch
-    TooLarge,     // message over max_message_bytes (1009) or control text over the limit
+    BadMessages,   // every protocol-level bad input, all kinds
+    BadJson,       // text that failed parsing or validation
+    UnknownTypes,  // a "type" unknown or not allowed on that endpoint
+    BadFrames,     // binary message with a bad header / length mismatch
+    TooLarge,      // message over max_message_bytes (1009) or control text over the limit
     BinaryBeforeHandshake,
-    ProtocolErrors, // WebSocket framing errors (1002)
-    AbuseCloses,    // connections closed after bad_message_limit bad messages
+    ProtocolErrors,  // WebSocket framing errors (1002)
+    AbuseCloses,     // connections closed after bad_message_limit bad messages
     FramesReceived,
     FramesForwarded,
-    FramesDropped, // latest-frame-wins drops in viewer queues
+    FramesDropped,  // latest-frame-wins drops in viewer queues
     CommandsQueued,
     CommandsDelivered,
     CommandResults,
@@ -87,8 +87,8 @@ struct RelayConnectionConfig {
     Duration handshakeTimeout = std::chrono::seconds(5);
     int badMessageLimit = 10;
     Duration badMessageWindow = std::chrono::seconds(60);
-    std::string authSecret;                    // empty: no token check
-    std::int64_t maxMessageBytes = 16 << 20;   // binary frames
+    std::string authSecret;                   // empty: no token check
+    std::int64_t maxMessageBytes = 16 << 20;  // binary frames
 };
 
 /// Actions of a RelayConnection (performed by the host in order).
@@ -173,15 +173,13 @@ struct AckFrame {
 };
 }  // namespace relay_action
 
-using RelayAction =
-    std::variant<relay_action::Send, relay_action::Close, relay_action::Count, relay_action::Log,
-                 relay_action::RejectAgent, relay_action::RegisterAgent,
-                 relay_action::RegisterViewer, relay_action::DeliverPending,
-                 relay_action::AgentAlive, relay_action::StoreCommandResult,
-                 relay_action::KeepAgentStats, relay_action::ForwardFrame,
-                 relay_action::AnswerViewerPing, relay_action::SubscribeViewer,
-                 relay_action::UnsubscribeViewer, relay_action::QueueCommand,
-                 relay_action::AckFrame>;
+using RelayAction = std::variant<
+    relay_action::Send, relay_action::Close, relay_action::Count, relay_action::Log,
+    relay_action::RejectAgent, relay_action::RegisterAgent, relay_action::RegisterViewer,
+    relay_action::DeliverPending, relay_action::AgentAlive, relay_action::StoreCommandResult,
+    relay_action::KeepAgentStats, relay_action::ForwardFrame, relay_action::AnswerViewerPing,
+    relay_action::SubscribeViewer, relay_action::UnsubscribeViewer, relay_action::QueueCommand,
+    relay_action::AckFrame>;
 using RelayActions = std::vector<RelayAction>;
 
 class RelayConnection {

@@ -41,10 +41,10 @@ using ConnId = std::uint64_t;
 /// WebSocket close codes used by the protocol (see docs/protocol.md).
 namespace close_code {
 constexpr int kNormal = 1000;
-constexpr int kPolicy = 1008;         // handshake missing/late/bad, auth, registration failed
-constexpr int kTooLarge = 1009;       // message over the configured maximum
+constexpr int kPolicy = 1008;    // handshake missing/late/bad, auth, registration failed
+constexpr int kTooLarge = 1009;  // message over the configured maximum
 constexpr int kInternal = 1011;
-constexpr int kReplaced = 4000;       // same clientId connected again elsewhere
+constexpr int kReplaced = 4000;  // same clientId connected again elsewhere
 constexpr int kHeartbeatTimeout = 4008;
 }  // namespace close_code
 
@@ -77,8 +77,8 @@ struct Error {
 template <class T>
 class Result {
 public:
-    Result(T value) : v_(std::move(value)) {}          // NOLINT(implicit)
-    Result(Error error) : v_(std::move(error)) {}      // NOLINT(implicit)
+    Result(T value) : v_(std::move(value)) {}      // NOLINT(implicit)
+    Result(Error error) : v_(std::move(error)) {}  // NOLINT(implicit)
     bool ok() const { return v_.index() == 0; }
     explicit operator bool() const { return ok(); }
     /// Precondition: ok().
@@ -100,16 +100,16 @@ inline Error makeError(ErrorCode code, std::string field, std::string message) {
 
 /// Identifier rules shared by the codec and the registry.
 namespace limits {
-constexpr std::size_t kMaxIdLength = 128;            // clientId, viewerId, commandId, instanceId
-constexpr std::size_t kMaxNameLength = 256;          // name, hostname, monitor name
+constexpr std::size_t kMaxIdLength = 128;    // clientId, viewerId, commandId, instanceId
+constexpr std::size_t kMaxNameLength = 256;  // name, hostname, monitor name
 constexpr std::size_t kMaxTokenLength = 8192;
 constexpr std::size_t kMaxMonitors = 16;
 constexpr std::size_t kMaxCodecs = 16;
-constexpr std::size_t kMaxShortString = 64;          // codec names, encoder, key, status
-constexpr std::size_t kMaxMessageText = 1024;        // error/message texts
+constexpr std::size_t kMaxShortString = 64;    // codec names, encoder, key, status
+constexpr std::size_t kMaxMessageText = 1024;  // error/message texts
 constexpr std::size_t kMaxUrlLength = 2048;
 constexpr std::size_t kMaxControlMessageBytes = 65536;  // a JSON text message
-constexpr std::size_t kMaxDesktopList = 10000;       // availableDesktopClients / desktops
+constexpr std::size_t kMaxDesktopList = 10000;          // availableDesktopClients / desktops
 constexpr int kProtocolVersion = 1;
 }  // namespace limits
 

@@ -33,9 +33,9 @@ struct Problem {
     Severity severity = Severity::Error;
     std::string origin;  // "file.ini:12", "--set", or "" for derived checks
     std::string section;
-    std::string key;     // empty for a whole-section problem
+    std::string key;  // empty for a whole-section problem
     std::string value;
-    std::string message; // what is wrong, e.g. "is not an integer"
+    std::string message;  // what is wrong, e.g. "is not an integer"
     std::string text() const;
 };
 
@@ -44,29 +44,29 @@ enum class ValueType {
     String,
     Int,
     Bool,
-    Choice,   // one of `choices`
-    HostPort, // host:port with port 0..65535
-    Monitors, // "all" or a comma-separated list of monitor indices
-    List,     // comma-separated strings (may be empty)
+    Choice,    // one of `choices`
+    HostPort,  // host:port with port 0..65535
+    Monitors,  // "all" or a comma-separated list of monitor indices
+    List,      // comma-separated strings (may be empty)
 };
 
 struct KeySpec {
-    const char *section;
-    const char *key;
+    const char* section;
+    const char* key;
     ValueType type;
-    const char *defaultValue;
-    long long min = 0, max = 0;          // Int: inclusive range
-    std::vector<std::string> choices;    // Choice
-    const char *description = "";
+    const char* defaultValue;
+    long long min = 0, max = 0;        // Int: inclusive range
+    std::vector<std::string> choices;  // Choice
+    const char* description = "";
 };
 
 // Every host key (sections host, relay, heartbeat, auth, agent). Plugin sections
 // ([capture.x], [encoder.x], [store.x]) are described by the plugins' descriptors.
-const std::vector<KeySpec> &schema();
-const KeySpec *findKey(const std::string &section, const std::string &key);
+const std::vector<KeySpec>& schema();
+const KeySpec* findKey(const std::string& section, const std::string& key);
 // "capture.x11" -> true (a plugin section: kind.name with kind capture|encoder|store).
-bool isPluginSection(const std::string &section, std::string *kind = nullptr,
-                     std::string *name = nullptr);
+bool isPluginSection(const std::string& section, std::string* kind = nullptr,
+                     std::string* name = nullptr);
 
 enum class Role { Relay, Agent, All };
 enum class Layout { Separate, Combined };
@@ -86,7 +86,7 @@ struct RelayConfig {
     uint16_t listenPort = 8080;
     std::string publicUrl;
     std::string store;
-    std::string webRoot;   // absolute
+    std::string webRoot;  // absolute
     long long maxMessageBytes = 0;
     int viewerQueue = 0;
     long long reaperIntervalMs = 0;
@@ -108,25 +108,25 @@ struct HeartbeatConfig {
 };
 
 struct AuthConfig {
-    std::string secret; // never log it
+    std::string secret;  // never log it
     std::vector<std::string> allowedOrigins;
 };
 
 struct AgentConfig {
     std::string relayUrl;
-    std::string clientId; // configured, or the host name
-    std::string name;     // configured, or clientId
-    std::string token;    // never log it
-    std::string capture;  // "auto" or a capture plugin name
+    std::string clientId;  // configured, or the host name
+    std::string name;      // configured, or clientId
+    std::string token;     // never log it
+    std::string capture;   // "auto" or a capture plugin name
     std::string encoder;
     int fps = 0;
     int quality = 0, qualityMin = 0, qualityMax = 0;
     int maxInFlight = 0;
     long long adaptHighLatencyMs = 0, adaptLowLatencyMs = 0;
     int adaptStepDown = 0, adaptStepUp = 0;
-    std::vector<uint32_t> monitors; // empty: all monitors
+    std::vector<uint32_t> monitors;  // empty: all monitors
     Layout layout = Layout::Separate;
-    std::string metricsListen; // host:port of the agent's own /metrics; empty: off
+    std::string metricsListen;  // host:port of the agent's own /metrics; empty: off
 };
 
 // Reads INI text: "[section]", "key = value", full-line comments starting with ';' or '#',
@@ -135,8 +135,8 @@ struct IniEntry {
     std::string section, key, value;
     int line = 0;
 };
-std::vector<IniEntry> parseIni(const std::string &text, const std::string &origin,
-                               std::vector<Problem> &problems);
+std::vector<IniEntry> parseIni(const std::string& text, const std::string& origin,
+                               std::vector<Problem>& problems);
 
 // The configuration of one deskstream process.
 class Configuration {
@@ -145,24 +145,24 @@ public:
 
     // Loads an INI file (replacing a previously loaded file). Throws ConfigError when the file
     // cannot be read; syntax problems are kept and reported by validate().
-    void loadFile(const std::string &path);
-    void loadString(const std::string &text, const std::string &origin = "<string>");
+    void loadFile(const std::string& path);
+    void loadString(const std::string& text, const std::string& origin = "<string>");
     // Applies "section.key=value" (the part before the LAST '.' preceding '=' that names a
     // known section... see docs/configuration.md). Throws ConfigError when malformed.
-    void set(const std::string &assignment);
-    void set(const std::string &section, const std::string &key, const std::string &value);
+    void set(const std::string& assignment);
+    void set(const std::string& section, const std::string& key, const std::string& value);
 
     // The value in force (override > file > schema default); nullopt when unset and without
     // a default (plugin keys).
-    std::optional<std::string> get(const std::string &section, const std::string &key) const;
+    std::optional<std::string> get(const std::string& section, const std::string& key) const;
     // Keys of a section that the user set (file or --set), sorted.
-    std::vector<std::string> userKeys(const std::string &section) const;
+    std::vector<std::string> userKeys(const std::string& section) const;
     std::vector<std::string> userSections() const;
-    const std::string &filePath() const { return filePath_; }
+    const std::string& filePath() const { return filePath_; }
 
     // All problems: syntax, unknown sections/keys, bad types, ranges, choices, cross-key rules
     // and, when `plugins` is given, plugin sections and the plugins the role needs.
-    std::vector<Problem> validate(const PluginRegistry *plugins) const;
+    std::vector<Problem> validate(const PluginRegistry* plugins) const;
 
     // Typed views. Throw ConfigError naming section, key and value when a value is invalid.
     HostConfig host() const;
@@ -173,22 +173,22 @@ public:
 
     // The merged view as a Poco configuration ("section.key" properties), e.g. for
     // createView("encoder.jpeg"). Includes defaults.
-    const Poco::Util::AbstractConfiguration &poco() const { return *layered_; }
+    const Poco::Util::AbstractConfiguration& poco() const { return *layered_; }
 
 private:
     std::vector<IniEntry> fileEntries_;
     std::vector<Problem> syntaxProblems_;
     std::map<std::string, std::map<std::string, std::string>> file_, overrides_;
-    std::map<std::string, std::map<std::string, std::string>> origins_; // section -> key -> where
+    std::map<std::string, std::map<std::string, std::string>> origins_;  // section -> key -> where
     std::string filePath_;
-    std::string instanceId_; // random, chosen once
+    std::string instanceId_;  // random, chosen once
     Poco::AutoPtr<Poco::Util::MapConfiguration> defaultsLayer_, fileLayer_, overrideLayer_;
     Poco::AutoPtr<Poco::Util::LayeredConfiguration> layered_;
 };
 
 // Expands "{exe_dir}" and makes a relative folder absolute against the current directory.
-std::string resolveFolder(const std::string &entry);
+std::string resolveFolder(const std::string& entry);
 // Directory of the running executable (from /proc/self/exe), "" when unknown.
 std::string executableDir();
 
-} // namespace deskstream::host
+}  // namespace deskstream::host

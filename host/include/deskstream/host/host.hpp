@@ -24,10 +24,10 @@ namespace deskstream::host {
 class Host {
 public:
     // `config` is referenced, not copied: it must outlive the Host.
-    explicit Host(const Configuration &config);
-    ~Host(); // stops what is running
-    Host(const Host &) = delete;
-    Host &operator=(const Host &) = delete;
+    explicit Host(const Configuration& config);
+    ~Host();  // stops what is running
+    Host(const Host&) = delete;
+    Host& operator=(const Host&) = delete;
 
     // Scans the folders of [host] plugins.path into the registry.
     void loadPlugins();
@@ -39,15 +39,15 @@ public:
     void start();
     void stop() noexcept;
 
-    const Configuration &config() const { return config_; }
-    PluginRegistry &plugins() { return plugins_; }
-    const PluginRegistry &plugins() const { return plugins_; }
-    Service *service(const std::string &name) const;
+    const Configuration& config() const { return config_; }
+    PluginRegistry& plugins() { return plugins_; }
+    const PluginRegistry& plugins() const { return plugins_; }
+    Service* service(const std::string& name) const;
     // "<service>: <reason>" of the first service that ended by itself, "" while all run.
     std::string fatalError() const;
 
 private:
-    const Configuration &config_;
+    const Configuration& config_;
     PluginRegistry plugins_;
     std::vector<std::unique_ptr<Service>> services_;
     size_t started_ = 0;
@@ -56,7 +56,7 @@ private:
 // Picks the capture plugin for [agent] capture: the named one, or for "auto" the highest-ranked
 // plugin whose probe() succeeds. `why` receives a one-line explanation of the choice.
 // Throws std::runtime_error when nothing fits (message lists each candidate and its reason).
-const PluginInfo &selectCapture(const PluginRegistry &plugins, const Configuration &config,
-                                std::string &why);
+const PluginInfo& selectCapture(const PluginRegistry& plugins, const Configuration& config,
+                                std::string& why);
 
-} // namespace deskstream::host
+}  // namespace deskstream::host

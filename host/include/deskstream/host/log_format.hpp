@@ -12,13 +12,13 @@ namespace deskstream::host {
 
 class JsonLogFormatter : public Poco::Formatter {
 public:
-    void format(const Poco::Message &msg, std::string &text) override;
+    void format(const Poco::Message& msg, std::string& text) override;
 };
 
 // "text" or "json"; anything else throws std::invalid_argument.
-Poco::AutoPtr<Poco::Formatter> makeLogFormatter(const std::string &format);
+Poco::AutoPtr<Poco::Formatter> makeLogFormatter(const std::string& format);
 
 // The level as a lower-case word ("error", "information", ...).
-const char *levelName(int priority);
+const char* levelName(int priority);
 
-} // namespace deskstream::host
+}  // namespace deskstream::host

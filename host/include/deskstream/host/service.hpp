@@ -19,4 +19,4 @@ public:
     virtual std::string fatalError() const { return {}; }
 };
 
-} // namespace deskstream::host
+}  // namespace deskstream::host

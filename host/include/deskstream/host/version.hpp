@@ -2,5 +2,5 @@
 
 namespace deskstream::host {
 // The deskstream version (from the top-level project() call).
-const char *version();
-} // namespace deskstream::host
+const char* version();
+}  // namespace deskstream::host

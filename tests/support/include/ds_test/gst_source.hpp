@@ -14,32 +14,34 @@
 #include <string>
 #include <vector>
 
-extern char **environ;
+extern char** environ;
 
 namespace ds_test {
 
 class GstSource {
 public:
     // `format` is a GStreamer raw format (BGRx, BGRA, RGBx, RGBA); `argb` the colour.
-    GstSource(const std::string &nodeName, const std::string &format, int width, int height, uint32_t argb) {
+    GstSource(const std::string& nodeName, const std::string& format, int width, int height,
+              uint32_t argb) {
         char colour[16];
         std::snprintf(colour, sizeof colour, "0x%08x", argb);
         std::vector<std::string> args = {
-            "gst-launch-1.0", "-q", "videotestsrc", "pattern=solid-color", std::string("foreground-color=") + colour,
-            "is-live=true", "!",
-            "video/x-raw,format=" + format + ",width=" + std::to_string(width) + ",height=" +
-                std::to_string(height) + ",framerate=30/1",
+            "gst-launch-1.0", "-q", "videotestsrc", "pattern=solid-color",
+            std::string("foreground-color=") + colour, "is-live=true", "!",
+            "video/x-raw,format=" + format + ",width=" + std::to_string(width) +
+                ",height=" + std::to_string(height) + ",framerate=30/1",
             "!", "pipewiresink", "mode=provide",
             // node.name makes the node findable by name; media.class makes it a video source.
             "stream-properties=props,node.name=" + nodeName + ",media.class=Video/Source"};
-        std::vector<char *> argv;
-        for (auto &a : args) argv.push_back(a.data());
+        std::vector<char*> argv;
+        for (auto& a : args) argv.push_back(a.data());
         argv.push_back(nullptr);
-        if (posix_spawnp(&pid_, "gst-launch-1.0", nullptr, nullptr, argv.data(), environ) != 0) pid_ = -1;
+        if (posix_spawnp(&pid_, "gst-launch-1.0", nullptr, nullptr, argv.data(), environ) != 0)
+            pid_ = -1;
     }
     ~GstSource() { kill(SIGKILL); }
-    GstSource(const GstSource &) = delete;
-    GstSource &operator=(const GstSource &) = delete;
+    GstSource(const GstSource&) = delete;
+    GstSource& operator=(const GstSource&) = delete;
 
     bool started() const { return pid_ > 0; }
     // Sends a signal without waiting (SIGSTOP / SIGCONT).
@@ -60,9 +62,9 @@ private:
 };
 
 // A node name no other test (or test run) uses at the same time.
-inline std::string uniqueNodeName(const std::string &what) {
+inline std::string uniqueNodeName(const std::string& what) {
     static int n = 0;
     return "ds-test-" + what + "-" + std::to_string(getpid()) + "-" + std::to_string(++n);
 }
 
-} // namespace ds_test
+}  // namespace ds_test

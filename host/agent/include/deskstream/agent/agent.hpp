@@ -57,7 +57,7 @@ struct AgentStats {
     bool connected = false;
     bool registered = false;
     bool streaming = false;
-    std::uint64_t connections = 0;       // successful registrations
+    std::uint64_t connections = 0;  // successful registrations
     std::uint64_t framesCaptured = 0;
     std::uint64_t framesEncoded = 0;
     std::uint64_t framesSent = 0;

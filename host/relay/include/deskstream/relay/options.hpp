@@ -12,11 +12,11 @@
 namespace Poco::Net {
 class HTTPServerRequest;
 class HTTPServerResponse;
-} // namespace Poco::Net
+}  // namespace Poco::Net
 
 namespace deskstream::core::metrics {
 class Registry;
-} // namespace deskstream::core::metrics
+}  // namespace deskstream::core::metrics
 
 namespace deskstream::relay {
 
@@ -24,22 +24,22 @@ namespace deskstream::relay {
 // [relay] web_root, which the host owns). Returns true when it answered; false -> 404 JSON.
 // Runs on an HTTPServer thread, concurrently with other requests.
 using HttpFallback =
-    std::function<bool(Poco::Net::HTTPServerRequest &, Poco::Net::HTTPServerResponse &)>;
+    std::function<bool(Poco::Net::HTTPServerRequest&, Poco::Net::HTTPServerResponse&)>;
 
 struct RelayOptions {
     // [relay]
-    std::string listen = "127.0.0.1:8080"; // host:port; port 0 picks a free port (tests)
-    std::string publicUrl;                // advertised to viewers in redirects; empty: derived
-    std::string instanceId;               // empty: a random UUID is chosen at construction
-    int64_t maxMessageBytes = 16 * 1024 * 1024; // largest WebSocket message accepted
-    int viewerQueue = 3;                  // frames held per viewer before latest-frame-wins
-    int64_t viewerAckTimeoutMs = 2000;  // a viewer silent this long is skipped for acks
-    int64_t reaperIntervalMs = 30000;    // stale-registration reaper + instance heartbeat
-    int64_t registrationTtlMs = 60000;   // rows with an older last_ping are reaped
-    int64_t commandTtlMs = 300000;       // pending/delivered commands older are expired
-    int64_t commandRetentionMs = 604800000; // finished commands completed longer ago are purged
-    int64_t commandLeaseMs = 30000;      // a delivered, unanswered command is re-delivered after
-    int64_t touchIntervalMs = 0;         // last_ping refresh rate; 0: max(interval, ttl / 4)
+    std::string listen = "127.0.0.1:8080";  // host:port; port 0 picks a free port (tests)
+    std::string publicUrl;                  // advertised to viewers in redirects; empty: derived
+    std::string instanceId;                 // empty: a random UUID is chosen at construction
+    int64_t maxMessageBytes = 16 * 1024 * 1024;  // largest WebSocket message accepted
+    int viewerQueue = 3;                         // frames held per viewer before latest-frame-wins
+    int64_t viewerAckTimeoutMs = 2000;           // a viewer silent this long is skipped for acks
+    int64_t reaperIntervalMs = 30000;            // stale-registration reaper + instance heartbeat
+    int64_t registrationTtlMs = 60000;           // rows with an older last_ping are reaped
+    int64_t commandTtlMs = 300000;               // pending/delivered commands older are expired
+    int64_t commandRetentionMs = 604800000;  // finished commands completed longer ago are purged
+    int64_t commandLeaseMs = 30000;  // a delivered, unanswered command is re-delivered after
+    int64_t touchIntervalMs = 0;     // last_ping refresh rate; 0: max(interval, ttl / 4)
 
     // [heartbeat]
     int64_t heartbeatIntervalMs = 5000;
@@ -47,24 +47,24 @@ struct RelayOptions {
     int64_t handshakeTimeoutMs = 5000;
 
     // [auth]
-    std::string authSecret;                  // HS256 key; empty: no auth, loopback only
-    std::vector<std::string> allowedOrigins; // empty: any Origin header accepted
+    std::string authSecret;                   // HS256 key; empty: no auth, loopback only
+    std::vector<std::string> allowedOrigins;  // empty: any Origin header accepted
 
     // Socket behaviour.
-    int64_t sendTimeoutMs = 10000;    // a peer that does not drain its socket this long is dropped
-    int64_t receiveTimeoutMs = 10000; // a frame started but not completed within this is fatal
-    int64_t closeGraceMs = 1000;      // wait for the peer's CLOSE after ours
-    int controlQueueLimit = 1024;     // queued control messages per connection before it is dropped
-    int badMessageLimit = 10;         // bad messages tolerated per connection and window (1008 beyond)
-    int64_t badMessageWindowMs = 60000; // the window of bad_message_limit
+    int64_t sendTimeoutMs = 10000;     // a peer that does not drain its socket this long is dropped
+    int64_t receiveTimeoutMs = 10000;  // a frame started but not completed within this is fatal
+    int64_t closeGraceMs = 1000;       // wait for the peer's CLOSE after ours
+    int controlQueueLimit = 1024;  // queued control messages per connection before it is dropped
+    int badMessageLimit = 10;      // bad messages tolerated per connection and window (1008 beyond)
+    int64_t badMessageWindowMs = 60000;  // the window of bad_message_limit
 
-    int maxViewers = 200; // [relay] max_viewers: viewer connections at once (beyond: HTTP 503)
+    int maxViewers = 200;  // [relay] max_viewers: viewer connections at once (beyond: HTTP 503)
 
     // Poco::Net::HTTPServer pool ([relay] max_threads, max_queued): one thread per WebSocket
     // for its whole life.
     int httpMaxThreads = 512;
     int httpMaxQueued = 256;
-    int64_t httpTimeoutMs = 10000; // plain HTTP request read/write timeout
+    int64_t httpTimeoutMs = 10000;  // plain HTTP request read/write timeout
     HttpFallback httpFallback;      // optional: GET /, /dashboard, static files
 
     // Where the relay's metrics live (served on GET /metrics); null: the relay keeps its own.
@@ -72,4 +72,4 @@ struct RelayOptions {
     std::shared_ptr<core::metrics::Registry> metrics;
 };
 
-} // namespace deskstream::relay
+}  // namespace deskstream::relay

@@ -7,11 +7,11 @@
 
 namespace deskstream::core::metrics {
 class Registry;
-} // namespace deskstream::core::metrics
+}  // namespace deskstream::core::metrics
 
 namespace deskstream::relay {
 
 // Registering twice in one registry is harmless (role all shares one).
-void exposeProcessMetrics(core::metrics::Registry &registry, const std::string &version);
+void exposeProcessMetrics(core::metrics::Registry& registry, const std::string& version);
 
-} // namespace deskstream::relay
+}  // namespace deskstream::relay

@@ -31,12 +31,12 @@ class RelayImpl;
 class Relay {
 public:
     // `logger` must outlive the relay. The store instance must be thread-safe (plugin.h).
-    Relay(RelayOptions options, const ds_store_vtable *storeVtable, void *storeInstance,
-          Poco::Logger &logger);
-    Relay(RelayOptions options, StoreClient store, Poco::Logger &logger);
+    Relay(RelayOptions options, const ds_store_vtable* storeVtable, void* storeInstance,
+          Poco::Logger& logger);
+    Relay(RelayOptions options, StoreClient store, Poco::Logger& logger);
     ~Relay();
-    Relay(const Relay &) = delete;
-    Relay &operator=(const Relay &) = delete;
+    Relay(const Relay&) = delete;
+    Relay& operator=(const Relay&) = delete;
 
     void start();
     void stop();
@@ -44,8 +44,8 @@ public:
 
     // The bound port (useful with listen port 0) and this instance's id.
     uint16_t port() const;
-    const std::string &instanceId() const;
-    const RelayOptions &options() const;
+    const std::string& instanceId() const;
+    const RelayOptions& options() const;
 
     // Snapshot of the per-relay counters (name -> value), e.g. "bad_json", "heartbeat_timeouts".
     std::map<std::string, uint64_t> counters() const;
@@ -57,4 +57,4 @@ private:
     std::unique_ptr<RelayImpl> impl_;
 };
 
-} // namespace deskstream::relay
+}  // namespace deskstream::relay
