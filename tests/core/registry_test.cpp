@@ -73,7 +73,7 @@ TEST(Registry, PendingUntilTheStoreConfirms) {
     EXPECT_EQ(reg[0].record.instanceId, kInstance);
     EXPECT_EQ(reg[0].record.connectedAtMs, 1000);
     EXPECT_NE(reg[0].record.monitorsJson.find("\"width\":1920"), std::string::npos);
-    // No ack, not visible while pending (Invariant 1).
+    // No ack, not visible while pending (Invariant 1, docs/architecture.md).
     EXPECT_TRUE(sent<AgentHandshakeAck>(a).empty());
     EXPECT_TRUE(r.isPending(1));
     EXPECT_FALSE(r.findAgent("office-pc"));

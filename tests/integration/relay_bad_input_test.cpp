@@ -1,5 +1,5 @@
 // Bad input from the network gets its answer (error message or close code), is counted, and
-// never disturbs a well-behaved client on the same relay (Invariant 6).
+// never disturbs a well-behaved client on the same relay (Invariant 6, docs/architecture.md).
 #include "relay_fixture.hpp"
 
 #include "deskstream/core/frame_header.hpp"

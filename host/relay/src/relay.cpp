@@ -239,7 +239,7 @@ void RelayImpl::perform(core::Actions actions) {
             if (close->code == core::close_code::kReplaced) count(Counter::Replaced);
             sessions_.close(close->conn, close->code, close->reason);
         } else if (auto* reg = std::get_if<core::StoreRegisterAction>(&action)) {
-            // Invariant 1: the ack (from onStoreResult) only after this write returned OK.
+            // Invariant 1 (docs/architecture.md): the ack (from onStoreResult) only after this write returned OK.
             StoreStatus st = store_.client().registerClient(reg->record);
             std::string why;
             if (!st.ok()) {

@@ -11,7 +11,7 @@
 // With `lastLife` = the start or the last life sign, the peer is closed at the first onTick with
 //     now >= lastLife + interval * (missedLimit + 1)
 // i.e. after missedLimit pings went unanswered plus one interval of grace for the last answer.
-// That is Invariant 4: a dead peer is detected within interval x (missedLimit + 1) (5 s x 4 =
+// That is Invariant 4 (docs/architecture.md): a dead peer is detected within interval x (missedLimit + 1) (5 s x 4 =
 // 20 s by default), provided the host ticks at nextDeadline().
 #pragma once
 

@@ -2,7 +2,7 @@
 //
 // Agents: handshake -> PENDING (StoreRegisterAction) -> the host writes the store and reports
 // onStoreResult(): ok -> REGISTERED (handshake_ack, streamId assigned), failure ->
-// registration_failed + close 1008 and NO trace left (Invariant 1). A confirmed registration of
+// registration_failed + close 1008 and NO trace left (Invariant 1, docs/architecture.md). A confirmed registration of
 // a clientId that another connection holds REPLACES it: the old connection gets close 4000
 // "replaced", its viewers move to the new connection. Closing a registered agent removes its
 // registration at once (StoreUnregisterAction) unless it was replaced.

@@ -104,7 +104,7 @@ typedef enum ds_plugin_kind {
     DS_KIND_STORE = 3
 } ds_plugin_kind;
 
-/* The numbers are the wire protocol's codec byte (PROTOCOL.md, frame header offset 6). */
+/* The numbers are the wire protocol's codec byte (docs/protocol.md, frame header offset 6). */
 typedef enum ds_codec {
     DS_CODEC_JPEG = 1,
     DS_CODEC_WEBP = 2,
