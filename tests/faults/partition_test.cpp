@@ -41,7 +41,7 @@ protected:
         args.insert(args.end(),
                     {"--role", "relay", "--set", "relay.listen=0.0.0.0:" + std::to_string(kPort),
                      "--set", "heartbeat.interval_ms=" + std::to_string(kIntervalMs), "--set",
-                     "heartbeat.missedLimit=" + std::to_string(kMissed)});
+                     "heartbeat.missed_limit=" + std::to_string(kMissed)});
         args.insert(args.end(), extraRelayArgs_.begin(), extraRelayArgs_.end());
         relay_.emplace(args, ns_->name('r'));
         here_.emplace(ns_->name('r'));  // this thread talks to the relay over the relay's loopback
@@ -66,7 +66,7 @@ protected:
              "agent.relay_url=ws://" + kRelayFromAgents + ":" + std::to_string(kPort) + "/ws/agent",
              "--set", "agent.client_id=" + clientId, "--set", "agent.token=" + mint(true, clientId),
              "--set", "heartbeat.interval_ms=" + std::to_string(kIntervalMs), "--set",
-             "heartbeat.missedLimit=" + std::to_string(kMissed)});
+             "heartbeat.missed_limit=" + std::to_string(kMissed)});
         args.insert(args.end(), extra.begin(), extra.end());
         agent_.emplace(args, ns_->name('a'));
     }

@@ -2,6 +2,7 @@
 // schema of the real test server (scripts/lib/postgres.sh), an agent and a viewer on each. The
 // server is stopped for several seconds and started again; no deskstream process restarts.
 #include "fault_harness.hpp"
+#include "ds_test/pg_outage.hpp"
 
 #include <Poco/JSON/Array.h>
 
@@ -23,35 +24,6 @@ std::string env(const char* name) {
                                  " is not set: start PostgreSQL with scripts/test.sh");
     return v;
 }
-
-// Stops the test server and always starts it again, even when the test fails half-way.
-class Outage {
-public:
-    Outage()
-        : ctl_(env("DESKSTREAM_TEST_PG_CTL")),
-          data_(env("DESKSTREAM_TEST_PG_DATA")),
-          opts_(env("DESKSTREAM_TEST_PG_OPTS")) {}
-    ~Outage() {
-        if (stopped_) start();
-    }
-    void stop() {
-        run("runuser -u postgres -- '" + ctl_ + "' -D '" + data_ + "' -m fast -w -t 30 stop");
-        stopped_ = true;
-    }
-    void start() {
-        run("runuser -u postgres -- '" + ctl_ + "' -D '" + data_ + "' -l '" + data_ +
-            "/../restart.log' -w -t 60 -o '" + opts_ + "' start");
-        stopped_ = false;
-    }
-
-private:
-    static void run(const std::string& cmd) {
-        if (std::system((cmd + " >/dev/null 2>&1").c_str()) != 0)
-            throw std::runtime_error("command failed: " + cmd);
-    }
-    std::string ctl_, data_, opts_;
-    bool stopped_ = false;
-};
 
 int64_t nowMs() {
     return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -101,7 +73,7 @@ TEST(PostgresRestart, TwoInstancesKeepStreamingAndWriteAgainWithoutARestart) {
     ASSERT_TRUE(eventually([&] { return v0.frames() > 3 && v1.frames() > 3; }, 15000))
         << v0.error() << v1.error();
 
-    Outage outage;
+    ds_test::PgOutage outage;
     uint64_t f0 = v0.frames(), f1 = v1.frames();
     outage.stop();
     auto t0 = Clock::now();

@@ -145,7 +145,7 @@ TEST(SeedManual, StalledViewerKeepsAtMostTenFramesInFlight) {
     std::vector<std::string> args = baseArgs(tempDir("bp-relay"));
     args.insert(args.end(),
                 {"--role", "relay", "--set", "relay.listen=127.0.0.1:" + std::to_string(port),
-                 "--set", "relay.viewerAckTimeoutMs=60000"});
+                 "--set", "relay.viewer_ack_timeout_ms=60000"});
     Process relay(args);
     ASSERT_TRUE(waitHealthy("127.0.0.1", port, 30000)) << relay.err();
     std::vector<std::string> agentArgs = baseArgs(tempDir("bp-agent"));

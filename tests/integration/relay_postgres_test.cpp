@@ -5,6 +5,7 @@
 // it keeps serving everyone else.
 #include "relay_fixture.hpp"
 #include "store_harness.hpp"
+#include "ds_test/pg_outage.hpp"
 
 #include <Poco/Logger.h>
 
@@ -121,51 +122,6 @@ TEST_F(RelayPostgres, RoleWithoutInsertGetsRegistrationFailedAndNoRow) {
     EXPECT_EQ(httpRequest(limited.relay->port(), "GET", "/healthz").status, 200);
 }
 
-namespace {
-
-std::string requiredEnv(const char* name) {
-    const char* v = std::getenv(name);
-    if (!v || !*v)
-        throw std::runtime_error(std::string(name) +
-                                 " is not set: run the suite with scripts/test.sh "
-                                 "(scripts/lib/postgres.sh exports it)");
-    return v;
-}
-
-// Stops the shared test server, and starts it again however the test ends. Tests using it run
-// serially (RUN_SERIAL in tests/integration/CMakeLists.txt).
-class PgOutage {
-public:
-    PgOutage()
-        : ctl_(requiredEnv("DESKSTREAM_TEST_PG_CTL")),
-          data_(requiredEnv("DESKSTREAM_TEST_PG_DATA")),
-          opts_(requiredEnv("DESKSTREAM_TEST_PG_OPTS")) {}
-    ~PgOutage() {
-        try {
-            if (stopped_) start();
-        } catch (...) {}
-    }
-    void stop() {
-        run("runuser -u postgres -- '" + ctl_ + "' -D '" + data_ + "' -m fast -w -t 30 stop");
-        stopped_ = true;
-    }
-    void start() {
-        run("runuser -u postgres -- '" + ctl_ + "' -D '" + data_ + "' -l '" + data_ +
-            "/../relay-readyz-restart.log' -w -t 60 -o '" + opts_ + "' start");
-        stopped_ = false;
-    }
-
-private:
-    static void run(const std::string& cmd) {
-        if (std::system((cmd + " >/dev/null 2>&1").c_str()) != 0)
-            throw std::runtime_error("command failed: " + cmd);
-    }
-    std::string ctl_, data_, opts_;
-    bool stopped_ = false;
-};
-
-}  // namespace
-
 // Readiness follows the store (issue 15): 503 with the reason while PostgreSQL is down, 200 again
 // once it is back, with no restart of the relay.
 TEST_F(RelayPostgres, ReadyzIs503WithTheReasonWhileTheStoreIsDownAnd200WhenItReturns) {
@@ -174,7 +130,7 @@ TEST_F(RelayPostgres, ReadyzIs503WithTheReasonWhileTheStoreIsDownAnd200WhenItRet
     HttpResult ready = httpRequest(port, "GET", "/readyz");
     ASSERT_EQ(ready.status, 200) << ready.body;
 
-    PgOutage outage;
+    ds_test::PgOutage outage("relay-readyz-restart.log");
     outage.stop();
     ready = httpRequest(port, "GET", "/readyz");
     EXPECT_EQ(ready.status, 503) << ready.body;

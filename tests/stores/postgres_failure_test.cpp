@@ -2,6 +2,7 @@
 // stopped and started under an open store, unreachable port, wrong password, a role without
 // INSERT privilege, secrets kept out of messages and logs.
 #include "store_harness.hpp"
+#include "ds_test/pg_outage.hpp"
 
 #include <libpq-fe.h>
 
@@ -23,47 +24,9 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-std::string env(const char* name) {
-    const char* v = std::getenv(name);
-    if (!v || !*v)
-        throw std::runtime_error(std::string(name) +
-                                 " is not set: run through scripts/test.sh, or "
-                                 "`source scripts/lib/postgres.sh; pg_test_start` first");
-    return v;
-}
-
 long long msSince(Clock::time_point t0) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
 }
-
-// Stops the test server and always starts it again, even when the test fails half-way.
-class ServerOutage {
-public:
-    ServerOutage()
-        : ctl_(env("DESKSTREAM_TEST_PG_CTL")),
-          data_(env("DESKSTREAM_TEST_PG_DATA")),
-          opts_(env("DESKSTREAM_TEST_PG_OPTS")) {}
-    ~ServerOutage() {
-        if (stopped_) start();
-    }
-    void stop() {
-        run("runuser -u postgres -- '" + ctl_ + "' -D '" + data_ + "' -m fast -w -t 30 stop");
-        stopped_ = true;
-    }
-    void start() {
-        run("runuser -u postgres -- '" + ctl_ + "' -D '" + data_ + "' -l '" + data_ +
-            "/../restart.log' -w -t 60 -o '" + opts_ + "' start");
-        stopped_ = false;
-    }
-
-private:
-    static void run(const std::string& cmd) {
-        if (std::system((cmd + " >/dev/null 2>&1").c_str()) != 0)
-            throw std::runtime_error("command failed: " + cmd);
-    }
-    std::string ctl_, data_, opts_;
-    bool stopped_ = false;
-};
 
 // A TCP proxy to the test server that can freeze: while frozen it neither accepts nor forwards,
 // so the plugin's connections stay open but get no answer — a hung server or a dead network.
@@ -189,7 +152,7 @@ protected:
 };
 
 TEST_F(PostgresFailure, ServerStoppedGivesUnavailableInTimeAndRecoversWithoutReopening) {
-    ServerOutage outage;  // fails clearly when the pg_ctl variables are missing
+    ds_test::PgOutage outage;  // fails clearly when the pg_ctl variables are missing
     std::unique_ptr<StoreHandle> h;
     ASSERT_STORE_OK(open(h, conninfo_, {{"pool_size", "2"}}));
     ASSERT_STORE_OK(h->registerClient("c1", "relay-a", 1, 1));
@@ -234,7 +197,7 @@ TEST_F(PostgresFailure, ServerStoppedGivesUnavailableInTimeAndRecoversWithoutReo
 }
 
 TEST_F(PostgresFailure, RestartBetweenCallsIsInvisibleWithAFullPool) {
-    ServerOutage outage;
+    ds_test::PgOutage outage;
     std::unique_ptr<StoreHandle> h;
     ASSERT_STORE_OK(open(h, conninfo_, {{"pool_size", "4"}}));
     std::vector<std::thread> ts;  // fill the pool with 4 connections
