@@ -165,7 +165,7 @@ int main(int argc, char** argv) {
         relayArgs.insert(
             relayArgs.end(),
             {"--role", "relay", "--set", "relay.listen=0.0.0.0:" + std::to_string(kPort), "--set",
-             "heartbeat.interval_ms=500", "--set", "heartbeat.missedLimit=3", "--set",
+             "heartbeat.interval_ms=500", "--set", "heartbeat.missed_limit=3", "--set",
              "relay.registration.ttl_ms=" + std::to_string(kTtlMs), "--set",
              "relay.reaper.interval_ms=1000", "--set", "host.log.level=warning"});
         std::optional<Process> relay;
@@ -203,7 +203,7 @@ int main(int argc, char** argv) {
                          "--set",
                          "heartbeat.interval_ms=500",
                          "--set",
-                         "heartbeat.missedLimit=3",
+                         "heartbeat.missed_limit=3",
                          "--set",
                          "host.log.level=warning"});
             agents[static_cast<size_t>(i)].emplace(args, ns.name('a'));

@@ -293,7 +293,7 @@ TEST(Cli, CheckConfigAcceptsAValidFile) {
     EXPECT_EQ(r.status, 0) << r.err;
     EXPECT_EQ(r.out, ini + ": configuration is valid\n");
     // The same through --config, with a --set that breaks it.
-    r = run({"--config", ini, "--check-config", "--set", "relay.viewerQueue=0"});
+    r = run({"--config", ini, "--check-config", "--set", "relay.viewer_queue=0"});
     EXPECT_EQ(r.status, 78);
     EXPECT_NE(r.err.find("error: --set: [relay] viewer_queue = '0': is out of range [1, 64]"),
               std::string::npos)

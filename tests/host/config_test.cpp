@@ -354,15 +354,15 @@ TEST(ConfigDocs, CommandTtlLeaseAndViewerQueueHaveOneDefaultInCodeAndDocs) {
         << "docs/protocol.md lacks: " << leaseText;
     EXPECT_NE(protocol.find("at most " + std::to_string(policy.maxAttempts) + " times"),
               std::string::npos);
-    EXPECT_NE(relayDoc.find("| `command_ttl_ms` | `[relay] command.ttl_ms` | " +
-                            std::to_string(ttl) + " |"),
-              std::string::npos);
-    EXPECT_NE(relayDoc.find("| `command_lease_ms` | `[relay] command.lease_ms` | " +
-                            std::to_string(lease) + " |"),
-              std::string::npos);
-    EXPECT_NE(relayDoc.find("| `viewer_queue` | `[relay] viewer_queue` | " + std::to_string(queue) +
+    EXPECT_NE(relayDoc.find("| `commandTtlMs` | `[relay] command.ttl_ms` | " + std::to_string(ttl) +
                             " |"),
               std::string::npos);
+    EXPECT_NE(relayDoc.find("| `commandLeaseMs` | `[relay] command.lease_ms` | " +
+                            std::to_string(lease) + " |"),
+              std::string::npos);
+    EXPECT_NE(
+        relayDoc.find("| `viewerQueue` | `[relay] viewer_queue` | " + std::to_string(queue) + " |"),
+        std::string::npos);
     // Drop-all, as core FanOut does (tests/core/fanout_test.cpp pins the behaviour).
     EXPECT_NE(relayDoc.find("drop-all"), std::string::npos);
     EXPECT_NE(protocol.find("loses all its undelivered frames"), std::string::npos);
