@@ -20,8 +20,7 @@ public:
     ~PgOutage() {
         try {
             if (stopped_) start();
-        } catch (...) {
-        }
+        } catch (...) {}
     }
     PgOutage(const PgOutage&) = delete;
     PgOutage& operator=(const PgOutage&) = delete;
@@ -31,8 +30,8 @@ public:
         stopped_ = true;
     }
     void start() {
-        run("runuser -u postgres -- '" + ctl_ + "' -D '" + data_ + "' -l '" + data_ + "/../" + logName_ +
-            "' -w -t 60 -o '" + opts_ + "' start");
+        run("runuser -u postgres -- '" + ctl_ + "' -D '" + data_ + "' -l '" + data_ + "/../" +
+            logName_ + "' -w -t 60 -o '" + opts_ + "' start");
         stopped_ = false;
     }
 
