@@ -51,7 +51,7 @@ EOC
   wireplumber >"$PW_TEST_DIR/wireplumber.log" 2>&1 &
   echo $! >"$PW_TEST_DIR/wireplumber.pid"
   # wireplumber is ready when its client shows up on the daemon.
-  for i in $(seq 1 100); do
+  for i in $(seq 1 300); do
     pw-cli ls Client 2>/dev/null | grep -qi wireplumber && break
     sleep 0.1
   done
