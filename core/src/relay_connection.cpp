@@ -288,7 +288,8 @@ RelayActions RelayConnection::onAgentRegistered(const std::optional<AgentInfo>& 
     {
         std::vector<int> monitors;
         for (const auto& m : info->monitors) monitors.push_back(m.index);
-        frameOrder_ = FrameOrderCheck(monitors);
+        frameOrder_ =
+            FrameOrderCheck(monitors, static_cast<std::uint64_t>(config_.maxMessageBytes));
     }
     heartbeat_.start(now);
     out.push_back(Count{RelayCounter::Registrations, 1});

@@ -1,5 +1,6 @@
 // Relay fan-out with a fake clock: shared buffers, bounded queues, latest-frame-wins, ack
-// aggregation, a slow viewer never holding the others back.
+// aggregation, a slow viewer never holding the others back; frames as sets of rects, no torn
+// picture, key frame requests (issue 11).
 #include "deskstream/core/fanout.hpp"
 
 #include <gtest/gtest.h>
@@ -108,9 +109,11 @@ TEST(FanOut, PartialStreamDropAsksForAKeyframe) {
     FrameResult r = f.onFrame(buf(), 2, 0, false, t0 + 1ms);
     EXPECT_EQ(r.dropped, 1u);
     EXPECT_TRUE(r.requestKeyframe);
+    EXPECT_TRUE(r.wake.empty());  // frame 2 alone would tear the picture: not queued
     FrameResult k = f.onFrame(buf(), 3, 0, true, t0 + 2ms);
-    EXPECT_EQ(k.dropped, 1u);
+    EXPECT_EQ(k.dropped, 0u);
     EXPECT_FALSE(k.requestKeyframe);  // the new frame is a key frame itself
+    EXPECT_EQ(k.wake, std::vector<ConnId>{1});
 }
 
 TEST(FanOut, SilentViewerIsSkippedAfterTheAckTimeout) {
@@ -208,4 +211,231 @@ TEST(FanOut, PerViewerRatesAndLatencies) {
     EXPECT_EQ(b->latencyP50Ms, 200);
     EXPECT_FALSE(f.viewerStats(3, end));
     EXPECT_EQ(f.viewerStats(1, end + std::chrono::seconds(5))->fpsOut, 0.0);  // idle since
+}
+
+namespace {
+// Sends frame `n` of monitor `m` as `rects` messages (the last one flagged), returns the
+// results of each; every rect gets its own buffer so tests can tell them apart.
+std::vector<FrameResult> sendFrame(FanOut& f, std::uint64_t n, std::uint16_t m, bool key, int rects,
+                                   TimePoint now) {
+    std::vector<FrameResult> out;
+    for (int i = 0; i < rects; ++i)
+        out.push_back(f.onRect(buf(100 + static_cast<std::size_t>(i)),
+                               RectInfo{n, m, key, i == rects - 1}, now));
+    return out;
+}
+std::size_t droppedBy(const std::vector<FrameResult>& rs) {
+    std::size_t n = 0;
+    for (auto& r : rs) n += r.dropped;
+    return n;
+}
+bool requested(const std::vector<FrameResult>& rs) {
+    for (auto& r : rs)
+        if (r.requestKeyframe) return true;
+    return false;
+}
+std::vector<AgentFrameAck> acksOf(const std::vector<FrameResult>& rs) {
+    std::vector<AgentFrameAck> out;
+    for (auto& r : rs) out.insert(out.end(), r.acks.begin(), r.acks.end());
+    return out;
+}
+// Pops everything queued for `v`: (frameNumber, rect size) in order.
+std::vector<std::pair<std::uint64_t, std::size_t>> drain(FanOut& f, ConnId v, TimePoint now) {
+    std::vector<std::pair<std::uint64_t, std::size_t>> out;
+    while (auto q = f.pop(v, now)) out.emplace_back(q->frameNumber, q->data->size());
+    return out;
+}
+}  // namespace
+
+TEST(FanOut, RectInfoComesFromTheHeaderFlags) {
+    FrameHeader h;
+    h.frameNumber = 9;
+    h.monitor = 2;
+    h.flags = frame_flags::kPartial;
+    EXPECT_EQ(rectInfo(h).last, false);
+    h.flags = frame_flags::kPartial | frame_flags::kLastRect | frame_flags::kKey;
+    EXPECT_TRUE(rectInfo(h).last);
+    EXPECT_TRUE(rectInfo(h).key);
+    h.flags = 0;  // a whole picture in one message
+    EXPECT_TRUE(rectInfo(h).last);
+    EXPECT_FALSE(rectInfo(h).key);
+    EXPECT_EQ(rectInfo(h).frameNumber, 9u);
+    EXPECT_EQ(rectInfo(h).monitor, 2);
+}
+
+// The queue bound counts whole frames: three frames of four rects fit in a queue of 3; the
+// fourth frame drops all three whole, and since it is partial the viewer takes none of it.
+TEST(FanOut, TheQueueCountsWholeFramesAndDropsThemWhole) {
+    FanOutConfig c;
+    c.viewerQueue = 3;
+    FanOut f(c);
+    f.addViewer(1);
+    sendFrame(f, 1, 0, true, 4, t0);
+    sendFrame(f, 2, 0, false, 4, t0 + 1ms);
+    sendFrame(f, 3, 0, false, 4, t0 + 2ms);
+    EXPECT_EQ(f.queued(1), 3u);
+    EXPECT_EQ(f.queuedRects(1), 12u);
+    EXPECT_FALSE(f.lagging(1));
+    auto fourth = sendFrame(f, 4, 0, false, 4, t0 + 3ms);
+    EXPECT_EQ(droppedBy(fourth), 3u);  // frames, not rects
+    EXPECT_TRUE(f.lagging(1));
+    EXPECT_EQ(f.queuedRects(1), 0u);  // no rect of frame 4: it would tear the picture
+    EXPECT_FALSE(f.synced(1, 0));
+    EXPECT_TRUE(requested(fourth));
+    auto st = f.viewerStats(1, t0 + 3ms);
+    ASSERT_TRUE(st);
+    EXPECT_EQ(st->dropped, 3u);
+    // The next key frame reaches it whole, its rects in order.
+    sendFrame(f, 5, 0, false, 2, t0 + 4ms);
+    EXPECT_EQ(f.queuedRects(1), 0u);
+    sendFrame(f, 6, 0, true, 3, t0 + 5ms);
+    EXPECT_TRUE(f.synced(1, 0));
+    auto got = drain(f, 1, t0 + 6ms);
+    ASSERT_EQ(got.size(), 3u);
+    for (std::size_t i = 0; i < 3; ++i)
+        EXPECT_EQ(got[i], std::make_pair(std::uint64_t{6}, 100 + i));
+    EXPECT_EQ(f.viewerStats(1, t0 + 6ms)->delivered, 1u);  // one frame handed over, 3 rects
+}
+
+// A frame that had begun to go out when the queue overflowed is lost too: its remaining
+// rects are not sent, and the viewer waits for a key frame.
+TEST(FanOut, AFramePartlySentWhenTheQueueOverflowsIsLostWhole) {
+    FanOutConfig c;
+    c.viewerQueue = 1;
+    FanOut f(c);
+    f.addViewer(1);
+    sendFrame(f, 1, 0, true, 3, t0);
+    ASSERT_TRUE(f.pop(1, t0));  // the writer sent the first rect of frame 1
+    auto r = sendFrame(f, 2, 0, false, 2, t0 + 1ms);
+    EXPECT_EQ(droppedBy(r), 1u);
+    EXPECT_FALSE(f.pop(1, t0 + 1ms));
+    EXPECT_TRUE(requested(r));
+}
+
+// The ack window counts frames: the agent gets one frame_ack per frame, after the viewer acked
+// it (the viewer acks after its last rect), never one per rect.
+TEST(FanOut, OneAckPerFrameAfterItsLastRect) {
+    FanOut f;
+    f.addViewer(1);
+    auto rs = sendFrame(f, 1, 0, true, 5, t0);
+    EXPECT_TRUE(acksOf(rs).empty());
+    drain(f, 1, t0);
+    auto acks = f.onViewerAck(1, 1, 12, t0 + 12ms);
+    ASSERT_EQ(acks.size(), 1u);
+    EXPECT_EQ(acks[0], (AgentFrameAck{1, 12, 1}));
+    // Without viewers: acked at once, but only when the frame ended.
+    FanOut idle;
+    auto first = idle.onRect(buf(), RectInfo{7, 0, false, false}, t0);
+    EXPECT_TRUE(first.acks.empty());
+    auto middle = idle.onRect(buf(), RectInfo{7, 0, false, false}, t0);
+    EXPECT_TRUE(middle.acks.empty());
+    auto last = idle.onRect(buf(), RectInfo{7, 0, false, true}, t0);
+    ASSERT_EQ(last.acks.size(), 1u);
+    EXPECT_EQ(last.acks[0], (AgentFrameAck{7, 0, 0}));
+    EXPECT_EQ(idle.stats(t0).framesIn, 1u);
+}
+
+// A new viewer never starts on a partial frame: it is unsynced until the next key frame, which
+// the FanOut asks for at once; one request is outstanding per agent, retried after the timeout.
+TEST(FanOut, ANewViewerStartsOnAKeyFrameRequestedOnceAndRetried) {
+    FanOutConfig c;
+    c.keyRequestRetry = 1s;
+    FanOut f(c);
+    EXPECT_TRUE(f.addViewer(1, std::nullopt, t0));  // the first viewer asks too
+    EXPECT_EQ(f.keyframeRequests(), 1u);
+    sendFrame(f, 1, 0, true, 2, t0 + 10ms);
+    drain(f, 1, t0 + 10ms);
+    f.onViewerAck(1, 1, 5, t0 + 15ms);
+    // The stream goes on with partial frames; viewer 2 joins.
+    sendFrame(f, 2, 0, false, 3, t0 + 20ms);
+    EXPECT_TRUE(f.addViewer(2, std::nullopt, t0 + 30ms));
+    EXPECT_FALSE(f.addViewer(3, 0, t0 + 40ms));  // coalesced with the outstanding request
+    auto partial = sendFrame(f, 3, 0, false, 3, t0 + 50ms);
+    EXPECT_FALSE(requested(partial));  // still outstanding
+    EXPECT_EQ(f.queuedRects(2), 0u);
+    EXPECT_EQ(f.queuedRects(3), 0u);
+    EXPECT_EQ(f.queuedRects(1), 6u);  // frames 2 and 3 for the synced viewer
+    // Frame 3's ack does not wait for viewers that were not given it.
+    drain(f, 1, t0 + 50ms);
+    auto acks = f.onViewerAck(1, 3, 5, t0 + 55ms);
+    ASSERT_EQ(acks.size(), 2u);
+    EXPECT_EQ(acks.back(), (AgentFrameAck{3, 5, 1}));
+    // Not answered within the retry time: asked again, once.
+    EXPECT_EQ(f.nextDeadline(), t0 + 30ms + 1s);
+    EXPECT_FALSE(f.keyframeRequestDue(t0 + 30ms + 999ms));
+    EXPECT_TRUE(f.keyframeRequestDue(t0 + 30ms + 1s));
+    EXPECT_FALSE(f.keyframeRequestDue(t0 + 30ms + 1s));
+    EXPECT_EQ(f.keyframeRequests(), 3u);
+    // The key frame: both new viewers get all of its rects; nothing more is asked for.
+    auto key = sendFrame(f, 4, 0, true, 3, t0 + 1100ms);
+    EXPECT_FALSE(requested(key));
+    EXPECT_EQ(f.queuedRects(2), 3u);
+    EXPECT_EQ(f.queuedRects(3), 3u);
+    EXPECT_TRUE(f.synced(2, 0));
+    EXPECT_EQ(f.nextDeadline(), t0 + 1100ms + c.ackTimeout);  // only the ack timeout is left
+    EXPECT_FALSE(f.keyframeRequestDue(t0 + 5s));
+    // Answered: the next loss asks at once, not a retry period later.
+    f.addViewer(4, std::nullopt, t0 + 1200ms);
+    EXPECT_EQ(f.keyframeRequests(), 4u);
+}
+
+// The agent began a frame and started the next without its last rect: whoever got part of it
+// holds a torn picture, so the rest is not sent, the frame is acked, and a key frame is asked.
+TEST(FanOut, AFrameTheAgentLeftOpenIsDroppedAndAKeyFrameAsked) {
+    FanOut f;
+    f.addViewer(1);
+    sendFrame(f, 1, 0, true, 1, t0);
+    drain(f, 1, t0);
+    f.onViewerAck(1, 1, 1, t0);
+    f.onRect(buf(), RectInfo{2, 0, false, false}, t0 + 1ms);
+    f.onRect(buf(), RectInfo{2, 0, false, false}, t0 + 1ms);
+    ASSERT_TRUE(f.pop(1, t0 + 1ms));  // one rect of frame 2 went out
+    FrameResult next = f.onRect(buf(), RectInfo{3, 0, false, true}, t0 + 2ms);
+    EXPECT_TRUE(next.requestKeyframe);
+    EXPECT_FALSE(f.pop(1, t0 + 2ms));  // neither frame 2's rest nor frame 3
+    EXPECT_FALSE(f.synced(1, 0));
+    ASSERT_EQ(next.acks.size(), 2u);  // frame 2 (abandoned, nobody acked) and 3 (nobody given)
+    EXPECT_EQ(next.acks[0], (AgentFrameAck{2, 0, 0}));
+    EXPECT_EQ(next.acks[1], (AgentFrameAck{3, 0, 0}));
+    EXPECT_EQ(f.pendingAcks(), 0u);
+}
+
+// Monitors are separate pictures: losing a frame of monitor 1 does not stop monitor 2's
+// partial frames for a viewer of every monitor.
+TEST(FanOut, EachMonitorIsSyncedOnItsOwn) {
+    FanOutConfig c;
+    c.viewerQueue = 1;
+    FanOut f(c);
+    f.addViewer(1);  // every monitor
+    sendFrame(f, 1, 1, true, 1, t0);
+    drain(f, 1, t0);
+    sendFrame(f, 2, 2, true, 1, t0);
+    drain(f, 1, t0);
+    sendFrame(f, 3, 1, false, 2, t0 + 1ms);  // queued, not read
+    auto lost = sendFrame(f, 4, 1, false, 2, t0 + 2ms);
+    EXPECT_EQ(droppedBy(lost), 1u);
+    EXPECT_TRUE(requested(lost));
+    EXPECT_FALSE(f.synced(1, 1));
+    EXPECT_TRUE(f.synced(1, 2));
+    sendFrame(f, 5, 2, false, 2, t0 + 3ms);
+    auto got = drain(f, 1, t0 + 3ms);
+    ASSERT_EQ(got.size(), 2u);
+    EXPECT_EQ(got[0].first, 5u);
+}
+
+// Subscribing again (the browser reset its picture, or changed monitor) restarts the viewer on a
+// key frame; a frame it was in the middle of is not continued.
+TEST(FanOut, SubscribingAgainWaitsForAKeyFrame) {
+    FanOut f;
+    f.addViewer(1, 0, t0);
+    sendFrame(f, 1, 0, true, 1, t0);
+    drain(f, 1, t0);
+    f.onViewerAck(1, 1, 1, t0);
+    f.onRect(buf(), RectInfo{2, 0, false, false}, t0 + 1ms);
+    EXPECT_TRUE(f.addViewer(1, 0, t0 + 2ms));
+    EXPECT_EQ(f.queuedRects(1), 0u);
+    auto rest = f.onRect(buf(), RectInfo{2, 0, false, true}, t0 + 3ms);
+    EXPECT_EQ(f.queuedRects(1), 0u);
+    ASSERT_EQ(rest.acks.size(), 1u);  // frame 2 does not wait for it
+    EXPECT_EQ(rest.acks[0].viewers, 0);
 }

@@ -473,8 +473,8 @@ TEST(RelayConnection, AgentFramesOutOfOrderOrForUnadvertisedMonitorsAreBadFrames
         return counted && answered;
     };
     EXPECT_TRUE(forwarded(frame(5, 1)));
-    EXPECT_TRUE(forwarded(frame(5, 0)));  // rects of one frame share a number; 0: combined
-    auto unadvertised = frame(6, 2);
+    EXPECT_TRUE(forwarded(frame(6, 0)));  // 0: the combined picture
+    auto unadvertised = frame(7, 2);
     EXPECT_FALSE(forwarded(unadvertised));
     EXPECT_TRUE(badFrame(unadvertised));
     auto backwards = frame(4, 1);
