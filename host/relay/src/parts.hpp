@@ -51,6 +51,8 @@ public:
     virtual void closeNow(int code, const std::string& reason) = 0;
     // A viewer's writer has frames to pull.
     virtual void notifyFrames() = 0;
+    // Its reader asks for its next deadline again (another thread changed it).
+    virtual void wake() = 0;
 };
 
 // Reaches a live connection by id (SessionMap). Sends only queue onto the peer's writer.
@@ -61,6 +63,8 @@ public:
     virtual void close(core::ConnId conn, int code, const std::string& reason) = 0;
     // A viewer's writer has frames to pull.
     virtual void notifyFrames(core::ConnId viewer) = 0;
+    // The connection's deadline changed (e.g. an agent's key frame retry): its reader asks again.
+    virtual void wake(core::ConnId conn) = 0;
 };
 
 // Where the agents registered on this instance are (the Registry, under the relay's lock).

@@ -258,7 +258,7 @@ void RelayImpl::perform(core::Actions actions) {
             StoreStatus st = store_.client().unregisterClient(unreg->clientId, unreg->instanceId);
             if (!st.ok()) store_.error("unregister_client", st);
         } else if (auto* attach = std::get_if<core::AttachViewerAction>(&action)) {
-            streams_.attach(attach->agent, attach->viewer, attach->monitor);
+            streams_.attach(attach->agent, attach->viewer, attach->monitor, monoNow());
         } else if (auto* detach = std::get_if<core::DetachViewerAction>(&action)) {
             streams_.detach(detach->agent, detach->viewer);
         }

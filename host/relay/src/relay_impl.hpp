@@ -105,6 +105,9 @@ public:
     void onAgentStats(core::ConnId agent, const core::AgentStats& stats) {
         streams_.onAgentStats(agent, stats);
     }
+    bool consumeKeyframeResult(core::ConnId agent, const std::string& commandId) {
+        return streams_.consumeKeyframeResult(agent, commandId);
+    }
     struct StreamSnapshot {
         core::FanOutStats fanout;
         std::vector<std::pair<std::string, core::ViewerStats>> viewers;  // by viewerId

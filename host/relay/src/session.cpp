@@ -240,6 +240,8 @@ void Session::perform(core::RelayActions actions, bool binary) {
         } else if (auto* alive = std::get_if<act::AgentAlive>(&action)) {
             relay_.onAgentAlive(alive->clientId, id_);
         } else if (auto* result = std::get_if<act::StoreCommandResult>(&action)) {
+            // The answer to the relay's own key frame request: nothing stored, nobody to tell.
+            if (relay_.consumeKeyframeResult(id_, result->result.commandId)) continue;
             auto stored = relay_.onCommandResult(result->clientId, result->result);
             perform(core_.onCommandResultStored(stored, RelayImpl::monoNow()));
         } else if (auto* stats = std::get_if<act::KeepAgentStats>(&action)) {

@@ -36,6 +36,7 @@ public:
     void close(int code, const std::string& reason) override { conn_->close(code, reason); }
     void closeNow(int code, const std::string& reason) override { conn_->closeNow(code, reason); }
     void notifyFrames() override { conn_->notifyFrames(); }
+    void wake() override { conn_->wake(); }
     core::ConnId id() const { return id_; }
     Kind kind() const { return kind_; }
 

@@ -73,4 +73,8 @@ void SessionMap::notifyFrames(core::ConnId viewer) {
     if (auto s = get(viewer)) s->notifyFrames();
 }
 
+void SessionMap::wake(core::ConnId conn) {
+    if (auto s = get(conn)) s->wake();
+}
+
 }  // namespace deskstream::relay

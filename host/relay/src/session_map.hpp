@@ -32,6 +32,7 @@ public:
     bool send(core::ConnId conn, const core::Message& message) override;
     void close(core::ConnId conn, int code, const std::string& reason) override;
     void notifyFrames(core::ConnId viewer) override;
+    void wake(core::ConnId conn) override;
 
 private:
     const int maxViewers_;

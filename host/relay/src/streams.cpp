@@ -2,6 +2,8 @@
 #include "streams.hpp"
 
 #include <algorithm>
+#include <cstdio>
+#include <random>
 
 namespace deskstream::relay {
 
@@ -15,15 +17,60 @@ std::shared_ptr<Streams::AgentStream> Streams::stream(core::ConnId agent, bool c
     return s;
 }
 
-void Streams::attach(core::ConnId agent, core::ConnId viewer, std::optional<int> monitor) {
+namespace {
+constexpr std::size_t kKeyRequestIdsKept = 16;  // results of older requests are not expected
+}  // namespace
+
+std::string Streams::newKeyRequestPrefix() {
+    // The agent remembers executed command ids across reconnections (docs/protocol.md
+    // "Commands"): ids from an earlier relay run must not come back, so each run has its own.
+    std::random_device rd;
+    const std::uint64_t r = (std::uint64_t{rd()} << 32) ^ rd();
+    char hex[17];
+    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(r));
+    return std::string("keyframe-") + hex + "-";
+}
+
+void Streams::attach(core::ConnId agent, core::ConnId viewer, std::optional<int> monitor,
+                     core::TimePoint now) {
     auto s = stream(agent, true);
     {
         std::lock_guard<std::mutex> lock(mapMutex_);
         auto& list = viewerStreams_[viewer];
         if (std::find(list.begin(), list.end(), agent) == list.end()) list.push_back(agent);
     }
+    bool request;
+    {
+        std::lock_guard<std::mutex> lock(s->mutex);
+        request = s->fanout.addViewer(viewer, monitor, now);
+    }
+    // No new viewer waits for the next change: the agent sends a full picture now.
+    if (request) requestKeyframe(agent, *s);
+    // The retry deadline is the agent connection's: its reader must ask for it again.
+    peers_.wake(agent);
+}
+
+void Streams::requestKeyframe(core::ConnId agent, AgentStream& s) {
+    core::CommandMessage m;
+    m.commandId = keyRequestPrefix_ + std::to_string(++keyRequestSeq_);
+    m.command.type = core::CommandType::RequestKeyframe;
+    {
+        std::lock_guard<std::mutex> lock(s.mutex);
+        s.keyRequestIds.push_back(m.commandId);
+        while (s.keyRequestIds.size() > kKeyRequestIdsKept) s.keyRequestIds.pop_front();
+    }
+    peers_.send(agent, m);
+}
+
+bool Streams::consumeKeyframeResult(core::ConnId agent, const std::string& commandId) {
+    if (commandId.compare(0, keyRequestPrefix_.size(), keyRequestPrefix_) != 0) return false;
+    auto s = stream(agent, false);
+    if (!s) return false;
     std::lock_guard<std::mutex> lock(s->mutex);
-    s->fanout.addViewer(viewer, monitor);
+    auto it = std::find(s->keyRequestIds.begin(), s->keyRequestIds.end(), commandId);
+    if (it == s->keyRequestIds.end()) return false;
+    s->keyRequestIds.erase(it);
+    return true;
 }
 
 void Streams::detach(core::ConnId agent, core::ConnId viewer) {
@@ -56,9 +103,9 @@ void Streams::onAgentFrame(core::ConnId agent, Bytes bytes, const core::FrameHea
     core::FrameResult r;
     {
         std::lock_guard<std::mutex> lock(s->mutex);
-        r = s->fanout.onFrame(std::move(bytes), header.frameNumber, header.monitor,
-                              (header.flags & core::frame_flags::kKey) != 0, now);
+        r = s->fanout.onRect(std::move(bytes), core::rectInfo(header), now);
     }
+    if (r.requestKeyframe) requestKeyframe(agent, *s);
     if (r.dropped) counters_.count(Counter::FramesDropped, r.dropped);
     if (r.dropped) metrics_.framesDropped(RelayMetrics::Drop::LaggingViewer, r.dropped);
     for (core::ConnId v : r.wake) peers_.notifyFrames(v);
@@ -126,12 +173,15 @@ void Streams::tick(core::ConnId agent, core::TimePoint now) {
     auto s = stream(agent, false);
     if (!s) return;
     std::vector<core::AgentFrameAck> acks;
+    bool request;
     {
         std::lock_guard<std::mutex> lock(s->mutex);
         if (s->fanout.nextDeadline() > now) return;
         acks = s->fanout.onTick(now);
+        request = s->fanout.keyframeRequestDue(now);
     }
     sendAcks(agent, acks);
+    if (request) requestKeyframe(agent, *s);
 }
 
 core::TimePoint Streams::deadline(core::ConnId agent) {
