@@ -1,6 +1,7 @@
 // The display and frame modules of the viewer (web/js/display.js, web/js/frame.js) in a real
 // Chromium, fed hand-built frames without a socket: partial rectangles composited per the
-// header flags (docs/protocol.md, "Frames"), acknowledgement once per completed frame,
+// header flags (docs/protocol.md, "Frames") and drawn whole once the last rect arrived (never a
+// torn frame; after an incomplete frame only a key frame), acknowledgement once per frame,
 // latest-wins for full pictures (never for partial rects), raw BGRA, a resolution change,
 // coordinates mapped to remote pixels at any scale, malformed headers refused; and the retry
 // policy (web/js/retry.js) behind the viewer's reconnects.
@@ -128,6 +129,61 @@ test('latest wins for full pictures; partial rects are never skipped', async () 
   assert.deepEqual(r.full.colour, [0xa0, 0, 0]);
   assert.deepEqual(r.partial.drawn, [30, 31, 32, 33, 34]);
   for (const c of r.partial.cells) assert.deepEqual(c, [0, 255, 255]);
+});
+
+test('a frame of several rects is drawn whole, only once its last rect arrived', async () => {
+  const r = await page.evaluate(async () => {
+    const { display, frame: F, log, build, png, pixel, settle } = window.t;
+    display.setMonitors([{ index: 0, width: 200, height: 100 }]);
+    log.drawn.length = 0;
+    const push = (h, p) => display.push(F.parseFrame(build(h, p)));
+    const base = { codec: 4, sw: 200, sh: 100 };
+    push({ ...base, flags: F.FLAG_KEY | F.FLAG_PARTIAL, frameNumber: 50, x: 0, y: 0, w: 200, h: 50 }, await png(200, 50, '#ff0000'));
+    push({ ...base, flags: F.FLAG_KEY | F.FLAG_PARTIAL | F.FLAG_LAST_RECT, frameNumber: 50, x: 0, y: 50, w: 200, h: 50 }, await png(200, 50, '#ff0000'));
+    await settle();
+    push({ ...base, flags: F.FLAG_PARTIAL, frameNumber: 51, x: 0, y: 0, w: 20, h: 20 }, await png(20, 20, '#00ff00'));
+    await settle();
+    const beforeLast = { drawn: [...log.drawn], first: pixel(10, 10) };
+    push({ ...base, flags: F.FLAG_PARTIAL | F.FLAG_LAST_RECT, frameNumber: 51, x: 100, y: 50, w: 20, h: 20 }, await png(20, 20, '#0000ff'));
+    await settle();
+    return { beforeLast, drawn: [...log.drawn], first: pixel(10, 10), second: pixel(110, 60) };
+  });
+  assert.deepEqual(r.beforeLast.drawn, [50], 'the key frame of two strips is one drawn frame');
+  assert.deepEqual(r.beforeLast.first, [255, 0, 0], 'the first rect of frame 51 is not shown alone');
+  assert.deepEqual(r.drawn, [50, 51], 'one acknowledgement per frame');
+  assert.deepEqual(r.first, [0, 255, 0]);
+  assert.deepEqual(r.second, [0, 0, 255]);
+});
+
+test('a frame whose last rect never came is not drawn, nor any partial frame after it until a key frame', async () => {
+  const r = await page.evaluate(async () => {
+    const { display, frame: F, log, build, png, pixel, settle } = window.t;
+    log.drawn.length = 0;
+    log.dropped = 0;
+    const push = (h, p) => display.push(F.parseFrame(build(h, p)));
+    const base = { codec: 4, sw: 200, sh: 100 };
+    push({ ...base, flags: F.FLAG_PARTIAL, frameNumber: 60, x: 0, y: 0, w: 20, h: 20 }, await png(20, 20, '#ffff00'));
+    // The relay dropped the rest of frame 60; the next partial frame would tear the picture.
+    push({ ...base, flags: F.FLAG_PARTIAL | F.FLAG_LAST_RECT, frameNumber: 61, x: 40, y: 0, w: 20, h: 20 }, await png(20, 20, '#ff00ff'));
+    await settle();
+    const torn = { drawn: [...log.drawn], a: pixel(10, 10), b: pixel(50, 10) };
+    // The key frame the relay asked for: a whole picture of a new size, in two rects.
+    push({ ...base, sw: 300, sh: 100, flags: F.FLAG_KEY | F.FLAG_PARTIAL, frameNumber: 62, x: 0, y: 0, w: 150, h: 100 }, await png(150, 100, '#00ffff'));
+    push({ ...base, sw: 300, sh: 100, flags: F.FLAG_KEY | F.FLAG_PARTIAL | F.FLAG_LAST_RECT, frameNumber: 62, x: 150, y: 0, w: 150, h: 100 }, await png(150, 100, '#ffffff'));
+    push({ ...base, sw: 300, sh: 100, flags: F.FLAG_PARTIAL | F.FLAG_LAST_RECT, frameNumber: 63, x: 0, y: 0, w: 20, h: 20 }, await png(20, 20, '#000000'));
+    await settle();
+    const c = document.querySelector('canvas[data-monitor="0"]');
+    return { torn, drawn: [...log.drawn], dropped: log.dropped, size: [c.width, c.height], left: pixel(100, 50), right: pixel(250, 50), corner: pixel(5, 5) };
+  });
+  assert.deepEqual(r.torn.drawn, [], 'neither frame 60 nor 61 was drawn');
+  assert.deepEqual(r.torn.a, [0, 255, 0], 'the picture is unchanged (green from frame 51)');
+  assert.deepEqual(r.torn.b, [255, 0, 0], 'frame 61 is not shown');
+  assert.deepEqual(r.drawn, [62, 63]);
+  assert.equal(r.dropped, 2, 'frames 60 and 61 counted as not drawn');
+  assert.deepEqual(r.size, [300, 100], 'the key frame resized the canvas');
+  assert.deepEqual(r.left, [0, 255, 255]);
+  assert.deepEqual(r.right, [255, 255, 255]);
+  assert.deepEqual(r.corner, [0, 0, 0], 'partial frames resume after the key frame');
 });
 
 test('a new remote resolution resizes the canvas; page points map to remote pixels at any scale', async () => {

@@ -54,3 +54,8 @@ export function isFullPicture(header) {
     header.x === 0 && header.y === 0 &&
     header.width === header.screenWidth && header.height === header.screenHeight;
 }
+
+/** True when the frame this rect belongs to is a whole picture (needs nothing drawn before it). */
+export function isKeyFrame(header) {
+  return (header.flags & FLAG_KEY) !== 0 || isFullPicture(header);
+}
