@@ -216,11 +216,13 @@ FrameResult FanOut::onRect(FrameBuffer data, const RectInfo& rect, TimePoint now
         auto pit = pending_.find(rect.frameNumber);
         if (pit != pending_.end()) pit->second.ended = true;
     }
-    completeReady(r.acks);  // the frame's end, or dropped frames, may have completed some
+    completeReady(r.acks);          // the frame's end, or dropped frames, may have completed some
+    if (rect.key) keyRetries_ = 0;  // the agent answers
     if (!keyWanted_.empty() && !viewers_.empty()) {
         r.requestKeyframe = claimKeyRequest(now);
     } else if (keyWanted_.empty()) {
         keyRequestAt_.reset();  // answered: the next loss asks at once
+        keyRetries_ = 0;
     }
     return r;
 }
@@ -228,6 +230,14 @@ FrameResult FanOut::onRect(FrameBuffer data, const RectInfo& rect, TimePoint now
 bool FanOut::claimKeyRequest(TimePoint now) {
     if (keyWanted_.empty() || viewers_.empty()) return false;
     if (keyRequestAt_ && now - *keyRequestAt_ < config_.keyRequestRetry) return false;
+    if (keyRequestAt_ && ++keyRetries_ > config_.keyRequestRetries) {
+        // No key frame came for what is waited for (e.g. a monitor the agent stopped streaming):
+        // give up; a frame of a waited-for monitor puts it back and asks at once.
+        keyWanted_.clear();
+        keyRequestAt_.reset();
+        keyRetries_ = 0;
+        return false;
+    }
     keyRequestAt_ = now;
     ++keyRequests_;
     return true;

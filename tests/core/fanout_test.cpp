@@ -439,3 +439,25 @@ TEST(FanOut, SubscribingAgainWaitsForAKeyFrame) {
     ASSERT_EQ(rest.acks.size(), 1u);  // frame 2 does not wait for it
     EXPECT_EQ(rest.acks[0].viewers, 0);
 }
+
+// A viewer waiting for a monitor no frame comes for any more (the agent stopped streaming it)
+// is asked for keyRequestRetries times, then not any more; the next frame of that monitor asks
+// again at once.
+TEST(FanOut, KeyFrameRequestsGiveUpAfterTheRetriesUntilTheMonitorComesBack) {
+    FanOutConfig c;
+    c.keyRequestRetry = 1s;
+    c.keyRequestRetries = 3;
+    FanOut f(c);
+    EXPECT_TRUE(f.addViewer(1, 2, t0));  // monitor 2: nothing arrives for it
+    int asked = 1;
+    for (int s = 1; s <= 10; ++s)
+        if (f.keyframeRequestDue(t0 + s * 1s)) ++asked;
+    EXPECT_EQ(asked, 1 + 3);
+    EXPECT_EQ(f.nextDeadline(), TimePoint::max());  // nothing left to wake up for
+    // Monitor 2 streams again (a partial frame): the viewer still waits, and it asks at once.
+    FrameResult r = f.onRect(buf(), RectInfo{1, 2, false, true}, t0 + 20s);
+    EXPECT_TRUE(r.requestKeyframe);
+    EXPECT_EQ(f.queuedRects(1), 0u);
+    sendFrame(f, 2, 2, true, 2, t0 + 20s + 10ms);
+    EXPECT_TRUE(f.synced(1, 2));
+}

@@ -22,7 +22,9 @@
 // until the next key frame of that monitor, which it then gets whole. While a viewer waits for
 // a key frame the FanOut asks for one (FrameResult::requestKeyframe, keyframeRequestDue): at
 // most one request outstanding per agent, retried every `keyRequestRetry` until the key frame
-// came.
+// came, at most `keyRequestRetries` times in a row: a monitor the agent no longer streams (no
+// frame comes for it any more) must not cost a full picture every second for ever; the next
+// frame of that monitor asks again.
 //
 // Ack aggregation: the agent gets frame_ack for frame n once every HEALTHY viewer that was
 // given n acked it or was skipped for it (dropped from its queue, not subscribed to that
@@ -63,6 +65,7 @@ struct FanOutConfig {
     std::size_t latencySamples = 512;                    // ring for p50/p95
     Duration keyRequestRetry = std::chrono::seconds(1);  // a key frame request not answered
                                                          // this long is sent again
+    int keyRequestRetries = 5;  // then it gives up until the next frame of a waited-for monitor
 };
 
 /// Where a rect message sits in its frame (from its header).
@@ -220,6 +223,7 @@ private:
     std::optional<std::uint64_t> lastEnded_;  // the last frame that ended
     std::set<int> keyWanted_;                 // monitors a viewer waits for a key frame of
     std::optional<TimePoint> keyRequestAt_;   // the outstanding key frame request
+    int keyRetries_ = 0;                      // repeats of it without a key frame
     std::uint64_t keyRequests_ = 0;
 };
 
