@@ -15,13 +15,21 @@
 #include <Poco/Net/Context.h>
 #include <Poco/Net/HTTPRequest.h>
 #include <Poco/Net/HTTPResponse.h>
+#include <Poco/Net/HTTPRequestHandler.h>
+#include <Poco/Net/HTTPRequestHandlerFactory.h>
 #include <Poco/Net/HTTPSClientSession.h>
+#include <Poco/Net/HTTPServer.h>
+#include <Poco/Net/HTTPServerRequest.h>
+#include <Poco/Net/HTTPServerRequestImpl.h>
+#include <Poco/Net/HTTPServerResponse.h>
+#include <Poco/Net/SecureServerSocket.h>
 #include <Poco/Net/SSLException.h>
 #include <Poco/Net/WebSocket.h>
 #include <Poco/StreamCopier.h>
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <fstream>
 #include <mutex>
@@ -172,6 +180,95 @@ private:
     std::vector<std::string> lines_;
 };
 
+// A relay stand-in over TLS that writes handshake_ack and start_stream as ONE write, so both
+// WebSocket frames arrive in one TLS record, then stays silent (heartbeat 60 s) and counts the
+// frames the agent streams. An agent that polls the socket before reading never sees
+// start_stream: OpenSSL already holds it, and the kernel has nothing more to report.
+class CoalescingTlsRelay {
+public:
+    explicit CoalescingTlsRelay(const Pair& pair)
+        : socket_(Poco::Net::SocketAddress("127.0.0.1", 0), 64, serverContext(pair)) {
+        auto* httpParams = new Poco::Net::HTTPServerParams;
+        httpParams->setMaxThreads(4);
+        server_ = std::make_unique<Poco::Net::HTTPServer>(new Factory(*this), socket_, httpParams);
+        server_->start();
+    }
+    ~CoalescingTlsRelay() {
+        stop_ = true;
+        server_->stopAll(true);
+    }
+    uint16_t port() const { return socket_.address().port(); }
+    uint64_t frames() const { return frames_; }
+
+private:
+    static Context::Ptr serverContext(const Pair& pair) {
+        Context::Params params;
+        params.certificateFile = pair.cert;
+        params.privateKeyFile = pair.key;
+        params.verificationMode = Context::VERIFY_NONE;
+        return new Context(Context::TLS_SERVER_USE, params);
+    }
+    static std::string textFrame(const std::string& payload) {  // server frames are unmasked
+        std::string f = "\x81";
+        if (payload.size() < 126) {
+            f += static_cast<char>(payload.size());
+        } else {
+            f += static_cast<char>(126);
+            f += static_cast<char>(payload.size() >> 8);
+            f += static_cast<char>(payload.size() & 0xff);
+        }
+        return f + payload;
+    }
+    struct Handler : Poco::Net::HTTPRequestHandler {
+        explicit Handler(CoalescingTlsRelay& r) : relay(r) {}
+        void handleRequest(Poco::Net::HTTPServerRequest& req,
+                           Poco::Net::HTTPServerResponse& resp) override {
+            try {
+                Poco::Net::StreamSocket tls =
+                    static_cast<Poco::Net::HTTPServerRequestImpl&>(req).socket();
+                WebSocket ws(req, resp);
+                ws.setReceiveTimeout(Poco::Timespan(0, 100000));
+                Poco::Buffer<char> buf(0);
+                int flags = 0;
+                bool acked = false;
+                while (!relay.stop_) {
+                    buf.resize(0);
+                    try {
+                        if (ws.receiveFrame(buf, flags) == 0 && flags == 0) break;
+                    } catch (const Poco::TimeoutException&) {
+                        continue;
+                    }
+                    const int op = flags & WebSocket::FRAME_OP_BITMASK;
+                    if (op == WebSocket::FRAME_OP_CLOSE) break;
+                    if (op == WebSocket::FRAME_OP_BINARY) ++relay.frames_;
+                    if (op != WebSocket::FRAME_OP_TEXT || acked) continue;
+                    const std::string both =
+                        textFrame(
+                            "{\"type\":\"handshake_ack\",\"clientId\":\"tls-pc\","
+                            "\"dbRegistered\":true,\"instanceId\":\"coalescing\",\"streamId\":1,"
+                            "\"heartbeatIntervalMs\":60000,\"maxInFlight\":10}") +
+                        textFrame("{\"type\":\"start_stream\"}");
+                    tls.sendBytes(both.data(), static_cast<int>(both.size()));  // one record
+                    acked = true;
+                }
+            } catch (...) {}
+        }
+        CoalescingTlsRelay& relay;
+    };
+    struct Factory : Poco::Net::HTTPRequestHandlerFactory {
+        explicit Factory(CoalescingTlsRelay& r) : relay(r) {}
+        Poco::Net::HTTPRequestHandler* createRequestHandler(
+            const Poco::Net::HTTPServerRequest&) override {
+            return new Handler(relay);
+        }
+        CoalescingTlsRelay& relay;
+    };
+    Poco::Net::SecureServerSocket socket_;
+    std::unique_ptr<Poco::Net::HTTPServer> server_;
+    std::atomic<bool> stop_{false};
+    std::atomic<uint64_t> frames_{0};
+};
+
 class TlsTest : public ds_itest::RelayTest {
 protected:
     void SetUp() override {
@@ -291,6 +388,21 @@ TEST_F(TlsTest, ACertificateForAnotherHostNameIsFatal) {
     EXPECT_EQ(agent->exitCode(), 2);
     EXPECT_NE(agent->fatalReason().find("its names do not include '127.0.0.1'"), std::string::npos)
         << agent->fatalReason();
+}
+
+// Two WebSocket frames in one TLS record: the agent reads the second (start_stream) at once
+// instead of waiting for bytes the kernel will never report (it polls only when OpenSSL holds
+// nothing). The stand-in sends nothing else, so without that the agent would stream nothing.
+TEST_F(TlsTest, FramesTheTlsLayerAlreadyHoldsAreReadWithoutWaitingForMoreBytes) {
+    CoalescingTlsRelay coalescing(pair);
+    auto o = agentOptions();
+    o.relayUrl = "wss://127.0.0.1:" + std::to_string(coalescing.port()) + "/ws/agent";
+    o.tlsCa = pair.cert;
+    auto agent = startAgent(o);
+    // 10 fps: the first frame follows start_stream within 100 ms; 5 s is slack for ASan.
+    EXPECT_TRUE(ds_itest::eventually([&] { return coalescing.frames() >= 1; }, 5000))
+        << "streaming " << agent->stats().streaming << ", fatal: " << agent->fatalReason();
+    agent->stop();
 }
 
 // tls.insecure connects without any CA, and warns on every connect.
