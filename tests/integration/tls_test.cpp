@@ -405,6 +405,24 @@ TEST_F(TlsTest, FramesTheTlsLayerAlreadyHoldsAreReadWithoutWaitingForMoreBytes) 
     agent->stop();
 }
 
+// A handshake that fails for another reason than the certificate (here: a relay without TLS)
+// is a network problem: retried with backoff, never fatal. The fatal path ends the agent within
+// about 100 ms (the tests above), so 1.5 s without an end means it retried.
+TEST_F(TlsTest, AHandshakeFailureThatIsNotTheCertificateIsRetried) {
+    // Plain ws:// where the agent expects wss://: the relay reads the ClientHello as a request
+    // line that never ends and cuts the connection after its HTTP timeout (short here, so the
+    // agent is not left in a handshake when the test stops it).
+    auto plain = testOptions();
+    plain.httpTimeoutMs = 300;
+    startRelay(plain);
+    auto o = agentOptions();
+    o.tlsCa = pair.cert;
+    auto agent = startAgent(o);
+    EXPECT_FALSE(agent->waitFinished(1500ms)) << agent->fatalReason();
+    EXPECT_EQ(agent->exitCode(), 0);
+    EXPECT_FALSE(agent->stats().registered);
+}
+
 // tls.insecure connects without any CA, and warns on every connect.
 TEST_F(TlsTest, InsecureSwitchSkipsTheCheckAndWarnsOnEachConnect) {
     Poco::AutoPtr<RecordingChannel> channel(new RecordingChannel);
