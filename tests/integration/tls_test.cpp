@@ -26,6 +26,7 @@
 #include <Poco/Net/SSLException.h>
 #include <Poco/Net/WebSocket.h>
 #include <Poco/StreamCopier.h>
+#include <Poco/ThreadPool.h>
 
 #include <gtest/gtest.h>
 
@@ -190,12 +191,14 @@ public:
         : socket_(Poco::Net::SocketAddress("127.0.0.1", 0), 64, serverContext(pair)) {
         auto* httpParams = new Poco::Net::HTTPServerParams;
         httpParams->setMaxThreads(4);
-        server_ = std::make_unique<Poco::Net::HTTPServer>(new Factory(*this), socket_, httpParams);
+        server_ =
+            std::make_unique<Poco::Net::HTTPServer>(new Factory(*this), pool_, socket_, httpParams);
         server_->start();
     }
     ~CoalescingTlsRelay() {
         stop_ = true;
         server_->stopAll(true);
+        pool_.joinAll();  // the handler ends within its 100 ms read; its TLS state goes with it
     }
     uint16_t port() const { return socket_.address().port(); }
     uint64_t frames() const { return frames_; }
@@ -264,6 +267,7 @@ private:
         CoalescingTlsRelay& relay;
     };
     Poco::Net::SecureServerSocket socket_;
+    Poco::ThreadPool pool_{1, 4};
     std::unique_ptr<Poco::Net::HTTPServer> server_;
     std::atomic<bool> stop_{false};
     std::atomic<uint64_t> frames_{0};
