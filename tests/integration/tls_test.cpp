@@ -32,6 +32,8 @@
 
 #include <atomic>
 #include <cstdlib>
+
+#include <sys/socket.h>
 #include <fstream>
 #include <mutex>
 
@@ -187,8 +189,11 @@ private:
 // start_stream: OpenSSL already holds it, and the kernel has nothing more to report.
 class CoalescingTlsRelay {
 public:
-    explicit CoalescingTlsRelay(const Pair& pair)
-        : socket_(Poco::Net::SocketAddress("127.0.0.1", 0), 64, serverContext(pair)) {
+    // `abortAfterFrames` > 0: after that many frames the connection is reset (SO_LINGER 0),
+    // as when the relay's host vanishes, while the agent is still sending.
+    explicit CoalescingTlsRelay(const Pair& pair, uint64_t abortAfterFrames = 0)
+        : abortAfter_(abortAfterFrames),
+          socket_(Poco::Net::SocketAddress("127.0.0.1", 0), 64, serverContext(pair)) {
         auto* httpParams = new Poco::Net::HTTPServerParams;
         httpParams->setMaxThreads(4);
         server_ =
@@ -202,6 +207,7 @@ public:
     }
     uint16_t port() const { return socket_.address().port(); }
     uint64_t frames() const { return frames_; }
+    uint64_t connections() const { return connections_; }
 
 private:
     static Context::Ptr serverContext(const Pair& pair) {
@@ -230,6 +236,8 @@ private:
                 Poco::Net::StreamSocket tls =
                     static_cast<Poco::Net::HTTPServerRequestImpl&>(req).socket();
                 WebSocket ws(req, resp);
+                ++relay.connections_;
+                uint64_t mine = 0;
                 ws.setReceiveTimeout(Poco::Timespan(0, 100000));
                 Poco::Buffer<char> buf(0);
                 int flags = 0;
@@ -243,7 +251,17 @@ private:
                     }
                     const int op = flags & WebSocket::FRAME_OP_BITMASK;
                     if (op == WebSocket::FRAME_OP_CLOSE) break;
-                    if (op == WebSocket::FRAME_OP_BINARY) ++relay.frames_;
+                    if (op == WebSocket::FRAME_OP_BINARY) {
+                        ++relay.frames_;
+                        if (relay.abortAfter_ && ++mine >= relay.abortAfter_) {
+                            struct linger reset {
+                                1, 0
+                            };
+                            ::setsockopt(tls.impl()->sockfd(), SOL_SOCKET, SO_LINGER, &reset,
+                                         sizeof reset);
+                            break;  // Poco closes the socket: RST, the agent mid-send
+                        }
+                    }
                     if (op != WebSocket::FRAME_OP_TEXT || acked) continue;
                     const std::string both =
                         textFrame(
@@ -266,11 +284,13 @@ private:
         }
         CoalescingTlsRelay& relay;
     };
+    const uint64_t abortAfter_;
     Poco::Net::SecureServerSocket socket_;
     Poco::ThreadPool pool_{1, 4};
     std::unique_ptr<Poco::Net::HTTPServer> server_;
     std::atomic<bool> stop_{false};
     std::atomic<uint64_t> frames_{0};
+    std::atomic<uint64_t> connections_{0};
 };
 
 class TlsTest : public ds_itest::RelayTest {
@@ -425,6 +445,27 @@ TEST_F(TlsTest, AHandshakeFailureThatIsNotTheCertificateIsRetried) {
     EXPECT_FALSE(agent->waitFinished(1500ms)) << agent->fatalReason();
     EXPECT_EQ(agent->exitCode(), 0);
     EXPECT_FALSE(agent->stats().registered);
+}
+
+// The relay's connection is reset while the agent sends 1080p frames at 30 fps. OpenSSL writes
+// with write(), not send(MSG_NOSIGNAL): the failed writes (EPIPE, seen with strace) raise
+// SIGPIPE, which must not end the process. Poco Foundation blocks SIGPIPE on the loading thread
+// and every thread inherits that (docs/security-tls.md); a thread that unblocked it would die
+// here. The agent reconnects as after any network error.
+TEST_F(TlsTest, ARelayResetMidSendIsANetworkErrorNotADeadProcess) {
+    CoalescingTlsRelay resetting(pair, /*abortAfterFrames=*/5);
+    config.set("capture.synthetic", "width", "1920");
+    config.set("capture.synthetic", "height", "1080");
+    auto o = agentOptions();
+    o.relayUrl = "wss://127.0.0.1:" + std::to_string(resetting.port()) + "/ws/agent";
+    o.tlsCa = pair.cert;
+    o.flow.fps = 30;
+    auto agent = startAgent(o);
+    // Three connections: two were reset mid-stream and the agent came back each time.
+    EXPECT_TRUE(ds_itest::eventually([&] { return resetting.connections() >= 3; }, 15000))
+        << "connections " << resetting.connections() << ", frames " << resetting.frames();
+    EXPECT_EQ(agent->exitCode(), 0) << agent->fatalReason();
+    agent->stop();
 }
 
 // tls.insecure connects without any CA, and warns on every connect.
