@@ -413,6 +413,20 @@ std::vector<Problem> Configuration::validate(const PluginRegistry* plugins) cons
         if (!why.empty()) error("agent", "metrics_listen", metricsListen, why + " (or empty: off)");
     }
 
+    // [relay] TLS needs both files; the agent's TLS keys mean nothing without a wss:// URL.
+    const std::string tlsCert = *get("relay", "tls.cert"), tlsKey = *get("relay", "tls.key");
+    if (tlsCert.empty() != tlsKey.empty())
+        error("relay", tlsCert.empty() ? "tls.key" : "tls.cert", tlsCert.empty() ? tlsKey : tlsCert,
+              "TLS needs both tls.cert and tls.key");
+    if (get("agent", "relay_url")->rfind("wss://", 0) != 0) {
+        for (const char* key : {"tls.ca", "tls.insecure"}) {
+            const std::string v = *get("agent", key);
+            if (v != findKey("agent", key)->defaultValue)
+                problems.push_back({Problem::Severity::Warning, where("agent", key), "agent", key,
+                                    v, "has no effect: [agent] relay_url is not a wss:// URL"});
+        }
+    }
+
     // The plugins the role needs must be there.
     if (plugins) {
         std::string role = *get("host", "role");
@@ -506,6 +520,11 @@ RelayConfig Configuration::relay() const {
     r.commandRetentionMs = intValue(*this, "relay", "command.retention_ms");
     r.commandLeaseMs = intValue(*this, "relay", "command.lease_ms");
     r.viewerAckTimeoutMs = intValue(*this, "relay", "viewer_ack_timeout_ms");
+    r.tlsCert = DS_VALUE("relay", "tls.cert");
+    r.tlsKey = DS_VALUE("relay", "tls.key");
+    if (r.tlsCert.empty() != r.tlsKey.empty())
+        throw ConfigError(invalid(*this, "relay", r.tlsCert.empty() ? "tls.key" : "tls.cert",
+                                  "TLS needs both tls.cert and tls.key"));
     return r;
 }
 
@@ -555,6 +574,10 @@ AgentConfig Configuration::agent() const {
         for (const auto& m : split(monitors, ','))
             a.monitors.push_back(static_cast<uint32_t>(std::stoul(m)));
     a.layout = DS_VALUE("agent", "layout") == "combined" ? Layout::Combined : Layout::Separate;
+    a.tlsCa = DS_VALUE("agent", "tls.ca");
+    bool insecure = false;
+    parseBool(DS_VALUE("agent", "tls.insecure"), insecure);
+    a.tlsInsecure = insecure;
     a.metricsListen = DS_VALUE("agent", "metrics_listen");
     if (!a.metricsListen.empty()) {
         const std::string why = checkValue(*findKey("relay", "listen"), a.metricsListen);

@@ -18,6 +18,7 @@
 #include <Poco/ConsoleChannel.h>
 #include <Poco/FormattingChannel.h>
 #include <Poco/Logger.h>
+#include <Poco/Net/IPAddress.h>
 #include <Poco/PatternFormatter.h>
 #include <Poco/Util/HelpFormatter.h>
 #include <Poco/Util/Option.h>
@@ -113,11 +114,65 @@ int tokenMain(Configuration& config, const std::vector<std::string>& args) {
     return Poco::Util::Application::EXIT_OK;
 }
 
+// deskstream tls-selfsigned [--host H] [--days N]: prints (never runs) the openssl commands
+// for a self-signed pair to try TLS with, and the keys that use it (docs/security-tls.md).
+int tlsSelfSignedMain(Configuration&, const std::vector<std::string>& args) {
+    std::string host = "127.0.0.1", days = "30";
+    for (size_t i = 0; i < args.size(); ++i) {
+        const std::string& a = args[i];
+        if ((a == "--host" || a == "--days") && i + 1 < args.size())
+            (a == "--host" ? host : days) = args[++i];
+        else if (a == "--host" || a == "--days")
+            throw std::invalid_argument(a + " needs a value");
+        else
+            throw std::invalid_argument("unknown argument '" + a + "'");
+    }
+    // The host goes into a printed shell command: letters, digits, '.', '-' and ':' only.
+    if (host.empty() || host.size() > 253 ||
+        host.find_first_not_of(
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-:") !=
+            std::string::npos)
+        throw std::invalid_argument("--host must be a host name or an IP address (got '" + host +
+                                    "')");
+    if (days.empty() || days.size() > 5 ||
+        days.find_first_not_of("0123456789") != std::string::npos || std::stoi(days) < 1)
+        throw std::invalid_argument("--days must be a whole number of days from 1 to 99999");
+    Poco::Net::IPAddress ip;
+    const bool isIp = Poco::Net::IPAddress::tryParse(host, ip);
+    // Browsers match an IP address against IP: names only; Poco's client also accepts the CN.
+    const std::string san = (isIp ? "IP:" : "DNS:") + host;
+    const std::string urlHost =
+        ip.family() == Poco::Net::IPAddress::IPv6 && isIp ? "[" + host + "]" : host;
+    std::cout
+        << "# A self-signed certificate for trying TLS out (run these yourself; deskstream does\n"
+           "# not). Browsers warn about it; agents trust it through [agent] tls.ca. For a real\n"
+           "# deployment use a certificate from your CA (docs/security-tls.md).\n"
+        << "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -sha256 -nodes \\\n"
+        << "  -days " << days << " -subj \"/CN=" << host << "\" -addext \"subjectAltName=" << san
+        << "\" \\\n"
+        << "  -keyout deskstream-key.pem -out deskstream-cert.pem\n"
+        << "chmod 600 deskstream-key.pem\n"
+        << "\n# Then, in the relay's configuration:\n"
+        << "#   [relay]\n"
+        << "#   tls.cert = /full/path/to/deskstream-cert.pem\n"
+        << "#   tls.key = /full/path/to/deskstream-key.pem\n"
+        << "#   public_url = https://" << urlHost << ":8080\n"
+        << "# and in each agent's (copy deskstream-cert.pem, never the key):\n"
+        << "#   [agent]\n"
+        << "#   relay_url = wss://" << urlHost << ":8080/ws/agent\n"
+        << "#   tls.ca = /full/path/to/deskstream-cert.pem\n";
+    return Poco::Util::Application::EXIT_OK;
+}
+
 void registerSubcommands() {
     subcommands()["token"] = {
         "mint a token: token --role desktop|viewer --sub NAME [--ttl 1h] (signed with [auth] "
         "secret)",
         &tokenMain};
+    subcommands()["tls-selfsigned"] = {
+        "print the openssl commands for a self-signed TLS pair to try wss:// with: "
+        "tls-selfsigned [--host 127.0.0.1] [--days 30] (prints, does not run them)",
+        &tlsSelfSignedMain};
 }
 
 void setupLogging(const std::string& level, const std::string& format) {
@@ -334,8 +389,9 @@ protected:
                 auto* http = dynamic_cast<RelayService*>(host.service("relay"));
                 RelayConfig relay = config.relay();
                 std::cout << "deskstream " << version() << " running (role " << h.roleName << ")\n"
-                          << "viewer: http://" << relay.listenHost << ":"
-                          << (http ? http->port() : relay.listenPort) << "/\n"
+                          << "viewer: " << (relay.tlsCert.empty() ? "http" : "https") << "://"
+                          << relay.listenHost << ":" << (http ? http->port() : relay.listenPort)
+                          << "/\n"
                           << std::flush;
             } else {
                 std::cout << "deskstream " << version() << " running (role " << h.roleName << ")\n"

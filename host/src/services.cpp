@@ -15,6 +15,7 @@
 #include <Poco/Net/HTTPServerResponse.h>
 #include <Poco/URI.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -131,6 +132,8 @@ relay::RelayOptions relayOptions(const RelayConfig& r, const HeartbeatConfig& hb
     o.commandRetentionMs = r.commandRetentionMs;
     o.commandLeaseMs = r.commandLeaseMs;
     o.viewerAckTimeoutMs = r.viewerAckTimeoutMs;
+    o.tlsCert = r.tlsCert;
+    o.tlsKey = r.tlsKey;
     o.httpMaxThreads = r.maxThreads;
     o.httpMaxQueued = r.maxQueued;
     o.heartbeatIntervalMs = hb.intervalMs;
@@ -158,6 +161,12 @@ void RelayService::start() {
     store_ = std::make_unique<StoreInstance>(storePlugin, config_.poco());
     store_->check();
     relay::RelayOptions options = relayOptions(r, config_.heartbeat(), config_.auth());
+    // With TLS and no public_url of the user's, the default (http://) would advertise the wrong
+    // scheme: the relay derives https://host:port instead.
+    const std::vector<std::string> relayKeys = config_.userKeys("relay");
+    if (!r.tlsCert.empty() &&
+        std::find(relayKeys.begin(), relayKeys.end(), "public_url") == relayKeys.end())
+        options.publicUrl.clear();
     options.metrics = metrics_;
     relay_ = std::make_unique<relay::Relay>(std::move(options), &store_->vtable(), store_->handle(),
                                             Poco::Logger::get("relay"));
@@ -205,6 +214,8 @@ agent::AgentOptions agentOptions(const AgentConfig& a, const HeartbeatConfig& hb
     o.combined = a.layout == Layout::Combined;
     o.heartbeatInterval = std::chrono::milliseconds(hb.intervalMs);
     o.missedLimit = hb.missedLimit;
+    o.tlsCa = a.tlsCa;
+    o.tlsInsecure = a.tlsInsecure;
     return o;
 }
 }  // namespace

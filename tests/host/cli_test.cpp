@@ -12,7 +12,9 @@
 
 #include <Poco/JSON/Object.h>
 #include <Poco/JSON/Parser.h>
+#include <Poco/Net/Context.h>
 #include <Poco/Net/HTTPClientSession.h>
+#include <Poco/Net/HTTPSClientSession.h>
 #include <Poco/Net/HTTPRequest.h>
 #include <Poco/Net/HTTPResponse.h>
 #include <Poco/Net/ServerSocket.h>
@@ -684,6 +686,134 @@ TEST(PluginSkeleton, BuildsOutOfTreeAndLoads) {
             "capture plugin 'skeleton': create failed (DS_ERR_CONFIG): [capture.skeleton] color = "
             "'orange' is not RRGGBB");
     }
+}
+
+// ---- TLS (issue 14, docs/security-tls.md)
+
+// GET https://127.0.0.1:port/path trusting `ca`; status 0 when nothing answers.
+int httpsStatus(uint16_t port, const std::string& path, const std::string& ca) {
+    try {
+        Poco::Net::Context::Params params;
+        params.caLocation = ca;
+        params.verificationMode = Poco::Net::Context::VERIFY_STRICT;
+        Poco::Net::HTTPSClientSession session(
+            "127.0.0.1", port, new Poco::Net::Context(Poco::Net::Context::TLS_CLIENT_USE, params));
+        session.setTimeout(Poco::Timespan(2, 0));
+        Poco::Net::HTTPRequest request(Poco::Net::HTTPRequest::HTTP_GET, path,
+                                       Poco::Net::HTTPMessage::HTTP_1_1);
+        session.sendRequest(request);
+        Poco::Net::HTTPResponse response;
+        session.receiveResponse(response);
+        return response.getStatus();
+    } catch (const Poco::Exception&) {
+        return 0;
+    }
+}
+
+// The commands `tls-selfsigned` prints, run as a user would, make a pair the relay serves with
+// and the agent trusts through tls.ca; without tls.ca the agent process exits 69 naming the
+// certificate problem, as it does for a refused registration.
+TEST(CliTls, SelfSignedCommandsMakeAPairForRelayAndAgent) {
+    Result printed = run({"tls-selfsigned", "--host", "127.0.0.1", "--days", "2"});
+    ASSERT_EQ(printed.status, 0) << printed.err;
+    EXPECT_NE(printed.out.find("openssl req -x509"), std::string::npos) << printed.out;
+    EXPECT_NE(printed.out.find("subjectAltName=IP:127.0.0.1"), std::string::npos) << printed.out;
+    const std::string pairDir = tempDir();
+    std::ofstream(pairDir + "/commands.sh") << printed.out;
+    Result made = Child({"-ec", "cd '" + pairDir + "' && . ./commands.sh"}, "/bin/sh").wait(60s);
+    ASSERT_EQ(made.status, 0) << made.out << made.err;
+    const std::string cert = pairDir + "/deskstream-cert.pem",
+                      key = pairDir + "/deskstream-key.pem";
+    ASSERT_TRUE(fs::exists(cert) && fs::exists(key));
+    EXPECT_EQ(fs::status(key).permissions() & fs::perms::all,
+              fs::perms::owner_read | fs::perms::owner_write);
+
+    const uint16_t port = freePort();
+    std::vector<std::string> relayArgs = workingSetup(tempDir());
+    relayArgs.insert(relayArgs.end(),
+                     {"--role", "relay", "--set", "relay.listen=127.0.0.1:" + std::to_string(port),
+                      "--set", "relay.tls.cert=" + cert, "--set", "relay.tls.key=" + key});
+    Child relay(relayArgs);
+    auto deadline = std::chrono::steady_clock::now() + 30s;
+    while (std::chrono::steady_clock::now() < deadline && relay.running() &&
+           httpsStatus(port, "/healthz", cert) != 200)
+        std::this_thread::sleep_for(50ms);
+    ASSERT_EQ(httpsStatus(port, "/healthz", cert), 200) << relay.err();
+    while (std::chrono::steady_clock::now() < deadline &&
+           relay.out().find("viewer: https://") == std::string::npos)
+        std::this_thread::sleep_for(50ms);
+    EXPECT_NE(relay.out().find("viewer: https://127.0.0.1:" + std::to_string(port) + "/"),
+              std::string::npos)
+        << relay.out();
+
+    const std::string url = "agent.relay_url=wss://127.0.0.1:" + std::to_string(port) + "/ws/agent";
+    std::vector<std::string> untrusting = workingSetup(tempDir());
+    untrusting.insert(untrusting.end(),
+                      {"--role", "agent", "--set", url, "--set", "agent.client_id=no-ca-pc"});
+    Result refused = Child(untrusting).wait(30s);
+    EXPECT_EQ(refused.status, 69) << refused.err;
+    EXPECT_NE(refused.err.find("the relay's TLS certificate failed verification: self-signed "
+                               "certificate"),
+              std::string::npos)
+        << refused.err;
+
+    std::vector<std::string> trusting = workingSetup(tempDir());
+    trusting.insert(trusting.end(), {"--role", "agent", "--set", url, "--set",
+                                     "agent.client_id=ca-pc", "--set", "agent.tls.ca=" + cert});
+    Child agent(trusting);
+    while (std::chrono::steady_clock::now() < deadline + 30s && agent.running() &&
+           agent.err().find("registered with relay wss://") == std::string::npos)
+        std::this_thread::sleep_for(50ms);
+    EXPECT_NE(agent.err().find("agent ca-pc: registered with relay wss://127.0.0.1:"),
+              std::string::npos)
+        << agent.err();
+    agent.signal(SIGTERM);
+    EXPECT_EQ(agent.wait(10s).status, 0);
+    relay.signal(SIGTERM);
+    EXPECT_EQ(relay.wait(10s).status, 0);
+}
+
+TEST(CliTls, RelayWithAMissingKeyFileExitsNamingIt) {
+    const std::string missing = tempDir() + "/relay-key.pem";
+    std::vector<std::string> args = workingSetup(tempDir());
+    args.insert(args.end(), {"--role", "relay", "--set", "relay.listen=127.0.0.1:0", "--set",
+                             "relay.tls.cert=" + std::string(DS_SOURCE_DIR) + "/README.md", "--set",
+                             "relay.tls.key=" + missing});
+    // The certificate is checked first: README.md is no PEM certificate.
+    Result r = run(args);
+    EXPECT_EQ(r.status, 78);
+    EXPECT_NE(r.err.find("[relay] tls.cert = '" + std::string(DS_SOURCE_DIR) +
+                         "/README.md': is not a PEM certificate"),
+              std::string::npos)
+        << r.err;
+    // A usable certificate and a missing key: the key file is named.
+    const std::string dir = tempDir();
+    Result made = Child({"-ec", "cd '" + dir +
+                                    "' && openssl req -x509 -newkey ec -pkeyopt "
+                                    "ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=t "
+                                    "-keyout k.pem -out c.pem 2>&1"},
+                        "/bin/sh")
+                      .wait(60s);
+    ASSERT_EQ(made.status, 0) << made.out;
+    args = workingSetup(tempDir());
+    args.insert(args.end(),
+                {"--role", "relay", "--set", "relay.listen=127.0.0.1:0", "--set",
+                 "relay.tls.cert=" + dir + "/c.pem", "--set", "relay.tls.key=" + missing});
+    r = run(args);
+    EXPECT_EQ(r.status, 78);
+    EXPECT_NE(r.err.find("deskstream: start-up failed: relay: [relay] tls.key = '" + missing +
+                         "': cannot be read: No such file or directory"),
+              std::string::npos)
+        << r.err;
+}
+
+TEST(CliTls, SelfSignedRefusesAHostThatIsNotAName) {
+    Result r = run({"tls-selfsigned", "--host", "a;rm -rf /"});
+    EXPECT_EQ(r.status, 64);
+    EXPECT_NE(r.err.find("--host must be a host name or an IP address"), std::string::npos)
+        << r.err;
+    EXPECT_TRUE(r.out.empty()) << r.out;
+    EXPECT_EQ(run({"tls-selfsigned", "--days", "0"}).status, 64);
 }
 
 }  // namespace

@@ -373,4 +373,35 @@ TEST(ConfigDocs, CommandTtlLeaseAndViewerQueueHaveOneDefaultInCodeAndDocs) {
     }
 }
 
+// TLS keys (docs/security-tls.md): the relay needs both files; the agent's keys are typed and
+// warn when the relay URL is not wss://.
+TEST(ConfigCheck, TlsKeys) {
+    EXPECT_EQ(one("[relay]\ntls.cert = /etc/relay.pem\n"),
+              "error: t.ini:2: [relay] tls.cert = '/etc/relay.pem': TLS needs both tls.cert and "
+              "tls.key");
+    EXPECT_EQ(one("[relay]\ntls.key = /etc/relay-key.pem\n"),
+              "error: t.ini:2: [relay] tls.key = '/etc/relay-key.pem': TLS needs both tls.cert "
+              "and tls.key");
+    EXPECT_EQ(one("[agent]\ntls.ca = /etc/ca.pem\n"),
+              "warning: t.ini:2: [agent] tls.ca = '/etc/ca.pem': has no effect: [agent] relay_url "
+              "is not a wss:// URL");
+    EXPECT_EQ(one("[agent]\nrelay_url = wss://relay:8443/ws/agent\ntls.insecure = maybe\n"),
+              "error: t.ini:3: [agent] tls.insecure = 'maybe': is not a boolean (true|false)");
+
+    Configuration c;
+    c.loadString(
+        "[relay]\ntls.cert = c.pem\ntls.key = k.pem\n[agent]\nrelay_url = "
+        "wss://relay:8443/ws/agent\ntls.ca = ca.pem\ntls.insecure = true\n",
+        "t.ini");
+    EXPECT_TRUE(c.validate(nullptr).empty());
+    EXPECT_EQ(c.relay().tlsCert, "c.pem");
+    EXPECT_EQ(c.relay().tlsKey, "k.pem");
+    EXPECT_EQ(c.agent().tlsCa, "ca.pem");
+    EXPECT_TRUE(c.agent().tlsInsecure);
+    EXPECT_FALSE(Configuration().agent().tlsInsecure);
+    Configuration half;
+    half.set("relay", "tls.cert", "c.pem");
+    EXPECT_THROW(half.relay(), ConfigError);
+}
+
 }  // namespace

@@ -241,6 +241,8 @@ void AgentRuntime::start() {
     lo.connectTimeout = d.options.connectTimeout;
     lo.sendTimeout = d.options.sendTimeout;
     lo.maxMessageBytes = d.options.maxMessageBytes;
+    lo.tlsCa = d.options.tlsCa;
+    lo.tlsInsecure = d.options.tlsInsecure;
     // Half a heartbeat interval: a dead link is then still seen within interval x (missed + 1)
     // plus this wait (docs/agent.md).
     lo.controlSendWait = std::clamp(d.options.heartbeatInterval / 2, std::chrono::milliseconds(50),

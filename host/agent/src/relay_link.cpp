@@ -3,12 +3,15 @@
 #include "relay_link.hpp"
 
 #include "clock.hpp"
+#include "tls_client.hpp"
 
 #include <Poco/Buffer.h>
 #include <Poco/Exception.h>
 #include <Poco/Net/HTTPClientSession.h>
 #include <Poco/Net/HTTPRequest.h>
 #include <Poco/Net/HTTPResponse.h>
+#include <Poco/Net/HTTPSClientSession.h>
+#include <Poco/Net/SSLException.h>
 #include <Poco/URI.h>
 
 #include <algorithm>
@@ -59,7 +62,11 @@ RelayLink::RelayLink(LinkOptions options, SessionHub& hub, CommandRunner& comman
       metrics_(metrics),
       handshake_(std::move(handshake)),
       refused_(std::move(refused)),
-      log_(log) {}
+      log_(log) {
+    // Built once, before the threads start: an unreadable [agent] tls.ca fails start-up.
+    if (Poco::URI(options_.relayUrl).getScheme() == "wss")
+        tls_ = makeClientTlsContext(options_.tlsCa, options_.tlsInsecure);
+}
 
 // ------------------------------------------------------------------ connection thread
 
@@ -92,6 +99,15 @@ void RelayLink::run() {
                 return s.onConnected(monoNow(), std::move(handshake));
             }));
             why = pump(*ws);
+        } catch (const CertificateProblem& e) {
+            // Fatal, like a refused registration: the relay is not the one configured, or its
+            // certificate cannot be trusted, and no retry changes that (docs/security-tls.md).
+            const std::string msg = std::string(e.what()) +
+                                    " — give the relay's CA in [agent] tls.ca, or fix the relay's "
+                                    "certificate (its names must include the relay_url host)";
+            log_.error("agent %s: %s", options_.clientId, msg);
+            refused_(msg);
+            why = e.what();
         } catch (const Poco::Exception& e) {
             why = e.displayText();
         } catch (const std::exception& e) {
@@ -101,6 +117,7 @@ void RelayLink::run() {
             std::lock_guard<std::mutex> lock(socketMutex_);
             socket_.reset();
         }
+        if (tls_) tlsSocket_ = Poco::Net::StreamSocket();
         if (!hub_.running()) break;
         perform(
             hub_.change([&](core::AgentSession& s) { return s.onDisconnected(monoNow(), why); }));
@@ -128,7 +145,8 @@ std::string RelayLink::pump(WebSocket& ws) {
         // Sleep until the session's next deadline or until data is there. The socket is only
         // read after poll() said so: a receive timeout never cuts a frame in half (docs/agent.md).
         const auto waitUs = std::clamp<std::int64_t>((deadline - monoNow()).count(), 0, 60'000'000);
-        if (!ws.poll(Poco::Timespan(waitUs), Poco::Net::Socket::SELECT_READ)) continue;
+        if (!tlsBuffered() && !ws.poll(Poco::Timespan(waitUs), Poco::Net::Socket::SELECT_READ))
+            continue;
 
         int flags = 0;
         buffer.resize(0);
@@ -161,18 +179,57 @@ std::string RelayLink::pump(WebSocket& ws) {
     }
 }
 
+bool RelayLink::tlsBuffered() {
+    try {
+        return tls_ && tlsSocket_.impl() && tlsSocket_.available() > 0;  // SSL_pending
+    } catch (const Poco::Exception&) {
+        return false;  // the socket is gone: the poll/read that follows reports it
+    }
+}
+
 std::shared_ptr<WebSocket> RelayLink::openSocket() {
     Poco::URI uri(options_.relayUrl);
-    if (uri.getScheme() != "ws")
-        throw std::runtime_error("relay_url must be ws://host:port/ws/agent (got scheme '" +
-                                 uri.getScheme() + "')");
-    Poco::Net::HTTPClientSession session(uri.getHost(), uri.getPort());
-    session.setTimeout(Poco::Timespan(options_.connectTimeout.count() * 1000));
+    const bool secure = uri.getScheme() == "wss";
+    if (!secure && uri.getScheme() != "ws")
+        throw std::runtime_error(
+            "relay_url must be ws://host:port/ws/agent or wss://host:port/ws/agent (got scheme '" +
+            uri.getScheme() + "')");
+    std::unique_ptr<Poco::Net::HTTPClientSession> session;
+    if (secure) {
+        if (options_.tlsInsecure)
+            log_.warning(
+                "agent %s: [agent] tls.insecure = true: the relay's certificate is NOT checked "
+                "(tests only; anyone on the path can read and change this connection)",
+                options_.clientId);
+        session =
+            std::make_unique<Poco::Net::HTTPSClientSession>(uri.getHost(), uri.getPort(), tls_);
+        tlsSocket_ = session->socket();  // the same SecureStreamSocketImpl the WebSocket will use
+    } else {
+        session = std::make_unique<Poco::Net::HTTPClientSession>(uri.getHost(), uri.getPort());
+    }
+    session->setTimeout(Poco::Timespan(options_.connectTimeout.count() * 1000));
     Poco::Net::HTTPRequest request(Poco::Net::HTTPRequest::HTTP_GET,
                                    uri.getPathEtc().empty() ? "/ws/agent" : uri.getPathEtc(),
                                    Poco::Net::HTTPMessage::HTTP_1_1);
     Poco::Net::HTTPResponse response;
-    auto ws = std::make_shared<WebSocket>(session, request, response);
+    std::shared_ptr<WebSocket> ws;
+    clearCertificateProblem();
+    try {
+        ws = std::make_shared<WebSocket>(*session, request, response);
+    } catch (const Poco::Net::SSLException& e) {
+        // A chain problem is reported by OpenSSL's verify callback (lastCertificateProblem);
+        // a host-name mismatch by Poco after the handshake (CertificateValidationException).
+        // With tls.insecure nothing is checked, so no failure is the certificate's.
+        if (options_.tlsInsecure) throw;
+        const std::string problem = lastCertificateProblem();
+        if (!problem.empty())
+            throw CertificateProblem("the relay's TLS certificate failed verification: " + problem);
+        if (dynamic_cast<const Poco::Net::CertificateValidationException*>(&e))
+            throw CertificateProblem(
+                "the relay's TLS certificate failed verification: " + e.displayText() +
+                " (its names do not include '" + uri.getHost() + "')");
+        throw;
+    }
     ws->setNoDelay(true);  // small control messages must not wait behind Nagle
     ws->setMaxPayloadSize(static_cast<int>(options_.maxMessageBytes));
     ws->setSendTimeout(Poco::Timespan(options_.sendTimeout.count() * 1000));

@@ -10,6 +10,8 @@
 #include "deskstream/core/agent_metrics.hpp"
 
 #include <Poco/Logger.h>
+#include <Poco/Net/Context.h>
+#include <Poco/Net/StreamSocket.h>
 #include <Poco/Net/WebSocket.h>
 
 #include <atomic>
@@ -31,12 +33,17 @@ struct LinkOptions {
     /// or, for any other message, checks the heartbeat and waits again: a frame send stuck on a
     /// dead link must not keep the heartbeat from seeing that the link is dead.
     std::chrono::milliseconds controlSendWait{1000};
+    /// wss:// only: [agent] tls.ca (PEM; empty: the system CA store) and tls.insecure (tests
+    /// only: no certificate check, a warning on each connect). docs/security-tls.md.
+    std::string tlsCa;
+    bool tlsInsecure = false;
 };
 
 class RelayLink : public FrameSender {
 public:
     /// `handshake` builds the handshake for each connection; `refused` is called once when the
-    /// relay refused the registration (with the message for the operator).
+    /// relay refused the registration or its TLS certificate failed verification (with the
+    /// message for the operator). Throws when a wss:// URL's TLS set-up fails ([agent] tls.ca).
     RelayLink(LinkOptions options, SessionHub& hub, CommandRunner& commands,
               core::AgentMetrics& metrics, std::function<core::Handshake()> handshake,
               std::function<void(const std::string&)> refused, Poco::Logger& log);
@@ -54,6 +61,9 @@ public:
 
 private:
     std::shared_ptr<Poco::Net::WebSocket> openSocket();
+    /// Bytes OpenSSL already decrypted and holds (wss:// only): poll() on the socket cannot see
+    /// them, so the pump reads before polling while there are any.
+    bool tlsBuffered();
     std::string pump(Poco::Net::WebSocket& ws);
     void perform(const core::AgentActions& actions);
     /// `fromLink`: a send of the connection thread, which keeps the heartbeat running while it
@@ -70,6 +80,8 @@ private:
     std::function<core::Handshake()> handshake_;
     std::function<void(const std::string&)> refused_;
     Poco::Logger& log_;
+    Poco::Net::Context::Ptr tls_;        // wss:// only
+    Poco::Net::StreamSocket tlsSocket_;  // connection thread: the TLS layer under the WebSocket
 
     std::mutex socketMutex_;  // guards socket_ (the pointer)
     std::shared_ptr<Poco::Net::WebSocket> socket_;

@@ -4,10 +4,12 @@
 
 #include "http_handlers.hpp"
 #include "random_ids.hpp"
+#include "tls_listener.hpp"
 
 #include "deskstream/core/log_context.hpp"
 
 #include <Poco/Net/HTTPServerParams.h>
+#include <Poco/Net/SecureServerSocket.h>
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/Net/SocketAddress.h>
 
@@ -112,6 +114,17 @@ void RelayImpl::start() {
             "address (127.0.0.1 / ::1). Set [auth] secret or listen on 127.0.0.1.");
     }
 
+    const bool tls = !o.tlsCert.empty() || !o.tlsKey.empty();
+    Poco::Net::Context::Ptr tlsContext;
+    if (tls) {
+        if (o.tlsCert.empty() || o.tlsKey.empty())
+            throw std::runtime_error(std::string("relay: [relay] ") +
+                                     (o.tlsCert.empty() ? "tls.key" : "tls.cert") + " is set but " +
+                                     (o.tlsCert.empty() ? "tls.cert" : "tls.key") +
+                                     " is not: TLS needs both (docs/security-tls.md)");
+        tlsContext = makeServerTlsContext(o.tlsCert, o.tlsKey);  // before any store write
+    }
+
     // Start-up clean-up: rows a previous run of this instance id left behind.
     uint32_t removed = 0;
     StoreStatus s = store_.client().unregisterInstanceClients(o.instanceId, removed);
@@ -121,7 +134,10 @@ void RelayImpl::start() {
         logger_.information("relay: removed %u stale registrations of instance %s", removed,
                             o.instanceId);
 
-    Poco::Net::ServerSocket socket;
+    // With TLS every accepted connection is a SecureStreamSocket: the handshake runs lazily on
+    // the connection's own thread at its first read, never on the acceptor.
+    Poco::Net::ServerSocket socket =
+        tls ? Poco::Net::SecureServerSocket(tlsContext) : Poco::Net::ServerSocket();
     try {
         // SO_REUSEADDR for quick restarts, but not SO_REUSEPORT (which Poco 1.11's
         // bind(address, true) also sets): a second process must not share the port silently.
@@ -132,7 +148,8 @@ void RelayImpl::start() {
     }
     port_ = socket.address().port();
     if (options_.publicUrl.empty())
-        options_.publicUrl = "http://" + address.host().toString() + ":" + std::to_string(port_);
+        options_.publicUrl = std::string(tls ? "https://" : "http://") + address.host().toString() +
+                             ":" + std::to_string(port_);
 
     const int64_t startedAtMs = wallNowMs();
     startedAtMs_ = startedAtMs;
@@ -163,9 +180,10 @@ void RelayImpl::start() {
     jobs.commandTtlMs = o.commandTtlMs;
     jobs.commandRetentionMs = o.commandRetentionMs;
     jobs_.start(jobs);
-    logger_.information("relay: listening on %s (instance %s, auth %s)",
+    logger_.information("relay: listening on %s (instance %s, auth %s, %s)",
                         address.host().toString() + ":" + std::to_string(port_), o.instanceId,
-                        std::string(o.authSecret.empty() ? "off (loopback only)" : "HS256"));
+                        std::string(o.authSecret.empty() ? "off (loopback only)" : "HS256"),
+                        std::string(tls ? "TLS 1.2+ (https, wss)" : "no TLS (http, ws)"));
 }
 
 void RelayImpl::stop() {

@@ -99,6 +99,7 @@ struct RelayConfig {
     long long commandRetentionMs = 0;
     long long commandLeaseMs = 0;
     long long viewerAckTimeoutMs = 0;
+    std::string tlsCert, tlsKey;  // both empty: no TLS
 };
 
 struct HeartbeatConfig {
@@ -127,6 +128,8 @@ struct AgentConfig {
     std::vector<uint32_t> monitors;  // empty: all monitors
     Layout layout = Layout::Separate;
     std::string metricsListen;  // host:port of the agent's own /metrics; empty: off
+    std::string tlsCa;          // wss://: PEM CA file; empty: the system CA store
+    bool tlsInsecure = false;   // wss://: no certificate check (tests only)
 };
 
 // Reads INI text: "[section]", "key = value", full-line comments starting with ';' or '#',

@@ -47,6 +47,12 @@ struct AgentOptions {
     std::chrono::milliseconds handshakeTimeout{10000};
     std::chrono::milliseconds sendTimeout{10000};
     std::size_t maxMessageBytes = 16u * 1024u * 1024u;
+    // wss:// relay URLs ([agent] tls.ca, tls.insecure; docs/security-tls.md): the relay's
+    // certificate is checked against tlsCa (PEM), or the system CA store when empty. A
+    // certificate that fails verification ends the runtime (exitCode 2), as a refused
+    // registration does. tlsInsecure skips the check: tests only.
+    std::string tlsCa;
+    bool tlsInsecure = false;
     core::ReconnectOptions reconnect;
     // Where the agent's metrics live (docs/operations.md, "Agent metrics"); null: its own
     // registry. Role all passes the relay's, so one /metrics shows both.

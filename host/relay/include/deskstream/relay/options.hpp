@@ -40,6 +40,10 @@ struct RelayOptions {
     int64_t commandRetentionMs = 604800000;  // finished commands completed longer ago are purged
     int64_t commandLeaseMs = 30000;  // a delivered, unanswered command is re-delivered after
     int64_t touchIntervalMs = 0;     // last_ping refresh rate; 0: max(interval, ttl / 4)
+    // [relay] tls.cert / tls.key: PEM files; both set: HTTPS and wss:// only, TLS 1.2 or later
+    // (docs/security-tls.md); both empty: plain HTTP.
+    std::string tlsCert;
+    std::string tlsKey;
 
     // [heartbeat]
     int64_t heartbeatIntervalMs = 5000;
