@@ -421,3 +421,45 @@ TEST_F(SecurityTest, ATicketWorksOnceAndExpires) {
     EXPECT_EQ(str(err, "code"), "unauthorized");
     EXPECT_EQ(late.waitClose(), 1008);
 }
+
+// ---------------------------------------------------------------- 18.11
+
+// Subscribing to unknown ids is bad input (the abuse guard closes the prober) and the desktop is
+// looked up by key in an index of the store refreshed at most every 250 ms: 60 subscribes cost
+// at most (elapsed / 250 ms + 1) store scans, not 60 (one scan per subscribe would fail this).
+TEST_F(SecurityTest, SubscribingToUnknownIdsIsBadInputAndDoesNotScanTheStoreEachTime) {
+    RelayOptions o = testOptions();
+    o.badMessageLimit = 1000;  // room to measure the lookups before the guard closes
+    startRelay(o);
+    auto scans = [&] {
+        return metricValue(httpRequest(port(), "GET", "/metrics").body,
+                           "deskstream_relay_store_operation_duration_seconds_count{operation="
+                           "\"list_clients\"}");
+    };
+    const double before = std::max(0.0, scans());
+    auto prober = connectViewer();
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < 60; ++i) {
+        prober->send(R"({"type":"subscribe","desktopClientId":"nobody-)" + std::to_string(i) +
+                     "\"}");
+        Json err = prober->waitFor("error");
+        ASSERT_TRUE(err) << i;
+        EXPECT_EQ(str(err, "code"), "not_found");
+    }
+    const double elapsedMs =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    const double used = scans() - before;
+    EXPECT_GE(used, 1.0) << "the store was looked up (the series exists)";
+    EXPECT_LE(used, elapsedMs / 250.0 + 1.0) << "elapsed " << elapsedMs << " ms";
+    EXPECT_GE(counter("bad_messages"), 60u);
+
+    // With the default limit (10) the guard closes a prober at its 11th bad subscribe (1008).
+    RelayOptions strict = testOptions();
+    strict.badMessageLimit = 10;
+    startRelay(strict);
+    auto probe2 = connectViewer();
+    for (int i = 0; i < 12; ++i)
+        probe2->send(R"({"type":"subscribe","desktopClientId":"ghost-)" + std::to_string(i) +
+                     "\"}");
+    EXPECT_EQ(probe2->waitClose(), 1008);
+}
