@@ -57,7 +57,8 @@ trap cleanup EXIT
 relay() {
   mkdir -p "$OUT/state-$1"
   exec "$BUILD/host/deskstream" --role relay --set relay.listen=127.0.0.1:0 \
-    --set relay.max_viewers=1000 --set host.state_dir="$OUT/state-$1" --set host.log.level=warning
+    --set relay.max_viewers=1000 --set auth.max_connections_per_ip=0 \
+    --set host.state_dir="$OUT/state-$1" --set host.log.level=warning
 }
 
 # start_server NAME CMD...: starts a server that prints "PORT n" (the tools) or

@@ -35,7 +35,7 @@ cleanup() {
 trap cleanup EXIT
 
 mkdir -p "$OUT/state"
-"$RELAY_BIN" --role relay --set relay.listen=127.0.0.1:0 --set relay.max_viewers=1000 \
+"$RELAY_BIN" --role relay --set relay.listen=127.0.0.1:0 --set relay.max_viewers=1000 --set auth.max_connections_per_ip=0 \
   --set host.state_dir="$OUT/state" --set host.log.level=warning >"$OUT/relay.out" 2>"$OUT/relay.err" &
 RELAY_PID=$!
 PORT=""

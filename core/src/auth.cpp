@@ -2,6 +2,7 @@
 
 #include <Poco/Dynamic/Var.h>
 #include <Poco/HMACEngine.h>
+#include <Poco/JSON/Array.h>
 #include <Poco/JSON/Object.h>
 #include <Poco/JSON/Parser.h>
 #include <Poco/JWT/Signer.h>
@@ -9,6 +10,7 @@
 #include <Poco/SHA2Engine.h>
 #include <Poco/Timestamp.h>
 
+#include <algorithm>
 #include <limits>
 
 namespace deskstream::core {
@@ -78,6 +80,51 @@ bool numericClaim(const Poco::JSON::Object& payload, const char* key, std::int64
     return true;
 }
 
+// "desktops": "*" or an array of ids; "rights": an array of "view" / "control". Absent: the
+// token predates scopes and allows everything (docs/security.md).
+Result<ViewerScope> scopeClaims(const Poco::JSON::Object& payload) {
+    ViewerScope scope;
+    if (payload.has("desktops")) {
+        Poco::Dynamic::Var d = payload.get("desktops");
+        if (d.isString() && d.extract<std::string>() == "*") {
+            scope.allDesktops = true;
+        } else if (payload.isArray("desktops")) {
+            scope.allDesktops = false;
+            Poco::JSON::Array::Ptr list = payload.getArray("desktops");
+            if (!list || list->size() > limits::kMaxDesktopList)
+                return unauthorized("bad desktops claim");
+            for (std::size_t i = 0; i < list->size(); ++i) {
+                Poco::Dynamic::Var id = list->get(static_cast<unsigned>(i));
+                if (!id.isString() || !isValidId(id.extract<std::string>()))
+                    return unauthorized("bad desktops claim");
+                scope.desktops.push_back(id.extract<std::string>());
+            }
+        } else {
+            return unauthorized("bad desktops claim");
+        }
+    }
+    if (payload.has("rights")) {
+        if (!payload.isArray("rights")) return unauthorized("bad rights claim");
+        Poco::JSON::Array::Ptr list = payload.getArray("rights");
+        if (!list || list->size() > 8) return unauthorized("bad rights claim");
+        scope.control = false;
+        bool view = false;
+        for (std::size_t i = 0; i < list->size(); ++i) {
+            Poco::Dynamic::Var r = list->get(static_cast<unsigned>(i));
+            if (!r.isString()) return unauthorized("bad rights claim");
+            const std::string right = r.extract<std::string>();
+            if (right == "view")
+                view = true;
+            else if (right == "control")
+                scope.control = true;
+            else
+                return unauthorized("unknown right");
+        }
+        if (!view) return unauthorized("rights without view");
+    }
+    return scope;
+}
+
 }  // namespace
 
 bool constantTimeEquals(const std::string& a, const std::string& b) {
@@ -88,12 +135,61 @@ bool constantTimeEquals(const std::string& a, const std::string& b) {
     return diff == 0;
 }
 
+bool ViewerScope::maySee(const std::string& clientId) const {
+    return allDesktops || std::find(desktops.begin(), desktops.end(), clientId) != desktops.end();
+}
+
+Result<ViewerScope> parseViewerScope(const std::string& desktops, const std::string& rights) {
+    ViewerScope scope;
+    auto split = [](const std::string& text) {
+        std::vector<std::string> out;
+        std::size_t start = 0;
+        while (start <= text.size()) {
+            const std::size_t comma = std::min(text.find(',', start), text.size());
+            out.push_back(text.substr(start, comma - start));
+            start = comma + 1;
+        }
+        return out;
+    };
+    if (desktops != "*") {
+        scope.allDesktops = false;
+        for (const std::string& id : split(desktops)) {
+            if (!isValidId(id))
+                return makeError(ErrorCode::BadRequest, "desktops",
+                                 "desktops must be * or clientIds separated by commas");
+            scope.desktops.push_back(id);
+        }
+        if (scope.desktops.size() > limits::kMaxDesktopList)
+            return makeError(ErrorCode::BadRequest, "desktops", "too many desktops");
+    }
+    if (rights == "view")
+        scope.control = false;
+    else if (rights == "view,control" || rights == "control,view")
+        scope.control = true;
+    else
+        return makeError(ErrorCode::BadRequest, "rights", "rights must be view or view,control");
+    return scope;
+}
+
 std::string mintToken(const std::string& secret, Role role, const std::string& sub, Duration ttl,
-                      WallMs nowMs) {
+                      WallMs nowMs, const ViewerScope& scope) {
     Poco::JWT::Token token;
     token.setType("JWT");
     token.setSubject(sub);
     token.payload().set("role", std::string(toString(role)));
+    if (role == Role::Viewer) {
+        if (scope.allDesktops) {
+            token.payload().set("desktops", std::string("*"));
+        } else {
+            Poco::JSON::Array::Ptr list = new Poco::JSON::Array;
+            for (const auto& id : scope.desktops) list->add(id);
+            token.payload().set("desktops", list);
+        }
+        Poco::JSON::Array::Ptr rights = new Poco::JSON::Array;
+        rights->add(std::string("view"));
+        if (scope.control) rights->add(std::string("control"));
+        token.payload().set("rights", rights);
+    }
     // Poco::Timestamp is in microseconds; the claims are written in whole seconds.
     token.setIssuedAt(Poco::Timestamp(nowMs * 1000));
     token.setExpiration(Poco::Timestamp(nowMs * 1000 + ttl.count()));
@@ -167,6 +263,11 @@ Result<TokenClaims> verifyToken(const std::string& token, const std::string& sec
     claims.sub = sub.extract<std::string>();
     if (claims.sub.empty() || claims.sub.size() > limits::kMaxIdLength)
         return unauthorized("bad sub claim");
+    if (claims.role == Role::Viewer) {
+        auto scope = scopeClaims(payload);
+        if (!scope.ok()) return scope.error();
+        claims.scope = scope.value();
+    }
     return claims;
 }
 

@@ -102,8 +102,8 @@ bool Command::operator==(const Command& o) const {
 }
 bool Handshake::operator==(const Handshake& o) const {
     return protocol == o.protocol && role == o.role && clientId == o.clientId && token == o.token &&
-           name == o.name && hostname == o.hostname && monitors == o.monitors &&
-           capabilities == o.capabilities;
+           ticket == o.ticket && name == o.name && hostname == o.hostname &&
+           monitors == o.monitors && capabilities == o.capabilities;
 }
 bool AgentHandshakeAck::operator==(const AgentHandshakeAck& o) const {
     return clientId == o.clientId && dbRegistered == o.dbRegistered && instanceId == o.instanceId &&
@@ -566,6 +566,7 @@ Message readHandshake(const Reader& r, Channel ch) {
     if (ch == Channel::ViewerToRelay && h.role != Role::Viewer)
         failField("role", "must be \"viewer\" on the viewer endpoint");
     h.token = r.optStr("token", limits::kMaxTokenLength).value_or("");
+    if (h.role == Role::Viewer) h.ticket = r.optStr("ticket", limits::kMaxIdLength).value_or("");
     if (h.role == Role::Desktop) {
         h.clientId = r.id("clientId");
         h.name = r.optStr("name", limits::kMaxNameLength).value_or("");
@@ -921,6 +922,7 @@ struct Writer {
         o->set("role", std::string(toString(h.role)));
         if (h.role == Role::Desktop) o->set("clientId", h.clientId);
         o->set("token", h.token);
+        if (!h.ticket.empty()) o->set("ticket", h.ticket);
         if (h.role == Role::Desktop) {
             o->set("name", h.name);
             o->set("hostname", h.hostname);

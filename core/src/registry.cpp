@@ -182,7 +182,7 @@ Actions Registry::onAgentClosed(ConnId conn) {
 
 // ============================================================================ viewers
 
-Actions Registry::onViewerHandshake(ConnId conn) {
+Actions Registry::onViewerHandshake(ConnId conn, const ViewerScope& scope) {
     Actions out;
     if (pending_.count(conn) || agentConn_.count(conn) || viewers_.count(conn)) {
         out.push_back(SendAction{conn, errorMsg(ErrorCode::BadRequest, "handshake already done")});
@@ -194,7 +194,9 @@ Actions Registry::onViewerHandshake(ConnId conn) {
     ViewerHandshakeAck ack;
     ack.viewerId = v.viewerId;
     ack.heartbeatIntervalMs = config_.heartbeatIntervalMs;
-    ack.desktops = desktops();
+    for (auto& d : desktops())
+        if (scope.maySee(d.clientId)) ack.desktops.push_back(std::move(d));
+    v.scope = scope;
     viewers_.emplace(conn, std::move(v));
     out.push_back(SendAction{conn, std::move(ack)});
     return out;
@@ -381,6 +383,19 @@ std::vector<std::string> Registry::availableDesktops() const {
         out.push_back(clientId);  // std::map: already sorted
     }
     return out;
+}
+
+std::vector<std::string> Registry::availableDesktops(ConnId viewer) const {
+    std::vector<std::string> out = availableDesktops();
+    out.erase(std::remove_if(out.begin(), out.end(),
+                             [&](const std::string& id) { return !maySee(viewer, id); }),
+              out.end());
+    return out;
+}
+
+bool Registry::maySee(ConnId viewer, const std::string& clientId) const {
+    auto it = viewers_.find(viewer);
+    return it != viewers_.end() && it->second.scope.maySee(clientId);
 }
 
 std::vector<DesktopSummary> Registry::desktops() const {

@@ -65,6 +65,14 @@ const char* counterName(RelayCounter c) {
             return "http_requests";
         case RelayCounter::HttpErrors:
             return "http_errors";
+        case RelayCounter::Forbidden:
+            return "forbidden";
+        case RelayCounter::RateLimited:
+            return "rate_limited";
+        case RelayCounter::PeerRefusals:
+            return "peer_refusals";
+        case RelayCounter::AuthBackoffs:
+            return "auth_backoffs";
         case RelayCounter::kCount:
             break;
     }
@@ -75,7 +83,9 @@ RelayConnection::RelayConnection(RelayConnectionConfig config, TimePoint connect
     : config_(std::move(config)),
       heartbeat_(config_.heartbeatInterval, config_.missedLimit),
       handshakeTimer_(config_.handshakeTimeout, connectedAt),
-      abuse_(config_.badMessageLimit, config_.badMessageWindow) {}
+      abuse_(config_.badMessageLimit, config_.badMessageWindow),
+      inputRate_(config_.inputPerSecond, std::chrono::seconds(1)),
+      commandRate_(config_.commandsPerMinute, std::chrono::minutes(1)) {}
 
 TimePoint RelayConnection::nextDeadline() const {
     switch (state_) {
@@ -229,11 +239,16 @@ void RelayConnection::onHandshake(const Handshake& hs, WallMs wallNow, RelayActi
         }
         if (!config_.authSecret.empty()) {
             auto claims = verifyToken(hs.token, config_.authSecret, Role::Desktop, wallNow);
-            if (!claims.ok()) {
+            // A desktop token is bound to its sub: it registers that clientId and no other
+            // (else any desktop token could replace any desktop).
+            std::string why = claims.ok() ? std::string() : claims.error().message;
+            if (claims.ok() && claims.value().sub != hs.clientId)
+                why = "token rejected: its sub is not this clientId";
+            if (!why.empty()) {
                 out.push_back(Count{RelayCounter::AuthFailures, 1});
-                warnOnce("agent " + hs.clientId + " refused: " + claims.error().message, out);
-                refuseHandshake(makeError(ErrorCode::Unauthorized, "", claims.error().message),
-                                hs.clientId, "unauthorized", out);
+                warnOnce("agent " + hs.clientId + " refused: " + why, out);
+                refuseHandshake(makeError(ErrorCode::Unauthorized, "", why), hs.clientId,
+                                "unauthorized", out);
                 return;
             }
         }
@@ -254,18 +269,28 @@ void RelayConnection::onHandshake(const Handshake& hs, WallMs wallNow, RelayActi
         refuseHandshake(e, "", "bad handshake", out);
         return;
     }
-    if (!config_.authSecret.empty()) {
-        auto claims = verifyToken(hs.token, config_.authSecret, Role::Viewer, wallNow);
+    if (config_.preauthorized) {
+        scope_ = config_.preauthorized->scope;
+    } else if (!hs.ticket.empty() || !config_.authSecret.empty()) {
+        // A ticket (one use, 30 s) stands for the token it was issued for.
+        auto claims =
+            !hs.ticket.empty()
+                ? (config_.redeemTicket
+                       ? config_.redeemTicket(hs.ticket, wallNow)
+                       : Result<TokenClaims>(makeError(ErrorCode::Unauthorized, "ticket",
+                                                       "ticket rejected: tickets are not enabled")))
+                : verifyToken(hs.token, config_.authSecret, Role::Viewer, wallNow);
         if (!claims.ok()) {
             out.push_back(Count{RelayCounter::AuthFailures, 1});
             warnOnce("viewer refused: " + claims.error().message, out);
             refuseHandshake(claims.error(), "", "unauthorized", out);
             return;
         }
+        scope_ = claims.value().scope;
     }
     handshakeTimer_.onHandshake();
     state_ = State::Registering;
-    out.push_back(RegisterViewer{});
+    out.push_back(RegisterViewer{scope_});
 }
 
 RelayActions RelayConnection::onAgentRegistered(const std::optional<AgentInfo>& info,
@@ -340,11 +365,21 @@ void RelayConnection::onViewerMessage(const Message& m, TimePoint now, RelayActi
     } else if (auto* pong = std::get_if<Pong>(&m)) {
         heartbeat_.onPong(now, pong->timestamp);
     } else if (auto* sub = std::get_if<Subscribe>(&m)) {
+        if (!scope_.maySee(sub->desktopClientId)) {
+            // Counted as bad input: probing desktops outside the token is bounded like probing
+            // unknown ones (and answered the same way whether the desktop exists or not).
+            out.push_back(Count{RelayCounter::Forbidden, 1});
+            badInput(RelayCounter::BadJson,
+                     makeError(ErrorCode::Forbidden, "desktopClientId",
+                               "desktop '" + sub->desktopClientId + "' is not in this token"),
+                     now, out);
+            return;
+        }
         out.push_back(SubscribeViewer{*sub});
     } else if (auto* unsub = std::get_if<Unsubscribe>(&m)) {
         out.push_back(UnsubscribeViewer{*unsub});
     } else if (auto* cmd = std::get_if<CommandMessage>(&m)) {
-        out.push_back(QueueCommand{*cmd, peerId_});
+        if (commandAllowed(*cmd, now, out)) out.push_back(QueueCommand{*cmd, peerId_});
     } else if (auto* ack = std::get_if<ViewerFrameAck>(&m)) {
         out.push_back(AckFrame{*ack});
     } else if (std::holds_alternative<Handshake>(m)) {
@@ -356,6 +391,45 @@ void RelayConnection::onViewerMessage(const Message& m, TimePoint now, RelayActi
                            std::string("unexpected message type ") + typeName(m)),
                  now, out);
     }
+}
+
+bool RelayConnection::commandAllowed(const CommandMessage& cmd, TimePoint now, RelayActions& out) {
+    const bool input = cmd.command.type == CommandType::Input;
+    const bool needsControl = input || cmd.command.type == CommandType::SetConfig;
+    const std::string type = input ? "input" : needsControl ? "set_config" : "this command";
+    if (!scope_.mayCommand(cmd.desktopClientId, needsControl)) {
+        out.push_back(Count{RelayCounter::Forbidden, 1});
+        const std::string why = !scope_.maySee(cmd.desktopClientId)
+                                    ? "desktop '" + cmd.desktopClientId + "' is not in this token"
+                                    : type + " needs the control right";
+        // Not abuse: a view-only page may well offer the controls; one log line per connection.
+        if (!rateWarned_) {
+            rateWarned_ = true;
+            out.push_back(Log{Log::Level::Warning,
+                              "command refused: " + why + " (further refusals are only counted)"});
+        }
+        Error e = makeError(ErrorCode::Forbidden, "command", why);
+        out.push_back(Send{serializeError(e)});
+        return false;
+    }
+    if (!(input ? inputRate_ : commandRate_).allow(now)) {
+        out.push_back(Count{RelayCounter::RateLimited, 1});
+        if (!rateWarned_) {
+            rateWarned_ = true;
+            out.push_back(Log{
+                Log::Level::Warning,
+                std::string(input ? "input events over " + std::to_string(config_.inputPerSecond) +
+                                        " per second"
+                                  : "commands over " + std::to_string(config_.commandsPerMinute) +
+                                        " per minute") +
+                    " (further refusals are only counted)"});
+        }
+        out.push_back(Send{serializeError(makeError(
+            ErrorCode::RateLimited, "command",
+            input ? "too many input events per second" : "too many commands per minute"))});
+        return false;
+    }
+    return true;
 }
 
 RelayActions RelayConnection::onCommandResultStored(const Result<bool>& stored, TimePoint now) {

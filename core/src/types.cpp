@@ -22,15 +22,18 @@ const char* toString(ErrorCode code) {
             return "protocol_mismatch";
         case ErrorCode::Conflict:
             return "conflict";
+        case ErrorCode::Forbidden:
+            return "forbidden";
     }
     return "internal";
 }
 
 bool parseErrorCode(const std::string& text, ErrorCode& out) {
-    static const ErrorCode all[] = {
-        ErrorCode::BadRequest,       ErrorCode::Unauthorized,     ErrorCode::NotFound,
-        ErrorCode::TooLarge,         ErrorCode::RateLimited,      ErrorCode::Internal,
-        ErrorCode::StoreUnavailable, ErrorCode::ProtocolMismatch, ErrorCode::Conflict};
+    static const ErrorCode all[] = {ErrorCode::BadRequest,       ErrorCode::Unauthorized,
+                                    ErrorCode::NotFound,         ErrorCode::TooLarge,
+                                    ErrorCode::RateLimited,      ErrorCode::Internal,
+                                    ErrorCode::StoreUnavailable, ErrorCode::ProtocolMismatch,
+                                    ErrorCode::Conflict,         ErrorCode::Forbidden};
     for (ErrorCode c : all) {
         if (text == toString(c)) {
             out = c;

@@ -541,6 +541,13 @@ AuthConfig Configuration::auth() const {
     a.secret = DS_VALUE("auth", "secret");
     for (const auto& o : split(DS_VALUE("auth", "allowed_origins"), ','))
         if (!o.empty()) a.allowedOrigins.push_back(o);
+    a.maxConnectionsPerIp = static_cast<int>(intValue(*this, "auth", "max_connections_per_ip"));
+    a.authFailuresPerMinute = static_cast<int>(intValue(*this, "auth", "auth_failures_per_minute"));
+    a.authBackoffMs = intValue(*this, "auth", "auth_backoff_ms");
+    a.authBackoffMaxMs = intValue(*this, "auth", "auth_backoff_max_ms");
+    a.inputPerSecond = static_cast<int>(intValue(*this, "auth", "input_per_second"));
+    a.commandsPerMinute = static_cast<int>(intValue(*this, "auth", "commands_per_minute"));
+    a.httpCommandsPerMinute = static_cast<int>(intValue(*this, "auth", "http_commands_per_minute"));
     return a;
 }
 

@@ -62,8 +62,9 @@ std::vector<std::string>& subcommandArgs() {
 }
 
 // deskstream [--config FILE] token --role desktop|viewer --sub NAME [--ttl 1h]
+//                                   [--desktops ID,ID|*] [--rights view|view,control]
 int tokenMain(Configuration& config, const std::vector<std::string>& args) {
-    std::string role, sub, ttl = "1h";
+    std::string role, sub, ttl = "1h", desktops, rights;
     for (size_t i = 0; i < args.size(); ++i) {
         const std::string& a = args[i];
         auto value = [&](std::string& out) {
@@ -76,6 +77,10 @@ int tokenMain(Configuration& config, const std::vector<std::string>& args) {
             value(sub);
         else if (a == "--ttl")
             value(ttl);
+        else if (a == "--desktops")
+            value(desktops);
+        else if (a == "--rights")
+            value(rights);
         else
             throw std::invalid_argument("unknown argument '" + a + "'");
     }
@@ -87,6 +92,14 @@ int tokenMain(Configuration& config, const std::vector<std::string>& args) {
     else
         throw std::invalid_argument("--role must be desktop or viewer");
     if (sub.empty()) throw std::invalid_argument("--sub NAME is required (the clientId or user)");
+    // A viewer token's scope (docs/security.md): every desktop with control unless narrowed.
+    if (r == deskstream::core::Role::Desktop && (!desktops.empty() || !rights.empty()))
+        throw std::invalid_argument(
+            "--desktops and --rights are for viewer tokens (a desktop token is bound to --sub)");
+    auto scope = deskstream::core::parseViewerScope(desktops.empty() ? "*" : desktops,
+                                                    rights.empty() ? "view,control" : rights);
+    if (!scope.ok())
+        throw std::invalid_argument("--" + scope.error().field + ": " + scope.error().message);
     // 90s, 30m, 1h, 7d
     size_t unitAt = ttl.find_first_not_of("0123456789");
     if (ttl.empty() || unitAt == 0 || unitAt == std::string::npos || unitAt + 1 != ttl.size())
@@ -109,7 +122,8 @@ int tokenMain(Configuration& config, const std::vector<std::string>& args) {
     auto nowMs = std::chrono::duration_cast<std::chrono::milliseconds>(
                      std::chrono::system_clock::now().time_since_epoch())
                      .count();
-    std::cout << deskstream::core::mintToken(secret, r, sub, std::chrono::seconds(n * unit), nowMs)
+    std::cout << deskstream::core::mintToken(secret, r, sub, std::chrono::seconds(n * unit), nowMs,
+                                             scope.value())
               << "\n";
     return Poco::Util::Application::EXIT_OK;
 }
@@ -166,8 +180,8 @@ int tlsSelfSignedMain(Configuration&, const std::vector<std::string>& args) {
 
 void registerSubcommands() {
     subcommands()["token"] = {
-        "mint a token: token --role desktop|viewer --sub NAME [--ttl 1h] (signed with [auth] "
-        "secret)",
+        "mint a token: token --role desktop|viewer --sub NAME [--ttl 1h] [--desktops ID,ID|*] "
+        "[--rights view|view,control] (signed with [auth] secret)",
         &tokenMain};
     subcommands()["tls-selfsigned"] = {
         "print the openssl commands for a self-signed TLS pair to try wss:// with: "

@@ -141,6 +141,13 @@ relay::RelayOptions relayOptions(const RelayConfig& r, const HeartbeatConfig& hb
     o.handshakeTimeoutMs = hb.handshakeTimeoutMs;
     o.authSecret = auth.secret;
     o.allowedOrigins = splitList(auth.allowedOrigins);
+    o.maxConnectionsPerIp = auth.maxConnectionsPerIp;
+    o.authFailuresPerMinute = auth.authFailuresPerMinute;
+    o.authBackoffMs = auth.authBackoffMs;
+    o.authBackoffMaxMs = auth.authBackoffMaxMs;
+    o.inputPerSecond = auth.inputPerSecond;
+    o.commandsPerMinute = auth.commandsPerMinute;
+    o.httpCommandsPerMinute = auth.httpCommandsPerMinute;
     o.httpFallback = staticFiles(r.webRoot);
     return o;
 }

@@ -3,6 +3,7 @@
 #include "deskstream/core/auth.hpp"
 
 #include <Poco/Base64Encoder.h>
+#include <Poco/JSON/Parser.h>
 #include <Poco/JWT/Signer.h>
 #include <Poco/JWT/Token.h>
 
@@ -141,4 +142,52 @@ TEST(Auth, ConstantTimeEquals) {
     EXPECT_FALSE(constantTimeEquals("abc", "abd"));
     EXPECT_FALSE(constantTimeEquals("abc", "ab"));
     EXPECT_TRUE(constantTimeEquals("", ""));
+}
+
+TEST(Auth, ViewerScopesRoundTripAndDefaultToEverything) {
+    auto scope = parseViewerScope("pc1,pc2", "view");
+    ASSERT_TRUE(scope.ok());
+    std::string t = mintToken(kSecret, Role::Viewer, "alice", 1h, kNow, scope.value());
+    auto c = verifyToken(t, kSecret, Role::Viewer, kNow);
+    ASSERT_TRUE(c.ok());
+    EXPECT_EQ(c.value().scope, scope.value());
+    EXPECT_TRUE(c.value().scope.maySee("pc2"));
+    EXPECT_FALSE(c.value().scope.maySee("pc3"));
+    EXPECT_FALSE(c.value().scope.mayCommand("pc1", true));
+    EXPECT_TRUE(c.value().scope.mayCommand("pc1", false));
+    EXPECT_FALSE(c.value().scope.mayCommand("pc3", false));
+
+    auto all = parseViewerScope("*", "view,control");
+    ASSERT_TRUE(all.ok());
+    EXPECT_TRUE(all.value().allDesktops);
+    EXPECT_TRUE(all.value().control);
+    for (const char* bad : {"", "pc1,,pc2", "pc 1", "*,pc1"})
+        EXPECT_FALSE(parseViewerScope(bad, "view").ok()) << bad;
+    for (const char* bad : {"", "control", "view,admin", "edit"})
+        EXPECT_FALSE(parseViewerScope("*", bad).ok()) << bad;
+}
+
+TEST(Auth, MalformedScopeClaimsAreRefused) {
+    // Signed with the right key, but the claims are not what the relay understands: refused
+    // rather than read as "everything".
+    auto sign = [](const std::string& payloadJson) {
+        Poco::JWT::Token token;
+        token.setType("JWT");
+        Poco::JSON::Parser p;
+        token.payload() = *p.parse(payloadJson).extract<Poco::JSON::Object::Ptr>();
+        Poco::JWT::Signer signer(kSecret);
+        return signer.sign(token, Poco::JWT::Signer::ALGO_HS256);
+    };
+    const std::string base =
+        R"("sub":"alice","role":"viewer","exp":)" + std::to_string(kNow / 1000 + 3600);
+    for (const char* extra :
+         {R"("desktops":"pc1")", R"("desktops":[1])", R"("desktops":["bad id"])",
+          R"("rights":"view")", R"("rights":["control"])", R"("rights":["view","root"])"}) {
+        auto c = verifyToken(sign("{" + base + "," + extra + "}"), kSecret, Role::Viewer, kNow);
+        ASSERT_FALSE(c.ok()) << extra;
+        EXPECT_EQ(c.error().code, ErrorCode::Unauthorized);
+    }
+    auto legacy = verifyToken(sign("{" + base + "}"), kSecret, Role::Viewer, kNow);
+    ASSERT_TRUE(legacy.ok());
+    EXPECT_EQ(legacy.value().scope, ViewerScope::everything());
 }

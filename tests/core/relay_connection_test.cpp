@@ -4,6 +4,7 @@
 // Registry's real answers.
 #include "deskstream/core/auth.hpp"
 #include "deskstream/core/relay_connection.hpp"
+#include "deskstream/core/tickets.hpp"
 
 #include <gtest/gtest.h>
 
@@ -109,8 +110,8 @@ struct Host {
             } else if (auto* reg = std::get_if<relay_action::RegisterAgent>(&a)) {
                 performRegistry(registry.onAgentHandshake(id, reg->handshake, reg->nowMs), now);
                 perform(id, p.conn->onAgentRegistered(registry.agentByConn(id), now), now);
-            } else if (std::holds_alternative<relay_action::RegisterViewer>(a)) {
-                performRegistry(registry.onViewerHandshake(id), now);
+            } else if (auto* rv = std::get_if<relay_action::RegisterViewer>(&a)) {
+                performRegistry(registry.onViewerHandshake(id, rv->scope), now);
                 perform(id, p.conn->onViewerRegistered(registry.viewerId(id).value_or(""), now),
                         now);
             } else if (auto* sub = std::get_if<relay_action::SubscribeViewer>(&a)) {
@@ -574,4 +575,129 @@ TEST(RelayConnection, TransportErrorsAnswerCountAndRelease) {
     EXPECT_TRUE(close.byTransport);
     EXPECT_EQ(c.state(), RelayConnection::State::Error);
     EXPECT_TRUE(c.onTransportError(1002, "again").empty());
+}
+
+// ---------------------------------------------------------------- token scopes (issue 14)
+
+TEST(RelayConnection, ADesktopTokenRegistersOnlyItsOwnSub) {
+    const std::string secret = "s3cret";
+    Host host;
+    const std::string forPc2 = mintToken(secret, Role::Desktop, "pc2", 1h, kWall);
+    const ConnId c = host.open(1, Kind::Agent, kT0, secret);
+    host.text(c,
+              R"({"type":"handshake","protocol":1,"role":"desktop","clientId":"pc1","token":")" +
+                  forPc2 + "\"}",
+              kT0);
+    EXPECT_EQ(host.peer(c).closeCode, 1008);
+    EXPECT_TRUE(contains(host.peer(c).sent, "registration_failed"));
+    EXPECT_TRUE(contains(host.peer(c).sent, "unauthorized"));
+    EXPECT_FALSE(host.registry.findAgent("pc1").has_value());
+    EXPECT_EQ(host.peer(c).counts[RelayCounter::AuthFailures], 1u);
+}
+
+TEST(RelayConnection, AViewerTokensScopeLimitsSubscribesAndCommands) {
+    const std::string secret = "s3cret";
+    Host host;
+    for (ConnId id : {ConnId{10}, ConnId{11}}) {
+        const std::string clientId = id == 10 ? "pc1" : "pc2";
+        host.open(id, Kind::Agent, kT0, secret);
+        host.text(id,
+                  R"({"type":"handshake","protocol":1,"role":"desktop","clientId":")" + clientId +
+                      R"(","token":")" + mintToken(secret, Role::Desktop, clientId, 1h, kWall) +
+                      "\"}",
+                  kT0);
+        ASSERT_TRUE(host.peer(id).conn->open());
+    }
+    const std::string viewOnly = mintToken(secret, Role::Viewer, "alice", 1h, kWall,
+                                           parseViewerScope("pc1", "view").value());
+    const ConnId v = host.open(2, Kind::Viewer, kT0, secret);
+    host.text(v, R"({"type":"handshake","protocol":1,"role":"viewer","token":")" + viewOnly + "\"}",
+              kT0);
+    ASSERT_TRUE(host.peer(v).conn->open());
+    // The registry only lists what the token covers (the ack went out through performRegistry).
+    EXPECT_TRUE(contains(host.peer(v).sent, "\"pc1\""));
+    EXPECT_FALSE(contains(host.peer(v).sent, "pc2"));
+    EXPECT_EQ(host.registry.availableDesktops(v), std::vector<std::string>{"pc1"});
+
+    host.peer(v).sent.clear();
+    host.text(v, R"({"type":"subscribe","desktopClientId":"pc2"})", kT0);
+    EXPECT_TRUE(contains(host.peer(v).sent, "\"forbidden\""));
+    EXPECT_FALSE(host.registry.maySee(v, "pc2"));
+    EXPECT_TRUE(host.registry.subscriptionsOf(v).empty());
+    host.text(v, R"({"type":"subscribe","desktopClientId":"pc1"})", kT0);
+    EXPECT_TRUE(contains(host.peer(v).sent, "subscribed"));
+
+    // View-only: input and set_config are refused before they become a QueueCommand; a
+    // keyframe request is fine; a command for pc2 is refused whatever its type.
+    host.peer(v).sent.clear();
+    host.peer(v).other.clear();
+    host.text(
+        v,
+        R"({"type":"command","desktopClientId":"pc1","command":{"type":"input","event":"key_down","key":"a"}})",
+        kT0);
+    host.text(
+        v, R"({"type":"command","desktopClientId":"pc1","command":{"type":"set_config","fps":5}})",
+        kT0);
+    host.text(v,
+              R"({"type":"command","desktopClientId":"pc2","command":{"type":"request_keyframe"}})",
+              kT0);
+    host.text(v,
+              R"({"type":"command","desktopClientId":"pc1","command":{"type":"request_keyframe"}})",
+              kT0);
+    ASSERT_EQ(host.peer(v).other.size(), 1u);
+    EXPECT_EQ(std::get<relay_action::QueueCommand>(host.peer(v).other[0]).command.desktopClientId,
+              "pc1");
+    int forbidden = 0;
+    for (const auto& t : host.peer(v).sent)
+        forbidden += t.find("\"forbidden\"") != std::string::npos;
+    EXPECT_EQ(forbidden, 3);
+    EXPECT_EQ(host.peer(v).counts[RelayCounter::Forbidden], 4u);  // with the subscribe
+    EXPECT_EQ(host.peer(v).closeCode, 0);                         // refusals are no abuse
+}
+
+TEST(RelayConnection, InputAndCommandRatesPerViewer) {
+    Host host;
+    const ConnId v = 2;
+    auto c = config(Kind::Viewer);
+    c.inputPerSecond = 10;
+    c.commandsPerMinute = 3;
+    host.peers[v].conn = std::make_unique<RelayConnection>(c, kT0);
+    host.text(v, kViewerHello, kT0);
+    const std::string input =
+        R"({"type":"command","desktopClientId":"pc1","command":{"type":"input","event":"mouse_move","x":1,"y":1}})";
+    const std::string keyframe =
+        R"({"type":"command","desktopClientId":"pc1","command":{"type":"request_keyframe"}})";
+    for (int i = 0; i < 12; ++i) host.text(v, input, kT0);
+    EXPECT_EQ(host.peer(v).other.size(), 10u);
+    EXPECT_EQ(host.peer(v).counts[RelayCounter::RateLimited], 2u);
+    EXPECT_TRUE(contains(host.peer(v).sent, "rate_limited"));
+    host.text(v, input, kT0 + 100ms);  // 100 ms refill one event
+    EXPECT_EQ(host.peer(v).other.size(), 11u);
+    for (int i = 0; i < 4; ++i) host.text(v, keyframe, kT0 + 100ms);
+    EXPECT_EQ(host.peer(v).other.size(), 14u);
+    EXPECT_EQ(host.peer(v).counts[RelayCounter::RateLimited], 3u);
+    EXPECT_EQ(host.peer(v).closeCode, 0);
+}
+
+TEST(RelayConnection, ATicketStandsForATokenOnce) {
+    const std::string secret = "s3cret";
+    TicketBook book;
+    TokenClaims claims;
+    claims.sub = "alice";
+    claims.scope = parseViewerScope("pc1", "view").value();
+    ASSERT_TRUE(book.issue("tk1", claims, kWall));
+    Host host;
+    auto c = config(Kind::Viewer);
+    c.authSecret = secret;
+    c.redeemTicket = [&](const std::string& t, WallMs now) { return book.redeem(t, now); };
+    const std::string hello = R"({"type":"handshake","protocol":1,"role":"viewer","ticket":"tk1"})";
+    host.peers[1].conn = std::make_unique<RelayConnection>(c, kT0);
+    host.text(1, hello, kT0);
+    ASSERT_TRUE(host.peer(1).conn->open());
+    EXPECT_EQ(host.peer(1).conn->scope(), claims.scope);
+    host.peers[2].conn = std::make_unique<RelayConnection>(c, kT0);
+    host.text(2, hello, kT0);  // used already
+    EXPECT_EQ(host.peer(2).closeCode, 1008);
+    EXPECT_TRUE(contains(host.peer(2).sent, "unauthorized"));
+    EXPECT_EQ(host.peer(2).counts[RelayCounter::AuthFailures], 1u);
 }

@@ -241,6 +241,36 @@ TEST(Cli, TokenRefusesBadArgumentsAndAMissingSecret) {
     EXPECT_EQ(r.out, "") << "nothing printed on error";
 }
 
+// --desktops and --rights scope a viewer token (docs/security.md); bad values are refused.
+TEST(Cli, TokenScopesAViewerToken) {
+    Result r = run({"--set", "auth.secret=s3cret-key", "token", "--role", "viewer", "--sub",
+                    "alice", "--desktops", "pc1,pc2", "--rights", "view"});
+    ASSERT_EQ(r.status, 0) << r.err;
+    const std::string token = r.out.substr(0, r.out.find('\n'));
+    auto nowMs = std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::system_clock::now().time_since_epoch())
+                     .count();
+    auto c =
+        deskstream::core::verifyToken(token, "s3cret-key", deskstream::core::Role::Viewer, nowMs);
+    ASSERT_TRUE(c.ok()) << c.error().message;
+    EXPECT_FALSE(c.value().scope.allDesktops);
+    EXPECT_EQ(c.value().scope.desktops, (std::vector<std::string>{"pc1", "pc2"}));
+    EXPECT_FALSE(c.value().scope.control);
+
+    r = run(
+        {"--set", "auth.secret=k", "token", "--role", "viewer", "--sub", "a", "--rights", "admin"});
+    EXPECT_EQ(r.status, 64);
+    EXPECT_NE(r.err.find("--rights"), std::string::npos) << r.err;
+    r = run({"--set", "auth.secret=k", "token", "--role", "viewer", "--sub", "a", "--desktops",
+             "bad id"});
+    EXPECT_EQ(r.status, 64);
+    EXPECT_NE(r.err.find("--desktops"), std::string::npos) << r.err;
+    r = run({"--set", "auth.secret=k", "token", "--role", "desktop", "--sub", "pc1", "--rights",
+             "view"});
+    EXPECT_EQ(r.status, 64);
+    EXPECT_EQ(r.out, "");
+}
+
 TEST(Cli, HelpListsTheOptions) {
     Result r = run({"--help"});
     EXPECT_EQ(r.status, 0);

@@ -46,13 +46,23 @@ std::string str(const Json& o, const std::string& key) {
     }
 }
 
-WsClient::WsClient(uint16_t port, const std::string& path, bool autoPong, const std::string& origin)
-    : session_("127.0.0.1", port), autoPong_(autoPong) {
+WsClient::WsClient(uint16_t port, const std::string& path, bool autoPong, const std::string& origin,
+                   const std::string& source)
+    : autoPong_(autoPong) {
     Poco::Net::HTTPRequest req(Poco::Net::HTTPRequest::HTTP_GET, path,
                                Poco::Net::HTTPMessage::HTTP_1_1);
+    if (source.empty()) {
+        session_ = std::make_unique<Poco::Net::HTTPClientSession>("127.0.0.1", port);
+    } else {
+        Poco::Net::StreamSocket sock;
+        sock.impl()->bind(Poco::Net::SocketAddress(source, 0), false);  // connect from `source`
+        sock.connect(Poco::Net::SocketAddress("127.0.0.1", port));
+        session_ = std::make_unique<Poco::Net::HTTPClientSession>(sock);
+        req.setHost("127.0.0.1", port);
+    }
     if (!origin.empty()) req.set("Origin", origin);
     Poco::Net::HTTPResponse resp;
-    ws_ = std::make_unique<WebSocket>(session_, req, resp);
+    ws_ = std::make_unique<WebSocket>(*session_, req, resp);
     ws_->setNoDelay(true);
     ws_->setMaxPayloadSize(64 * 1024 * 1024);
 }

@@ -30,8 +30,9 @@ std::string str(const Json& o, const std::string& key);
 // One WebSocket client. With autoPong it answers the relay's JSON pings (a healthy peer).
 class WsClient {
 public:
+    // `source`: the local address to connect from (e.g. "127.0.0.2": limits per address).
     WsClient(uint16_t port, const std::string& path, bool autoPong = true,
-             const std::string& origin = "");
+             const std::string& origin = "", const std::string& source = "");
     ~WsClient();
 
     void send(const std::string& text);
@@ -62,7 +63,7 @@ public:
     bool answerIfPing(const Json& j);
 
 private:
-    Poco::Net::HTTPClientSession session_;
+    std::unique_ptr<Poco::Net::HTTPClientSession> session_;
     std::unique_ptr<Poco::Net::WebSocket> ws_;
     bool autoPong_;
     bool closed_ = false;

@@ -199,7 +199,7 @@ TEST_F(RelayTest, CrossSiteSimplePostIsRefusedWith403AndStoresNothing) {
     EXPECT_TRUE(storedCommand("ok-1"));
     EXPECT_TRUE(storedCommand("ok-2"));
 
-    // With allowed_origins, only those.
+    // allowed_origins widens same-origin (docs/security.md): those, and still the relay's own.
     RelayOptions o = testOptions();
     o.allowedOrigins = {"https://console.example"};
     startRelay(o);
@@ -209,9 +209,13 @@ TEST_F(RelayTest, CrossSiteSimplePostIsRefusedWith403AndStoresNothing) {
         202);
     EXPECT_EQ(post({{"Origin", "http://127.0.0.1:" + std::to_string(port())},
                     {"Content-Type", "application/json"}},
-                   "csrf-6")
+                   "ok-4")
                   .status,
-              403);
+              202);
+    EXPECT_EQ(
+        post({{"Origin", "https://other.example"}, {"Content-Type", "application/json"}}, "csrf-6")
+            .status,
+        403);
     EXPECT_FALSE(storedCommand("csrf-6"));
 }
 

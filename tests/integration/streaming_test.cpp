@@ -2,6 +2,7 @@
 // plugin and the real JPEG encoder plugin, a real relay with the SQLite store, and WebSocket
 // viewers that ack like the browser does (issue 5 acceptance).
 #include "deskstream/agent/agent.hpp"
+#include "deskstream/core/auth.hpp"
 #include "deskstream/core/frame_header.hpp"
 #include "deskstream/host/config.hpp"
 #include "deskstream/host/plugin_registry.hpp"
@@ -567,4 +568,58 @@ TEST_F(StreamingTest, RealAgentGivenACommandTwiceExecutesItOnceAndCountsTheDupli
         5000));
     EXPECT_GE(rec->attempts, 2);
     EXPECT_EQ(agent->stats().commandsExecuted, before.commandsExecuted + 1);
+}
+
+// Issue 14: a view-only viewer's input and set_config never reach the agent. The real agent's
+// synthetic capture writes every input event it is given to input_log; after the view-only
+// viewer's commands (each answered forbidden) and one command of a viewer with control, the log
+// holds exactly that one event (so the path works and nothing else went through).
+TEST_F(StreamingTest, AViewOnlyViewersInputNeverReachesTheRealAgent) {
+    const std::string secret = "streaming-security-secret-0123456789";
+    auto o = testOptions();
+    o.authSecret = secret;
+    startRelay(o);
+    const std::string inputLog = dir + "/input.log";
+    config.set("capture.synthetic", "input_log", inputLog);
+    const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+    using deskstream::core::Role;
+    auto opts = agentOptions(5, port());
+    opts.token = deskstream::core::mintToken(secret, Role::Desktop, "stream-pc", 60s, now);
+    auto agent = startAgent(opts, 320, 200);
+    ASSERT_TRUE(ds_itest::eventually([&] { return agent->stats().registered; }, 5000));
+
+    auto viewerToken = [&](const char* rights) {
+        return deskstream::core::mintToken(
+            secret, Role::Viewer, "v", 60s, now,
+            deskstream::core::parseViewerScope("stream-pc", rights).value());
+    };
+    auto viewOnly = connectViewer(viewerToken("view"));
+    const std::string key = R"("command":{"type":"input","event":"key_down","key":")";
+    for (const char* k : {"a", "b", "c"}) {
+        viewOnly->send(R"({"type":"command","desktopClientId":"stream-pc",)" + key + k + "\"}}");
+        ds_itest::Json err = viewOnly->waitFor("error");
+        ASSERT_TRUE(err) << k;
+        EXPECT_EQ(ds_itest::str(err, "code"), "forbidden");
+    }
+    viewOnly->send(
+        R"({"type":"command","desktopClientId":"stream-pc","command":{"type":"set_config","fps":1}})");
+    ASSERT_TRUE(viewOnly->waitFor("error"));
+
+    auto control = connectViewer(viewerToken("view,control"));
+    control->send(R"({"type":"command","desktopClientId":"stream-pc",)" + key + "z\"}}");
+    ASSERT_TRUE(control->waitFor("command_queued"));
+    auto lines = [&] {
+        std::ifstream in(inputLog);
+        std::vector<std::string> out;
+        for (std::string l; std::getline(in, l);) out.push_back(l);
+        return out;
+    };
+    ASSERT_TRUE(ds_itest::eventually([&] { return !lines().empty(); }, 5000));
+    std::this_thread::sleep_for(300ms);  // anything that slipped through would be logged by now
+    const auto logged = lines();
+    ASSERT_EQ(logged.size(), 1u);
+    EXPECT_NE(logged[0].find("\"key\":\"z\""), std::string::npos) << logged[0];
+    EXPECT_EQ(agent->stats().fps, 5) << "the view-only set_config did not apply";
 }

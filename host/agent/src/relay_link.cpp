@@ -32,7 +32,8 @@ std::string registrationAdvice(core::ErrorCode code) {
                    "write active_desktop_clients";
         case core::ErrorCode::Unauthorized:
             return "check [agent] token: it must be a desktop token signed with the relay's "
-                   "[auth] secret and not expired (deskstream token --role desktop)";
+                   "[auth] secret, not expired, and minted for this client_id "
+                   "(deskstream token --role desktop --sub <client_id>)";
         case core::ErrorCode::ProtocolMismatch:
             return "the relay speaks another protocol version: upgrade the agent or the relay";
         default:

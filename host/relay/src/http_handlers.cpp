@@ -18,6 +18,8 @@
 #include <Poco/String.h>
 #include <Poco/URI.h>
 
+#include <algorithm>
+#include <optional>
 #include <sstream>
 
 namespace deskstream::relay {
@@ -57,6 +59,32 @@ Poco::Dynamic::Var parseOr(const std::string& json, Poco::Dynamic::Var fallback)
 std::string pathOf(const std::string& uri) {
     const auto q = uri.find('?');
     return q == std::string::npos ? uri : uri.substr(0, q);
+}
+
+// Same-origin by default (docs/security.md): a request without Origin is a non-browser client
+// (tokens decide); with one, it is this relay's own origin — the scheme, host and port the
+// browser reached, i.e. http(s):// + the Host header — or one of [auth] allowed_origins.
+bool originAllowed(const RelayImpl& relay, const HTTPServerRequest& req) {
+    if (!req.has("Origin")) return true;
+    const std::string& origin = req.get("Origin");
+    const std::string host = req.getHost();
+    if (!host.empty() && (origin == "http://" + host || origin == "https://" + host)) return true;
+    const auto& allowed = relay.options().allowedOrigins;
+    return std::find(allowed.begin(), allowed.end(), origin) != allowed.end();
+}
+
+std::string addressOf(const HTTPServerRequest& req) {
+    return req.clientAddress().host().toString();
+}
+
+// 429 with Retry-After: an address in its back-off, or over a rate.
+void tooManyRequests(RelayImpl& relay, HTTPServerResponse& resp, core::Duration retryAfter,
+                     const std::string& message) {
+    relay.count(Counter::PeerRefusals);
+    const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(retryAfter).count() + 1;
+    resp.set("Retry-After", std::to_string(seconds));
+    sendError(relay, resp, HTTPResponse::HTTP_TOO_MANY_REQUESTS, core::ErrorCode::RateLimited,
+              message);
 }
 
 // Error lines of the HTTP routes, identical ones rate-limited (one line with a count).
@@ -105,7 +133,8 @@ private:
 
 class WebSocketRoute : public Poco::Net::HTTPRequestHandler {
 public:
-    WebSocketRoute(RelayImpl& relay, Session::Kind kind) : relay_(relay), kind_(kind) {}
+    WebSocketRoute(RelayImpl& relay, Session::Kind kind, HttpLog& log)
+        : relay_(relay), kind_(kind), log_(log) {}
 
     void handleRequest(HTTPServerRequest& req, HTTPServerResponse& resp) override {
         const auto role =
@@ -116,16 +145,58 @@ public:
                       core::ErrorCode::Internal, "relay is shutting down");
             return;
         }
-        const auto& allowed = relay_.options().allowedOrigins;
-        if (!allowed.empty() && req.has("Origin")) {
-            // Poco checks only Upgrade/Version/Key: Origin is ours to check (browsers send it).
-            const std::string origin = req.get("Origin");
-            if (std::find(allowed.begin(), allowed.end(), origin) == allowed.end()) {
-                relay_.count(Counter::AuthFailures);
-                relay_.metrics().connectionOpened(role, RelayMetrics::Opened::ForbiddenOrigin);
-                sendError(relay_, resp, HTTPResponse::HTTP_FORBIDDEN, core::ErrorCode::Unauthorized,
-                          "origin not allowed");
-                return;
+        // Poco checks only Upgrade/Version/Key: Origin is ours to check (browsers send it; a
+        // foreign one is cross-site WebSocket hijacking).
+        if (!originAllowed(relay_, req)) {
+            relay_.count(Counter::AuthFailures);
+            relay_.metrics().connectionOpened(role, RelayMetrics::Opened::ForbiddenOrigin);
+            log_.log(HttpLog::Level::Warning, "origin-ws",
+                     "relay: WebSocket upgrade from " + addressOf(req) +
+                         " refused: Origin not allowed (403)");
+            sendError(relay_, resp, HTTPResponse::HTTP_FORBIDDEN, core::ErrorCode::Forbidden,
+                      "origin not allowed");
+            return;
+        }
+        const std::string address = addressOf(req);
+        const core::PeerGuard::Admission admission = relay_.admitPeer(address);
+        if (admission.verdict != core::PeerGuard::Verdict::Ok) {
+            const bool backoff = admission.verdict == core::PeerGuard::Verdict::BackingOff;
+            relay_.metrics().connectionOpened(role, RelayMetrics::Opened::OverCapacity);
+            log_.log(HttpLog::Level::Warning,
+                     std::string("peer-") + (backoff ? "b" : "c") + address,
+                     "relay: WebSocket upgrade from " + address + " refused (429): " +
+                         (backoff ? "back-off after failed authentications"
+                                  : "too many connections from this address"));
+            return tooManyRequests(
+                relay_, resp, admission.retryAfter,
+                backoff ? "too many failed authentications from this address: try again later"
+                        : "too many connections from this address (max_connections_per_ip = " +
+                              std::to_string(relay_.options().maxConnectionsPerIp) + ")");
+        }
+        struct ReleasePeer {
+            RelayImpl& relay;
+            std::string address;
+            ~ReleasePeer() { relay.releasePeer(address); }
+        } releasePeer{relay_, address};
+        // A viewer may present a one-use ticket in the URL instead of a token in its handshake.
+        std::optional<core::TokenClaims> preauthorized;
+        if (kind_ == Session::Kind::Viewer) {
+            std::string ticket;
+            try {
+                for (const auto& [key, value] : Poco::URI(req.getURI()).getQueryParameters())
+                    if (key == "ticket") ticket = value;
+            } catch (const Poco::Exception&) {}
+            if (!ticket.empty()) {
+                auto claims = relay_.redeemTicket(ticket, RelayImpl::wallNowMs());
+                if (!claims.ok()) {
+                    relay_.count(Counter::AuthFailures);
+                    relay_.authFailed(address);
+                    relay_.metrics().connectionOpened(role, RelayMetrics::Opened::BadUpgrade);
+                    sendError(relay_, resp, HTTPResponse::HTTP_UNAUTHORIZED,
+                              core::ErrorCode::Unauthorized, claims.error().message);
+                    return;
+                }
+                preauthorized = claims.value();
             }
         }
         const bool viewer = kind_ == Session::Kind::Viewer;
@@ -156,13 +227,15 @@ public:
             return;
         }
         relay_.metrics().connectionOpened(role, RelayMetrics::Opened::Accepted);
-        auto session = std::make_shared<Session>(relay_, kind_, std::move(ws));
+        auto session = std::make_shared<Session>(relay_, kind_, std::move(ws), address,
+                                                 std::move(preauthorized));
         session->run();
     }
 
 private:
     RelayImpl& relay_;
     Session::Kind kind_;
+    HttpLog& log_;
 };
 
 class JsonRoute : public Poco::Net::HTTPRequestHandler {
@@ -189,6 +262,16 @@ private:
         if (q != std::string::npos) path.resize(q);
         const std::string& method = req.getMethod();
         const bool get = method == "GET" || method == "HEAD";
+        // Every state-changing request: same-origin or an allowed Origin (CSRF), before anything
+        // else is looked at.
+        if (!get && !originAllowed(relay_, req)) {
+            relay_.count(Counter::AuthFailures);
+            log_.log(HttpLog::Level::Warning, "origin-http",
+                     "relay: HTTP " + method + " " + path + " from " + addressOf(req) +
+                         " refused: Origin not allowed (403)");
+            return sendError(relay_, resp, HTTPResponse::HTTP_FORBIDDEN, core::ErrorCode::Forbidden,
+                             "origin not allowed");
+        }
 
         if (path == "/healthz") {
             if (!get) return methodNotAllowed(resp);
@@ -216,21 +299,26 @@ private:
             return metrics(resp);
         }
         if (path == "/api" || path.rfind("/api/", 0) == 0) {
-            if (!authorized(req, resp)) return;
-            return api(path, method, req, resp);
+            auto claims = authorized(req, resp);
+            if (!claims) return;
+            return api(path, method, *claims, req, resp);
         }
         if (relay_.options().httpFallback && relay_.options().httpFallback(req, resp)) return;
         sendError(relay_, resp, HTTPResponse::HTTP_NOT_FOUND, core::ErrorCode::NotFound,
                   "no route for " + method + " " + path);
     }
 
-    // /api/*: the token was checked already.
-    void api(const std::string& path, const std::string& method, HTTPServerRequest& req,
-             HTTPServerResponse& resp) {
+    // /api/*: the token was checked already; `token` is what it allows.
+    void api(const std::string& path, const std::string& method, const core::TokenClaims& token,
+             HTTPServerRequest& req, HTTPServerResponse& resp) {
         const bool get = method == "GET" || method == "HEAD";
         if (path == "/api/desktops") {
             if (!get) return methodNotAllowed(resp);
-            return desktops(resp);
+            return desktops(token.scope, resp);
+        }
+        if (path == "/api/tickets") {
+            if (method != "POST") return methodNotAllowed(resp);
+            return issueTicket(token, resp);
         }
         // /api/desktops/{id}/commands and /api/desktops/{id}/commands/{commandId}
         const std::string prefix = "/api/desktops/";
@@ -242,10 +330,16 @@ private:
                 rest.compare(slash, middle.size(), middle) == 0) {
                 const std::string clientId = rest.substr(0, slash);
                 const std::string tail = rest.substr(slash + middle.size());
+                if (!token.scope.maySee(clientId)) {
+                    relay_.count(Counter::Forbidden);
+                    return sendError(relay_, resp, HTTPResponse::HTTP_FORBIDDEN,
+                                     core::ErrorCode::Forbidden,
+                                     "desktop '" + clientId + "' is not in this token");
+                }
                 if (tail.empty()) {
                     if (method != "POST") return methodNotAllowed(resp);
-                    if (!postAllowed(req, resp)) return;
-                    return postCommand(clientId, req, resp);
+                    if (!jsonBody(req, resp)) return;
+                    return postCommand(clientId, token.scope, req, resp);
                 }
                 if (tail.size() > 1 && tail[0] == '/' && tail.find('/', 1) == std::string::npos) {
                     if (!get) return methodNotAllowed(resp);
@@ -258,10 +352,19 @@ private:
     }
 
     // With [auth] secret set, every /api request carries "Authorization: Bearer <viewer token>"
-    // (docs/relay.md "HTTP API"). A token in the query string is not accepted here.
-    bool authorized(HTTPServerRequest& req, HTTPServerResponse& resp) {
+    // (docs/relay.md "HTTP API"); its scope limits what the request sees and does. A token in
+    // the query string is not accepted here. Without a secret: everything (loopback only).
+    // An address in its back-off after failed authentications gets 429 whatever it sends.
+    std::optional<core::TokenClaims> authorized(HTTPServerRequest& req, HTTPServerResponse& resp) {
         const std::string& secret = relay_.options().authSecret;
-        if (secret.empty()) return true;
+        if (secret.empty()) return core::TokenClaims{};
+        const std::string address = addressOf(req);
+        const core::PeerGuard::Admission backoff = relay_.peerBackoff(address);
+        if (backoff.verdict == core::PeerGuard::Verdict::BackingOff) {
+            tooManyRequests(relay_, resp, backoff.retryAfter,
+                            "too many failed authentications from this address: try again later");
+            return std::nullopt;
+        }
         const std::string header = req.get("Authorization", "");
         const std::string scheme = "Bearer ";
         std::string message;
@@ -271,36 +374,21 @@ private:
         } else {
             auto claims = core::verifyToken(header.substr(scheme.size()), secret,
                                             core::Role::Viewer, RelayImpl::wallNowMs());
-            if (claims.ok()) return true;
+            if (claims.ok()) return claims.value();
             message = claims.error().message;
         }
         relay_.count(Counter::AuthFailures);
+        relay_.authFailed(address);
         resp.set("WWW-Authenticate", "Bearer");
         sendError(relay_, resp, HTTPResponse::HTTP_UNAUTHORIZED, core::ErrorCode::Unauthorized,
                   message);
-        return false;
+        return std::nullopt;
     }
 
-    // A POST changes state, so a browser must not be tricked into it from another site (CSRF):
-    // an Origin, when sent, is one of [auth] allowed_origins, or (list empty) this relay's own
-    // origin; the body is declared application/json, which no cross-site form or "simple"
-    // request can send without a CORS preflight (which this relay never grants).
-    bool postAllowed(HTTPServerRequest& req, HTTPServerResponse& resp) {
-        if (req.has("Origin")) {
-            const std::string origin = req.get("Origin");
-            const auto& allowed = relay_.options().allowedOrigins;
-            const std::string host = req.getHost();
-            const bool ok =
-                allowed.empty()
-                    ? (!host.empty() && (origin == "http://" + host || origin == "https://" + host))
-                    : std::find(allowed.begin(), allowed.end(), origin) != allowed.end();
-            if (!ok) {
-                relay_.count(Counter::AuthFailures);
-                sendError(relay_, resp, HTTPResponse::HTTP_FORBIDDEN, core::ErrorCode::Unauthorized,
-                          "origin not allowed");
-                return false;
-            }
-        }
+    // A POST body is declared application/json, which no cross-site form or "simple" request
+    // can send without a CORS preflight (which this relay never grants); the Origin was checked
+    // in route() for every state-changing request.
+    bool jsonBody(HTTPServerRequest& req, HTTPServerResponse& resp) {
         std::string type = req.getContentType();
         type = Poco::toLower(Poco::trim(type.substr(0, type.find(';'))));
         if (type != "application/json") {
@@ -309,6 +397,19 @@ private:
             return false;
         }
         return true;
+    }
+
+    // POST /api/tickets: a one-use ticket (30 s) standing for the caller's token, so a page can
+    // open /ws/viewer without a long-lived token in its URL (docs/security.md).
+    void issueTicket(const core::TokenClaims& token, HTTPServerResponse& resp) {
+        const std::string ticket = relay_.issueTicket(token);
+        if (ticket.empty())
+            return tooManyRequests(relay_, resp, std::chrono::seconds(1),
+                                   "too many outstanding tickets");
+        Poco::JSON::Object o(Poco::JSON_PRESERVE_KEY_ORDER);
+        o.set("ticket", ticket);
+        o.set("expiresInMs", relay_.options().ticketTtlMs);
+        sendJson(resp, HTTPResponse::HTTP_CREATED, stringify(o));
     }
 
     // GET /api/desktops/{id}/commands/{commandId}: the stored row (docs/relay.md).
@@ -366,7 +467,7 @@ private:
                   "method not allowed");
     }
 
-    void desktops(HTTPServerResponse& resp) {
+    void desktops(const core::ViewerScope& scope, HTTPServerResponse& resp) {
         std::vector<ClientRecord> rows;
         StoreStatus st = relay_.store().listClients(rows);
         if (!st.ok()) {
@@ -377,6 +478,7 @@ private:
         auto local = relay_.locked([](const core::Registry& r) { return r.agents(); });
         Poco::JSON::Array::Ptr list = new Poco::JSON::Array;
         for (const auto& row : rows) {
+            if (!scope.maySee(row.clientId)) continue;  // outside the token: not even listed
             Poco::JSON::Object::Ptr d = new Poco::JSON::Object;
             d->set("clientId", row.clientId);
             d->set("name", row.name);
@@ -451,8 +553,20 @@ private:
         d.set("viewerStats", viewers);
     }
 
-    void postCommand(const std::string& clientId, HTTPServerRequest& req,
-                     HTTPServerResponse& resp) {
+    void postCommand(const std::string& clientId, const core::ViewerScope& scope,
+                     HTTPServerRequest& req, HTTPServerResponse& resp) {
+        // Per source address (18.5: command rows are not created without bound).
+        const std::string address = addressOf(req);
+        if (!relay_.allowHttpCommand(address)) {
+            relay_.count(Counter::RateLimited);
+            log_.log(HttpLog::Level::Warning, "http-commands-" + address,
+                     "relay: commands from " + address + " over " +
+                         std::to_string(relay_.options().httpCommandsPerMinute) +
+                         " per minute refused (429)");
+            resp.setKeepAlive(false);  // the body is not read
+            return tooManyRequests(relay_, resp, std::chrono::seconds(1),
+                                   "too many commands per minute from this address");
+        }
         const std::streamsize limit =
             static_cast<std::streamsize>(core::limits::kMaxControlMessageBytes);
         std::string body;
@@ -477,7 +591,15 @@ private:
                              core::ErrorCode::TooLarge,
                              "body larger than " + std::to_string(limit) + " bytes");
         }
-        auto queued = relay_.queueCommand(relay_.prepareHttpCommand(clientId, body), 0);
+        auto prepared = relay_.prepareHttpCommand(clientId, body);
+        if (prepared.ok() &&
+            !scope.mayCommand(clientId, prepared.value().commandType == "input" ||
+                                            prepared.value().commandType == "set_config")) {
+            relay_.count(Counter::Forbidden);
+            return sendError(relay_, resp, HTTPResponse::HTTP_FORBIDDEN, core::ErrorCode::Forbidden,
+                             prepared.value().commandType + " needs the control right");
+        }
+        auto queued = relay_.queueCommand(prepared, 0);
         if (!queued.ok()) {
             const core::Error& e = queued.error();
             const auto status =
@@ -507,8 +629,8 @@ public:
             return new BadUriRoute(relay_, log_);
         }
         const std::string path = pathOf(req.getURI());
-        if (path == "/ws/agent") return new WebSocketRoute(relay_, Session::Kind::Agent);
-        if (path == "/ws/viewer") return new WebSocketRoute(relay_, Session::Kind::Viewer);
+        if (path == "/ws/agent") return new WebSocketRoute(relay_, Session::Kind::Agent, log_);
+        if (path == "/ws/viewer") return new WebSocketRoute(relay_, Session::Kind::Viewer, log_);
         return new JsonRoute(relay_, log_);
     }
 

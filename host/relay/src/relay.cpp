@@ -61,6 +61,16 @@ CommandDelivery::Settings commandSettings(const RelayOptions& o) {
     return s;
 }
 
+core::PeerLimits peerLimits(const RelayOptions& o) {
+    core::PeerLimits l;
+    l.maxConnections = o.maxConnectionsPerIp;
+    l.authFailures = o.authFailuresPerMinute;
+    l.authWindow = std::chrono::minutes(1);
+    l.backoffBase = core::fromMs(std::max<int64_t>(1, o.authBackoffMs));
+    l.backoffMax = core::fromMs(std::max(o.authBackoffMs, o.authBackoffMaxMs));
+    return l;
+}
+
 }  // namespace
 
 RelayImpl::RelayImpl(RelayOptions options, StoreClient store, Poco::Logger& logger)
@@ -69,6 +79,9 @@ RelayImpl::RelayImpl(RelayOptions options, StoreClient store, Poco::Logger& logg
       store_(observed(store, metrics_), counters_, logger),
       registry_(registryConfig(options_)),
       throttle_(core::fromMs(touchInterval(options_))),
+      peers_(peerLimits(options_)),
+      httpCommands_(options_.httpCommandsPerMinute, std::chrono::minutes(1)),
+      tickets_(core::fromMs(std::max<int64_t>(1, options_.ticketTtlMs))),
       sessions_(options_.maxViewers),
       streams_(fanOutConfig(options_), sessions_, counters_, metrics_),
       commands_(commandSettings(options_), randomUuid, store_, *this, sessions_, counters_,
@@ -224,13 +237,34 @@ size_t RelayImpl::viewerCount() const {
     return registry_.viewerCount();
 }
 
-void RelayImpl::sendToViewers(const std::string& text) {
+void RelayImpl::authFailed(const std::string& address) {
+    bool started = false;
+    {
+        std::lock_guard<std::mutex> lock(limitsMutex_);
+        started = peers_.onAuthFailure(address, monoNow());
+    }
+    if (!started) return;
+    count(Counter::AuthBackoffs);
+    logger_.warning(
+        "relay: %d failed authentications from %s within a minute: refusing it for a "
+        "while (growing back-off)",
+        options_.authFailuresPerMinute, address);
+}
+
+std::string RelayImpl::issueTicket(const core::TokenClaims& claims) {
+    const std::string id = randomUuid();
+    std::lock_guard<std::mutex> lock(limitsMutex_);
+    return tickets_.issue(id, claims, wallNowMs()) ? id : std::string();
+}
+
+void RelayImpl::sendToViewers(const std::string& text, const std::string& clientId) {
     std::vector<core::ConnId> viewers = sessions_.ids();
     {
         std::lock_guard<std::mutex> lock(mutex_);
-        viewers.erase(std::remove_if(viewers.begin(), viewers.end(),
-                                     [&](core::ConnId c) { return !registry_.isViewer(c); }),
-                      viewers.end());
+        viewers.erase(
+            std::remove_if(viewers.begin(), viewers.end(),
+                           [&](core::ConnId c) { return !registry_.maySee(c, clientId); }),
+            viewers.end());
     }
     sessions_.sendToEach(viewers, text);  // after the lock: sends only enqueue anyway
 }

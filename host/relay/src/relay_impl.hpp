@@ -17,8 +17,10 @@
 #pragma once
 
 #include "command_delivery.hpp"
+#include "deskstream/core/rate_limits.hpp"
 #include "deskstream/core/registry.hpp"
 #include "deskstream/core/relay_connection.hpp"
+#include "deskstream/core/tickets.hpp"
 #include "deskstream/relay/options.hpp"
 #include "deskstream/relay/relay.hpp"
 #include "deskstream/relay/store_client.hpp"
@@ -90,8 +92,35 @@ public:
         return fn(registry_);
     }
     void perform(core::Actions actions);
-    // Queues `text` to every handshaken viewer (e.g. the desktop_connected notice).
-    void sendToViewers(const std::string& text);
+    // Queues `text` to every handshaken viewer whose token may see `clientId` (e.g. the
+    // desktop_connected notice of that desktop).
+    void sendToViewers(const std::string& text, const std::string& clientId);
+
+    // ---- limits per source address and tickets (docs/security.md); each under its own lock
+    core::PeerGuard::Admission admitPeer(const std::string& address) {
+        std::lock_guard<std::mutex> lock(limitsMutex_);
+        return peers_.admit(address, monoNow());
+    }
+    void releasePeer(const std::string& address) {
+        std::lock_guard<std::mutex> lock(limitsMutex_);
+        peers_.release(address);
+    }
+    core::PeerGuard::Admission peerBackoff(const std::string& address) {
+        std::lock_guard<std::mutex> lock(limitsMutex_);
+        return peers_.check(address, monoNow());
+    }
+    // One failed authentication from `address` (counted; one log line when a back-off starts).
+    void authFailed(const std::string& address);
+    bool allowHttpCommand(const std::string& address) {
+        std::lock_guard<std::mutex> lock(limitsMutex_);
+        return httpCommands_.allow(address, monoNow());
+    }
+    // A ticket for `claims` (empty when the book is full).
+    std::string issueTicket(const core::TokenClaims& claims);
+    core::Result<core::TokenClaims> redeemTicket(const std::string& ticket, core::WallMs nowMs) {
+        std::lock_guard<std::mutex> lock(limitsMutex_);
+        return tickets_.redeem(ticket, nowMs);
+    }
 
     // ---- fan-out
     void onAgentFrame(core::ConnId agent, Bytes bytes, const core::FrameHeader& header) {
@@ -143,6 +172,10 @@ public:
     }
     void forgetViewer(core::ConnId viewer) { commands_.forgetViewer(viewer); }
     std::string holderOf(const std::string& clientId) const { return store_.holderOf(clientId); }
+    // For subscribes: a key lookup in an index of the store refreshed every 250 ms (18.11).
+    std::string indexedHolderOf(const std::string& clientId) const {
+        return store_.indexedHolderOf(clientId);
+    }
     std::string viewerUrlOf(const std::string& instanceId) const {
         return store_.viewerUrlOf(instanceId);
     }
@@ -160,6 +193,11 @@ private:
     mutable std::mutex mutex_;
     core::Registry registry_;
     core::PingThrottle throttle_;
+
+    std::mutex limitsMutex_;  // peers_, httpCommands_, tickets_
+    core::PeerGuard peers_;
+    core::KeyedRate httpCommands_;
+    core::TicketBook tickets_;
 
     SessionMap sessions_;
     Streams streams_;

@@ -26,7 +26,9 @@ WsLimits limitsFor(const RelayOptions& o, Session::Kind kind) {
     return l;
 }
 
-RelayConnectionConfig connectionConfig(const RelayOptions& o, Session::Kind kind) {
+RelayConnectionConfig connectionConfig(RelayImpl& relay, Session::Kind kind,
+                                       std::optional<core::TokenClaims> preauthorized) {
+    const RelayOptions& o = relay.options();
     RelayConnectionConfig c;
     c.kind = kind == Session::Kind::Agent ? RelayConnectionConfig::Kind::Agent
                                           : RelayConnectionConfig::Kind::Viewer;
@@ -37,6 +39,12 @@ RelayConnectionConfig connectionConfig(const RelayOptions& o, Session::Kind kind
     c.badMessageWindow = core::fromMs(o.badMessageWindowMs);
     c.authSecret = o.authSecret;
     c.maxMessageBytes = o.maxMessageBytes;
+    c.inputPerSecond = o.inputPerSecond;
+    c.commandsPerMinute = o.commandsPerMinute;
+    c.redeemTicket = [&relay](const std::string& ticket, core::WallMs now) {
+        return relay.redeemTicket(ticket, now);
+    };
+    c.preauthorized = std::move(preauthorized);
     return c;
 }
 
@@ -51,12 +59,14 @@ std::chrono::steady_clock::time_point toSteady(core::TimePoint t) {
 
 }  // namespace
 
-Session::Session(RelayImpl& relay, Kind kind, std::unique_ptr<Poco::Net::WebSocket> ws)
+Session::Session(RelayImpl& relay, Kind kind, std::unique_ptr<Poco::Net::WebSocket> ws,
+                 std::string address, std::optional<core::TokenClaims> preauthorized)
     : relay_(relay),
       kind_(kind),
       conn_(std::make_unique<WsConnection>(std::move(ws), limitsFor(relay.options(), kind))),
-      core_(connectionConfig(relay.options(), kind), RelayImpl::monoNow()),
-      peer_(conn_->peer()) {}
+      core_(connectionConfig(relay, kind, std::move(preauthorized)), RelayImpl::monoNow()),
+      peer_(conn_->peer()),
+      address_(std::move(address)) {}
 
 // The writer thread (inside conn_) may call back into this session: stop it first.
 Session::~Session() { conn_.reset(); }
@@ -153,7 +163,7 @@ void Session::subscribe(const core::Subscribe& sub) {
         [&](const core::Registry& r) { return r.findAgent(sub.desktopClientId).has_value(); });
     if (!here) {
         // Held by another instance of a shared store: send the viewer there.
-        const std::string holder = relay_.holderOf(sub.desktopClientId);
+        const std::string holder = relay_.indexedHolderOf(sub.desktopClientId);
         if (!holder.empty() && holder != relay_.instanceId()) {
             const std::string url = relay_.viewerUrlOf(holder);
             if (!url.empty()) {
@@ -180,6 +190,9 @@ void Session::perform(core::RelayActions actions, bool binary) {
         } else if (auto* count = std::get_if<act::Count>(&action)) {
             relay_.count(count->counter, count->n);
             relay_.metrics().connectionCount(role(), count->counter, count->n, binary);
+            // Failed authentications count per source address (growing back-off beyond).
+            if (count->counter == Counter::AuthFailures && !address_.empty())
+                relay_.authFailed(address_);
         } else if (auto* log = std::get_if<act::Log>(&action)) {
             // One line per event, with the client id once known (the connection id before).
             const std::string line =
@@ -225,12 +238,14 @@ void Session::perform(core::RelayActions actions, bool binary) {
             if (info) {
                 // After its pending commands; viewers resume on this notice instead of polling
                 // (docs/protocol.md, desktop_connected).
-                relay_.sendToViewers(core::serializeDesktopConnected(
-                    core::DesktopSummary{info->clientId, info->name, info->hostname, info->monitors,
-                                         static_cast<int>(info->viewers)}));
+                relay_.sendToViewers(core::serializeDesktopConnected(core::DesktopSummary{
+                                         info->clientId, info->name, info->hostname, info->monitors,
+                                         static_cast<int>(info->viewers)}),
+                                     info->clientId);
             }
-        } else if (std::holds_alternative<act::RegisterViewer>(action)) {
-            relay_.withRegistry([&](core::Registry& r) { return r.onViewerHandshake(id_); });
+        } else if (auto* rv = std::get_if<act::RegisterViewer>(&action)) {
+            relay_.withRegistry(
+                [&](core::Registry& r) { return r.onViewerHandshake(id_, rv->scope); });
             auto viewerId = relay_.locked([&](const core::Registry& r) { return r.viewerId(id_); })
                                 .value_or("");
             core::logctx::set("client_id", viewerId);
@@ -251,7 +266,8 @@ void Session::perform(core::RelayActions actions, bool binary) {
                 id_, std::make_shared<const std::vector<std::uint8_t>>(std::move(frame->bytes)),
                 frame->header);
         } else if (auto* ping = std::get_if<act::AnswerViewerPing>(&action)) {
-            auto ids = relay_.locked([](const core::Registry& r) { return r.availableDesktops(); });
+            auto ids =
+                relay_.locked([&](const core::Registry& r) { return r.availableDesktops(id_); });
             sendMessage(core::Pong{ping->timestamp, RelayImpl::wallNowMs(), std::move(ids)});
         } else if (auto* sub = std::get_if<act::SubscribeViewer>(&action)) {
             subscribe(sub->subscribe);

@@ -12,6 +12,7 @@
 #include "ws_connection.hpp"
 
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace deskstream::relay {
@@ -22,7 +23,11 @@ class Session : public WsHandler,
 public:
     enum class Kind { Agent, Viewer };
 
-    Session(RelayImpl& relay, Kind kind, std::unique_ptr<Poco::Net::WebSocket> ws);
+    // `address`: the peer's IP (limits per address); `preauthorized`: a viewer that presented a
+    // ticket in its URL (redeemed at the upgrade), so its handshake needs no token.
+    Session(RelayImpl& relay, Kind kind, std::unique_ptr<Poco::Net::WebSocket> ws,
+            std::string address = {},
+            std::optional<core::TokenClaims> preauthorized = std::nullopt);
     ~Session() override;
 
     // Registers with the relay, runs until the connection ends, cleans up.
@@ -65,6 +70,7 @@ private:
     core::RelayConnection core_;
     core::ConnId id_ = 0;
     std::string peer_;
+    std::string address_;
     bool finished_ = false;
 };
 

@@ -24,6 +24,20 @@ std::string StoreBridge::holderOf(const std::string& clientId) const {
     return {};
 }
 
+std::string StoreBridge::indexedHolderOf(const std::string& clientId) const {
+    std::lock_guard<std::mutex> lock(holdersMutex_);
+    const auto now = std::chrono::steady_clock::now();
+    if (!holdersValid_ || now - holdersAt_ >= std::chrono::milliseconds(kHolderIndexMs)) {
+        std::vector<ClientRecord> rows;
+        holdersAt_ = now;
+        holders_.clear();
+        holdersValid_ = client_.listClients(rows).ok();
+        for (const auto& r : rows) holders_[r.clientId] = r.instanceId;
+    }
+    auto it = holders_.find(clientId);
+    return it == holders_.end() ? std::string() : it->second;
+}
+
 std::string StoreBridge::viewerUrlOf(const std::string& instanceId) const {
     std::vector<InstanceRecord> rows;
     if (!client_.listInstances(rows).ok()) return {};

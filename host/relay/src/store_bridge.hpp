@@ -9,6 +9,9 @@
 #include <Poco/Logger.h>
 
 #include <atomic>
+#include <chrono>
+#include <map>
+#include <mutex>
 #include <string>
 
 namespace deskstream::relay {
@@ -24,6 +27,13 @@ public:
     void error(const std::string& what, const StoreStatus& status) const;
     // Instance (from the store) holding `clientId`, "" when none.
     std::string holderOf(const std::string& clientId) const;
+    // The same for a viewer's subscribe: looked up by key in an index of the store's rows
+    // rebuilt at most every kHolderIndexMs, so subscribes (e.g. a viewer probing unknown ids,
+    // issue 18.11) cost one store scan per interval, not one each. A desktop registered at
+    // another instance within that interval may be missed once (the viewer gets not_found and
+    // subscribes again on its next poll or desktop list).
+    std::string indexedHolderOf(const std::string& clientId) const;
+    static constexpr int64_t kHolderIndexMs = 250;
     // ws URL of the instance `instanceId` for redirects, "" when unknown.
     std::string viewerUrlOf(const std::string& instanceId) const;
 
@@ -32,6 +42,10 @@ private:
     Counters& counters_;
     Poco::Logger& logger_;
     mutable std::atomic<int64_t> lastErrorLogMs_{0};
+    mutable std::mutex holdersMutex_;
+    mutable std::map<std::string, std::string> holders_;  // clientId -> instanceId
+    mutable std::chrono::steady_clock::time_point holdersAt_{};
+    mutable bool holdersValid_ = false;
 };
 
 }  // namespace deskstream::relay

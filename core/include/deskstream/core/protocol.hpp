@@ -105,6 +105,7 @@ struct Handshake {
     Role role = Role::Desktop;
     std::string clientId;  // desktop only
     std::string token;     // may be empty
+    std::string ticket;    // viewer only: a one-use ticket instead of a token (may be empty)
     std::string name;
     std::string hostname;
     std::vector<MonitorInfo> monitors;

@@ -16,6 +16,7 @@
 #pragma once
 
 #include "deskstream/core/actions.hpp"
+#include "deskstream/core/auth.hpp"
 #include "deskstream/core/protocol.hpp"
 #include "deskstream/core/types.hpp"
 
@@ -76,8 +77,9 @@ public:
     Actions onAgentClosed(ConnId conn);
 
     // ---------------------------------------------------------------- viewers
-    /// A validated viewer handshake: assigns a viewerId, answers handshake_ack with the desktops.
-    Actions onViewerHandshake(ConnId conn);
+    /// A validated viewer handshake: assigns a viewerId, answers handshake_ack with the desktops
+    /// its token's `scope` covers (kept for maySee / availableDesktops).
+    Actions onViewerHandshake(ConnId conn, const ViewerScope& scope = ViewerScope::everything());
 
     /// subscribed + AttachViewerAction (+ start_stream to the agent on its first viewer), or
     /// error not_found when the desktop is not registered HERE (the host may look the store up
@@ -106,6 +108,10 @@ public:
         const std::string& clientId) const;
     /// Registered clientIds, sorted (pongs' availableDesktopClients).
     std::vector<std::string> availableDesktops() const;
+    /// The same, only those `viewer`'s scope covers.
+    std::vector<std::string> availableDesktops(ConnId viewer) const;
+    /// Whether `viewer` (a handshaken viewer) may see desktop `clientId`.
+    bool maySee(ConnId viewer, const std::string& clientId) const;
     std::vector<DesktopSummary> desktops() const;
     std::vector<AgentInfo> agents() const;
     std::size_t agentCount() const { return byClient_.size(); }
@@ -128,6 +134,7 @@ private:
     struct Viewer {
         std::string viewerId;
         std::map<std::string, std::optional<int>> subscriptions;  // clientId -> monitor
+        ViewerScope scope;
     };
 
     void detachAll(const std::string& clientId, ConnId agentConn, Actions& out);

@@ -28,15 +28,18 @@
 #pragma once
 
 #include "deskstream/core/abuse.hpp"
+#include "deskstream/core/auth.hpp"
 #include "deskstream/core/frame_header.hpp"
 #include "deskstream/core/frame_order.hpp"
 #include "deskstream/core/heartbeat.hpp"
 #include "deskstream/core/protocol.hpp"
+#include "deskstream/core/rate_limits.hpp"
 #include "deskstream/core/registry.hpp"
 #include "deskstream/core/types.hpp"
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <variant>
@@ -74,6 +77,10 @@ enum class RelayCounter : std::size_t {
     StoreErrors,
     HttpRequests,
     HttpErrors,
+    Forbidden,     // requests outside a token's scope (desktops, rights): docs/security.md
+    RateLimited,   // input events / commands over their rate (rate_limited)
+    PeerRefusals,  // connections refused: too many from one address, or its back-off
+    AuthBackoffs,  // back-offs started after too many failed authentications
     kCount
 };
 /// "connections_opened", ... (the stable spelling).
@@ -89,6 +96,13 @@ struct RelayConnectionConfig {
     Duration badMessageWindow = std::chrono::seconds(60);
     std::string authSecret;                   // empty: no token check
     std::int64_t maxMessageBytes = 16 << 20;  // binary frames
+    int inputPerSecond = 200;                 // viewer input commands per second (<= 0: unlimited)
+    int commandsPerMinute = 120;              // viewer commands other than input, per minute
+    // Redeems a one-use ticket given in the viewer's handshake instead of a token (the relay's
+    // ticket book; docs/security.md). Unset: tickets are refused.
+    std::function<Result<TokenClaims>(const std::string& ticket, WallMs now)> redeemTicket;
+    // The viewer was authenticated at the upgrade already (a ticket in the URL query).
+    std::optional<TokenClaims> preauthorized;
 };
 
 /// Actions of a RelayConnection (performed by the host in order).
@@ -126,8 +140,11 @@ struct RegisterAgent {
     Handshake handshake;
     WallMs nowMs = 0;
 };
-/// Viewer: Registry::onViewerHandshake; then report the viewerId with onViewerRegistered().
-struct RegisterViewer {};
+/// Viewer: Registry::onViewerHandshake with the token's scope; then report the viewerId with
+/// onViewerRegistered().
+struct RegisterViewer {
+    ViewerScope scope;
+};
 /// Agent registered: claim and deliver the commands stored for it.
 struct DeliverPending {
     std::string clientId;
@@ -230,6 +247,8 @@ public:
     const std::string& peerId() const { return peerId_; }
     std::uint32_t streamId() const { return streamId_; }
     int badMessages() const { return badCount_; }
+    /// A viewer's scope from its token or ticket (everything without a secret).
+    const ViewerScope& scope() const { return scope_; }
     const Heartbeat& heartbeat() const { return heartbeat_; }
 
 private:
@@ -244,6 +263,8 @@ private:
     void badInput(RelayCounter kind, const Error& error, TimePoint now, RelayActions& out);
     void closeWith(State end, int code, const std::string& reason, RelayActions& out);
     void warnOnce(const std::string& what, RelayActions& out);
+    // A viewer's command within its scope and rates; false: answered (forbidden/rate_limited).
+    bool commandAllowed(const CommandMessage& cmd, TimePoint now, RelayActions& out);
     const char* kindName() const { return isAgent() ? "agent" : "viewer"; }
 
     RelayConnectionConfig config_;
@@ -254,6 +275,10 @@ private:
     std::string peerId_;
     std::uint32_t streamId_ = 0;
     FrameOrderCheck frameOrder_;  // agents: monitors advertised, frame numbers in order
+    ViewerScope scope_;
+    Rate inputRate_;
+    Rate commandRate_;
+    bool rateWarned_ = false;
     int badCount_ = 0;
     bool warned_ = false;
     bool closedWhileRegistering_ = false;  // e.g. registration_failed + 1008 from the Registry

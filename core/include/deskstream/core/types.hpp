@@ -59,6 +59,7 @@ enum class ErrorCode {
     StoreUnavailable,  // "store_unavailable": only in registration_failed
     ProtocolMismatch,  // "protocol_mismatch": only in registration_failed
     Conflict,          // "conflict": a commandId reused for a different command
+    Forbidden,         // "forbidden": a valid token whose scope does not cover the request
 };
 
 /// "bad_request", "unauthorized", ... (the wire spelling).

@@ -111,6 +111,14 @@ struct HeartbeatConfig {
 struct AuthConfig {
     std::string secret;  // never log it
     std::vector<std::string> allowedOrigins;
+    // Limits against abuse (docs/security.md).
+    int maxConnectionsPerIp = 256;
+    int authFailuresPerMinute = 20;
+    int64_t authBackoffMs = 30000;
+    int64_t authBackoffMaxMs = 900000;
+    int inputPerSecond = 200;
+    int commandsPerMinute = 120;
+    int httpCommandsPerMinute = 120;
 };
 
 struct AgentConfig {

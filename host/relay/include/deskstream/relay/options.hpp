@@ -51,8 +51,19 @@ struct RelayOptions {
     int64_t handshakeTimeoutMs = 5000;
 
     // [auth]
-    std::string authSecret;                   // HS256 key; empty: no auth, loopback only
-    std::vector<std::string> allowedOrigins;  // empty: any Origin header accepted
+    std::string authSecret;  // HS256 key; empty: no auth, loopback only
+    // Browser Origins allowed besides the relay's own (same-origin is always allowed; a request
+    // without Origin is a non-browser client). docs/security.md.
+    std::vector<std::string> allowedOrigins;
+    // Limits against abuse ([auth] ..., docs/security.md); <= 0 switches one off.
+    int maxConnectionsPerIp = 256;   // WebSocket connections at once per source address
+    int authFailuresPerMinute = 20;  // failed authentications per address, then a back-off
+    int64_t authBackoffMs = 30000;   // the first back-off; doubles each time, up to the max
+    int64_t authBackoffMaxMs = 900000;
+    int inputPerSecond = 200;         // viewer input commands per second per viewer
+    int commandsPerMinute = 120;      // other viewer commands per minute per viewer
+    int httpCommandsPerMinute = 120;  // POST .../commands per minute per source address
+    int64_t ticketTtlMs = 30000;      // POST /api/tickets: a ticket works once within this
 
     // Socket behaviour.
     int64_t sendTimeoutMs = 10000;     // a peer that does not drain its socket this long is dropped
