@@ -126,7 +126,12 @@ struct AgentConfig {
     int adaptStepDown = 0, adaptStepUp = 0;
     std::vector<uint32_t> monitors;  // empty: all monitors
     Layout layout = Layout::Separate;
-    std::string metricsListen;  // host:port of the agent's own /metrics; empty: off
+    std::string metricsListen;   // host:port of the agent's own /metrics; empty: off
+    bool damageEncoding = true;  // encoding = damage (else full)
+    int damageTile = 64, damageMaxRects = 16, damageMaxColours = 48;
+    std::string damageLosslessEncoder;  // empty: the main encoder
+    int damageVideoFrames = 8;
+    long long damageRefineMs = 500;  // 0: never
 };
 
 // Reads INI text: "[section]", "key = value", full-line comments starting with ';' or '#',
