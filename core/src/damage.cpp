@@ -144,6 +144,36 @@ std::vector<Rect> mergeTiles(const TileMask& mask, std::size_t maxRects) {
     return out;
 }
 
+// ---------------------------------------------------------------- tighten
+
+Rect tighten(const Picture& prev, const Picture& cur, const Rect& r) {
+    auto rowDiffers = [&](std::uint32_t y) {
+        return std::memcmp(prev.data + std::size_t{y} * prev.stride + std::size_t{r.x} * 4,
+                           cur.data + std::size_t{y} * cur.stride + std::size_t{r.x} * 4,
+                           std::size_t{r.width} * 4) != 0;
+    };
+    std::uint32_t top = r.y, bottom = r.y + r.height;  // half-open
+    while (top < bottom && !rowDiffers(top)) ++top;
+    if (top == bottom) return r;  // nothing differs (a merged-in area): keep it as it is
+    while (bottom > top + 1 && !rowDiffers(bottom - 1)) --bottom;
+    std::uint32_t left = r.x + r.width, right = r.x;  // half-open, shrunk from both sides
+    for (std::uint32_t y = top; y < bottom; ++y) {
+        const std::uint8_t* a = prev.data + std::size_t{y} * prev.stride;
+        const std::uint8_t* b = cur.data + std::size_t{y} * cur.stride;
+        for (std::uint32_t x = r.x; x < left; ++x)
+            if (std::memcmp(a + std::size_t{x} * 4, b + std::size_t{x} * 4, 4) != 0) {
+                left = x;
+                break;
+            }
+        for (std::uint32_t x = r.x + r.width; x > right; --x)
+            if (std::memcmp(a + std::size_t{x - 1} * 4, b + std::size_t{x - 1} * 4, 4) != 0) {
+                right = x;
+                break;
+            }
+    }
+    return {left, top, right - left, bottom - top};
+}
+
 // ---------------------------------------------------------------- classify
 
 Content classify(const Picture& picture, const Rect& r, const ClassifierConfig& config) {
@@ -260,8 +290,10 @@ std::vector<Region> DamageTracker::onPicture(const Picture& prev, const Picture&
             const bool inVideo = anyVideo && col >= vc0 && col < vc1 && row >= vr0 && row < vr1;
             if (changed_.get(col, row) && !inVideo) work_.set(col, row);
         }
-    for (const Rect& r : mergeTiles(work_, config_.maxRects)) {
+    for (const Rect& merged : mergeTiles(work_, config_.maxRects)) {
         Region region;
+        // Only what differs inside the tiles: a typed glyph is sent as its own few pixels.
+        const Rect r = config_.tighten ? tighten(prev, cur, merged) : merged;
         region.rect = r;
         region.content =
             config_.classify ? classify(cur, r, config_.classifier) : Content::Lossless;

@@ -166,9 +166,25 @@ TEST(DamageTracker, TypingIsSentLosslessAsSmallRectangles) {
     cur.fill({300, 400, 12, 18}, 255, 255, 255);  // one glyph
     auto regions = t.onPicture(prev.picture(), cur.picture(), nullptr, at(100));
     ASSERT_EQ(regions.size(), 1u);
-    EXPECT_EQ(regions[0].rect, (Rect{256, 384, 64, 64}));
+    EXPECT_EQ(regions[0].rect, (Rect{300, 400, 12, 18}));  // the glyph's pixels, not its tile
     EXPECT_EQ(regions[0].content, Content::Lossless);
     EXPECT_FALSE(regions[0].video);
+    // Without tightening: the whole tile.
+    TrackerConfig loose;
+    loose.tighten = false;
+    DamageTracker t2(loose);
+    t2.key(prev.picture(), at(0));
+    auto tiles = t2.onPicture(prev.picture(), cur.picture(), nullptr, at(100));
+    ASSERT_EQ(tiles.size(), 1u);
+    EXPECT_EQ(tiles[0].rect, (Rect{256, 384, 64, 64}));
+}
+
+TEST(DamageTighten, ShrinksToTheDifferingPixelsAcrossTiles) {
+    Image prev(256, 256), cur(256, 256);
+    cur.at(70, 10)[0] = 1;
+    cur.at(130, 100)[1] = 1;
+    EXPECT_EQ(tighten(prev.picture(), cur.picture(), {64, 0, 128, 128}), (Rect{70, 10, 61, 91}));
+    EXPECT_EQ(tighten(prev.picture(), cur.picture(), {0, 128, 64, 64}), (Rect{0, 128, 64, 64}));
 }
 
 TEST(DamageTracker, PluginDamageLimitsWhatIsCompared) {
@@ -180,7 +196,7 @@ TEST(DamageTracker, PluginDamageLimitsWhatIsCompared) {
     std::vector<Rect> damage{{390, 290, 30, 30}};
     auto regions = t.onPicture(prev.picture(), cur.picture(), &damage, at(100));
     ASSERT_EQ(regions.size(), 1u);
-    EXPECT_EQ(regions[0].rect, (Rect{384, 256, 64, 64}));
+    EXPECT_EQ(regions[0].rect, (Rect{400, 300, 4, 4}));
     // An empty damage list means nothing changed (the plugin said so).
     std::vector<Rect> none;
     EXPECT_TRUE(t.onPicture(prev.picture(), cur.picture(), &none, at(200)).empty());
@@ -235,7 +251,7 @@ TEST(DamageTracker, ALossyRegionIsRefinedLosslessAfterTheQuietTimeOnce) {
     EXPECT_TRUE(t.takeRefinements(at(1499)).empty());  // not a millisecond early
     auto refined = t.takeRefinements(at(1500));
     ASSERT_EQ(refined.size(), 1u);
-    EXPECT_EQ(refined[0].rect, (Rect{64, 64, 128, 128}));
+    EXPECT_EQ(refined[0].rect, (Rect{64, 64, 128, 128}));  // tile-aligned
     EXPECT_TRUE(refined[0].refine);
     EXPECT_EQ(refined[0].content, Content::Lossless);
     EXPECT_TRUE(t.takeRefinements(at(5000)).empty());  // once

@@ -71,6 +71,10 @@ void diffTiles(const Picture& prev, const Picture& cur, const TileMask* candidat
 /// some unmarked ones). maxRects 0 is taken as 1.
 std::vector<Rect> mergeTiles(const TileMask& mask, std::size_t maxRects);
 
+/// The smallest rectangle inside `r` holding every pixel where `cur` differs from `prev`; `r`
+/// itself when nothing differs there.
+Rect tighten(const Picture& prev, const Picture& cur, const Rect& r);
+
 enum class Content { Lossless, Lossy };
 
 struct ClassifierConfig {
@@ -85,8 +89,9 @@ struct TrackerConfig {
     std::uint32_t tile = 64;
     std::size_t maxRects = 16;  // rectangles per frame (besides the video one)
     ClassifierConfig classifier;
-    bool classify = true;                               // false: every non-video region is lossless
-    int videoFrames = 8;                                // changed this many times in a row: video
+    bool classify = true;  // false: every non-video region is lossless
+    bool tighten = true;   // shrink each region to the pixels that differ inside its tiles
+    int videoFrames = 8;   // changed this many times in a row: video
     Duration videoGap = std::chrono::milliseconds(50);  // a longer pause ends the row
     bool refine = true;  // send lossy regions again lossless once still
     Duration refineAfter = std::chrono::milliseconds(500);
