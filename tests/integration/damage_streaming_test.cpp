@@ -431,5 +431,12 @@ TEST_F(DamageStreamingTest, SeveralRectsOfAFrameShareItsNumberAndOnlyTheLastClos
         i = j;
     }
     EXPECT_GT(multi, 10u) << "frames of several rects";
+    // fps is a ceiling: refinements ride along in picture frames, never add frames above it.
+    // (15 fps configured; 10% for the pacing's restart after a late slot and the window edges.)
+    std::size_t frames = 0;
+    for (std::size_t i = 0; i < rects.size(); ++i)
+        if (i == 0 || rects[i].frame != rects[i - 1].frame) ++frames;
+    const double span = double(rects.back().receivedUs - rects.front().receivedUs) / 1e6;
+    EXPECT_LE(double(frames - 1) / span, 15 * 1.1) << frames << " frames in " << span << " s";
     EXPECT_TRUE(viewer.errors().empty()) << viewer.errors().front();
 }

@@ -134,6 +134,13 @@ bool DamageEncoder::picture(std::uint16_t index, const ds_frame& frame, bool key
         hint = &damage_;
     }
     std::vector<damage::Region> regions = m.tracker.onPicture(m.picture(), cur, hint, now);
+    // Refinements that are due ride along in this frame (encoded from the new picture, which
+    // equals the viewers' outside the changed regions), so they never add a frame above the
+    // fps ceiling while the screen keeps changing.
+    if (!regions.empty() && m.tracker.nextRefinementAt() <= now) {
+        std::vector<damage::Region> due = m.tracker.takeRefinements(now);
+        regions.insert(regions.end(), due.begin(), due.end());
+    }
     if (regions.empty()) return true;
     if (!encodeRegions(index, frame, regions, false, quality, captureTimeUs, out, error)) {
         m.needKey = true;

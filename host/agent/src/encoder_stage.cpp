@@ -28,6 +28,10 @@ EncoderStage::EncoderStage(EncoderSlot& encoder, SessionHub& hub, FrameMailbox& 
     if (damage) damage_ = std::make_unique<DamageEncoder>(*damage, encoder_, std::move(lossless));
 }
 
+namespace {
+constexpr core::Duration kRefineGrace = std::chrono::milliseconds(100);
+}  // namespace
+
 void EncoderStage::run() {
     while (true) {
         std::optional<CaptureJob> job;
@@ -41,7 +45,9 @@ void EncoderStage::run() {
             if (!job) return;  // closed
         } else {
             bool closed = false;
-            job = mailbox_.takeUntil(toSteady(refineAt), closed);
+            // A grace period: while pictures keep coming the refinement rides along in the
+            // next picture's frame (no extra frame); only a still screen needs the timer.
+            job = mailbox_.takeUntil(toSteady(refineAt + kRefineGrace), closed);
             if (closed) return;
             if (!job) {  // a lossy region has been still long enough: send it again lossless
                 refineDue();
