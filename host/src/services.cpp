@@ -267,8 +267,17 @@ void AgentService::start() {
             "/metrics");
     }
     options.metrics = registry;
-    if (agentConfig.damageEncoding && !agentConfig.damageLosslessEncoder.empty())
-        options.losslessEncoder = losslessEncoder(agentConfig.damageLosslessEncoder);
+    if (agentConfig.damageEncoding && !agentConfig.damageLosslessEncoder.empty()) {
+        // A missing plugin costs sharpness, not the stream: the main encoder takes over.
+        if (plugins_.find(DS_KIND_ENCODER, agentConfig.damageLosslessEncoder))
+            options.losslessEncoder = losslessEncoder(agentConfig.damageLosslessEncoder);
+        else
+            log.warning("[agent] damage.lossless_encoder: no encoder plugin named '" +
+                        agentConfig.damageLosslessEncoder +
+                        "' is loaded; text and UI regions go "
+                        "through '" +
+                        encoderPlugin.name + "' at quality 100 (not exact)");
+    }
     runtime_ = std::make_unique<agent::AgentRuntime>(std::move(options), std::move(capture),
                                                      std::move(encoder), factory);
     // Bound before the runtime starts: a taken port fails start-up with nothing left running.
