@@ -591,6 +591,13 @@ AgentConfig Configuration::agent() const {
         if (!why.empty())
             throw ConfigError(invalid(*this, "agent", "metrics_listen", why + " (or empty: off)"));
     }
+    a.damageEncoding = DS_VALUE("agent", "encoding") == "damage";
+    a.damageTile = static_cast<int>(intValue(*this, "agent", "damage.tile"));
+    a.damageMaxRects = static_cast<int>(intValue(*this, "agent", "damage.max_rects"));
+    a.damageMaxColours = static_cast<int>(intValue(*this, "agent", "damage.max_colours"));
+    a.damageLosslessEncoder = DS_VALUE("agent", "damage.lossless_encoder");
+    a.damageVideoFrames = static_cast<int>(intValue(*this, "agent", "damage.video_frames"));
+    a.damageRefineMs = intValue(*this, "agent", "damage.refine_ms");
     return a;
 }
 #undef DS_VALUE

@@ -11,6 +11,8 @@
 #include <Poco/Environment.h>
 
 #include <Poco/Logger.h>
+#include <Poco/Util/LayeredConfiguration.h>
+#include <Poco/Util/MapConfiguration.h>
 #include <Poco/Net/HTTPServerRequest.h>
 #include <Poco/Net/HTTPServerResponse.h>
 #include <Poco/URI.h>
@@ -223,9 +225,31 @@ agent::AgentOptions agentOptions(const AgentConfig& a, const HeartbeatConfig& hb
     o.missedLimit = hb.missedLimit;
     o.tlsCa = a.tlsCa;
     o.tlsInsecure = a.tlsInsecure;
+    o.damageEncoding = a.damageEncoding;
+    o.damage.tile = static_cast<std::uint32_t>(a.damageTile);
+    o.damage.maxRects = static_cast<std::size_t>(a.damageMaxRects);
+    o.damage.classifier.maxColours = static_cast<std::size_t>(a.damageMaxColours);
+    o.damage.videoFrames = a.damageVideoFrames;
+    o.damage.refine = a.damageRefineMs > 0;
+    o.damage.refineAfter = std::chrono::milliseconds(a.damageRefineMs);
     return o;
 }
 }  // namespace
+
+// The encoder for damage encoding's text and UI regions: the plugin's own section with
+// lossless = true on top (the webp plugin's key; a plugin without it ignores it).
+std::shared_ptr<EncoderInstance> AgentService::losslessEncoder(const std::string& name) const {
+    const PluginInfo& p =
+        plugins_.require(DS_KIND_ENCODER, name, "[agent] damage.lossless_encoder");
+    Poco::AutoPtr<Poco::Util::MapConfiguration> forced(new Poco::Util::MapConfiguration);
+    forced->setString("encoder." + name + ".lossless", "true");
+    Poco::AutoPtr<Poco::Util::LayeredConfiguration> layered(new Poco::Util::LayeredConfiguration);
+    layered->add(forced, -1);  // first: wins over the file
+    layered->add(Poco::AutoPtr<Poco::Util::AbstractConfiguration>(
+                     const_cast<Poco::Util::AbstractConfiguration*>(&config_.poco()), true),
+                 0);
+    return std::make_shared<EncoderInstance>(p, *layered);
+}
 
 void AgentService::start() {
     Poco::Logger& log = Poco::Logger::get("host.agent");
@@ -261,6 +285,17 @@ void AgentService::start() {
             "/metrics");
     }
     options.metrics = registry;
+    if (agentConfig.damageEncoding && !agentConfig.damageLosslessEncoder.empty()) {
+        // A missing plugin costs sharpness, not the stream: the main encoder takes over.
+        if (plugins_.find(DS_KIND_ENCODER, agentConfig.damageLosslessEncoder))
+            options.losslessEncoder = losslessEncoder(agentConfig.damageLosslessEncoder);
+        else
+            log.warning("[agent] damage.lossless_encoder: no encoder plugin named '" +
+                        agentConfig.damageLosslessEncoder +
+                        "' is loaded; text and UI regions go "
+                        "through '" +
+                        encoderPlugin.name + "' at quality 100 (not exact)");
+    }
     runtime_ = std::make_unique<agent::AgentRuntime>(std::move(options), std::move(capture),
                                                      std::move(encoder), factory);
     // Bound before the runtime starts: a taken port fails start-up with nothing left running.

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -83,11 +84,15 @@ TEST(SyntheticCapture, DescriptorDeclaresKindNameAndKeys) {
     EXPECT_EQ(d.kind, DS_KIND_CAPTURE);
     EXPECT_STREQ(d.name, "synthetic");
     EXPECT_EQ(d.abi_major, DS_ABI_MAJOR);
-    ASSERT_EQ(d.config_key_count, 4u);
+    ASSERT_EQ(d.config_key_count, 7u);
     EXPECT_STREQ(d.config_keys[0].key, "width");
     EXPECT_STREQ(d.config_keys[1].key, "height");
     EXPECT_STREQ(d.config_keys[2].key, "monitors");
     EXPECT_STREQ(d.config_keys[3].key, "input_log");
+    EXPECT_STREQ(d.config_keys[4].key, "scenario");
+    EXPECT_STREQ(d.config_keys[5].key, "background");
+    EXPECT_STREQ(d.config_keys[6].key, "typing.interval_ms");
+    EXPECT_NE(plugin().capture().capabilities & DS_CAPTURE_CAP_DAMAGE, 0u);
     ASSERT_NE(plugin().capture().probe, nullptr);
     TestHost host;
     TestConfig config("capture.synthetic");
@@ -289,3 +294,123 @@ INSTANTIATE_TEST_SUITE_P(
     });
 
 }  // namespace
+
+// ---------------------------------------------------------------- scenarios (damage tests)
+
+namespace {
+ds_status grabWithin(Instance& inst, uint32_t timeoutMs, ds_frame& f) {
+    f = ds_frame{};
+    f.struct_size = sizeof f;
+    char err[256] = "";
+    return plugin().capture().grab_frame(inst.handle, 0, timeoutMs, &f, err, sizeof err);
+}
+std::size_t differingPixels(const std::vector<uint8_t>& a, const ds_frame& b) {
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < a.size(); i += 4)
+        if (std::memcmp(&a[i], b.data + i, 4) != 0) ++n;
+    return n;
+}
+}  // namespace
+
+// still: one picture, then DS_TIMEOUT after waiting the timeout (a damage-driven source).
+TEST(SyntheticCapture, StillGivesOnePictureThenTimesOut) {
+    Instance inst({{"width", "320"}, {"height", "200"}, {"scenario", "still"}});
+    ds_frame f;
+    ASSERT_EQ(grabWithin(inst, 50, f), DS_OK);
+    inst.release(f);
+    const auto start = std::chrono::steady_clock::now();
+    EXPECT_EQ(grabWithin(inst, 50, f), DS_TIMEOUT);
+    // It waited (no busy loop for the caller); upper bound loose for a loaded ASan machine.
+    const auto waited = std::chrono::steady_clock::now() - start;
+    EXPECT_GE(waited, std::chrono::milliseconds(45));
+    EXPECT_LT(waited, std::chrono::seconds(2));
+}
+
+// typing: a glyph per interval; each new picture carries damage that covers every changed pixel
+// and is small; nothing new within the timeout gives DS_TIMEOUT.
+TEST(SyntheticCapture, TypingReportsDamageCoveringEveryChange) {
+    Instance inst({{"width", "1280"},
+                   {"height", "720"},
+                   {"scenario", "typing"},
+                   {"typing.interval_ms", "20"}});
+    ds_frame f;
+    ASSERT_EQ(grabWithin(inst, 200, f), DS_OK);
+    EXPECT_EQ(f.damage, nullptr);  // the first picture is all new
+    std::vector<uint8_t> prev(f.data, f.data + size_t{f.stride} * f.height);
+    inst.release(f);
+    for (int i = 0; i < 5; ++i) {
+        ASSERT_EQ(grabWithin(inst, 200, f), DS_OK);
+        ASSERT_NE(f.damage, nullptr);
+        ASSERT_EQ(f.damage_count, 1u);
+        const ds_rect d = f.damage[0];
+        EXPECT_LE(uint64_t{d.width} * d.height, 60u * 12 * 24) << "a line at most";
+        std::size_t outside = 0;
+        for (uint32_t y = 0; y < f.height; ++y)
+            for (uint32_t x = 0; x < f.width; ++x) {
+                const bool in = x >= d.x && x < d.x + d.width && y >= d.y && y < d.y + d.height;
+                if (!in && std::memcmp(&prev[(size_t{y} * f.width + x) * 4],
+                                       f.data + size_t{y} * f.stride + x * 4, 4) != 0)
+                    ++outside;
+            }
+        EXPECT_EQ(outside, 0u) << "grab " << i;
+        EXPECT_GT(differingPixels(prev, f), 0u) << "grab " << i;
+        prev.assign(f.data, f.data + size_t{f.stride} * f.height);
+        inst.release(f);
+    }
+    Instance slow({{"width", "320"},
+                   {"height", "200"},
+                   {"scenario", "typing"},
+                   {"typing.interval_ms", "60000"}});
+    ASSERT_EQ(grabWithin(slow, 50, f), DS_OK);
+    slow.release(f);
+    EXPECT_EQ(grabWithin(slow, 30, f), DS_TIMEOUT);
+}
+
+// video: a large area new every 33 ms, damage = that area.
+TEST(SyntheticCapture, VideoChangesALargeAreaWithDamage) {
+    Instance inst({{"scenario", "video"}, {"monitors", "1"}});
+    ds_frame f;
+    ASSERT_EQ(grabWithin(inst, 200, f), DS_OK);
+    std::vector<uint8_t> prev(f.data, f.data + size_t{f.stride} * f.height);
+    inst.release(f);
+    ASSERT_EQ(grabWithin(inst, 200, f), DS_OK);
+    ASSERT_EQ(f.damage_count, 1u);
+    EXPECT_EQ(f.damage[0].width, 960u);
+    EXPECT_EQ(f.damage[0].height, 540u);
+    EXPECT_GT(differingPixels(prev, f), 960u * 540 / 2);
+    inst.release(f);
+}
+
+// A PPM background is shown as is (BGRA from RGB) at its own size.
+TEST(SyntheticCapture, PpmBackgroundIsShownAtItsSize) {
+    const std::string path =
+        testing::TempDir() + "synthetic-bg-" + std::to_string(::getpid()) + ".ppm";
+    {
+        std::ofstream out(path, std::ios::binary);
+        out << "P6\n# comment\n3 2\n255\n";
+        const unsigned char rgb[] = {10, 20, 30, 40, 50, 60, 70, 80, 90, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+        out.write(reinterpret_cast<const char*>(rgb), sizeof rgb);
+    }
+    Instance inst({{"scenario", "still"}, {"background", path}, {"monitors", "1"}});
+    ds_frame f;
+    ASSERT_EQ(grabWithin(inst, 50, f), DS_OK);
+    EXPECT_EQ(f.width, 3u);
+    EXPECT_EQ(f.height, 2u);
+    EXPECT_EQ(f.data[0], 30);  // B
+    EXPECT_EQ(f.data[1], 20);  // G
+    EXPECT_EQ(f.data[2], 10);  // R
+    EXPECT_EQ(f.data[5 * 4 + 0], 9);
+    inst.release(f);
+    std::remove(path.c_str());
+
+    TestHost host;
+    TestConfig bad("capture.synthetic", {{"background", path + ".missing"}});
+    void* handle = nullptr;
+    char err[256] = "";
+    EXPECT_EQ(plugin().capture().create(host.api(), bad.get(), &handle, err, sizeof err),
+              DS_ERR_CONFIG);
+    EXPECT_NE(std::string(err).find("cannot open background"), std::string::npos) << err;
+    TestConfig badScenario("capture.synthetic", {{"scenario", "dancing"}});
+    EXPECT_NE(plugin().capture().create(host.api(), badScenario.get(), &handle, err, sizeof err),
+              DS_OK);
+}

@@ -69,7 +69,7 @@ TEST(Config, DefaultsAreTheEmbeddedSetup) {
     AgentConfig a = c.agent();
     EXPECT_EQ(a.capture, "auto");
     EXPECT_EQ(a.encoder, "jpeg");
-    EXPECT_EQ(a.fps, 8);
+    EXPECT_EQ(a.fps, 30);
     EXPECT_EQ(a.quality, 75);
     EXPECT_TRUE(a.monitors.empty());
     EXPECT_EQ(a.layout, Layout::Separate);

@@ -27,6 +27,9 @@ protected:
         config.set("agent", "capture", "synthetic");
         config.set("agent", "encoder", "jpeg");
         config.set("agent", "fps", "20");
+        // One whole JPEG picture per frame, so the per-codec counts below count frames (damage
+        // encoding splits a frame into JPEG and WebP rects; its figures: damage_streaming_test).
+        config.set("agent", "encoding", "full");
         config.set("capture.synthetic", "width", "320");
         config.set("capture.synthetic", "height", "200");
     }

@@ -44,6 +44,9 @@ core::AgentSessionConfig sessionConfig(const AgentOptions& o) {
     c.heartbeatInterval = o.heartbeatInterval;
     c.missedLimit = o.missedLimit;
     c.handshakeTimeout = o.handshakeTimeout;
+    // Damage encoding: a still screen sends nothing, so no periodic picture; a viewer that
+    // needs one gets it through start_stream or request_keyframe (docs/agent.md).
+    if (o.damageEncoding) c.pictureRefresh = core::Duration::max();
     return c;
 }
 
@@ -226,9 +229,11 @@ void AgentRuntime::start() {
 
     const std::string& id = d.options.clientId;
     d.log.information(
-        "agent %s: starting: relay %s, capture %s (%z monitors), encoder %s, %.1f fps, quality %d",
+        "agent %s: starting: relay %s, capture %s (%z monitors), encoder %s, %.1f fps, quality "
+        "%d, %s encoding",
         id, d.options.relayUrl, d.captureInstance->plugin().name, selected.size(),
-        d.encoderInstance->plugin().name, d.options.flow.fps, d.options.flow.quality);
+        d.encoderInstance->plugin().name, d.options.flow.fps, d.options.flow.quality,
+        std::string(d.options.damageEncoding ? "damage" : "full"));
     d.capture = std::make_unique<CaptureDevice>(std::move(d.captureInstance));
     d.pipeline = std::make_unique<CapturePipeline>(*d.capture, d.hub, d.mailbox, d, d.metrics,
                                                    selected, d.options.combined, id, d.log);
@@ -250,8 +255,11 @@ void AgentRuntime::start() {
     d.link = std::make_unique<RelayLink>(
         lo, d.hub, *d.executor, d.metrics, [&d] { return d.buildHandshake(); },
         [&d](const std::string& why) { d.refused(why); }, d.log);
+    std::optional<core::damage::TrackerConfig> damage;
+    if (d.options.damageEncoding) damage = d.options.damage;
     d.encoderStage =
-        std::make_unique<EncoderStage>(*d.encoder, d.hub, d.mailbox, *d.link, d.metrics, id, d.log);
+        std::make_unique<EncoderStage>(*d.encoder, d.hub, d.mailbox, *d.link, d.metrics, id, d.log,
+                                       damage, d.options.losslessEncoder);
     d.primeLastFrames(selected);
 
     d.started = true;

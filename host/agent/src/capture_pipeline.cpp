@@ -91,7 +91,10 @@ void CapturePipeline::run() {
         }
         if (!grabbed) {
             spareJobs_.push_back(std::move(job));
-            // Nothing grabbed (errors, or no new picture): back off a little, interruptibly.
+            // Only "no new picture" (DS_TIMEOUT after the plugin waited): the next slot may grab
+            // at once, so a change is sent as soon as the plugin sees it (damage-driven capture).
+            if (onlyTimeouts_) continue;
+            // Nothing grabbed (errors): back off a little, interruptibly.
             auto lock = hub_.lock();
             if (hub_.runningLocked())
                 hub_.waitUntil(lock, monoNow() + std::chrono::milliseconds(100));
@@ -103,6 +106,7 @@ void CapturePipeline::run() {
 }
 
 bool CapturePipeline::grabAll(const std::vector<int>& monitors, bool repeat, CaptureJob& job) {
+    onlyTimeouts_ = !monitors.empty();
     return device_.locked([&](host::CaptureInstance& capture) {
         for (int idx : monitors) {
             CaptureJob::Item item;
@@ -120,9 +124,11 @@ bool CapturePipeline::grabAll(const std::vector<int>& monitors, bool repeat, Cap
                 error = e.what();
             }
             if (s == DS_OK) {
+                item.key = repeat;  // a viewer needs a whole picture (damage encoding)
                 job.items.push_back(std::move(item));
                 continue;
             }
+            if (s != DS_TIMEOUT) onlyTimeouts_ = false;
             if (s == DS_TIMEOUT) {  // no new picture on that monitor
                 if (repeat) {       // a viewer needs one anyway: the encoder re-sends the last
                     item.repeat = true;

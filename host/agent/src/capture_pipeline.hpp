@@ -66,6 +66,7 @@ private:
     int compositeIndex_ = 0;
     std::string lastError_;
     bool repeat_ = false;
+    bool onlyTimeouts_ = false;  // the last grabAll got DS_TIMEOUT from every monitor
     std::optional<std::vector<ds_monitor_info>>
         newLayout_;  // DS_REINIT seen, not yet told  // the slot taken also owes the still monitors their last frame
 

@@ -4,7 +4,12 @@
 // N+1. The encoder instance itself is in the EncoderSlot (set_config may replace it). It keeps
 // each monitor's last encoded frame and sends it again, with a new frame number, for a capture
 // job's repeat items (a still screen and a viewer that needs a picture: docs/agent.md).
+// With damage encoding (DamageEncoder) it sends only the changed regions of each picture as
+// the rects of one frame, key pictures when owed, and lossless refinements when they are due
+// (it then also wakes for the refinement deadline, not only for jobs).
 #pragma once
+
+#include "damage_encoder.hpp"
 
 #include "encoder_slot.hpp"
 #include "frame_mailbox.hpp"
@@ -18,6 +23,8 @@
 
 #include <atomic>
 #include <map>
+#include <memory>
+#include <optional>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -27,7 +34,9 @@ namespace deskstream::agent {
 class EncoderStage {
 public:
     EncoderStage(EncoderSlot& encoder, SessionHub& hub, FrameMailbox& mailbox, FrameSender& sender,
-                 core::AgentMetrics& metrics, std::string clientId, Poco::Logger& log);
+                 core::AgentMetrics& metrics, std::string clientId, Poco::Logger& log,
+                 std::optional<core::damage::TrackerConfig> damage = std::nullopt,
+                 std::shared_ptr<host::EncoderInstance> lossless = nullptr);
 
     /// The encode thread's body; returns when the mailbox is closed.
     void run();
@@ -51,6 +60,10 @@ private:
     bool encode(const CaptureJob::Item& item, std::uint64_t captureTimeUs, core::FrameHeader& h);
     void resendLast(std::uint16_t monitor);
     void admitAndSend(core::FrameHeader& h);
+    void damageItem(const CaptureJob::Item& item, std::uint64_t captureTimeUs);
+    void refineDue();
+    void sendPrepared(PreparedFrame& frame);
+    void encodeFailed(const std::string& error);
 
     EncoderSlot& encoder_;
     SessionHub& hub_;
@@ -65,6 +78,8 @@ private:
     std::atomic<std::uint64_t> errors_{0}, repeats_{0};
     std::mutex lastMutex_;  // the encode thread, and forgetLastFrames() from the capture thread
     std::map<std::uint16_t, LastFrame> last_;
+    std::unique_ptr<DamageEncoder> damage_;  // null: full encoding (guarded by lastMutex_)
+    PreparedFrame prepared_;                 // the damage frame being sent (capacity reused)
 };
 
 }  // namespace deskstream::agent

@@ -20,6 +20,16 @@ std::optional<CaptureJob> FrameMailbox::take() {
     return out;
 }
 
+std::optional<CaptureJob> FrameMailbox::takeUntil(std::chrono::steady_clock::time_point deadline,
+                                                  bool& closed) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    cv_.wait_until(lock, deadline, [&] { return job_.has_value() || closed_; });
+    closed = closed_;
+    std::optional<CaptureJob> out;
+    if (!closed_) out.swap(job_);
+    return out;
+}
+
 void FrameMailbox::giveBack(CaptureJob job) {
     std::lock_guard<std::mutex> lock(mutex_);
     returns_.push_back(std::move(job));

@@ -5,6 +5,7 @@
 
 #include "deskstream/host/instances.hpp"
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
@@ -20,6 +21,7 @@ struct CaptureJob {
         ds_frame composite{};               // the combined picture (then `held` is empty)
         std::uint16_t monitor = 0;
         bool repeat = false;     // no new picture: send this monitor's last frame again
+        bool key = false;        // a new picture, and a viewer needs a whole one (damage mode)
         double grabSeconds = 0;  // the capture plugin's time for this picture (metrics)
         const ds_frame& frame() const { return held ? *held : composite; }
     };
@@ -33,6 +35,10 @@ public:
     void put(CaptureJob job);
     /// Encoder thread: waits for a job; nullopt once closed.
     std::optional<CaptureJob> take();
+    /// Encoder thread: waits for a job until `deadline`; nullopt on timeout or once closed
+    /// (`closed` tells which).
+    std::optional<CaptureJob> takeUntil(std::chrono::steady_clock::time_point deadline,
+                                        bool& closed);
     /// Encoder thread: the frames it is done with, for the capture thread to release.
     void giveBack(CaptureJob job);
     /// Capture thread: moves the given-back jobs into `out` (both keep their capacity).

@@ -17,6 +17,19 @@
 // Memory: DS_CAPTURE_MAX_HELD_FRAMES (2) frame buffers per monitor allocated at create() and
 // reused; grab_frame never allocates. A frame's buffer is not reused until it is released.
 //
+// Scenarios (`scenario`, docs/capture.md "synthetic"), for damage-driven streaming tests; all
+// but `moving` change with time (the monotonic clock), not with the number of grabs, and a grab
+// with nothing new waits for the next change up to its timeout, then gives DS_TIMEOUT (as a
+// damage-driven plugin does):
+//   moving     the picture above, new every grab (the default; no damage rectangles);
+//   still      the background only; one picture, then DS_TIMEOUT;
+//   typing     a text line gains a glyph every `typing.interval_ms` (wraps after 60 glyphs);
+//              damage: the glyphs drawn since the last grab;
+//   scrolling  a panel's content moves up 4 px every 33 ms; no damage (the agent compares);
+//   video      a 960x540 area (clipped) of noise, new every 33 ms; damage: that area.
+// `background` = a binary PPM (P6, 8-bit) replaces the generated background (the picture then
+// takes the image's size), so tests can stream a real screenshot.
+//
 // Input: accepted (DS_CAPTURE_CAP_INPUT) and changes nothing on the picture. With `input_log`
 // set, each event is appended to that file as one JSON line, so tests can check what reached
 // the agent (docs/configuration.md, [capture.synthetic]).
@@ -24,9 +37,13 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -136,6 +153,73 @@ void drawFrame(Picture& pic, uint64_t sequence) {
         drawDigit(pic, kDigitOriginX + kDigitPitch * i, kDigitOriginY, static_cast<int>(n % 10));
 }
 
+// A binary PPM (P6, maxval 255) as a BGRA picture; throws with the reason.
+Picture readPpm(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw deskstream::Error(DS_ERR_CONFIG, "cannot open background " + path);
+    auto token = [&in]() {
+        std::string t;
+        char c;
+        while (in.get(c)) {
+            if (c == '#') {
+                std::string skip;
+                std::getline(in, skip);
+            } else if (std::isspace(static_cast<unsigned char>(c))) {
+                if (!t.empty()) break;
+            } else {
+                t += c;
+            }
+        }
+        return t;
+    };
+    const std::string magic = token(), w = token(), h = token(), maxval = token();
+    long width = 0, height = 0;
+    try {
+        width = std::stol(w);
+        height = std::stol(h);
+    } catch (const std::exception&) {
+        width = height = 0;
+    }
+    if (magic != "P6" || maxval != "255" || width < 1 || height < 1 || width > 8192 ||
+        height > 8192)
+        throw deskstream::Error(DS_ERR_CONFIG, "background " + path +
+                                                   " is not a binary 8-bit PPM (P6, maxval 255) "
+                                                   "of at most 8192x8192");
+    Picture pic{static_cast<uint32_t>(width), static_cast<uint32_t>(height),
+                std::vector<uint8_t>(static_cast<size_t>(width) * height * 4)};
+    std::vector<char> rgb(static_cast<size_t>(width) * height * 3);
+    if (!in.read(rgb.data(), static_cast<std::streamsize>(rgb.size())))
+        throw deskstream::Error(DS_ERR_CONFIG, "background " + path + " is truncated");
+    for (size_t i = 0, n = static_cast<size_t>(width) * height; i < n; ++i) {
+        pic.pixels[i * 4 + 0] = static_cast<uint8_t>(rgb[i * 3 + 2]);
+        pic.pixels[i * 4 + 1] = static_cast<uint8_t>(rgb[i * 3 + 1]);
+        pic.pixels[i * 4 + 2] = static_cast<uint8_t>(rgb[i * 3 + 0]);
+        pic.pixels[i * 4 + 3] = 255;
+    }
+    return pic;
+}
+
+enum class Scenario { Moving, Still, Typing, Scrolling, Video };
+
+// The typing scenario's line: glyph i at (kTypeX + i * kGlyphPitch, kTypeY).
+constexpr int kTypeX = 200, kTypeY = 300, kGlyphW = 10, kGlyphH = 16, kGlyphPitch = 12;
+constexpr int kLineGlyphs = 60;
+// A glyph: a few strokes of one dark colour on a light box, different per glyph.
+void drawGlyph(Picture& pic, int index) {
+    const int x = kTypeX + (index % kLineGlyphs) * kGlyphPitch;
+    Lcg rng{0x7e7700u + static_cast<uint32_t>(index)};
+    pic.fill(x, kTypeY, kGlyphW, kGlyphH, 250, 250, 250);
+    for (int stroke = 0; stroke < 3; ++stroke) {
+        const bool vertical = rng.range(2) == 0;
+        const int sx = x + rng.range(kGlyphW - 2), sy = kTypeY + rng.range(kGlyphH - 2);
+        pic.fill(sx, sy, vertical ? 2 : kGlyphW - (sx - x), vertical ? kGlyphH - (sy - kTypeY) : 2,
+                 20, 20, static_cast<uint8_t>(20 + 40 * (index % 3)));
+    }
+}
+void clearLine(Picture& pic) {
+    pic.fill(kTypeX - 4, kTypeY - 4, kLineGlyphs * kGlyphPitch + 8, kGlyphH + 8, 250, 250, 250);
+}
+
 class SyntheticCapture : public deskstream::Capture {
 public:
     static constexpr ds_config_key kConfigKeys[] = {
@@ -145,7 +229,14 @@ public:
          "number of monitors (placed side by side)"},
         {"input_log", DS_CONFIG_STRING, "", 0, -1, nullptr,
          "file to which each input event received is appended as a JSON line (empty: none)"},
+        {"scenario", DS_CONFIG_STRING, "moving", 0, -1, "moving|still|typing|scrolling|video",
+         "what changes: moving (every grab), still, typing, scrolling, video"},
+        {"background", DS_CONFIG_STRING, "", 0, -1, nullptr,
+         "binary PPM (P6) used as the background, at its own size (empty: generated)"},
+        {"typing.interval_ms", DS_CONFIG_INT, "100", 1, 60000, nullptr,
+         "typing scenario: one glyph every this many ms"},
     };
+    static constexpr uint32_t kCapabilities = DS_CAPTURE_CAP_DAMAGE;
     static constexpr int32_t kRank = 1;  // the last resort of capture = auto
     static constexpr const char* kVendor = "deskstream";
 
@@ -163,17 +254,47 @@ public:
                                         " monitors of " + std::to_string(width_) + "x" +
                                         std::to_string(height_) + " need more than 2 GiB");
         inputLog_ = config.getString("input_log", "");
+        const std::string scenario = config.getString("scenario", "moving");
+        if (scenario == "moving")
+            scenario_ = Scenario::Moving;
+        else if (scenario == "still")
+            scenario_ = Scenario::Still;
+        else if (scenario == "typing")
+            scenario_ = Scenario::Typing;
+        else if (scenario == "scrolling")
+            scenario_ = Scenario::Scrolling;
+        else if (scenario == "video")
+            scenario_ = Scenario::Video;
+        else
+            throw deskstream::Error(DS_ERR_CONFIG, "[" + config.section() + "] scenario = '" +
+                                                       scenario +
+                                                       "' is not one of "
+                                                       "moving|still|typing|scrolling|video");
+        typingIntervalUs_ =
+            static_cast<uint64_t>(config.getInt("typing.interval_ms", 100, 1, 60000)) * 1000;
+        const std::string backgroundPath = config.getString("background", "");
+        Picture image;
+        if (!backgroundPath.empty()) {
+            image = readPpm(backgroundPath);
+            width_ = image.width;
+            height_ = image.height;
+        }
         monitors_.resize(count);
         for (uint32_t m = 0; m < count; ++m) {
             Monitor& mon = monitors_[m];
             mon.background =
                 Picture{width_, height_, std::vector<uint8_t>(size_t{width_} * height_ * 4)};
-            drawBackground(mon.background, m);
+            if (backgroundPath.empty())
+                drawBackground(mon.background, m);
+            else
+                mon.background.pixels = image.pixels;
+            if (scenario_ == Scenario::Typing) clearLine(mon.background);
             for (auto& b : mon.buffers)
                 b = Picture{width_, height_, std::vector<uint8_t>(size_t{width_} * height_ * 4)};
         }
         host_.info("synthetic capture: " + std::to_string(count) + " monitor(s) of " +
-                   std::to_string(width_) + "x" + std::to_string(height_));
+                   std::to_string(width_) + "x" + std::to_string(height_) + ", scenario " +
+                   scenario);
     }
 
     std::vector<ds_monitor_info> monitors() override {
@@ -192,7 +313,7 @@ public:
         return out;
     }
 
-    ds_status grab(uint32_t monitor, uint32_t, ds_frame& out) override {
+    ds_status grab(uint32_t monitor, uint32_t timeoutMs, ds_frame& out) override {
         if (monitor >= monitors_.size())
             throw deskstream::Error(DS_ERR_INVALID_ARGUMENT, "monitor " + std::to_string(monitor) +
                                                                  " does not exist (there are " +
@@ -207,9 +328,15 @@ public:
                                         std::to_string(mon.held.size()) +
                                         " frames are still held; release one first");
         Picture& pic = mon.buffers[slot];
-        std::memcpy(pic.pixels.data(), mon.background.pixels.data(), pic.pixels.size());
+        out.damage = nullptr;
+        out.damage_count = 0;
+        if (scenario_ == Scenario::Moving) {
+            std::memcpy(pic.pixels.data(), mon.background.pixels.data(), pic.pixels.size());
+            drawFrame(pic, mon.sequence + 1);
+        } else if (!timed(mon, pic, timeoutMs, out)) {
+            return DS_TIMEOUT;
+        }
         ++mon.sequence;
-        drawFrame(pic, mon.sequence);
         mon.held[slot] = true;
 
         out.monitor = monitor;
@@ -220,8 +347,6 @@ public:
         out.data = pic.pixels.data();
         out.capture_time_us = host_.wallUs();
         out.sequence = mon.sequence;
-        out.damage = nullptr;
-        out.damage_count = 0;
         out.plugin_data = &mon.held[slot];
         return DS_OK;
     }
@@ -278,13 +403,116 @@ private:
     }
 
     struct Monitor {
+        uint64_t startUs = 0;  // first grab (the scenarios' time origin)
+        int64_t shown = -1;    // the step of the time-driven scenario last given; -1: none
+        ds_rect damage{};
         Picture background;
         // plugin.h: the host may hold up to DS_CAPTURE_MAX_HELD_FRAMES frames per monitor.
         std::array<Picture, DS_CAPTURE_MAX_HELD_FRAMES> buffers;
         std::array<bool, DS_CAPTURE_MAX_HELD_FRAMES> held{};
         uint64_t sequence = 0;
     };
+    // The step the scenario is at `us` after the start (a new picture per step).
+    int64_t stepAt(uint64_t us) const {
+        switch (scenario_) {
+            case Scenario::Still:
+                return 0;
+            case Scenario::Typing:
+                return static_cast<int64_t>(us / typingIntervalUs_);
+            case Scenario::Scrolling:
+            case Scenario::Video:
+                return static_cast<int64_t>(us / 33333);
+            case Scenario::Moving:
+                break;
+        }
+        return 0;
+    }
+    uint64_t stepStartUs(int64_t step) const {
+        const uint64_t period = scenario_ == Scenario::Typing ? typingIntervalUs_ : 33333;
+        return scenario_ == Scenario::Still ? UINT64_MAX : static_cast<uint64_t>(step) * period;
+    }
+
+    // The time-driven scenarios: waits (up to the timeout) for the next step, then draws it
+    // into `pic` with its damage. False: nothing new within the timeout.
+    bool timed(Monitor& mon, Picture& pic, uint32_t timeoutMs, ds_frame& out) {
+        const uint64_t now = host_.monotonicUs();
+        if (mon.startUs == 0) mon.startUs = now;
+        int64_t step = stepAt(now - mon.startUs);
+        if (step == mon.shown) {
+            const uint64_t next = stepStartUs(step + 1);
+            const uint64_t waitUs =
+                next == UINT64_MAX ? uint64_t{timeoutMs} * 1000 : mon.startUs + next - now;
+            if (waitUs > uint64_t{timeoutMs} * 1000) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(timeoutMs));
+                return false;
+            }
+            std::this_thread::sleep_for(std::chrono::microseconds(waitUs));
+            step = stepAt(host_.monotonicUs() - mon.startUs);
+            if (step == mon.shown) return false;
+        }
+        std::memcpy(pic.pixels.data(), mon.background.pixels.data(), pic.pixels.size());
+        const int w = static_cast<int>(width_), h = static_cast<int>(height_);
+        const bool first = mon.shown < 0;
+        switch (scenario_) {
+            case Scenario::Typing: {
+                const int64_t lineStart = step - step % kLineGlyphs;
+                for (int64_t g = lineStart; g <= step; ++g) drawGlyph(pic, static_cast<int>(g));
+                const int64_t from = std::max<int64_t>(mon.shown + 1, lineStart);
+                const bool wrapped = mon.shown >= 0 && mon.shown < lineStart;
+                const int x0 = kTypeX + static_cast<int>(from % kLineGlyphs) * kGlyphPitch;
+                const int x1 =
+                    kTypeX + static_cast<int>(step % kLineGlyphs) * kGlyphPitch + kGlyphW;
+                mon.damage = wrapped ? ds_rect{kTypeX - 4, kTypeY - 4,
+                                               kLineGlyphs * kGlyphPitch + 8, kGlyphH + 8}
+                                     : ds_rect{static_cast<uint32_t>(x0), kTypeY,
+                                               static_cast<uint32_t>(x1 - x0), kGlyphH};
+                break;
+            }
+            case Scenario::Scrolling: {
+                // A panel in the middle whose rows are the background's, shifted by 4 px a step.
+                const int px = w / 4, py = h / 4, pw = w / 2, ph = h / 2;
+                const int shift = static_cast<int>((step * 4) % std::max(ph, 1));
+                for (int y = 0; y < ph; ++y) {
+                    const int src = py + (y + shift) % ph;
+                    std::memcpy(
+                        pic.pixels.data() + (static_cast<size_t>(py + y) * w + px) * 4,
+                        mon.background.pixels.data() + (static_cast<size_t>(src) * w + px) * 4,
+                        static_cast<size_t>(pw) * 4);
+                }
+                break;  // no damage: the agent compares tiles
+            }
+            case Scenario::Video: {
+                const int vw = std::min(960, w), vh = std::min(540, h);
+                const int vx = (w - vw) / 2, vy = (h - vh) / 2;
+                Lcg rng{static_cast<uint32_t>(step) * 2654435761u + 1};
+                for (int y = 0; y < vh; ++y) {
+                    uint8_t* p = pic.pixels.data() + (static_cast<size_t>(vy + y) * w + vx) * 4;
+                    for (int x = 0; x < vw; ++x, p += 4) {
+                        const uint32_t r = rng.next();
+                        p[0] = static_cast<uint8_t>(r >> 8), p[1] = static_cast<uint8_t>(r >> 16);
+                        p[2] = static_cast<uint8_t>(r >> 24), p[3] = 255;
+                    }
+                }
+                mon.damage = ds_rect{static_cast<uint32_t>(vx), static_cast<uint32_t>(vy),
+                                     static_cast<uint32_t>(vw), static_cast<uint32_t>(vh)};
+                break;
+            }
+            case Scenario::Still:
+            case Scenario::Moving:
+                break;
+        }
+        // Damage is relative to the previous picture given; the first one is all new.
+        if (!first && (scenario_ == Scenario::Typing || scenario_ == Scenario::Video)) {
+            out.damage = &mon.damage;
+            out.damage_count = 1;
+        }
+        mon.shown = step;
+        return true;
+    }
+
     deskstream::Host host_;
+    Scenario scenario_ = Scenario::Moving;
+    uint64_t typingIntervalUs_ = 100000;
     uint32_t width_ = 0, height_ = 0;
     std::vector<Monitor> monitors_;
     std::string inputLog_;

@@ -138,6 +138,12 @@ struct AgentConfig {
     std::string metricsListen;  // host:port of the agent's own /metrics; empty: off
     std::string tlsCa;          // wss://: PEM CA file; empty: the system CA store
     bool tlsInsecure = false;   // wss://: no certificate check (tests only)
+    std::string metricsListen;   // host:port of the agent's own /metrics; empty: off
+    bool damageEncoding = true;  // encoding = damage (else full)
+    int damageTile = 64, damageMaxRects = 16, damageMaxColours = 48;
+    std::string damageLosslessEncoder;  // empty: the main encoder
+    int damageVideoFrames = 8;
+    long long damageRefineMs = 500;  // 0: never
 };
 
 // Reads INI text: "[section]", "key = value", full-line comments starting with ';' or '#',

@@ -66,6 +66,8 @@ public:
     uint16_t metricsPort() const;
 
 private:
+    std::shared_ptr<EncoderInstance> losslessEncoder(const std::string& name) const;
+
     const Configuration& config_;
     const PluginRegistry& plugins_;
     std::shared_ptr<core::metrics::Registry> metrics_;

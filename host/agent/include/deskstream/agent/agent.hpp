@@ -16,6 +16,7 @@
 // An idle desktop (no start_stream from the relay) captures and encodes nothing.
 #pragma once
 
+#include "deskstream/core/damage.hpp"
 #include "deskstream/core/flow.hpp"
 #include "deskstream/core/metrics.hpp"
 #include "deskstream/core/reconnect.hpp"
@@ -57,6 +58,14 @@ struct AgentOptions {
     // Where the agent's metrics live (docs/operations.md, "Agent metrics"); null: its own
     // registry. Role all passes the relay's, so one /metrics shows both.
     std::shared_ptr<core::metrics::Registry> metrics;
+    // Damage-driven streaming ([agent] encoding = damage; docs/agent.md): only changed regions
+    // are sent, and the periodic picture refresh is off (a still screen sends nothing). Off
+    // (the default for embedders): every frame is the whole picture, as before.
+    bool damageEncoding = false;
+    core::damage::TrackerConfig damage;
+    // The encoder for text and UI regions (a WebP instance with lossless = true); null: the
+    // main encoder at quality 100. Used by the encode thread only.
+    std::shared_ptr<host::EncoderInstance> losslessEncoder;
 };
 
 struct AgentStats {
