@@ -80,7 +80,7 @@ private:
     enum class Stage { Header, Payload, Broken };
 
     std::optional<Violation> fail(std::uint16_t code, const char* what);
-    std::optional<Violation> checkHeader();        // after a complete header
+    std::optional<Violation> checkHeader();  // after a complete header
     std::optional<Violation> consumePayload(const std::uint8_t* data, std::size_t n);
     std::optional<Violation> finishFrame(std::vector<Message>& out);
     std::uint64_t messageLimitFor(Opcode op) const;
