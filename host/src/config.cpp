@@ -500,6 +500,7 @@ RelayConfig Configuration::relay() const {
     r.instanceId = DS_VALUE("relay", "instance_id");
     if (r.instanceId.empty()) r.instanceId = instanceId_;
     r.maxThreads = static_cast<int>(intValue(*this, "relay", "max_threads"));
+    r.ioThreads = static_cast<int>(intValue(*this, "relay", "io_threads"));
     r.maxQueued = static_cast<int>(intValue(*this, "relay", "max_queued"));
     r.maxViewers = static_cast<int>(intValue(*this, "relay", "max_viewers"));
     r.commandTtlMs = intValue(*this, "relay", "command.ttl_ms");

@@ -132,6 +132,7 @@ relay::RelayOptions relayOptions(const RelayConfig& r, const HeartbeatConfig& hb
     o.commandLeaseMs = r.commandLeaseMs;
     o.viewerAckTimeoutMs = r.viewerAckTimeoutMs;
     o.httpMaxThreads = r.maxThreads;
+    o.ioThreads = r.ioThreads;
     o.httpMaxQueued = r.maxQueued;
     o.heartbeatIntervalMs = hb.intervalMs;
     o.missedLimit = hb.missedLimit;

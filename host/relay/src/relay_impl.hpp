@@ -17,6 +17,7 @@
 #pragma once
 
 #include "command_delivery.hpp"
+#include "io_loop.hpp"
 #include "deskstream/core/registry.hpp"
 #include "deskstream/core/relay_connection.hpp"
 #include "deskstream/relay/options.hpp"
@@ -73,6 +74,9 @@ public:
         return sessions_.add(session);
     }
     void removeSession(core::ConnId id) { sessions_.remove(id); }
+    // The I/O loop a new WebSocket goes to (the least loaded).
+    IoLoop& ioLoop() { return loops_->pick(); }
+    int ioThreads() const { return static_cast<int>(loops_->size()); }
 
     // Runs `fn(registry)` under the lock and performs the returned actions after it.
     template <class F>
@@ -166,6 +170,7 @@ private:
     std::atomic<bool> running_{false};
     std::atomic<bool> accepting_{false};
     uint16_t port_ = 0;
+    std::unique_ptr<IoLoops> loops_;
     std::unique_ptr<Poco::ThreadPool> pool_;
     std::unique_ptr<Poco::Net::HTTPServer> server_;
     std::atomic<int64_t> startedAtMs_{0};

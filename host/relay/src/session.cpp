@@ -14,15 +14,18 @@ namespace {
 using core::RelayConnectionConfig;
 namespace act = core::relay_action;
 
-WsLimits limitsFor(const RelayOptions& o, Session::Kind kind) {
+WsLimits limitsFor(const RelayOptions& o) {
     WsLimits l;
     l.maxMessageBytes = o.maxMessageBytes;
+    // The core answers a text over its 64 KiB limit with too_large and goes on; the parser
+    // only bounds it by max_message_bytes (docs/relay.md).
+    l.maxTextBytes = o.maxMessageBytes;
+    l.preHandshakeMessageBytes =
+        std::min<int64_t>(o.maxMessageBytes, static_cast<int64_t>(core::limits::kMaxControlMessageBytes));
     l.sendTimeoutMs = o.sendTimeoutMs;
     l.receiveTimeoutMs = o.receiveTimeoutMs;
     l.closeGraceMs = o.closeGraceMs;
     l.controlQueueLimit = static_cast<size_t>(std::max(16, o.controlQueueLimit));
-    l.frameQueueLimit =
-        kind == Session::Kind::Viewer ? static_cast<size_t>(std::max(1, o.viewerQueue)) : 1;
     return l;
 }
 
@@ -51,43 +54,56 @@ std::chrono::steady_clock::time_point toSteady(core::TimePoint t) {
 
 }  // namespace
 
-Session::Session(RelayImpl& relay, Kind kind, std::unique_ptr<Poco::Net::WebSocket> ws)
+Session::Session(RelayImpl& relay, Kind kind, Poco::Net::StreamSocket socket,
+                 std::vector<std::uint8_t> early, bool viewerSlot)
     : relay_(relay),
       kind_(kind),
-      conn_(std::make_unique<WsConnection>(std::move(ws), limitsFor(relay.options(), kind))),
+      conn_(std::make_shared<WsConnection>(std::move(socket), std::move(early),
+                                           limitsFor(relay.options()))),
       core_(connectionConfig(relay.options(), kind), RelayImpl::monoNow()),
-      peer_(conn_->peer()) {}
+      peer_(conn_->peer()),
+      viewerSlot_(viewerSlot) {}
 
-// The writer thread (inside conn_) may call back into this session: stop it first.
-Session::~Session() { conn_.reset(); }
+Session::~Session() {
+    if (viewerSlot_) relay_.releaseViewer();  // never started
+}
 
-void Session::run() {
+class Session::LogFields {
+public:
+    explicit LogFields(const Session& s) {
+        core::logctx::set("connection_id", std::to_string(s.id_));
+        if (!s.clientId_.empty()) core::logctx::set("client_id", s.clientId_);
+    }
+
+private:
+    core::logctx::Scope scope_;  // restored when the call returns: the thread serves others
+};
+
+void Session::start() {
     if (kind_ == Kind::Viewer) {
-        // Frames come from the core FanOut's queue of this viewer, pulled by its own writer.
+        // Frames come from the core FanOut's queue of this viewer, pulled by its I/O loop.
         conn_->setFrameSource([this] { return relay_.pullFrame(id_); });
     }
     id_ = relay_.addSession(shared_from_this());
-    core::logctx::Scope logFields;  // this pool thread's log fields, restored when it leaves
-    core::logctx::set("connection_id", std::to_string(id_));
+    LogFields fields(*this);
     relay_.count(Counter::ConnectionsOpened);
-    const auto openedAt = std::chrono::steady_clock::now();
+    openedAt_ = std::chrono::steady_clock::now();
     relay_.metrics().connectionStarted(role());
     relay_.log().debug("%s connection %?u from %s opened", std::string(kindName(kind_)), id_,
                        peer_);
-    int code = 1006;
-    try {
-        code = conn_->run(*this);
-    } catch (const std::exception& e) {
-        relay_.log().error("%s connection %?u: unexpected error: %s", std::string(kindName(kind_)),
-                           id_, std::string(e.what()));
-    }
+    conn_->start(relay_.ioLoop(), shared_from_this());
+}
+
+void Session::onClosed(int code) {
+    LogFields fields(*this);
     finish();
-    const uint64_t dropped = conn_->droppedFrames();
-    if (dropped) relay_.count(Counter::FramesDropped, dropped);
-    if (dropped) relay_.metrics().framesDropped(RelayMetrics::Drop::LaggingViewer, dropped);
+    if (viewerSlot_) {
+        viewerSlot_ = false;
+        relay_.releaseViewer();
+    }
     relay_.removeSession(id_);
     relay_.count(Counter::ConnectionsClosed);
-    relay_.metrics().connectionEnded(role(), openedAt);
+    relay_.metrics().connectionEnded(role(), openedAt_);
     const int bad = core_.badMessages();
     if (bad > 1) {
         relay_.log().information("%s %s (%s) closed with %d after %d bad messages",
@@ -132,20 +148,31 @@ std::chrono::steady_clock::time_point Session::nextDeadline() const {
 }
 
 void Session::onTick(std::chrono::steady_clock::time_point now) {
+    LogFields fields(*this);
     if (kind_ == Kind::Agent && core_.open()) relay_.tickStream(id_);
     perform(core_.onTick(core::fromSteady(now)));
 }
 
 void Session::onText(std::string&& message) {
+    LogFields fields(*this);
     perform(core_.onText(message, RelayImpl::monoNow(), RelayImpl::wallNowMs()));
+    afterMessage();
 }
 
 void Session::onBinary(std::vector<std::uint8_t>&& message) {
+    LogFields fields(*this);
     perform(core_.onBinary(std::move(message), RelayImpl::monoNow()), true);
 }
 
 void Session::onTransportError(int closeCode, const std::string& what) {
+    LogFields fields(*this);
     perform(core_.onTransportError(closeCode, what));
+}
+
+void Session::afterMessage() {
+    if (fullLimits_ || !core_.open()) return;
+    fullLimits_ = true;
+    conn_->acceptFullLimits();
 }
 
 void Session::subscribe(const core::Subscribe& sub) {
@@ -217,6 +244,7 @@ void Session::perform(core::RelayActions actions, bool binary) {
                                                   ? RelayMetrics::Registration::StoreUnavailable
                                                   : RelayMetrics::Registration::BadRequest);
             } else {
+                clientId_ = info->clientId;
                 core::logctx::set("client_id", info->clientId);
                 relay_.log().information("agent %s registered (%s, stream %?u)", info->clientId,
                                          peer_, info->streamId);
@@ -233,6 +261,7 @@ void Session::perform(core::RelayActions actions, bool binary) {
             relay_.withRegistry([&](core::Registry& r) { return r.onViewerHandshake(id_); });
             auto viewerId = relay_.locked([&](const core::Registry& r) { return r.viewerId(id_); })
                                 .value_or("");
+            clientId_ = viewerId;
             core::logctx::set("client_id", viewerId);
             perform(core_.onViewerRegistered(viewerId, RelayImpl::monoNow()));
         } else if (auto* deliver = std::get_if<act::DeliverPending>(&action)) {
@@ -245,9 +274,12 @@ void Session::perform(core::RelayActions actions, bool binary) {
         } else if (auto* stats = std::get_if<act::KeepAgentStats>(&action)) {
             relay_.onAgentStats(id_, stats->stats);
         } else if (auto* frame = std::get_if<act::ForwardFrame>(&action)) {
-            relay_.onAgentFrame(
-                id_, std::make_shared<const std::vector<std::uint8_t>>(std::move(frame->bytes)),
-                frame->header);
+            // One wire image per frame (header + payload, streamId already patched): every
+            // viewer's socket writes these same bytes (docs/relay.md, "One wire image").
+            relay_.onAgentFrame(id_,
+                                wsWireImage(core::ws::Opcode::Binary, frame->bytes.data(),
+                                            frame->bytes.size()),
+                                frame->header);
         } else if (auto* ping = std::get_if<act::AnswerViewerPing>(&action)) {
             auto ids = relay_.locked([](const core::Registry& r) { return r.availableDesktops(); });
             sendMessage(core::Pong{ping->timestamp, RelayImpl::wallNowMs(), std::move(ids)});

@@ -93,6 +93,7 @@ struct RelayConfig {
     long long registrationTtlMs = 0;
     std::string instanceId;  // configured, or a random UUID chosen once per process
     int maxThreads = 0;
+    int ioThreads = 0;
     int maxQueued = 0;
     int maxViewers = 0;
     long long commandTtlMs = 0;

@@ -60,9 +60,13 @@ struct RelayOptions {
 
     int maxViewers = 200;  // [relay] max_viewers: viewer connections at once (beyond: HTTP 503)
 
-    // Poco::Net::HTTPServer pool ([relay] max_threads, max_queued): one thread per WebSocket
-    // for its whole life.
-    int httpMaxThreads = 512;
+    // [relay] io_threads: the I/O loops serving every WebSocket (docs/relay.md, "Event-driven
+    // I/O"); 0: one per core.
+    int ioThreads = 0;
+
+    // Poco::Net::HTTPServer pool ([relay] max_threads, max_queued): plain HTTP requests and
+    // WebSocket upgrades only (an upgraded socket goes to an I/O loop at once).
+    int httpMaxThreads = 16;
     int httpMaxQueued = 256;
     int64_t httpTimeoutMs = 10000;  // plain HTTP request read/write timeout
     HttpFallback httpFallback;      // optional: GET /, /dashboard, static files
