@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <string>
 
+#include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -174,6 +175,9 @@ void IoLoop::fireTimers() {
 
 void IoLoop::run() {
     threadId_ = std::this_thread::get_id();
+    // Named, so a look at /proc/<pid>/task tells the I/O threads apart.
+    const std::string name = "ds-relay-io-" + std::to_string(index_);
+    ::pthread_setname_np(::pthread_self(), name.substr(0, 15).c_str());
     epoll_event events[kMaxEvents];
     while (!stopping_) {
         runPending();
