@@ -2,6 +2,7 @@
 #include "deskstream/core/relay_connection.hpp"
 
 #include "deskstream/core/auth.hpp"
+#include "deskstream/core/frame_ack.hpp"
 
 namespace deskstream::core {
 
@@ -406,9 +407,20 @@ RelayActions RelayConnection::onBinary(std::vector<std::uint8_t> bytes, TimePoin
     }
     heartbeat_.onMessage(now);
     if (!isAgent()) {
-        badInput(RelayCounter::BadFrames,
-                 makeError(ErrorCode::BadRequest, "", "viewers do not send binary messages"), now,
-                 out);
+        // The compact binary frame_ack (frame_ack.hpp, docs/protocol.md); nothing else.
+        if (!isBinaryAck(bytes.data(), bytes.size())) {
+            badInput(RelayCounter::BadFrames,
+                     makeError(ErrorCode::BadRequest, "",
+                               "viewers send no binary messages but the binary frame_ack"),
+                     now, out);
+            return out;
+        }
+        auto ack = decodeBinaryAck(bytes.data(), bytes.size());
+        if (!ack.ok()) {
+            badInput(RelayCounter::BadJson, ack.error(), now, out);
+            return out;
+        }
+        out.push_back(AckFrame{ack.value()});
         return out;
     }
     out.push_back(Count{RelayCounter::FramesReceived, 1});
