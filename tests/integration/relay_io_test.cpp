@@ -68,6 +68,7 @@ public:
             if (::recv(fd_, &c, 1, 0) != 1) return;
             head.push_back(c);
         }
+        status_ = head.substr(0, head.find("\r\n"));
         if (head.rfind("HTTP/1.1 101", 0) != 0) return;
         upgradedAt_ = Clock::now();
         ::fcntl(fd_, F_SETFL, ::fcntl(fd_, F_GETFL) | O_NONBLOCK);
@@ -80,6 +81,7 @@ public:
     RawWs& operator=(const RawWs&) = delete;
 
     bool ok() const { return ok_; }
+    const std::string& status() const { return status_; }  // the response's status line
     Clock::time_point upgradedAt() const { return upgradedAt_; }
     bool sendRaw(const void* data, size_t n) {
         return ::send(fd_, data, n, MSG_NOSIGNAL) == static_cast<ssize_t>(n);
@@ -151,6 +153,7 @@ private:
     bool closeFrame_ = false;
     int texts_ = 0;
     std::string in_;
+    std::string status_;
     Clock::time_point upgradedAt_{};
 };
 
@@ -338,4 +341,40 @@ TEST_F(RelayTest, AFrameDrippedAfterTheHandshakeIsClosedByTheFrameDeadline) {
         EXPECT_GE(closedAfterMs[i], 0) << "viewer " << i << " still open";
         EXPECT_LE(closedAfterMs[i], o.receiveTimeoutMs + 1500.0) << "viewer " << i;
     }
+}
+
+// Issue 18.3: at max_viewers the relay refuses at once (503 before any upgrade), however many
+// viewers it serves, and /healthz and /readyz keep answering within 500 ms. Bound: 500 ms per
+// refusal and per probe (a refusal takes a few ms; before the I/O loops a viewer past the
+// thread pool waited without any answer).
+TEST_F(RelayTest, AtCapacityViewersAreRefusedAtOnceAndProbesStayFast) {
+    RelayOptions o = testOptions();
+    o.heartbeatIntervalMs = 60000;
+    o.maxViewers = 150;
+    o.httpMaxThreads = 4;
+    startRelay(o);
+    std::vector<std::unique_ptr<RawWs>> viewers;
+    for (int i = 0; i < o.maxViewers; ++i) {
+        viewers.push_back(std::make_unique<RawWs>(relay->port(), "/ws/viewer"));
+        ASSERT_TRUE(viewers.back()->ok()) << "viewer " << i;
+        ASSERT_TRUE(viewers.back()->sendFrame(1, viewerHandshake()));
+    }
+    for (int i = 0; i < 20; ++i) {
+        const auto start = Clock::now();
+        RawWs refused(relay->port(), "/ws/viewer");
+        const double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+        EXPECT_FALSE(refused.ok()) << "viewer " << i << " past max_viewers was upgraded";
+        EXPECT_EQ(refused.status().rfind("HTTP/1.1 503", 0), 0u) << refused.status();
+        EXPECT_LT(ms, 500.0) << "refusal " << i;
+        const double health = healthzMs(relay->port());
+        EXPECT_GE(health, 0);
+        EXPECT_LT(health, 500.0);
+        const auto readyStart = Clock::now();
+        EXPECT_EQ(httpRequest(relay->port(), "GET", "/readyz").status, 200);
+        const double readyMs =
+            std::chrono::duration<double, std::milli>(Clock::now() - readyStart).count();
+        EXPECT_LT(readyMs, 500.0);
+    }
+    // The connected viewers were not disturbed.
+    for (auto& v : viewers) EXPECT_FALSE(v->poll());
 }
