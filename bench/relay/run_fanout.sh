@@ -73,7 +73,7 @@ relay() {
   local name=$1; shift
   mkdir -p "$OUT/state-$name"
   exec "$BUILD/host/deskstream" --role relay --set relay.listen=127.0.0.1:0 \
-    --set relay.max_viewers=5000 --set host.state_dir="$OUT/state-$name" --set host.log.level=warning "$@"
+    --set relay.max_viewers=5000 --set relay.max_queued=4096 --set host.state_dir="$OUT/state-$name" --set host.log.level=warning "$@"
 }
 
 # start_server NAME CMD...: starts a server that prints "PORT n" (the tools) or

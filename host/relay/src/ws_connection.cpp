@@ -165,6 +165,15 @@ void WsConnection::requestEnd(int code) {
 void WsConnection::onAdopted() {
     try {
         socket_.setBlocking(false);
+        if (secure_) {
+            // Poco 1.11 trap (docs/relay.md): SecureStreamSocketImpl does not pass
+            // setBlocking(false) on to the socket OpenSSL uses, which stays "blocking" and waits
+            // in poll() for the socket's timeouts whenever OpenSSL wants to read or write. The
+            // timeouts live on the shared fd: at 0 that wait returns at once and throws
+            // Poco::TimeoutException, which the loop takes as "would block".
+            socket_.setReceiveTimeout(Poco::Timespan(0));
+            socket_.setSendTimeout(Poco::Timespan(0));
+        }
     } catch (...) {
         requestEnd(kCloseAbnormal);
     }
@@ -356,7 +365,8 @@ void WsConnection::flush() {
             n = socket_.sendBytes(out_.bytes->data() + out_.offset,
                                   static_cast<int>(std::min<std::size_t>(left, INT_MAX)));
         } catch (const Poco::TimeoutException&) {
-            n = kWantRead;  // EAGAIN reported as a timeout
+            // TLS wanting to write (or, rarely, to read) reported as a timeout (see onAdopted).
+            n = kWantWrite;
         } catch (...) {
             if (closeCode_ == 0) closeCode_ = kCloseAbnormal;
             requestEnd(closeCode_);
