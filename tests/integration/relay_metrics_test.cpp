@@ -154,6 +154,8 @@ TEST_F(RelayTest, RefusedTokenMovesTheUnauthorizedRegistrationSeries) {
     auto agent =
         connectAgent("unauth-pc", deskstream::core::mintToken(secret, Role::Desktop, "unauth-pc",
                                                               std::chrono::seconds(60), nowMs));
+    // The handshake_ack goes out while the registration is being counted: wait for the count.
+    EXPECT_TRUE(eventually([&] { return metricValue(scrape(port()), series + "\"ok\"}") == 1; }));
     text = scrape(port());
     EXPECT_EQ(metricValue(text, series + "\"ok\"}"), 1) << text;
     EXPECT_EQ(metricValue(text, series + "\"unauthorized\"}"), 1) << text;
