@@ -13,10 +13,12 @@ constexpr std::uint16_t kProtocolError = 1002;
 constexpr std::uint16_t kInvalidPayload = 1007;
 constexpr std::uint16_t kTooLarge = 1009;
 constexpr std::size_t kMaxControlPayload = 125;
-// Growth of a message buffer beyond the bytes that have arrived is bounded by this chunk, so a
-// header that claims a large payload costs only what the peer actually sends.
+// A message buffer is reserved ahead of the bytes that have arrived by as much as has arrived
+// (amortised growth), at least kMinGrowth (a typical frame then needs one allocation) and at most
+// kMaxGrowthChunk, never past the frame's declared end: a header that claims a large payload
+// costs only what the peer actually sends plus a bounded chunk.
 constexpr std::size_t kMaxGrowthChunk = 4u << 20;
-constexpr std::size_t kMinGrowth = 4096;
+constexpr std::size_t kMinGrowth = 1u << 20;
 
 std::string tooLarge(Opcode kind, std::uint64_t limit) {
     return std::string(kind == Opcode::Text ? "text message" : "message") + " over the " +
