@@ -4,6 +4,8 @@
 // cannot make the relay hold big fragments, and dripping peers are closed by the deadlines.
 #include "relay_fixture.hpp"
 
+#include "deskstream/core/frame_header.hpp"
+
 #include <Poco/Net/SocketAddress.h>
 #include <Poco/Net/StreamSocket.h>
 
@@ -637,4 +639,36 @@ TEST_F(RelayTest, AFrameDrippedAfterTheHandshakeIsClosedByTheFrameDeadline) {
     EXPECT_NE(closeReason.find("frame not completed"), std::string::npos) << closeReason;
     EXPECT_LT(ms, 1000 + 1500);
     EXPECT_GE(ms, 900);  // not before its deadline
+}
+
+// The handshake-sized limit (64 KiB) holds only until the handshake is accepted: an agent then
+// streams frames up to max_message_bytes.
+TEST_F(RelayTest, TheHandshakeSizedLimitAppliesOnlyBeforeTheHandshake) {
+    deskstream::core::FrameHeader h;
+    h.codec = deskstream::core::FrameCodec::Jpeg;
+    h.flags = deskstream::core::frame_flags::kKey;
+    h.frameNumber = 1;
+    h.quality = 80;
+    h.screenWidth = h.rectWidth = 640;
+    h.screenHeight = h.rectHeight = 480;
+    const std::vector<std::uint8_t> payload(200 * 1024, 0x11);  // fixture limit: 256 KiB
+    const std::vector<std::uint8_t> frame =
+        deskstream::core::buildFrame(h, payload.data(), payload.size());
+
+    RawWs early(port(), "/ws/agent");
+    ASSERT_TRUE(early.upgraded());
+    early.send(clientFrame(kFin | 2, frame));
+    EXPECT_EQ(early.waitClose(), 1009);
+    bool named = false;
+    for (const auto& t : early.texts())
+        named |= str(parseJson(t), "message").find("65536") != std::string::npos;
+    EXPECT_TRUE(named) << "the too_large error names the handshake-sized limit";
+
+    auto agent = connectAgent("big-frames-pc");
+    const std::uint64_t received = counter("frames_received");
+    agent->sendBinary(frame);
+    EXPECT_TRUE(eventually([&] { return counter("frames_received") == received + 1; }));
+    agent->send("{\"type\":\"ping\",\"timestamp\":5}");
+    EXPECT_TRUE(agent->waitFor("pong"));
+    EXPECT_FALSE(agent->closed());
 }
