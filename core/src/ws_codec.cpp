@@ -13,10 +13,17 @@ constexpr std::uint16_t kProtocolError = 1002;
 constexpr std::uint16_t kInvalidPayload = 1007;
 constexpr std::uint16_t kTooLarge = 1009;
 constexpr std::size_t kMaxControlPayload = 125;
-// Growth of a message buffer beyond the bytes that have arrived is bounded by this chunk, so a
-// header that claims a large payload costs only what the peer actually sends.
+// A message buffer is reserved ahead of the bytes that have arrived by as much as has arrived
+// (amortised growth), at least kMinGrowth (a typical frame then needs one allocation) and at most
+// kMaxGrowthChunk, never past the frame's declared end: a header that claims a large payload
+// costs only what the peer actually sends plus a bounded chunk.
 constexpr std::size_t kMaxGrowthChunk = 4u << 20;
-constexpr std::size_t kMinGrowth = 4096;
+constexpr std::size_t kMinGrowth = 1u << 20;
+
+std::string tooLarge(Opcode kind, std::uint64_t limit) {
+    return std::string(kind == Opcode::Text ? "text message" : "message") + " over the " +
+           std::to_string(limit) + "-byte limit";
+}
 
 bool isControl(std::uint8_t op) { return (op & 0x8) != 0; }
 
@@ -95,8 +102,8 @@ Parser::Parser(Limits limits) : limits_(limits) {}
 
 void Parser::setLimits(const Limits& limits) { limits_ = limits; }
 
-std::optional<Violation> Parser::fail(std::uint16_t code, const char* what) {
-    violation_ = Violation{code, what};
+std::optional<Violation> Parser::fail(std::uint16_t code, std::string what) {
+    violation_ = Violation{code, std::move(what)};
     stage_ = Stage::Broken;
     // A broken stream keeps no payload memory.
     std::vector<std::uint8_t>().swap(message_);
@@ -148,8 +155,7 @@ std::optional<Violation> Parser::checkHeader() {
     const std::uint64_t limit = messageLimitFor(kind);
     const std::uint64_t have = assembling_ ? message_.size() - messageOffset_ : 0;
     if (have > limit || len > limit - have) {
-        return fail(kTooLarge,
-                    kind == Opcode::Text ? "text message too large" : "message too large");
+        return fail(kTooLarge, tooLarge(kind, limit));
     }
     if (op != 0) {  // first frame of a data message
         assembling_ = true;
@@ -237,7 +243,7 @@ std::optional<Violation> Parser::feed(const std::uint8_t* data, std::size_t size
         if (stage_ == Stage::Payload && !isControl(static_cast<std::uint8_t>(opcode_))) {
             pending += payloadLength_ - payloadHave_;
         }
-        if (pending > limit) return fail(kTooLarge, "message too large");
+        if (pending > limit) return fail(kTooLarge, tooLarge(messageKind_, limit));
     }
     while (size > 0) {
         if (stage_ == Stage::Header) {

@@ -295,7 +295,7 @@ TEST_F(RelayTest, DrippingConnectionsAreClosedByTheHandshakeDeadlineAndHealthzSt
 // Issue 18.2: after the handshake, a frame must complete within receive_timeout_ms of its
 // first byte, however slowly it keeps arriving. Bound: 800 ms + 1500 ms slack; the heartbeat is
 // 60 s, so only the frame deadline can close them in time.
-TEST_F(RelayTest, AFrameDrippedAfterTheHandshakeIsClosedByTheFrameDeadline) {
+TEST_F(RelayTest, SixtyFourViewersDrippingFramesAreAllClosedByTheFrameDeadline) {
     RelayOptions o = testOptions();
     o.receiveTimeoutMs = 800;
     o.heartbeatIntervalMs = 60000;

@@ -51,7 +51,7 @@ struct Message {
 // The stream is broken: send a close with closeCode (1002, 1007 or 1009), then close.
 struct Violation {
     std::uint16_t closeCode;
-    std::string what;  // short, fixed text for logs (never echoes peer bytes)
+    std::string what;  // short text for logs and the close reason (never echoes peer bytes)
 };
 
 class Parser {
@@ -79,7 +79,7 @@ public:
 private:
     enum class Stage { Header, Payload, Broken };
 
-    std::optional<Violation> fail(std::uint16_t code, const char* what);
+    std::optional<Violation> fail(std::uint16_t code, std::string what);
     std::optional<Violation> checkHeader();  // after a complete header
     std::optional<Violation> consumePayload(const std::uint8_t* data, std::size_t n);
     std::optional<Violation> finishFrame(std::vector<Message>& out);

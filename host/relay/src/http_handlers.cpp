@@ -151,7 +151,7 @@ public:
                 resp.set("Sec-WebSocket-Version", Poco::Net::WebSocket::WEBSOCKET_VERSION);
             relay_.metrics().connectionOpened(role, RelayMetrics::Opened::BadUpgrade);
             sendError(relay_, resp, HTTPResponse::HTTP_BAD_REQUEST, core::ErrorCode::BadRequest,
-                      "WebSocket upgrade required: " + *problem);
+                      *problem);
             return;
         }
         Upgraded up;

@@ -17,11 +17,7 @@ namespace act = core::relay_action;
 WsLimits limitsFor(const RelayOptions& o) {
     WsLimits l;
     l.maxMessageBytes = o.maxMessageBytes;
-    // The core answers a text over its 64 KiB limit with too_large and goes on; the parser
-    // only bounds it by max_message_bytes (docs/relay.md).
-    l.maxTextBytes = o.maxMessageBytes;
-    l.preHandshakeMessageBytes =
-        std::min<int64_t>(o.maxMessageBytes, static_cast<int64_t>(core::limits::kMaxControlMessageBytes));
+    l.maxTextBytes = static_cast<int64_t>(core::limits::kMaxControlMessageBytes);
     l.sendTimeoutMs = o.sendTimeoutMs;
     l.receiveTimeoutMs = o.receiveTimeoutMs;
     l.closeGraceMs = o.closeGraceMs;
@@ -156,7 +152,6 @@ void Session::onTick(std::chrono::steady_clock::time_point now) {
 void Session::onText(std::string&& message) {
     LogFields fields(*this);
     perform(core_.onText(message, RelayImpl::monoNow(), RelayImpl::wallNowMs()));
-    afterMessage();
 }
 
 void Session::onBinary(std::vector<std::uint8_t>&& message) {
@@ -169,10 +164,12 @@ void Session::onTransportError(int closeCode, const std::string& what) {
     perform(core_.onTransportError(closeCode, what));
 }
 
-void Session::afterMessage() {
-    if (fullLimits_ || !core_.open()) return;
-    fullLimits_ = true;
-    conn_->acceptFullLimits();
+std::uint64_t Session::messageLimit() const {
+    // Before the handshake nothing larger than a handshake can be legitimate: a peer that has
+    // not authenticated cannot make the relay hold more (docs/relay.md, "WebSocket conformance").
+    if (core_.state() == core::RelayConnection::State::AwaitingHandshake)
+        return core::limits::kMaxControlMessageBytes;
+    return UINT64_MAX;
 }
 
 void Session::subscribe(const core::Subscribe& sub) {

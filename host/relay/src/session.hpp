@@ -49,6 +49,8 @@ public:
     void onTransportError(int closeCode, const std::string& what) override;
     std::chrono::steady_clock::time_point nextDeadline() const override;
     void onClosed(int closeCode) override;
+    // Until the handshake is accepted only a handshake-sized message (64 KiB) is allowed.
+    std::uint64_t messageLimit() const override;
 
 private:
     // Performs the core's actions in order (some feed an outcome back, which adds actions).
@@ -60,8 +62,7 @@ private:
     void subscribe(const core::Subscribe& sub);
     // The loop thread serves many connections: each call sets this one's log fields.
     class LogFields;
-    // Once the handshake is accepted, messages up to max_message_bytes are read.
-    void afterMessage();
+
     // Releases what the relay holds for this connection (registry entry, fan-out). Once.
     void finish();
     std::string who() const;
@@ -74,7 +75,6 @@ private:
     std::string peer_;
     bool finished_ = false;
     bool viewerSlot_ = false;
-    bool fullLimits_ = false;
     std::string clientId_;  // for the log fields, once known
     std::chrono::steady_clock::time_point openedAt_{};
 };

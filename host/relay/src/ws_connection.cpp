@@ -53,7 +53,6 @@ WsConnection::WsConnection(Poco::Net::StreamSocket socket, std::vector<std::uint
         socket_.setNoDelay(true);  // small control messages must not wait behind Nagle
     } catch (...) {
     }
-    setParserLimits(false);
 }
 
 WsConnection::~WsConnection() {
@@ -63,18 +62,16 @@ WsConnection::~WsConnection() {
     }
 }
 
-void WsConnection::setParserLimits(bool full) {
+void WsConnection::updateParserLimits() {
     ws::Limits l;
-    l.maxMessageBytes = static_cast<std::uint64_t>(full ? limits_.maxMessageBytes
-                                                        : std::min(limits_.maxMessageBytes,
-                                                                   limits_.preHandshakeMessageBytes));
-    l.maxTextBytes = static_cast<std::uint64_t>(
-        std::min<int64_t>(limits_.maxTextBytes, static_cast<int64_t>(l.maxMessageBytes)));
+    l.maxMessageBytes = static_cast<std::uint64_t>(limits_.maxMessageBytes);
+    if (handler_) l.maxMessageBytes = std::min(l.maxMessageBytes, handler_->messageLimit());
+    l.maxTextBytes = static_cast<std::uint64_t>(limits_.maxTextBytes);
     l.binaryHeadroom = 0;
-    parser_.setLimits(l);
+    const ws::Limits& now = parser_.limits();
+    if (now.maxMessageBytes != l.maxMessageBytes || now.maxTextBytes != l.maxTextBytes)
+        parser_.setLimits(l);
 }
-
-void WsConnection::acceptFullLimits() { setParserLimits(true); }
 
 void WsConnection::start(IoLoop& loop, std::shared_ptr<WsHandler> handler) {
     loop_ = &loop;
@@ -178,6 +175,7 @@ void WsConnection::onAdopted() {
         requestEnd(kCloseAbnormal);
     }
     lastTick_ = Clock::now();
+    updateParserLimits();
     if (!early_.empty() && !endRequested_) {
         std::vector<std::uint8_t> early;
         early.swap(early_);
@@ -206,13 +204,15 @@ void WsConnection::onTimer(Clock::time_point now) {
         const auto graceEnd = closeRequestedAt_ + std::chrono::milliseconds(limits_.closeGraceMs);
         if (closing_ && now >= graceEnd) {
             requestEnd(closeCode_ != 0 ? closeCode_.load() : kCloseAbnormal);
-        } else if (messageStartedAt_ && !draining_ &&
+        } else if (messageStartedAt_ && !draining_ && !closing_ &&
                    now >= *messageStartedAt_ + std::chrono::milliseconds(limits_.receiveTimeoutMs)) {
-            // A frame started and did not complete in time (a slow drip): the connection
-            // cannot be trusted to ever finish it (issue 18.2).
-            if (handler_) handler_->onTransportError(kCloseAbnormal, "frame not completed in time");
-            closeCode_ = kCloseAbnormal;
-            requestEnd(kCloseAbnormal);
+            // A frame started and did not complete in time (a slow drip): closed with 1008,
+            // then the grace for the peer's CLOSE runs as for any close (issue 18.2).
+            const std::string what = "frame not completed within " +
+                                     std::to_string(limits_.receiveTimeoutMs) + " ms";
+            messageStartedAt_.reset();
+            if (handler_) handler_->onTransportError(kClosePolicy, what);
+            close(kClosePolicy, what);
         } else if (writeBlockedSince_ &&
                    now >= *writeBlockedSince_ + std::chrono::milliseconds(limits_.sendTimeoutMs)) {
             // The peer has not read for send_timeout_ms: it holds memory and gets nothing.
@@ -276,6 +276,8 @@ void WsConnection::feed(const std::uint8_t* data, std::size_t size) {
     for (auto& m : messages_) {
         if (endRequested_) break;
         dispatch(m);
+        // The handshake may have been accepted: the limit grows to max_message_bytes.
+        updateParserLimits();
     }
     messages_.clear();
     if (violation && !draining_ && !endRequested_) {
@@ -422,7 +424,7 @@ void WsConnection::afterWork() {
         // A handler whose deadline did not move must not make the loop spin.
         if (d <= lastTick_) d = lastTick_ + std::chrono::milliseconds(1);
     }
-    if (messageStartedAt_ && !draining_)
+    if (messageStartedAt_ && !draining_ && !closing_)
         d = std::min(d, *messageStartedAt_ + std::chrono::milliseconds(limits_.receiveTimeoutMs));
     if (writeBlockedSince_)
         d = std::min(d, *writeBlockedSince_ + std::chrono::milliseconds(limits_.sendTimeoutMs));

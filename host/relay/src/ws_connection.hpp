@@ -59,15 +59,21 @@ public:
     // The connection ended (the close code that ended it: ours, the peer's, 1006 when the
     // socket just died). The last call; the connection drops its reference afterwards.
     virtual void onClosed(int closeCode) = 0;
+    // The largest message the peer may send now (bytes). The relay answers a handshake-sized
+    // limit until the handshake is accepted, then max_message_bytes (docs/relay.md, "WebSocket
+    // conformance"). Asked when the connection starts and after each message; the connection
+    // applies the smaller of this and WsLimits::maxMessageBytes (a message already begun that
+    // exceeds a lowered limit ends the connection with 1009).
+    virtual std::uint64_t messageLimit() const { return UINT64_MAX; }
 };
 
 struct WsLimits {
     int64_t maxMessageBytes = 16 * 1024 * 1024;
-    int64_t maxTextBytes = 64 * 1024;
-    // Until acceptFullLimits(): only a handshake-sized message is read at all (issue 18.1).
-    int64_t preHandshakeMessageBytes = 64 * 1024;
+    int64_t maxTextBytes = 64 * 1024;  // text messages, enforced while reassembling
     int64_t sendTimeoutMs = 10000;
-    int64_t receiveTimeoutMs = 10000;  // frame completion, measured from its first byte
+    // Frame-completion deadline: a frame (or a fragmented message) must be complete this long
+    // after its first byte arrived, however slowly the bytes come; otherwise 1008.
+    int64_t receiveTimeoutMs = 10000;
     int64_t closeGraceMs = 1000;
     size_t controlQueueLimit = 1024;
 };
@@ -96,10 +102,6 @@ public:
     void close(int code, const std::string& reason);
     // Like close(), but discards whatever is still queued (replacement, shutdown).
     void closeNow(int code, const std::string& reason);
-
-    // --- the loop's thread ---
-    // The handshake was accepted: messages up to the configured limits are read from now on.
-    void acceptFullLimits();
 
     bool closing() const { return closing_.load(); }
     int closeCode() const { return closeCode_.load(); }
@@ -137,7 +139,7 @@ private:
     void afterWork();
     void finishEnd();
     void schedule();  // asks the loop to call onPending (any thread)
-    void setParserLimits(bool full);
+    void updateParserLimits();  // from WsLimits and the handler's messageLimit()
 
     Poco::Net::StreamSocket socket_;
     std::vector<std::uint8_t> early_;

@@ -1,14 +1,16 @@
 // The relay's own WebSocket upgrade (see ws_upgrade.hpp).
 #include "ws_upgrade.hpp"
 
-#include <Poco/Base64Decoder.h>
 #include <Poco/Base64Encoder.h>
 #include <Poco/Buffer.h>
 #include <Poco/Net/HTTPServerRequestImpl.h>
 #include <Poco/Net/HTTPServerSession.h>
 #include <Poco/SHA1Engine.h>
+#include <Poco/Net/HTTPRequest.h>
 #include <Poco/String.h>
 
+#include <algorithm>
+#include <cctype>
 #include <sstream>
 
 namespace deskstream::relay {
@@ -24,20 +26,12 @@ bool hasToken(const std::string& header, const std::string& token) {
     return false;
 }
 
-size_t decodedLength(const std::string& key) {
-    std::istringstream in(key);
-    Poco::Base64Decoder decoder(in);
-    std::string out;
-    try {
-        char c;
-        while (decoder.get(c)) {
-            out.push_back(c);
-            if (out.size() > 64) break;
-        }
-    } catch (...) {
-        return 0;
-    }
-    return out.size();
+// A Sec-WebSocket-Key is base64 of 16 bytes: 22 base64 digits and "==".
+bool isWebSocketKey(const std::string& key) {
+    if (key.size() != 24 || key[22] != '=' || key[23] != '=') return false;
+    return std::all_of(key.begin(), key.begin() + 22, [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '/';
+    });
 }
 
 }  // namespace
@@ -45,19 +39,20 @@ size_t decodedLength(const std::string& key) {
 std::optional<std::string> upgradeProblem(const Poco::Net::HTTPServerRequest& request,
                                           bool& badVersion) {
     badVersion = false;
-    if (request.getMethod() != "GET") return std::string("a WebSocket upgrade must be a GET");
-    if (request.getVersion() != Poco::Net::HTTPMessage::HTTP_1_1)
-        return std::string("a WebSocket upgrade needs HTTP/1.1");
     if (!hasToken(request.get("Connection", ""), "upgrade") ||
         Poco::icompare(request.get("Upgrade", ""), "websocket") != 0)
-        return std::string("missing Connection: Upgrade / Upgrade: websocket");
+        return std::string("WebSocket upgrade required: No WebSocket handshake");
+    if (request.getMethod() != Poco::Net::HTTPRequest::HTTP_GET)
+        return std::string("WebSocket upgrade must use GET");
+    if (request.getVersion() != Poco::Net::HTTPMessage::HTTP_1_1)
+        return std::string("WebSocket upgrade needs HTTP/1.1");
     if (request.get("Sec-WebSocket-Version", "") != "13") {
         badVersion = true;
-        return std::string("unsupported Sec-WebSocket-Version (13 is supported)");
+        return std::string(
+            "WebSocket upgrade: unsupported or missing Sec-WebSocket-Version (13 expected)");
     }
-    const std::string key = Poco::trim(request.get("Sec-WebSocket-Key", ""));
-    if (key.size() != 24 || decodedLength(key) != 16)
-        return std::string("Sec-WebSocket-Key must be 16 bytes in base64");
+    if (!isWebSocketKey(Poco::trim(request.get("Sec-WebSocket-Key", ""))))
+        return std::string("WebSocket upgrade: Sec-WebSocket-Key must be base64 of 16 bytes");
     return std::nullopt;
 }
 
