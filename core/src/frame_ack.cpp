@@ -141,7 +141,8 @@ Result<ViewerFrameAck> decodeBinaryAck(const std::uint8_t* d, std::size_t size) 
 std::vector<std::uint8_t> encodeBinaryAck(const ViewerFrameAck& a) {
     std::vector<std::uint8_t> out(kBinaryAckFixedBytes + a.desktopClientId.size());
     out[0] = kBinaryAckMagic;
-    for (int i = 0; i < 8; ++i) out[1 + i] = static_cast<std::uint8_t>(a.frameNumber >> (56 - 8 * i));
+    for (int i = 0; i < 8; ++i)
+        out[1 + i] = static_cast<std::uint8_t>(a.frameNumber >> (56 - 8 * i));
     const auto latency = static_cast<std::uint32_t>(a.latency);
     for (int i = 0; i < 4; ++i) out[9 + i] = static_cast<std::uint8_t>(latency >> (24 - 8 * i));
     const std::uint16_t monitor =

@@ -52,10 +52,11 @@ public:
         if (::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return;
         int one = 1;
         ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        const std::string req = "GET " + path +
-                                " HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-                                "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                                "Sec-WebSocket-Version: 13\r\n\r\n";
+        const std::string req =
+            "GET " + path +
+            " HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n";
         if (::send(fd_, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size()))
             return;
         // Read the response headers byte by byte so no frame byte is consumed with them.
@@ -132,7 +133,8 @@ public:
             } else if (len == 127) {
                 if (at + 10 > in_.size()) break;
                 len = 0;
-                for (int i = 0; i < 8; ++i) len = (len << 8) | static_cast<uint8_t>(in_[at + 2 + i]);
+                for (int i = 0; i < 8; ++i)
+                    len = (len << 8) | static_cast<uint8_t>(in_[at + 2 + i]);
                 h = 10;
             }
             if (at + h + len > in_.size()) break;
@@ -249,9 +251,9 @@ TEST_F(RelayTest, DrippingConnectionsAreClosedByTheHandshakeDeadlineAndHealthzSt
         for (size_t i = 0; i < drippers.size(); ++i) {
             if (closedAfterMs[i] >= 0) continue;
             if (drippers[i]->poll()) {
-                closedAfterMs[i] = std::chrono::duration<double, std::milli>(
-                                       now - drippers[i]->upgradedAt())
-                                       .count();
+                closedAfterMs[i] =
+                    std::chrono::duration<double, std::milli>(now - drippers[i]->upgradedAt())
+                        .count();
             } else if (drip) {
                 const uint8_t b = 'x' ^ 1;
                 drippers[i]->sendRaw(&b, 1);
@@ -272,7 +274,8 @@ TEST_F(RelayTest, DrippingConnectionsAreClosedByTheHandshakeDeadlineAndHealthzSt
     while (Clock::now() < until) {
         sweep();
         checkHealthz();
-        if (std::all_of(closedAfterMs.begin(), closedAfterMs.end(), [](double v) { return v >= 0; }))
+        if (std::all_of(closedAfterMs.begin(), closedAfterMs.end(),
+                        [](double v) { return v >= 0; }))
             break;
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
@@ -333,7 +336,8 @@ TEST_F(RelayTest, SixtyFourViewersDrippingFramesAreAllClosedByTheFrameDeadline) 
                 viewers[i]->sendRaw(&b, 1);
             }
         }
-        if (std::all_of(closedAfterMs.begin(), closedAfterMs.end(), [](double v) { return v >= 0; }))
+        if (std::all_of(closedAfterMs.begin(), closedAfterMs.end(),
+                        [](double v) { return v >= 0; }))
             break;
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }

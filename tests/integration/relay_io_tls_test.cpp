@@ -85,8 +85,8 @@ public:
             return;
         }
         Upgraded up = acceptUpgrade(req, resp);
-        auto conn = std::make_shared<WsConnection>(std::move(up.socket), std::move(up.early),
-                                                   WsLimits{});
+        auto conn =
+            std::make_shared<WsConnection>(std::move(up.socket), std::move(up.early), WsLimits{});
         auto handler = std::make_shared<EchoHandler>();
         handler->conn = conn;
         handler_ = handler;
@@ -138,10 +138,12 @@ public:
         } else {
             f.push_back(static_cast<char>(0x80 | 127));
             for (int i = 7; i >= 0; --i)
-                f.push_back(static_cast<char>((static_cast<uint64_t>(payload.size()) >> (8 * i)) & 0xff));
+                f.push_back(
+                    static_cast<char>((static_cast<uint64_t>(payload.size()) >> (8 * i)) & 0xff));
         }
         f.append(mask, 4);
-        for (size_t i = 0; i < payload.size(); ++i) f.push_back(static_cast<char>(payload[i] ^ mask[i % 4]));
+        for (size_t i = 0; i < payload.size(); ++i)
+            f.push_back(static_cast<char>(payload[i] ^ mask[i % 4]));
         return f;
     }
     void sendAll(const std::string& bytes) {  // one sendBytes: one TLS record per 16 KiB

@@ -23,7 +23,8 @@ constexpr size_t kReadChunk = 256 * 1024;
 
 IoLoop::IoLoop(int index) : index_(index), readBuffer_(kReadChunk) {
     epollFd_ = ::epoll_create1(EPOLL_CLOEXEC);
-    if (epollFd_ < 0) throw std::runtime_error(std::string("epoll_create1: ") + std::strerror(errno));
+    if (epollFd_ < 0)
+        throw std::runtime_error(std::string("epoll_create1: ") + std::strerror(errno));
     wakeFd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (wakeFd_ < 0) {
         ::close(epollFd_);
@@ -196,7 +197,8 @@ void IoLoop::run() {
             const auto wait = timers_.begin()->first - Clock::now();
             // Rounded up: waking a little late is harmless, waking early would spin until due.
             const auto us = std::chrono::duration_cast<std::chrono::microseconds>(wait).count();
-            timeoutMs = us <= 0 ? 0 : static_cast<int>(std::min<int64_t>((us + 999) / 1000, 3600000));
+            timeoutMs =
+                us <= 0 ? 0 : static_cast<int>(std::min<int64_t>((us + 999) / 1000, 3600000));
         }
         const int n = ::epoll_wait(epollFd_, events, kMaxEvents, timeoutMs);
         if (n < 0 && errno != EINTR) break;

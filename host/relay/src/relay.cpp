@@ -194,7 +194,7 @@ void RelayImpl::stop() {
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
-    loops_->stop();  // connections still open end now (1006)
+    loops_->stop();          // connections still open end now (1006)
     server_->stopAll(true);  // shuts down idle keep-alive connections too
     pool_->joinAll();
     server_.reset();

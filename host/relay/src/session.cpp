@@ -273,10 +273,10 @@ void Session::perform(core::RelayActions actions, bool binary) {
         } else if (auto* frame = std::get_if<act::ForwardFrame>(&action)) {
             // One wire image per frame (header + payload, streamId already patched): every
             // viewer's socket writes these same bytes (docs/relay.md, "One wire image").
-            relay_.onAgentFrame(id_,
-                                wsWireImage(core::ws::Opcode::Binary, frame->bytes.data(),
-                                            frame->bytes.size()),
-                                frame->header);
+            relay_.onAgentFrame(
+                id_,
+                wsWireImage(core::ws::Opcode::Binary, frame->bytes.data(), frame->bytes.size()),
+                frame->header);
         } else if (auto* ping = std::get_if<act::AnswerViewerPing>(&action)) {
             auto ids = relay_.locked([](const core::Registry& r) { return r.availableDesktops(); });
             sendMessage(core::Pong{ping->timestamp, RelayImpl::wallNowMs(), std::move(ids)});

@@ -51,15 +51,13 @@ WsConnection::WsConnection(Poco::Net::StreamSocket socket, std::vector<std::uint
     secure_ = socket_.secure();
     try {
         socket_.setNoDelay(true);  // small control messages must not wait behind Nagle
-    } catch (...) {
-    }
+    } catch (...) {}
 }
 
 WsConnection::~WsConnection() {
     try {
         socket_.close();
-    } catch (...) {
-    }
+    } catch (...) {}
 }
 
 void WsConnection::updateParserLimits() {
@@ -95,10 +93,10 @@ bool WsConnection::sendText(std::string message) {
         if (control_.size() >= limits_.controlQueueLimit) {
             overflow = true;
         } else {
-            control_.push_back(Out{wsWireImage(ws::Opcode::Text,
-                                               reinterpret_cast<const std::uint8_t*>(message.data()),
-                                               message.size()),
-                                   0, false});
+            control_.push_back(Out{
+                wsWireImage(ws::Opcode::Text, reinterpret_cast<const std::uint8_t*>(message.data()),
+                            message.size()),
+                0, false});
         }
     }
     if (overflow) {
@@ -140,8 +138,8 @@ void WsConnection::enqueueClose(int code, const std::string& reason, bool discar
         framesReady_ = false;
         if (discardQueued) control_.clear();
         auto frame = ws::encodeClose(static_cast<std::uint16_t>(code), reason);
-        control_.push_back(Out{std::make_shared<const std::vector<std::uint8_t>>(std::move(frame)),
-                               0, true});
+        control_.push_back(
+            Out{std::make_shared<const std::vector<std::uint8_t>>(std::move(frame)), 0, true});
     }
     schedule();  // the loop now waits at most close_grace_ms for the peer's CLOSE
 }
@@ -188,8 +186,10 @@ void WsConnection::onAdopted() {
 }
 
 void WsConnection::onEvents(std::uint32_t events) {
-    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) readAvailable();
-    else if ((events & EPOLLOUT) && sslWantsWrite_) readAvailable();
+    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP))
+        readAvailable();
+    else if ((events & EPOLLOUT) && sslWantsWrite_)
+        readAvailable();
     flush();
     afterWork();
 }
@@ -205,11 +205,12 @@ void WsConnection::onTimer(Clock::time_point now) {
         if (closing_ && now >= graceEnd) {
             requestEnd(closeCode_ != 0 ? closeCode_.load() : kCloseAbnormal);
         } else if (messageStartedAt_ && !draining_ && !closing_ &&
-                   now >= *messageStartedAt_ + std::chrono::milliseconds(limits_.receiveTimeoutMs)) {
+                   now >=
+                       *messageStartedAt_ + std::chrono::milliseconds(limits_.receiveTimeoutMs)) {
             // A frame started and did not complete in time (a slow drip): closed with 1008,
             // then the grace for the peer's CLOSE runs as for any close (issue 18.2).
-            const std::string what = "frame not completed within " +
-                                     std::to_string(limits_.receiveTimeoutMs) + " ms";
+            const std::string what =
+                "frame not completed within " + std::to_string(limits_.receiveTimeoutMs) + " ms";
             messageStartedAt_.reset();
             if (handler_) handler_->onTransportError(kClosePolicy, what);
             close(kClosePolicy, what);
@@ -299,7 +300,8 @@ void WsConnection::dispatch(ws::Message& m) {
     switch (m.kind) {
         case ws::Opcode::Text:
             if (closing_ || !handler_) return;
-            handler_->onText(std::string(reinterpret_cast<const char*>(m.payload()), m.payloadSize()));
+            handler_->onText(
+                std::string(reinterpret_cast<const char*>(m.payload()), m.payloadSize()));
             return;
         case ws::Opcode::Binary: {
             if (closing_ || !handler_) return;
@@ -403,8 +405,7 @@ void WsConnection::flush() {
             if (!secure_) {
                 try {
                     socket_.shutdownSend();
-                } catch (...) {
-                }
+                } catch (...) {}
             }
         }
     }
@@ -442,8 +443,7 @@ void WsConnection::finishEnd() {
     if (closeCode_ == 0) closeCode_ = endCode_ != 0 ? endCode_ : kCloseAbnormal;
     try {
         socket_.close();
-    } catch (...) {
-    }
+    } catch (...) {}
     out_ = Out{};
     std::shared_ptr<WsHandler> handler;
     handler.swap(handler_);

@@ -138,7 +138,7 @@ private:
     // After any work: end if asked, else recompute the deadline and the epoll interest.
     void afterWork();
     void finishEnd();
-    void schedule();  // asks the loop to call onPending (any thread)
+    void schedule();            // asks the loop to call onPending (any thread)
     void updateParserLimits();  // from WsLimits and the handler's messageLimit()
 
     Poco::Net::StreamSocket socket_;
@@ -159,7 +159,7 @@ private:
     bool sslWantsWrite_ = false;  // a TLS receive needs the socket writable to go on
     bool draining_ = false;       // after a violation: read and discard until the peer is done
     bool closeSent_ = false;
-    bool peerClosed_ = false;     // the peer's CLOSE arrived
+    bool peerClosed_ = false;  // the peer's CLOSE arrived
     bool sendShutdown_ = false;
     bool endRequested_ = false;
     bool ended_ = false;
