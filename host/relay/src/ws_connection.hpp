@@ -1,6 +1,6 @@
 // WsConnection: the I/O of one WebSocket (private to the relay).
 //
-// Why this shape (docs/relay.md, "Poco 1.11 WebSocket" and "WebSocket conformance"): Poco 1.11
+// Why this shape (docs/poco-pitfalls.md; docs/relay.md, "WebSocket conformance"): Poco 1.11
 // WebSocket is blocking, not thread-safe for concurrent senders, and its receiveFrame blocks
 // until a whole frame is there (a peer dripping one byte every few seconds holds it forever).
 // So the relay speaks WebSocket itself over the raw StreamSocket, with the sans-IO codec of
@@ -53,9 +53,9 @@ public:
     virtual void onTransportError(int closeCode, const std::string& what) = 0;
     // The largest message the peer may send now (bytes). The relay answers a handshake-sized
     // limit until the handshake is accepted, then max_message_bytes (docs/relay.md, "WebSocket
-    // conformance"). Asked when the connection starts and after each message; the connection applies the
-    // smaller of this and WsLimits::maxMessageBytes (a message already begun that exceeds a
-    // lowered limit ends the connection with 1009).
+    // conformance"). Asked when the connection starts and after each message; the connection
+    // applies the smaller of this and WsLimits::maxMessageBytes (a message already begun that
+    // exceeds a lowered limit ends the connection with 1009).
     virtual std::uint64_t messageLimit() const { return UINT64_MAX; }
 };
 
