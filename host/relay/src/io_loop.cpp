@@ -45,6 +45,10 @@ IoLoop::~IoLoop() {
 void IoLoop::start() {
     if (thread_.joinable()) return;
     stopping_ = false;
+    {
+        std::lock_guard<std::mutex> lock(pendingMutex_);
+        closed_ = false;
+    }
     thread_ = std::thread([this] { run(); });
 }
 
@@ -53,24 +57,36 @@ void IoLoop::stop() {
     stopping_ = true;
     wakeUp();
     thread_.join();
+    // An upgrade that finished while the loop was stopping: nobody will serve it, it ends here.
+    std::vector<std::shared_ptr<WsConnection>> late;
+    {
+        std::lock_guard<std::mutex> lock(pendingMutex_);
+        closed_ = true;
+        late.swap(adopting_);
+        pending_.clear();
+    }
+    count_.fetch_sub(late.size());
+    for (auto& c : late) c->onLoopStopping();
 }
 
 void IoLoop::adopt(std::shared_ptr<WsConnection> connection) {
-    if (stopping_ || !thread_.joinable()) {
-        // The relay is stopping (an upgrade finished after the loops were told to stop):
-        // nobody will serve it, so it ends here.
-        connection->onLoopStopping();
-        return;
-    }
-    count_.fetch_add(1);
+    bool wake = false;
     {
         std::lock_guard<std::mutex> lock(pendingMutex_);
-        adopting_.push_back(std::move(connection));
-        if (wakeWritten_) return;
-        wakeWritten_ = true;
+        if (!closed_) {
+            count_.fetch_add(1);
+            adopting_.push_back(connection);
+            wake = !wakeWritten_;
+            wakeWritten_ = true;
+            connection.reset();
+        }
     }
-    const uint64_t one = 1;
-    [[maybe_unused]] const ssize_t n = ::write(wakeFd_, &one, sizeof one);
+    if (wake) {
+        const uint64_t one = 1;
+        [[maybe_unused]] const ssize_t n = ::write(wakeFd_, &one, sizeof one);
+    }
+    // Not taken: the loop is not running (the relay is stopping), so the connection ends here.
+    if (connection) connection->onLoopStopping();
 }
 
 void IoLoop::schedule(std::shared_ptr<WsConnection> connection) {

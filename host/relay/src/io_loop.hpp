@@ -62,6 +62,7 @@ private:
     std::vector<std::shared_ptr<WsConnection>> pending_;
     std::vector<std::shared_ptr<WsConnection>> adopting_;
     bool wakeWritten_ = false;  // the eventfd was written and the loop has not drained it yet
+    bool closed_ = true;        // not running: adopt() ends a connection at once
 
     // Loop thread only.
     std::unordered_map<WsConnection*, std::shared_ptr<WsConnection>> connections_;
