@@ -27,6 +27,9 @@ PACKAGES=(
   iproute2 iptables
   # one C++ format (.clang-format; scripts/format.sh --check runs in the suite)
   clang-format-14
+  # TLS (docs/security-tls.md): OpenSSL headers for the relay's and agent's NetSSL code, and the
+  # openssl tool the TLS tests make their self-signed pairs with
+  libssl-dev openssl
 )
 # Browser end-to-end tests (tests/e2e): Debian's Chromium, and Node.js + npm when no Node.js is
 # installed yet; scripts/lib/e2e.sh then installs playwright-core into tests/e2e/node_modules.
