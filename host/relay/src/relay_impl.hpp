@@ -12,8 +12,8 @@
 //
 // Locking: mutex_ guards the Registry and PingThrottle only and is never held across I/O:
 // store calls and socket writes happen after it is released (sends only enqueue onto the
-// peer's own writer thread anyway). Each part has its own lock; none is held while another
-// part is called.
+// peer's own connection, written by its I/O loop). Each part has its own lock; none is held
+// while another part is called.
 #pragma once
 
 #include "command_delivery.hpp"

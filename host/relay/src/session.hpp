@@ -31,7 +31,7 @@ public:
     // onClosed cleans up when it ends.
     void start();
 
-    // Any thread: these only queue onto the connection's writer (or ask it to close).
+    // Any thread: these only queue onto the connection (or ask it to close); its loop writes.
     bool sendText(std::string text) override { return conn_->sendText(std::move(text)); }
     bool sendMessage(const core::Message& m) override {
         return conn_->sendText(core::serialize(m));
