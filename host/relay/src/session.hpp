@@ -3,7 +3,8 @@
 // core::RelayConnection (which owns the rules: handshake first, timeouts, heartbeat, token,
 // abuse limits), and the actions that come back are performed here against the shared relay
 // state (RelayImpl: registry, commands, fan-out, store). Every WsHandler call comes from the
-// one I/O loop thread that owns the connection (io_loop.hpp), so the core object needs no lock. docs/architecture.md ("Relay") traces a message through.
+// one I/O loop thread that owns the connection (io_loop.hpp), so the core object needs no
+// lock. docs/architecture.md ("Relay") traces a message through.
 #pragma once
 
 #include "deskstream/core/relay_connection.hpp"
