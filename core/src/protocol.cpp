@@ -1,5 +1,7 @@
 #include "deskstream/core/protocol.hpp"
 
+#include "deskstream/core/frame_ack.hpp"
+
 #include <Poco/Dynamic/Var.h>
 #include <Poco/Exception.h>
 #include <Poco/JSON/Array.h>
@@ -869,6 +871,11 @@ Result<Command> parseCommand(const std::string& json) {
 std::string serializeCommand(const Command& c) { return toText(commandObject(c)); }
 
 Result<Message> parseMessage(const std::string& text, Channel channel) {
+    // The most frequent message, read without building a JSON object (frame_ack.hpp); anything
+    // unusual falls through to the full decoder below.
+    if (channel == Channel::ViewerToRelay) {
+        if (auto ack = parseFrameAckFast(text)) return Message{std::move(*ack)};
+    }
     try {
         Reader r(parseObject(text, "message"), "");
         const std::string type = r.str("type", limits::kMaxShortString, false);

@@ -2,6 +2,7 @@
 #include "deskstream/core/relay_connection.hpp"
 
 #include "deskstream/core/auth.hpp"
+#include "deskstream/core/frame_ack.hpp"
 
 namespace deskstream::core {
 
@@ -171,9 +172,12 @@ RelayActions RelayConnection::onTransportError(int closeCode, const std::string&
     if (closeCode == close_code::kTooLarge) {
         out.push_back(Count{RelayCounter::TooLarge, 1});
         // Tell the peer why before the close frame (it is queued ahead of it).
+        // `what` names the limit that applied (text, handshake-sized or max_message_bytes).
         out.push_back(Send{serializeError(makeError(
             ErrorCode::TooLarge, "",
-            "message larger than " + std::to_string(config_.maxMessageBytes) + " bytes"))});
+            what.empty()
+                ? "message larger than " + std::to_string(config_.maxMessageBytes) + " bytes"
+                : what))});
     } else {
         out.push_back(Count{RelayCounter::ProtocolErrors, 1});
     }
@@ -481,9 +485,20 @@ RelayActions RelayConnection::onBinary(std::vector<std::uint8_t> bytes, TimePoin
     }
     heartbeat_.onMessage(now);
     if (!isAgent()) {
-        badInput(RelayCounter::BadFrames,
-                 makeError(ErrorCode::BadRequest, "", "viewers do not send binary messages"), now,
-                 out);
+        // The compact binary frame_ack (frame_ack.hpp, docs/protocol.md); nothing else.
+        if (!isBinaryAck(bytes.data(), bytes.size())) {
+            badInput(RelayCounter::BadFrames,
+                     makeError(ErrorCode::BadRequest, "",
+                               "viewers send no binary messages but the binary frame_ack"),
+                     now, out);
+            return out;
+        }
+        auto ack = decodeBinaryAck(bytes.data(), bytes.size());
+        if (!ack.ok()) {
+            badInput(RelayCounter::BadJson, ack.error(), now, out);
+            return out;
+        }
+        out.push_back(AckFrame{ack.value()});
         return out;
     }
     out.push_back(Count{RelayCounter::FramesReceived, 1});

@@ -514,6 +514,7 @@ RelayConfig Configuration::relay() const {
     r.instanceId = DS_VALUE("relay", "instance_id");
     if (r.instanceId.empty()) r.instanceId = instanceId_;
     r.maxThreads = static_cast<int>(intValue(*this, "relay", "max_threads"));
+    r.ioThreads = static_cast<int>(intValue(*this, "relay", "io_threads"));
     r.maxQueued = static_cast<int>(intValue(*this, "relay", "max_queued"));
     r.maxViewers = static_cast<int>(intValue(*this, "relay", "max_viewers"));
     r.commandTtlMs = intValue(*this, "relay", "command.ttl_ms");
@@ -525,6 +526,7 @@ RelayConfig Configuration::relay() const {
     if (r.tlsCert.empty() != r.tlsKey.empty())
         throw ConfigError(invalid(*this, "relay", r.tlsCert.empty() ? "tls.key" : "tls.cert",
                                   "TLS needs both tls.cert and tls.key"));
+    r.frameTimeoutMs = intValue(*this, "relay", "frame_timeout_ms");
     return r;
 }
 

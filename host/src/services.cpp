@@ -136,7 +136,9 @@ relay::RelayOptions relayOptions(const RelayConfig& r, const HeartbeatConfig& hb
     o.viewerAckTimeoutMs = r.viewerAckTimeoutMs;
     o.tlsCert = r.tlsCert;
     o.tlsKey = r.tlsKey;
+    o.receiveTimeoutMs = r.frameTimeoutMs;
     o.httpMaxThreads = r.maxThreads;
+    o.ioThreads = r.ioThreads;
     o.httpMaxQueued = r.maxQueued;
     o.heartbeatIntervalMs = hb.intervalMs;
     o.missedLimit = hb.missedLimit;

@@ -66,10 +66,18 @@ export class RelayClient extends EventTarget {
   /** frame_ack after the frame was drawn (acking n settles the older ones, docs/protocol.md). */
   ack(header, latencyMs) {
     if (!this.watching) return;
-    this.send({
-      type: 'frame_ack', desktopClientId: this.watching.desktopClientId, frameNumber: header.frameNumber,
-      monitor: header.monitor, latency: Math.max(0, Math.min(3600000, Math.round(latencyMs))),
-    });
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return;
+    // The compact binary frame_ack (docs/protocol.md, "Binary frame_ack"): 16 + n bytes.
+    const id = this.watching.desktopClientId;
+    const b = new Uint8Array(16 + id.length);
+    const v = new DataView(b.buffer);
+    v.setUint8(0, 0xAC);
+    v.setBigUint64(1, BigInt(header.frameNumber));
+    v.setUint32(9, Math.max(0, Math.min(3600000, Math.round(latencyMs))));
+    v.setUint16(13, header.monitor ?? 0xFFFF);
+    v.setUint8(15, id.length);
+    for (let i = 0; i < id.length; i++) b[16 + i] = id.charCodeAt(i);
+    this.ws.send(b);
   }
 
   /** Sends a command object to the watched desktop; false when there is nowhere to send it. */

@@ -3,6 +3,7 @@
 
 #include "relay_impl.hpp"
 #include "session.hpp"
+#include "ws_upgrade.hpp"
 
 #include "deskstream/core/auth.hpp"
 #include "deskstream/core/log_limit.hpp"
@@ -174,10 +175,12 @@ public:
                               std::to_string(relay_.options().maxConnectionsPerIp) + ")");
         }
         struct ReleasePeer {
-            RelayImpl& relay;
+            RelayImpl* relay;
             std::string address;
-            ~ReleasePeer() { relay.releasePeer(address); }
-        } releasePeer{relay_, address};
+            ~ReleasePeer() {
+                if (relay) relay->releasePeer(address);
+            }
+        } releasePeer{&relay_, address};
         // A viewer may present a one-use ticket in the URL instead of a token in its handshake.
         std::optional<core::TokenClaims> preauthorized;
         if (kind_ == Session::Kind::Viewer) {
@@ -215,21 +218,30 @@ public:
                 if (relay) relay->releaseViewer();
             }
         } release{viewer ? &relay_ : nullptr};
-        std::unique_ptr<Poco::Net::WebSocket> ws;
-        try {
-            ws = std::make_unique<Poco::Net::WebSocket>(req, resp);
-        } catch (const Poco::Net::WebSocketException& e) {
-            if (e.code() == Poco::Net::WebSocket::WS_ERR_HANDSHAKE_UNSUPPORTED_VERSION)
+        bool badVersion = false;
+        if (auto problem = upgradeProblem(req, badVersion)) {
+            if (badVersion)
                 resp.set("Sec-WebSocket-Version", Poco::Net::WebSocket::WEBSOCKET_VERSION);
             relay_.metrics().connectionOpened(role, RelayMetrics::Opened::BadUpgrade);
             sendError(relay_, resp, HTTPResponse::HTTP_BAD_REQUEST, core::ErrorCode::BadRequest,
-                      "WebSocket upgrade required: " + e.message());
+                      *problem);
             return;
         }
+        Upgraded up;
+        try {
+            up = acceptUpgrade(req, resp);
+        } catch (const Poco::Exception&) {
+            return;  // the client left during the 101: nothing to serve (the slot is released)
+        }
         relay_.metrics().connectionOpened(role, RelayMetrics::Opened::Accepted);
-        auto session = std::make_shared<Session>(relay_, kind_, std::move(ws), address,
-                                                 std::move(preauthorized));
-        session->run();
+        // The session holds the viewer and per-address slots from here on and releases them
+        // when it ends.
+        release.relay = nullptr;
+        releasePeer.relay = nullptr;
+        auto session =
+            std::make_shared<Session>(relay_, kind_, std::move(up.socket), std::move(up.early),
+                                      viewer, address, std::move(preauthorized));
+        session->start();  // returns at once: an I/O loop serves the connection
     }
 
 private:

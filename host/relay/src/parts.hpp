@@ -42,26 +42,26 @@ private:
 class PeerConnection {
 public:
     virtual ~PeerConnection() = default;
-    // Queue onto the connection's writer; false when it is closing or too slow.
+    // Queue onto the connection (its I/O loop writes); false when it is closing or too slow.
     virtual bool sendMessage(const core::Message& message) = 0;
     // The same for text already serialized (a notice sent to many connections).
     virtual bool sendText(std::string text) = 0;
     // CLOSE after what is queued / at once (queued messages dropped).
     virtual void close(int code, const std::string& reason) = 0;
     virtual void closeNow(int code, const std::string& reason) = 0;
-    // A viewer's writer has frames to pull.
+    // A viewer's I/O loop has frames to pull.
     virtual void notifyFrames() = 0;
     // Its reader asks for its next deadline again (another thread changed it).
     virtual void wake() = 0;
 };
 
-// Reaches a live connection by id (SessionMap). Sends only queue onto the peer's writer.
+// Reaches a live connection by id (SessionMap). Sends only queue onto the peer's connection.
 class Peers {
 public:
     virtual ~Peers() = default;
     virtual bool send(core::ConnId conn, const core::Message& message) = 0;
     virtual void close(core::ConnId conn, int code, const std::string& reason) = 0;
-    // A viewer's writer has frames to pull.
+    // A viewer's I/O loop has frames to pull.
     virtual void notifyFrames(core::ConnId viewer) = 0;
     // The connection's deadline changed (e.g. an agent's key frame retry): its reader asks again.
     virtual void wake(core::ConnId conn) = 0;

@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <stdexcept>
+#include <thread>
 
 namespace deskstream::relay {
 
@@ -171,6 +172,10 @@ void RelayImpl::start() {
         InstanceRecord{o.instanceId, options_.publicUrl, startedAtMs, startedAtMs});
     if (!s.ok()) throw std::runtime_error("relay: store refused the instance row: " + s.describe());
 
+    loops_ = std::make_unique<IoLoops>(
+        o.ioThreads > 0 ? o.ioThreads
+                        : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+    loops_->start();
     auto* params = new Poco::Net::HTTPServerParams;  // owned by the server (ref-counted)
     params->setMaxThreads(o.httpMaxThreads);
     params->setMaxQueued(o.httpMaxQueued);
@@ -220,6 +225,7 @@ void RelayImpl::stop() {
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
+    loops_->stop();          // connections still open end now (1006)
     server_->stopAll(true);  // shuts down idle keep-alive connections too
     pool_->joinAll();
     server_.reset();

@@ -12,12 +12,13 @@
 //
 // Locking: mutex_ guards the Registry and PingThrottle only and is never held across I/O:
 // store calls and socket writes happen after it is released (sends only enqueue onto the
-// peer's own writer thread anyway). Each part has its own lock; none is held while another
-// part is called.
+// peer's own connection, written by its I/O loop). Each part has its own lock; none is held
+// while another part is called.
 #pragma once
 
 #include "command_delivery.hpp"
 #include "deskstream/core/rate_limits.hpp"
+#include "io_loop.hpp"
 #include "deskstream/core/registry.hpp"
 #include "deskstream/core/relay_connection.hpp"
 #include "deskstream/core/tickets.hpp"
@@ -75,6 +76,9 @@ public:
         return sessions_.add(session);
     }
     void removeSession(core::ConnId id) { sessions_.remove(id); }
+    // The I/O loop a new WebSocket goes to (the least loaded).
+    IoLoop& ioLoop() { return loops_->pick(); }
+    int ioThreads() const { return static_cast<int>(loops_->size()); }
 
     // Runs `fn(registry)` under the lock and performs the returned actions after it.
     template <class F>
@@ -207,6 +211,7 @@ private:
     std::atomic<bool> running_{false};
     std::atomic<bool> accepting_{false};
     uint16_t port_ = 0;
+    std::unique_ptr<IoLoops> loops_;
     std::unique_ptr<Poco::ThreadPool> pool_;
     std::unique_ptr<Poco::Net::HTTPServer> server_;
     std::atomic<int64_t> startedAtMs_{0};

@@ -14,15 +14,14 @@ namespace {
 using core::RelayConnectionConfig;
 namespace act = core::relay_action;
 
-WsLimits limitsFor(const RelayOptions& o, Session::Kind kind) {
+WsLimits limitsFor(const RelayOptions& o) {
     WsLimits l;
     l.maxMessageBytes = o.maxMessageBytes;
+    l.maxTextBytes = static_cast<int64_t>(core::limits::kMaxControlMessageBytes);
     l.sendTimeoutMs = o.sendTimeoutMs;
     l.receiveTimeoutMs = o.receiveTimeoutMs;
     l.closeGraceMs = o.closeGraceMs;
     l.controlQueueLimit = static_cast<size_t>(std::max(16, o.controlQueueLimit));
-    l.frameQueueLimit =
-        kind == Session::Kind::Viewer ? static_cast<size_t>(std::max(1, o.viewerQueue)) : 1;
     return l;
 }
 
@@ -59,45 +58,65 @@ std::chrono::steady_clock::time_point toSteady(core::TimePoint t) {
 
 }  // namespace
 
-Session::Session(RelayImpl& relay, Kind kind, std::unique_ptr<Poco::Net::WebSocket> ws,
-                 std::string address, std::optional<core::TokenClaims> preauthorized)
+Session::Session(RelayImpl& relay, Kind kind, Poco::Net::StreamSocket socket,
+                 std::vector<std::uint8_t> early, bool viewerSlot, std::string address,
+                 std::optional<core::TokenClaims> preauthorized)
     : relay_(relay),
       kind_(kind),
-      conn_(std::make_unique<WsConnection>(std::move(ws), limitsFor(relay.options(), kind))),
+      conn_(std::make_shared<WsConnection>(std::move(socket), std::move(early),
+                                           limitsFor(relay.options()))),
       core_(connectionConfig(relay, kind, std::move(preauthorized)), RelayImpl::monoNow()),
       peer_(conn_->peer()),
-      address_(std::move(address)) {}
+      address_(std::move(address)),
+      viewerSlot_(viewerSlot) {}
 
-// The writer thread (inside conn_) may call back into this session: stop it first.
-Session::~Session() { conn_.reset(); }
+Session::~Session() { releaseSlots(); }  // never started: onClosed did not run
 
-void Session::run() {
+// The max_viewers slot and the per-address connection slot end with the connection.
+void Session::releaseSlots() {
+    if (viewerSlot_) {
+        viewerSlot_ = false;
+        relay_.releaseViewer();
+    }
+    if (!address_.empty() && !peerReleased_) {
+        peerReleased_ = true;
+        relay_.releasePeer(address_);
+    }
+}
+
+class Session::LogFields {
+public:
+    explicit LogFields(const Session& s) {
+        core::logctx::set("connection_id", std::to_string(s.id_));
+        if (!s.clientId_.empty()) core::logctx::set("client_id", s.clientId_);
+    }
+
+private:
+    core::logctx::Scope scope_;  // restored when the call returns: the thread serves others
+};
+
+void Session::start() {
     if (kind_ == Kind::Viewer) {
-        // Frames come from the core FanOut's queue of this viewer, pulled by its own writer.
+        // Frames come from the core FanOut's queue of this viewer, pulled by its I/O loop.
         conn_->setFrameSource([this] { return relay_.pullFrame(id_); });
     }
     id_ = relay_.addSession(shared_from_this());
-    core::logctx::Scope logFields;  // this pool thread's log fields, restored when it leaves
-    core::logctx::set("connection_id", std::to_string(id_));
+    LogFields fields(*this);
     relay_.count(Counter::ConnectionsOpened);
-    const auto openedAt = std::chrono::steady_clock::now();
+    openedAt_ = std::chrono::steady_clock::now();
     relay_.metrics().connectionStarted(role());
     relay_.log().debug("%s connection %?u from %s opened", std::string(kindName(kind_)), id_,
                        peer_);
-    int code = 1006;
-    try {
-        code = conn_->run(*this);
-    } catch (const std::exception& e) {
-        relay_.log().error("%s connection %?u: unexpected error: %s", std::string(kindName(kind_)),
-                           id_, std::string(e.what()));
-    }
+    conn_->start(relay_.ioLoop(), shared_from_this());
+}
+
+void Session::onClosed(int code) {
+    LogFields fields(*this);
     finish();
-    const uint64_t dropped = conn_->droppedFrames();
-    if (dropped) relay_.count(Counter::FramesDropped, dropped);
-    if (dropped) relay_.metrics().framesDropped(RelayMetrics::Drop::LaggingViewer, dropped);
+    releaseSlots();
     relay_.removeSession(id_);
     relay_.count(Counter::ConnectionsClosed);
-    relay_.metrics().connectionEnded(role(), openedAt);
+    relay_.metrics().connectionEnded(role(), openedAt_);
     const int bad = core_.badMessages();
     if (bad > 1) {
         relay_.log().information("%s %s (%s) closed with %d after %d bad messages",
@@ -142,20 +161,32 @@ std::chrono::steady_clock::time_point Session::nextDeadline() const {
 }
 
 void Session::onTick(std::chrono::steady_clock::time_point now) {
+    LogFields fields(*this);
     if (kind_ == Kind::Agent && core_.open()) relay_.tickStream(id_);
     perform(core_.onTick(core::fromSteady(now)));
 }
 
 void Session::onText(std::string&& message) {
+    LogFields fields(*this);
     perform(core_.onText(message, RelayImpl::monoNow(), RelayImpl::wallNowMs()));
 }
 
 void Session::onBinary(std::vector<std::uint8_t>&& message) {
+    LogFields fields(*this);
     perform(core_.onBinary(std::move(message), RelayImpl::monoNow()), true);
 }
 
 void Session::onTransportError(int closeCode, const std::string& what) {
+    LogFields fields(*this);
     perform(core_.onTransportError(closeCode, what));
+}
+
+std::uint64_t Session::messageLimit() const {
+    // Before the handshake nothing larger than a handshake can be legitimate: a peer that has
+    // not authenticated cannot make the relay hold more (docs/relay.md, "WebSocket conformance").
+    if (core_.state() == core::RelayConnection::State::AwaitingHandshake)
+        return core::limits::kMaxControlMessageBytes;
+    return UINT64_MAX;
 }
 
 void Session::subscribe(const core::Subscribe& sub) {
@@ -230,6 +261,7 @@ void Session::perform(core::RelayActions actions, bool binary) {
                                                   ? RelayMetrics::Registration::StoreUnavailable
                                                   : RelayMetrics::Registration::BadRequest);
             } else {
+                clientId_ = info->clientId;
                 core::logctx::set("client_id", info->clientId);
                 relay_.log().information("agent %s registered (%s, stream %?u)", info->clientId,
                                          peer_, info->streamId);
@@ -248,6 +280,7 @@ void Session::perform(core::RelayActions actions, bool binary) {
                 [&](core::Registry& r) { return r.onViewerHandshake(id_, rv->scope); });
             auto viewerId = relay_.locked([&](const core::Registry& r) { return r.viewerId(id_); })
                                 .value_or("");
+            clientId_ = viewerId;
             core::logctx::set("client_id", viewerId);
             perform(core_.onViewerRegistered(viewerId, RelayImpl::monoNow()));
         } else if (auto* deliver = std::get_if<act::DeliverPending>(&action)) {
@@ -262,8 +295,11 @@ void Session::perform(core::RelayActions actions, bool binary) {
         } else if (auto* stats = std::get_if<act::KeepAgentStats>(&action)) {
             relay_.onAgentStats(id_, stats->stats);
         } else if (auto* frame = std::get_if<act::ForwardFrame>(&action)) {
+            // One wire image per frame (header + payload, streamId already patched): every
+            // viewer's socket writes these same bytes (docs/relay.md, "One wire image").
             relay_.onAgentFrame(
-                id_, std::make_shared<const std::vector<std::uint8_t>>(std::move(frame->bytes)),
+                id_,
+                wsWireImage(core::ws::Opcode::Binary, frame->bytes.data(), frame->bytes.size()),
                 frame->header);
         } else if (auto* ping = std::get_if<act::AnswerViewerPing>(&action)) {
             auto ids =

@@ -2,9 +2,9 @@
 // actions only: every received message, tick and transport error goes to the connection's
 // core::RelayConnection (which owns the rules: handshake first, timeouts, heartbeat, token,
 // abuse limits), and the actions that come back are performed here against the shared relay
-// state (RelayImpl: registry, commands, fan-out, store). Runs on the HTTPServer thread that
-// accepted the socket (WsConnection::run), which sleeps until the connection's next deadline;
-// so the core object needs no lock. docs/architecture.md ("Relay") traces a message through.
+// state (RelayImpl: registry, commands, fan-out, store). Every WsHandler call comes from the
+// one I/O loop thread that owns the connection (io_loop.hpp), so the core object needs no
+// lock. docs/architecture.md ("Relay") traces a message through.
 #pragma once
 
 #include "deskstream/core/relay_connection.hpp"
@@ -23,17 +23,21 @@ class Session : public WsHandler,
 public:
     enum class Kind { Agent, Viewer };
 
-    // `address`: the peer's IP (limits per address); `preauthorized`: a viewer that presented a
-    // ticket in its URL (redeemed at the upgrade), so its handshake needs no token.
-    Session(RelayImpl& relay, Kind kind, std::unique_ptr<Poco::Net::WebSocket> ws,
-            std::string address = {},
+    // `socket`: the upgraded connection (the 101 is sent); `early`: bytes read past the
+    // request; `viewerSlot`: a max_viewers slot is held; `address`: the peer's IP, whose
+    // per-address connection slot is held (limits per address); both are released when the
+    // connection ends. `preauthorized`: a viewer that presented a ticket in its URL (redeemed
+    // at the upgrade), so its handshake needs no token.
+    Session(RelayImpl& relay, Kind kind, Poco::Net::StreamSocket socket,
+            std::vector<std::uint8_t> early, bool viewerSlot, std::string address = {},
             std::optional<core::TokenClaims> preauthorized = std::nullopt);
     ~Session() override;
 
-    // Registers with the relay, runs until the connection ends, cleans up.
-    void run();
+    // Registers with the relay and hands the connection to an I/O loop; returns at once.
+    // onClosed cleans up when it ends.
+    void start();
 
-    // Any thread: these only queue onto the connection's writer (or ask it to close).
+    // Any thread: these only queue onto the connection (or ask it to close); its loop writes.
     bool sendText(std::string text) override { return conn_->sendText(std::move(text)); }
     bool sendMessage(const core::Message& m) override {
         return conn_->sendText(core::serialize(m));
@@ -45,12 +49,15 @@ public:
     core::ConnId id() const { return id_; }
     Kind kind() const { return kind_; }
 
-    // WsHandler (reader thread).
+    // WsHandler (the connection's loop thread).
     void onText(std::string&& message) override;
     void onBinary(std::vector<std::uint8_t>&& message) override;
     void onTick(std::chrono::steady_clock::time_point now) override;
     void onTransportError(int closeCode, const std::string& what) override;
     std::chrono::steady_clock::time_point nextDeadline() const override;
+    void onClosed(int closeCode) override;
+    // Until the handshake is accepted only a handshake-sized message (64 KiB) is allowed.
+    std::uint64_t messageLimit() const override;
 
 private:
     // Performs the core's actions in order (some feed an outcome back, which adds actions).
@@ -60,18 +67,26 @@ private:
         return kind_ == Kind::Agent ? RelayMetrics::Role::Agent : RelayMetrics::Role::Viewer;
     }
     void subscribe(const core::Subscribe& sub);
+    // The loop thread serves many connections: each call sets this one's log fields.
+    class LogFields;
+
     // Releases what the relay holds for this connection (registry entry, fan-out). Once.
     void finish();
+    void releaseSlots();
     std::string who() const;
 
     RelayImpl& relay_;
     Kind kind_;
-    std::unique_ptr<WsConnection> conn_;
+    std::shared_ptr<WsConnection> conn_;
     core::RelayConnection core_;
     core::ConnId id_ = 0;
     std::string peer_;
     std::string address_;
     bool finished_ = false;
+    bool viewerSlot_ = false;
+    bool peerReleased_ = false;
+    std::string clientId_;  // for the log fields, once known
+    std::chrono::steady_clock::time_point openedAt_{};
 };
 
 }  // namespace deskstream::relay

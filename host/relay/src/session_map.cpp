@@ -19,7 +19,7 @@ core::ConnId SessionMap::add(const std::shared_ptr<PeerConnection>& session) {
 }
 
 void SessionMap::remove(core::ConnId id) {
-    std::shared_ptr<PeerConnection> keep;  // destroyed after the lock (joins its writer)
+    std::shared_ptr<PeerConnection> keep;  // destroyed after the lock
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = sessions_.find(id);
     if (it != sessions_.end()) {
@@ -52,7 +52,7 @@ std::vector<core::ConnId> SessionMap::ids() const {
 
 void SessionMap::sendToEach(const std::vector<core::ConnId>& conns, const std::string& text) {
     for (core::ConnId c : conns)
-        if (auto s = get(c)) s->sendText(text);  // enqueues onto that connection's writer
+        if (auto s = get(c)) s->sendText(text);  // enqueues onto that connection
 }
 
 bool SessionMap::empty() const {

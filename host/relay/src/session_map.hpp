@@ -1,5 +1,5 @@
 // SessionMap: the live WebSocket sessions by connection id, the viewer slots (max_viewers),
-// and Peers: how every other part reaches a connection (send, close, wake its writer).
+// and Peers: how every other part reaches a connection (send, close, wake its I/O loop).
 #pragma once
 
 #include "parts.hpp"

@@ -1,6 +1,6 @@
 // Streams: the fan-out of each agent connection's frames to its viewers (one core::FanOut per
 // agent connection, each with its own mutex), and which agents each viewer receives from.
-// Reaches connections only through Peers (wakes viewers' writers, sends acks to agents).
+// Reaches connections only through Peers (wakes viewers' I/O loops, sends acks to agents).
 // Reports drops (lagging viewers, agent window), delivery latency from acks to RelayMetrics.
 // Asks an agent for a key frame when its FanOut says a viewer waits for one (a new subscriber,
 // a viewer that lost a frame): a relay-originated request_keyframe command, not stored (a lost
@@ -39,10 +39,10 @@ public:
                 core::TimePoint now);
     void detach(core::ConnId agent, core::ConnId viewer);
     // A validated frame from agent `agent` (streamId already rewritten): queued by reference
-    // for each subscribed viewer, whose writer is woken; acks that became due go to the agent.
+    // for each subscribed viewer, whose I/O loop is woken; acks that became due go to the agent.
     void onAgentFrame(core::ConnId agent, Bytes bytes, const core::FrameHeader& header,
                       core::TimePoint now);
-    // The viewer's writer pulls its next frame (null when none).
+    // The viewer's I/O loop pulls its next frame (null when none).
     Bytes pullFrame(core::ConnId viewer, core::TimePoint now);
     void onViewerAck(core::ConnId agent, core::ConnId viewer, const core::ViewerFrameAck& ack,
                      core::TimePoint now);

@@ -1,100 +1,89 @@
-// WsConnection: the socket I/O of one WebSocket: the reader loop, the writer thread and the
-// close handshake (see ws_connection.hpp).
+// WsConnection: reading, writing, timers and the close handshake of one WebSocket on its I/O
+// loop (see ws_connection.hpp).
 #include "ws_connection.hpp"
 
-#include <Poco/Buffer.h>
+#include "io_loop.hpp"
+
 #include <Poco/Exception.h>
-#include <Poco/Net/NetException.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
-#include <stdexcept>
+#include <climits>
 
-#include <poll.h>
-#include <sys/eventfd.h>
-#include <sys/socket.h>
-#include <unistd.h>
+#include <sys/epoll.h>
 
 namespace deskstream::relay {
 
-using Poco::Net::WebSocket;
+namespace ws = core::ws;
 
 namespace {
 
-constexpr int kCloseProtocolError = 1002;
-constexpr int kCloseTooLarge = 1009;
 constexpr int kCloseAbnormal = 1006;
 constexpr int kClosePolicy = 1008;
+// Bytes read from one connection per turn of the loop before the others get theirs.
+constexpr int kReadsPerTurn = 16;
 
-std::string closePayload(int code, const std::string& reason) {
-    std::string p;
-    p.push_back(static_cast<char>((code >> 8) & 0xff));
-    p.push_back(static_cast<char>(code & 0xff));
-    // Control frames carry at most 125 bytes.
-    p += reason.substr(0, 123);
-    return p;
-}
+// Poco's non-blocking returns (docs/relay.md, "Poco 1.11 traps"): a plain socket answers -1
+// for EAGAIN; a SecureStreamSocket answers ERR_SSL_WANT_READ (-1) or ERR_SSL_WANT_WRITE (-2).
+constexpr int kWantRead = -1;
+constexpr int kWantWrite = -2;
 
 }  // namespace
 
-WsConnection::WsConnection(std::unique_ptr<WebSocket> socket, WsLimits limits)
-    : ws_(std::move(socket)), limits_(limits) {
+Bytes wsWireImage(ws::Opcode op, const std::uint8_t* payload, std::size_t size) {
+    auto image = std::make_shared<std::vector<std::uint8_t>>();
+    std::uint8_t header[10];
+    const std::size_t h = ws::writeHeader(header, op, size, true);
+    image->reserve(h + size);
+    image->insert(image->end(), header, header + h);
+    if (size) image->insert(image->end(), payload, payload + size);
+    return image;
+}
+
+WsConnection::WsConnection(Poco::Net::StreamSocket socket, std::vector<std::uint8_t> early,
+                           WsLimits limits)
+    : socket_(std::move(socket)), early_(std::move(early)), limits_(limits) {
     try {
-        peer_ = ws_->peerAddress().toString();
+        peer_ = socket_.peerAddress().toString();
     } catch (...) {
         peer_ = "?";
     }
-    ws_->setNoDelay(true);  // small control messages must not wait behind Nagle (Poco #4756)
-    ws_->setMaxPayloadSize(static_cast<int>(limits_.maxMessageBytes));
-    ws_->setSendTimeout(Poco::Timespan(limits_.sendTimeoutMs * 1000));
-    ws_->setReceiveTimeout(Poco::Timespan(limits_.receiveTimeoutMs * 1000));
-    wakeFd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (wakeFd_ < 0) throw std::runtime_error(std::string("eventfd: ") + std::strerror(errno));
-    writer_ = std::thread([this] { writerLoop(); });
+    fd_ = static_cast<int>(socket_.impl()->sockfd());
+    secure_ = socket_.secure();
+    try {
+        socket_.setNoDelay(true);  // small control messages must not wait behind Nagle
+    } catch (...) {}
 }
 
 WsConnection::~WsConnection() {
-    {
-        std::lock_guard<std::mutex> lock(mutex_);
-        stopWriter_ = true;
-    }
-    cv_.notify_all();
-    // A writer blocked in sendFrame on a peer that does not read is released at once.
     try {
-        ws_->impl()->shutdown();
+        socket_.close();
     } catch (...) {}
-    if (writer_.joinable()) writer_.join();
-    try {
-        ws_->close();
-    } catch (...) {}
-    ::close(wakeFd_);
 }
 
-void WsConnection::wake() {
-    const uint64_t one = 1;
-    // EAGAIN only when the counter is saturated: the reader is woken anyway.
-    [[maybe_unused]] const ssize_t n = ::write(wakeFd_, &one, sizeof one);
+void WsConnection::updateParserLimits() {
+    ws::Limits l;
+    l.maxMessageBytes = static_cast<std::uint64_t>(limits_.maxMessageBytes);
+    if (handler_) l.maxMessageBytes = std::min(l.maxMessageBytes, handler_->messageLimit());
+    l.maxTextBytes = static_cast<std::uint64_t>(limits_.maxTextBytes);
+    l.binaryHeadroom = 0;
+    const ws::Limits& now = parser_.limits();
+    if (now.maxMessageBytes != l.maxMessageBytes || now.maxTextBytes != l.maxTextBytes)
+        parser_.setLimits(l);
 }
 
-bool WsConnection::waitReadable(std::chrono::steady_clock::time_point deadline) {
-    using namespace std::chrono;
-    const auto now = steady_clock::now();
-    int timeoutMs = 0;
-    if (deadline > now) {
-        // Rounded up: waking a little late is harmless, waking early would spin until due.
-        const auto wait = duration_cast<microseconds>(deadline - now);
-        timeoutMs = static_cast<int>(std::min<int64_t>((wait.count() + 999) / 1000, 3600 * 1000));
-    }
-    pollfd fds[2] = {{static_cast<int>(ws_->impl()->sockfd()), POLLIN, 0}, {wakeFd_, POLLIN, 0}};
-    const int r = ::poll(fds, 2, timeoutMs);
-    if (r < 0) return false;  // EINTR: the caller loops and recomputes the deadline
-    if (fds[1].revents != 0) {
-        uint64_t drained = 0;
-        [[maybe_unused]] const ssize_t n = ::read(wakeFd_, &drained, sizeof drained);
-    }
-    return fds[0].revents != 0;
+void WsConnection::start(IoLoop& loop, std::shared_ptr<WsHandler> handler) {
+    loop_ = &loop;
+    handler_ = std::move(handler);
+    loop.adopt(shared_from_this());
 }
+
+void WsConnection::schedule() {
+    if (loop_ == nullptr) return;
+    if (scheduled_.exchange(true)) return;  // already in the loop's list
+    loop_->schedule(shared_from_this());
+}
+
+void WsConnection::wake() { schedule(); }
 
 bool WsConnection::sendText(std::string message) {
     bool overflow = false;
@@ -104,7 +93,10 @@ bool WsConnection::sendText(std::string message) {
         if (control_.size() >= limits_.controlQueueLimit) {
             overflow = true;
         } else {
-            control_.push_back(Item{WebSocket::FRAME_TEXT, std::move(message), nullptr});
+            control_.push_back(Out{
+                wsWireImage(ws::Opcode::Text, reinterpret_cast<const std::uint8_t*>(message.data()),
+                            message.size()),
+                0, false});
         }
     }
     if (overflow) {
@@ -112,21 +104,7 @@ bool WsConnection::sendText(std::string message) {
         closeNow(kClosePolicy, "too slow");
         return false;
     }
-    cv_.notify_one();
-    return true;
-}
-
-bool WsConnection::sendBinary(Bytes message) {
-    {
-        std::lock_guard<std::mutex> lock(mutex_);
-        if (closing_) return false;
-        while (frames_.size() >= limits_.frameQueueLimit && !frames_.empty()) {
-            frames_.pop_front();
-            droppedFrames_.fetch_add(1);
-        }
-        frames_.push_back(Item{WebSocket::FRAME_BINARY, std::string(), std::move(message)});
-    }
-    cv_.notify_one();
+    schedule();
     return true;
 }
 
@@ -137,17 +115,17 @@ void WsConnection::notifyFrames() {
         framesReady_ = true;
         ++frameSignal_;
     }
-    cv_.notify_one();
+    schedule();
 }
 
-void WsConnection::sendControl(int opcode, const std::string& payload) {
+void WsConnection::queueControl(Bytes frame) {
     {
         std::lock_guard<std::mutex> lock(mutex_);
         if (closing_) return;
-        if (control_.size() >= limits_.controlQueueLimit) return;  // pings are best effort
-        control_.push_back(Item{WebSocket::FRAME_FLAG_FIN | opcode, payload, nullptr});
+        if (control_.size() >= limits_.controlQueueLimit) return;  // pongs are best effort
+        control_.push_back(Out{std::move(frame), 0, false});
     }
-    cv_.notify_one();
+    schedule();
 }
 
 void WsConnection::enqueueClose(int code, const std::string& reason, bool discardQueued) {
@@ -156,14 +134,14 @@ void WsConnection::enqueueClose(int code, const std::string& reason, bool discar
         if (closing_) return;
         closing_ = true;
         closeCode_ = code;
-        closeRequestedAt_ = std::chrono::steady_clock::now();
-        frames_.clear();
+        closeRequestedAt_ = Clock::now();
+        framesReady_ = false;
         if (discardQueued) control_.clear();
-        control_.push_back(Item{WebSocket::FRAME_OP_CLOSE | WebSocket::FRAME_FLAG_FIN,
-                                closePayload(code, reason), nullptr});
+        auto frame = ws::encodeClose(static_cast<std::uint16_t>(code), reason);
+        control_.push_back(
+            Out{std::make_shared<const std::vector<std::uint8_t>>(std::move(frame)), 0, true});
     }
-    cv_.notify_one();
-    wake();  // the reader now waits at most close_grace_ms for the peer's CLOSE
+    schedule();  // the loop now waits at most close_grace_ms for the peer's CLOSE
 }
 
 void WsConnection::close(int code, const std::string& reason) { enqueueClose(code, reason, false); }
@@ -171,253 +149,307 @@ void WsConnection::closeNow(int code, const std::string& reason) {
     enqueueClose(code, reason, true);
 }
 
-void WsConnection::writerLoop() {
-    for (;;) {
-        Item item;
-        {
-            std::unique_lock<std::mutex> lock(mutex_);
-            cv_.wait(lock, [&] {
-                return stopWriter_ || !control_.empty() || !frames_.empty() || framesReady_;
-            });
-            if (stopWriter_) return;
-            if (closeSent_ || closing_) framesReady_ = false;  // no frames once closing
-            if (closeSent_) {                                  // nothing goes after our CLOSE
-                control_.clear();
-                frames_.clear();
-                continue;
-            }
-            if (!control_.empty()) {
-                item = std::move(control_.front());
-                control_.pop_front();
-            } else if (!frames_.empty()) {
-                item = std::move(frames_.front());
-                frames_.pop_front();
-            } else if (framesReady_) {
-                // Pull one frame from the source (outside our lock: it takes the fan-out's).
-                const uint64_t seen = frameSignal_;
-                lock.unlock();
-                Bytes next = frameSource_ ? frameSource_() : nullptr;
-                lock.lock();
-                if (!next) {
-                    if (frameSignal_ == seen) framesReady_ = false;
-                    continue;
-                }
-                item = Item{WebSocket::FRAME_BINARY, std::string(), std::move(next)};
-            } else {
-                continue;
-            }
-        }
-        int flags = item.flags;
-        if ((flags & WebSocket::FRAME_FLAG_FIN) == 0) flags |= WebSocket::FRAME_FLAG_FIN;
-        try {
-            if (item.binary) {
-                ws_->sendFrame(item.binary->data(), static_cast<int>(item.binary->size()), flags);
-            } else {
-                ws_->sendFrame(item.text.data(), static_cast<int>(item.text.size()), flags);
-            }
-        } catch (const Poco::Exception&) {
-            // Send timeout or reset: the connection is unusable; the reader notices and ends.
-            broken_ = true;
-        } catch (const std::exception&) {
-            broken_ = true;
-        }
-        if ((item.flags & WebSocket::FRAME_OP_BITMASK) == WebSocket::FRAME_OP_CLOSE) {
-            closeSent_ = true;
-        }
-        if (broken_) {
-            std::lock_guard<std::mutex> lock(mutex_);
-            control_.clear();
-            frames_.clear();
-            closing_ = true;
-            if (closeCode_ == 0) closeCode_ = kCloseAbnormal;
-        }
-        if (broken_) wake();  // the reader ends the connection now, not at its next deadline
-    }
+void WsConnection::requestEnd(int code) {
+    if (endRequested_) return;
+    endRequested_ = true;
+    endCode_ = code;
 }
 
-void WsConnection::lingerAfterFatal(std::chrono::steady_clock::time_point deadline) {
-    using clock = std::chrono::steady_clock;
-    while (!closeSent_ && !broken_ && clock::now() < deadline) {
-        drainRaw(std::chrono::milliseconds(5));
-    }
-    if (broken_) return;
+// ------------------------------------------------------------------ loop side
+
+void WsConnection::onAdopted() {
     try {
-        ws_->impl()->shutdownSend();  // FIN after our CLOSE: the peer sees the end of the stream
+        socket_.setBlocking(false);
+        if (secure_) {
+            // Poco 1.11 trap (docs/relay.md): SecureStreamSocketImpl does not pass
+            // setBlocking(false) on to the socket OpenSSL uses, which stays "blocking" and waits
+            // in poll() for the socket's timeouts whenever OpenSSL wants to read or write. The
+            // timeouts live on the shared fd: at 0 that wait returns at once and throws
+            // Poco::TimeoutException, which the loop takes as "would block".
+            socket_.setReceiveTimeout(Poco::Timespan(0));
+            socket_.setSendTimeout(Poco::Timespan(0));
+        }
     } catch (...) {
-        return;
+        requestEnd(kCloseAbnormal);
     }
-    while (clock::now() < deadline) {
-        if (!drainRaw(std::chrono::milliseconds(20))) return;  // EOF or error: the peer is done
+    lastTick_ = Clock::now();
+    updateParserLimits();
+    if (!early_.empty() && !endRequested_) {
+        std::vector<std::uint8_t> early;
+        early.swap(early_);
+        feed(early.data(), early.size());
     }
+    // TLS may hold decrypted bytes already; a plain socket just answers "would block".
+    if (!endRequested_) readAvailable();
+    flush();
+    afterWork();
 }
 
-bool WsConnection::drainRaw(std::chrono::milliseconds wait) {
-    // Raw bytes, below the WebSocket framing (which is out of sync at this point).
-    const int fd = static_cast<int>(ws_->impl()->sockfd());
-    pollfd p{fd, POLLIN, 0};
-    const int r = ::poll(&p, 1, static_cast<int>(wait.count()));
-    if (r < 0) return false;
-    if (r == 0) return true;
-    char scratch[16384];
-    const ssize_t n = ::recv(fd, scratch, sizeof scratch, MSG_DONTWAIT);
-    if (n == 0) return false;
-    if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
-    return true;
+void WsConnection::onEvents(std::uint32_t events) {
+    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP))
+        readAvailable();
+    else if ((events & EPOLLOUT) && sslWantsWrite_)
+        readAvailable();
+    flush();
+    afterWork();
 }
 
-int WsConnection::run(WsHandler& handler) {
-    using clock = std::chrono::steady_clock;
-    std::string assembling;    // a fragmented message being reassembled
-    int assemblingOpcode = 0;  // 0: none
-    int peerCloseCode = 0;
+void WsConnection::onPending() {
+    flush();
+    afterWork();
+}
 
-    auto transportError = [&](int code, const std::string& what) {
-        handler.onTransportError(code, what);  // may queue an error message first
-        close(code, what);
-    };
-
-    for (;;) {
-        if (broken_) break;
-        const auto now = clock::now();
-        // After our CLOSE was asked for, wait a short grace for the peer's CLOSE, then end.
+void WsConnection::onTimer(Clock::time_point now) {
+    if (!endRequested_) {
         const auto graceEnd = closeRequestedAt_ + std::chrono::milliseconds(limits_.closeGraceMs);
-        if (closing_ && now > graceEnd) break;
-        auto deadline = closing_ ? graceEnd : handler.nextDeadline();
-        if (!closing_ && now >= deadline) {
-            handler.onTick(now);
-            if (broken_) break;
-            deadline = closing_ ? graceEnd : handler.nextDeadline();
-            // A handler whose deadline did not move must not make this loop spin.
-            if (deadline <= now) deadline = now + std::chrono::milliseconds(1);
+        if (closing_ && now >= graceEnd) {
+            requestEnd(closeCode_ != 0 ? closeCode_.load() : kCloseAbnormal);
+        } else if (messageStartedAt_ && !draining_ && !closing_ &&
+                   now >=
+                       *messageStartedAt_ + std::chrono::milliseconds(limits_.receiveTimeoutMs)) {
+            // A frame started and did not complete in time (a slow drip): closed with 1008,
+            // then the grace for the peer's CLOSE runs as for any close (issue 18.2).
+            const std::string what =
+                "frame not completed within " + std::to_string(limits_.receiveTimeoutMs) + " ms";
+            messageStartedAt_.reset();
+            if (handler_) handler_->onTransportError(kClosePolicy, what);
+            close(kClosePolicy, what);
+        } else if (writeBlockedSince_ &&
+                   now >= *writeBlockedSince_ + std::chrono::milliseconds(limits_.sendTimeoutMs)) {
+            // The peer has not read for send_timeout_ms: it holds memory and gets nothing.
+            if (closeCode_ == 0) closeCode_ = kCloseAbnormal;
+            requestEnd(closeCode_);
+        } else if (!closing_ && handler_ && now >= handler_->nextDeadline()) {
+            lastTick_ = now;
+            handler_->onTick(now);
         }
+    }
+    flush();
+    afterWork();
+}
 
-        bool readable = false;
-        try {
-            readable = waitReadable(deadline);
-        } catch (...) {
-            break;
-        }
-        if (!readable) continue;
+void WsConnection::onLoopStopping() {
+    requestEnd(closeCode_ != 0 ? closeCode_.load() : kCloseAbnormal);
+    afterWork();
+}
 
-        Poco::Buffer<char> buffer(0);
-        int flags = 0;
+std::uint32_t WsConnection::wantedEvents() const {
+    std::uint32_t e = EPOLLIN | EPOLLRDHUP;
+    if (wantWrite_ || sslWantsWrite_) e |= EPOLLOUT;
+    return e;
+}
+
+void WsConnection::readAvailable() {
+    std::vector<std::uint8_t>& buffer = loop_->readBuffer();
+    sslWantsWrite_ = false;
+    for (int i = 0; i < kReadsPerTurn && !endRequested_; ++i) {
         int n = 0;
         try {
-            n = ws_->receiveFrame(buffer, flags);
-        } catch (const Poco::Net::WebSocketException& e) {
-            if (e.code() == WebSocket::WS_ERR_PAYLOAD_TOO_BIG) {
-                // The payload is still in the stream: the connection cannot continue.
-                transportError(kCloseTooLarge, "message too large");
-            } else {
-                transportError(kCloseProtocolError, "bad frame");
-            }
-            // The stream is out of sync: let the error and CLOSE go out, then discard what the
-            // peer still sends (the rest of the oversized payload). Closing a socket with
-            // unread bytes makes the kernel send RST, which can destroy our error and CLOSE
-            // before the peer reads them.
-            lingerAfterFatal(clock::now() + std::chrono::milliseconds(limits_.closeGraceMs));
-            break;
+            n = socket_.receiveBytes(buffer.data(), static_cast<int>(buffer.size()));
         } catch (const Poco::TimeoutException&) {
-            // Bytes arrived but the frame did not complete in time: out of sync, fatal.
-            handler.onTransportError(kCloseAbnormal, "receive timeout inside a frame");
-            closeCode_ = kCloseAbnormal;
-            break;
-        } catch (const std::exception&) {
-            if (closeCode_ == 0) closeCode_ = kCloseAbnormal;
-            break;
+            return;  // EAGAIN reported as a timeout: nothing more now
+        } catch (...) {
+            // Reset, TLS failure: the socket is unusable.
+            requestEnd(closeCode_ != 0 ? closeCode_.load()
+                                       : (peerCloseCode_ != 0 ? peerCloseCode_ : kCloseAbnormal));
+            return;
         }
-        if (n == 0 && flags == 0) {  // the peer closed the TCP connection
-            if (closeCode_ == 0) closeCode_ = kCloseAbnormal;
-            break;
+        if (n == 0) {  // the peer closed the TCP connection (or sent TLS close_notify)
+            if (closeCode_ == 0 && peerCloseCode_ == 0) closeCode_ = kCloseAbnormal;
+            requestEnd(closeCode_ != 0 ? closeCode_.load() : peerCloseCode_);
+            return;
         }
+        if (n < 0) {
+            if (secure_ && n == kWantWrite) sslWantsWrite_ = true;
+            return;  // would block (kWantRead is also plain EAGAIN)
+        }
+        if (!draining_) feed(buffer.data(), static_cast<std::size_t>(n));
+    }
+    // More may be waiting (or buffered inside TLS, where epoll would not say so): come back
+    // after the other connections had their turn.
+    if (!endRequested_) schedule();
+}
 
-        const int opcode = flags & WebSocket::FRAME_OP_BITMASK;
-        const bool fin = (flags & WebSocket::FRAME_FLAG_FIN) != 0;
-        if ((flags & (WebSocket::FRAME_FLAG_RSV1 | WebSocket::FRAME_FLAG_RSV2 |
-                      WebSocket::FRAME_FLAG_RSV3)) != 0) {
-            transportError(kCloseProtocolError, "reserved bits set");
-            continue;
-        }
-        const bool control = (opcode & 0x8) != 0;
-        if (control && (!fin || n > 125)) {
-            transportError(kCloseProtocolError, "bad control frame");
-            continue;
-        }
+void WsConnection::feed(const std::uint8_t* data, std::size_t size) {
+    messages_.clear();
+    std::optional<ws::Violation> violation = parser_.feed(data, size, messages_);
+    const bool completed = !messages_.empty();
+    for (auto& m : messages_) {
+        if (endRequested_) break;
+        dispatch(m);
+        // The handshake may have been accepted: the limit grows to max_message_bytes.
+        updateParserLimits();
+    }
+    messages_.clear();
+    if (violation && !draining_ && !endRequested_) {
+        draining_ = true;
+        messageStartedAt_.reset();
+        if (handler_) handler_->onTransportError(violation->closeCode, violation->what);
+        close(violation->closeCode, violation->what);
+        return;
+    }
+    // The frame-completion deadline runs from the first byte of a frame or message (a
+    // message completed in this read and the next one begun: from now).
+    if (!parser_.inMessage())
+        messageStartedAt_.reset();
+    else if (!messageStartedAt_ || completed)
+        messageStartedAt_ = Clock::now();
+}
 
-        switch (opcode) {
-            case WebSocket::FRAME_OP_PING:
-                sendControl(WebSocket::FRAME_OP_PONG,
-                            std::string(buffer.begin(), static_cast<size_t>(n)));
-                break;
-            case WebSocket::FRAME_OP_PONG:
-                break;  // we do not send WebSocket-level pings; the protocol's JSON ping is used
-            case WebSocket::FRAME_OP_CLOSE: {
-                peerCloseCode = 1005;
-                if (n >= 2) {
-                    peerCloseCode = (static_cast<unsigned char>(buffer[0]) << 8) |
-                                    static_cast<unsigned char>(buffer[1]);
-                }
-                if (!closing_) {
-                    // Echo the peer's code, as RFC 6455 5.5.1 asks.
-                    close(peerCloseCode == 1005 ? 1000 : peerCloseCode, "");
-                    closeCode_ = peerCloseCode;
-                    const auto deadline =
-                        clock::now() + std::chrono::milliseconds(limits_.closeGraceMs);
-                    while (!closeSent_ && !broken_ && clock::now() < deadline)
-                        std::this_thread::sleep_for(std::chrono::milliseconds(2));
-                }
-                return closeCode_ != 0 ? closeCode_.load() : peerCloseCode;
+void WsConnection::dispatch(ws::Message& m) {
+    switch (m.kind) {
+        case ws::Opcode::Text:
+            if (closing_ || !handler_) return;
+            handler_->onText(
+                std::string(reinterpret_cast<const char*>(m.payload()), m.payloadSize()));
+            return;
+        case ws::Opcode::Binary: {
+            if (closing_ || !handler_) return;
+            std::vector<std::uint8_t> bytes;
+            if (m.offset == 0)
+                bytes.swap(m.bytes);
+            else
+                bytes.assign(m.payload(), m.payload() + m.payloadSize());
+            handler_->onBinary(std::move(bytes));
+            return;
+        }
+        case ws::Opcode::Ping:
+            queueControl(wsWireImage(ws::Opcode::Pong, m.payload(), m.payloadSize()));
+            return;
+        case ws::Opcode::Pong:
+            return;  // we send no WebSocket-level pings; the protocol's JSON ping is used
+        case ws::Opcode::Close: {
+            peerClosed_ = true;
+            peerCloseCode_ = m.closeCode != 0 ? m.closeCode : 1005;
+            if (!closing_) {
+                // Echo the peer's code, as RFC 6455 5.5.1 asks.
+                close(peerCloseCode_ == 1005 ? 1000 : peerCloseCode_, "");
+                closeCode_ = peerCloseCode_;
             }
-            case WebSocket::FRAME_OP_TEXT:
-            case WebSocket::FRAME_OP_BINARY:
-                if (assemblingOpcode != 0) {
-                    transportError(kCloseProtocolError, "new message inside a fragmented one");
-                    break;
-                }
-                if (closing_) break;  // draining until the peer's CLOSE
-                if (fin) {
-                    if (opcode == WebSocket::FRAME_OP_TEXT) {
-                        handler.onText(std::string(buffer.begin(), static_cast<size_t>(n)));
-                    } else {
-                        handler.onBinary(
-                            std::vector<std::uint8_t>(buffer.begin(), buffer.begin() + n));
-                    }
-                } else {
-                    assemblingOpcode = opcode;
-                    assembling.assign(buffer.begin(), static_cast<size_t>(n));
-                }
-                break;
-            case WebSocket::FRAME_OP_CONT:
-                if (assemblingOpcode == 0) {
-                    transportError(kCloseProtocolError, "continuation without a message");
-                    break;
-                }
-                if (static_cast<int64_t>(assembling.size()) + n > limits_.maxMessageBytes) {
-                    transportError(kCloseTooLarge, "message too large");
-                    assembling.clear();
-                    assemblingOpcode = 0;
-                    break;
-                }
-                assembling.append(buffer.begin(), static_cast<size_t>(n));
-                if (fin) {
-                    const int op = assemblingOpcode;
-                    assemblingOpcode = 0;
-                    std::string message;
-                    message.swap(assembling);
-                    if (closing_) break;
-                    if (op == WebSocket::FRAME_OP_TEXT)
-                        handler.onText(std::move(message));
-                    else
-                        handler.onBinary(std::vector<std::uint8_t>(message.begin(), message.end()));
-                }
-                break;
-            default:
-                transportError(kCloseProtocolError, "unknown opcode");
-                break;
+            if (closeSent_) requestEnd(closeCode_ != 0 ? closeCode_.load() : peerCloseCode_);
+            return;
+        }
+        case ws::Opcode::Continuation:
+            return;  // never produced by the parser
+    }
+}
+
+bool WsConnection::nextOut() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    for (;;) {
+        if (closeSent_) return false;
+        if (!control_.empty()) {
+            out_ = std::move(control_.front());
+            control_.pop_front();
+            return true;
+        }
+        if (!framesReady_ || closing_ || !frameSource_) return false;
+        // Pull one frame from the source (outside our lock: it takes the fan-out's).
+        const uint64_t seen = frameSignal_;
+        lock.unlock();
+        Bytes next = frameSource_();
+        lock.lock();
+        if (!next) {
+            if (frameSignal_ == seen) framesReady_ = false;
+            continue;
+        }
+        if (closing_) continue;
+        out_ = Out{std::move(next), 0, false};
+        return true;
+    }
+}
+
+void WsConnection::flush() {
+    if (endRequested_) return;
+    for (;;) {
+        if (!out_.bytes && !nextOut()) break;
+        const std::size_t left = out_.bytes->size() - out_.offset;
+        int n = 0;
+        try {
+            n = socket_.sendBytes(out_.bytes->data() + out_.offset,
+                                  static_cast<int>(std::min<std::size_t>(left, INT_MAX)));
+        } catch (const Poco::TimeoutException&) {
+            // TLS wanting to write (or, rarely, to read) reported as a timeout (see onAdopted).
+            n = kWantWrite;
+        } catch (...) {
+            if (closeCode_ == 0) closeCode_ = kCloseAbnormal;
+            requestEnd(closeCode_);
+            return;
+        }
+        if (n < 0) {
+            // Would block (a plain EAGAIN or TLS wanting to write); TLS wanting to read goes
+            // on when the socket is readable, which is always watched.
+            wantWrite_ = !secure_ || n == kWantWrite;
+            if (!writeBlockedSince_) writeBlockedSince_ = Clock::now();
+            return;
+        }
+        writeBlockedSince_.reset();
+        out_.offset += static_cast<std::size_t>(n);
+        if (out_.offset < out_.bytes->size()) continue;
+        const bool wasClose = out_.isClose;
+        out_ = Out{};
+        if (wasClose) {
+            closeSent_ = true;
+            std::lock_guard<std::mutex> lock(mutex_);
+            control_.clear();
         }
     }
-    return closeCode_ != 0 ? closeCode_.load()
-                           : (peerCloseCode != 0 ? peerCloseCode : kCloseAbnormal);
+    wantWrite_ = false;
+    if (closeSent_) {
+        if (peerClosed_) {
+            requestEnd(closeCode_ != 0 ? closeCode_.load() : peerCloseCode_);
+        } else if (!sendShutdown_) {
+            // FIN after our CLOSE: the peer sees the end of the stream. (Not over TLS, where
+            // a half-close would end the session for both directions.)
+            sendShutdown_ = true;
+            if (!secure_) {
+                try {
+                    socket_.shutdownSend();
+                } catch (...) {}
+            }
+        }
+    }
+}
+
+void WsConnection::afterWork() {
+    if (ended_) return;
+    if (endRequested_) {
+        finishEnd();
+        return;
+    }
+    auto d = Clock::time_point::max();
+    if (closing_) {
+        d = closeRequestedAt_ + std::chrono::milliseconds(limits_.closeGraceMs);
+    } else if (handler_) {
+        d = handler_->nextDeadline();
+        // A handler whose deadline did not move must not make the loop spin.
+        if (d <= lastTick_) d = lastTick_ + std::chrono::milliseconds(1);
+    }
+    if (messageStartedAt_ && !draining_ && !closing_)
+        d = std::min(d, *messageStartedAt_ + std::chrono::milliseconds(limits_.receiveTimeoutMs));
+    if (writeBlockedSince_)
+        d = std::min(d, *writeBlockedSince_ + std::chrono::milliseconds(limits_.sendTimeoutMs));
+    deadline_ = d;
+}
+
+void WsConnection::finishEnd() {
+    ended_ = true;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        closing_ = true;
+        control_.clear();
+        framesReady_ = false;
+    }
+    if (closeCode_ == 0) closeCode_ = endCode_ != 0 ? endCode_ : kCloseAbnormal;
+    try {
+        socket_.close();
+    } catch (...) {}
+    out_ = Out{};
+    std::shared_ptr<WsHandler> handler;
+    handler.swap(handler_);
+    const int code = endCode_ != 0 ? endCode_ : closeCode_.load();
+    if (handler) handler->onClosed(code);
+    frameSource_ = nullptr;  // it may hold the session
 }
 
 }  // namespace deskstream::relay

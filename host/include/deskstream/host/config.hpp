@@ -93,6 +93,7 @@ struct RelayConfig {
     long long registrationTtlMs = 0;
     std::string instanceId;  // configured, or a random UUID chosen once per process
     int maxThreads = 0;
+    int ioThreads = 0;
     int maxQueued = 0;
     int maxViewers = 0;
     long long commandTtlMs = 0;
@@ -100,6 +101,7 @@ struct RelayConfig {
     long long commandLeaseMs = 0;
     long long viewerAckTimeoutMs = 0;
     std::string tlsCert, tlsKey;  // both empty: no TLS
+    long long frameTimeoutMs = 0;  // -> RelayOptions::receiveTimeoutMs
 };
 
 struct HeartbeatConfig {
@@ -138,7 +140,6 @@ struct AgentConfig {
     std::string metricsListen;  // host:port of the agent's own /metrics; empty: off
     std::string tlsCa;          // wss://: PEM CA file; empty: the system CA store
     bool tlsInsecure = false;   // wss://: no certificate check (tests only)
-    std::string metricsListen;   // host:port of the agent's own /metrics; empty: off
     bool damageEncoding = true;  // encoding = damage (else full)
     int damageTile = 64, damageMaxRects = 16, damageMaxColours = 48;
     std::string damageLosslessEncoder;  // empty: the main encoder

@@ -67,7 +67,7 @@ struct RelayOptions {
 
     // Socket behaviour.
     int64_t sendTimeoutMs = 10000;     // a peer that does not drain its socket this long is dropped
-    int64_t receiveTimeoutMs = 10000;  // a frame started but not completed within this is fatal
+    int64_t receiveTimeoutMs = 10000;  // frame_timeout_ms: frame complete by first byte + this
     int64_t closeGraceMs = 1000;       // wait for the peer's CLOSE after ours
     int controlQueueLimit = 1024;  // queued control messages per connection before it is dropped
     int badMessageLimit = 10;      // bad messages tolerated per connection and window (1008 beyond)
@@ -75,9 +75,13 @@ struct RelayOptions {
 
     int maxViewers = 200;  // [relay] max_viewers: viewer connections at once (beyond: HTTP 503)
 
-    // Poco::Net::HTTPServer pool ([relay] max_threads, max_queued): one thread per WebSocket
-    // for its whole life.
-    int httpMaxThreads = 512;
+    // [relay] io_threads: the I/O loops serving every WebSocket (docs/relay.md, "Event-driven
+    // I/O"); 0: one per core.
+    int ioThreads = 0;
+
+    // Poco::Net::HTTPServer pool ([relay] max_threads, max_queued): plain HTTP requests and
+    // WebSocket upgrades only (an upgraded socket goes to an I/O loop at once).
+    int httpMaxThreads = 16;
     int httpMaxQueued = 256;
     int64_t httpTimeoutMs = 10000;  // plain HTTP request read/write timeout
     HttpFallback httpFallback;      // optional: GET /, /dashboard, static files
