@@ -100,7 +100,7 @@ struct RelayConfig {
     long long commandRetentionMs = 0;
     long long commandLeaseMs = 0;
     long long viewerAckTimeoutMs = 0;
-    std::string tlsCert, tlsKey;  // both empty: no TLS
+    std::string tlsCert, tlsKey;   // both empty: no TLS
     long long frameTimeoutMs = 0;  // -> RelayOptions::receiveTimeoutMs
 };
 
@@ -137,9 +137,9 @@ struct AgentConfig {
     int adaptStepDown = 0, adaptStepUp = 0;
     std::vector<uint32_t> monitors;  // empty: all monitors
     Layout layout = Layout::Separate;
-    std::string metricsListen;  // host:port of the agent's own /metrics; empty: off
-    std::string tlsCa;          // wss://: PEM CA file; empty: the system CA store
-    bool tlsInsecure = false;   // wss://: no certificate check (tests only)
+    std::string metricsListen;   // host:port of the agent's own /metrics; empty: off
+    std::string tlsCa;           // wss://: PEM CA file; empty: the system CA store
+    bool tlsInsecure = false;    // wss://: no certificate check (tests only)
     bool damageEncoding = true;  // encoding = damage (else full)
     int damageTile = 64, damageMaxRects = 16, damageMaxColours = 48;
     std::string damageLosslessEncoder;  // empty: the main encoder
