@@ -161,9 +161,12 @@ RelayActions RelayConnection::onTransportError(int closeCode, const std::string&
     if (closeCode == close_code::kTooLarge) {
         out.push_back(Count{RelayCounter::TooLarge, 1});
         // Tell the peer why before the close frame (it is queued ahead of it).
+        // `what` names the limit that applied (text, handshake-sized or max_message_bytes).
         out.push_back(Send{serializeError(makeError(
             ErrorCode::TooLarge, "",
-            "message larger than " + std::to_string(config_.maxMessageBytes) + " bytes"))});
+            what.empty()
+                ? "message larger than " + std::to_string(config_.maxMessageBytes) + " bytes"
+                : what))});
     } else {
         out.push_back(Count{RelayCounter::ProtocolErrors, 1});
     }

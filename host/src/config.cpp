@@ -510,6 +510,7 @@ RelayConfig Configuration::relay() const {
     r.commandRetentionMs = intValue(*this, "relay", "command.retention_ms");
     r.commandLeaseMs = intValue(*this, "relay", "command.lease_ms");
     r.viewerAckTimeoutMs = intValue(*this, "relay", "viewer_ack_timeout_ms");
+    r.frameTimeoutMs = intValue(*this, "relay", "frame_timeout_ms");
     return r;
 }
 

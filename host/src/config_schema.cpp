@@ -179,6 +179,15 @@ std::vector<KeySpec> makeSchema() {
          60000,
          {},
          "a viewer that acknowledges nothing for this long is skipped (lagging)"},
+        {"relay",
+         "frame_timeout_ms",
+         T::Int,
+         "10000",
+         100,
+         600000,
+         {},
+         "a WebSocket frame not complete this long after its first byte closes the connection "
+         "(1008)"},
         // [heartbeat]
         {"heartbeat", "interval_ms", T::Int, "5000", 100, 3600000, {}, "ping period"},
         {"heartbeat",

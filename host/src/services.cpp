@@ -131,6 +131,7 @@ relay::RelayOptions relayOptions(const RelayConfig& r, const HeartbeatConfig& hb
     o.commandRetentionMs = r.commandRetentionMs;
     o.commandLeaseMs = r.commandLeaseMs;
     o.viewerAckTimeoutMs = r.viewerAckTimeoutMs;
+    o.receiveTimeoutMs = r.frameTimeoutMs;
     o.httpMaxThreads = r.maxThreads;
     o.httpMaxQueued = r.maxQueued;
     o.heartbeatIntervalMs = hb.intervalMs;

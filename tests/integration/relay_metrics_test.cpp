@@ -86,6 +86,8 @@ TEST_F(RelayTest, ForcedStoreFailureMovesTheRegistrationFailureSeries) {
     ASSERT_TRUE(agent.waitFor("registration_failed", 3000));
     ASSERT_EQ(sqlite3_exec(locker, "ROLLBACK", nullptr, nullptr, nullptr), SQLITE_OK);
     sqlite3_close(locker);
+    // registration_failed goes out while the failure is being counted: wait for the count.
+    EXPECT_TRUE(eventually([&] { return metricValue(scrape(port()), failed) == 1; }));
     const std::string text = scrape(port());
     EXPECT_EQ(metricValue(text, failed), 1) << text;
     EXPECT_EQ(metricValue(text, errors), 1) << text;
@@ -142,6 +144,8 @@ TEST_F(RelayTest, RefusedTokenMovesTheUnauthorizedRegistrationSeries) {
     refused.send(agentHandshake("unauth-pc", "not.a.jwt"));
     ASSERT_TRUE(refused.waitFor("registration_failed"));
     EXPECT_EQ(refused.waitClose(), 1008);
+    EXPECT_TRUE(
+        eventually([&] { return metricValue(scrape(port()), series + "\"unauthorized\"}") == 1; }));
     std::string text = scrape(port());
     EXPECT_EQ(metricValue(text, series + "\"unauthorized\"}"), 1) << text;
     EXPECT_EQ(metricValue(text, series + "\"bad_request\"}"), 0) << text;
@@ -154,6 +158,8 @@ TEST_F(RelayTest, RefusedTokenMovesTheUnauthorizedRegistrationSeries) {
     auto agent =
         connectAgent("unauth-pc", deskstream::core::mintToken(secret, Role::Desktop, "unauth-pc",
                                                               std::chrono::seconds(60), nowMs));
+    // The handshake_ack goes out while the registration is being counted: wait for the count.
+    EXPECT_TRUE(eventually([&] { return metricValue(scrape(port()), series + "\"ok\"}") == 1; }));
     text = scrape(port());
     EXPECT_EQ(metricValue(text, series + "\"ok\"}"), 1) << text;
     EXPECT_EQ(metricValue(text, series + "\"unauthorized\"}"), 1) << text;

@@ -7,17 +7,24 @@
 #include "deskstream/core/auth.hpp"
 #include "deskstream/core/log_limit.hpp"
 
+#include <Poco/Base64Encoder.h>
+#include <Poco/Buffer.h>
 #include <Poco/JSON/Array.h>
 #include <Poco/JSON/Object.h>
 #include <Poco/JSON/Parser.h>
 #include <Poco/Net/HTTPRequestHandler.h>
 #include <Poco/Net/HTTPServerRequest.h>
+#include <Poco/Net/HTTPServerRequestImpl.h>
+#include <Poco/Net/HTTPServerSession.h>
 #include <Poco/Net/HTTPServerResponse.h>
 #include <Poco/Net/NetException.h>
 #include <Poco/Net/WebSocket.h>
+#include <Poco/SHA1Engine.h>
 #include <Poco/String.h>
 #include <Poco/URI.h>
 
+#include <algorithm>
+#include <cctype>
 #include <sstream>
 
 namespace deskstream::relay {
@@ -103,6 +110,74 @@ private:
     HttpLog& log_;
 };
 
+// The opening handshake (RFC 6455 4.2.1), checked before anything is answered: Poco 1.11 checks
+// only Upgrade, Connection, Version and that a key is present (docs/poco-pitfalls.md).
+struct UpgradeCheck {
+    bool ok = false;
+    bool wrongVersion = false;  // answered with Sec-WebSocket-Version: 13
+    std::string problem;        // the 400 answer's message
+    std::string key;
+};
+
+// A Sec-WebSocket-Key is base64 of 16 bytes: 22 base64 digits and "==".
+bool isWebSocketKey(const std::string& key) {
+    if (key.size() != 24 || key[22] != '=' || key[23] != '=') return false;
+    return std::all_of(key.begin(), key.begin() + 22, [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '/';
+    });
+}
+
+UpgradeCheck checkUpgrade(const HTTPServerRequest& req) {
+    UpgradeCheck c;
+    if (!req.hasToken("Connection", "upgrade") ||
+        Poco::icompare(req.get("Upgrade", ""), "websocket") != 0) {
+        c.problem = "WebSocket upgrade required: No WebSocket handshake";
+    } else if (req.getMethod() != Poco::Net::HTTPRequest::HTTP_GET) {
+        c.problem = "WebSocket upgrade must use GET";
+    } else if (req.getVersion() != Poco::Net::HTTPMessage::HTTP_1_1) {
+        c.problem = "WebSocket upgrade needs HTTP/1.1";
+    } else if (req.get("Sec-WebSocket-Version", "") != Poco::Net::WebSocket::WEBSOCKET_VERSION) {
+        c.wrongVersion = true;
+        c.problem = "WebSocket upgrade: unsupported or missing Sec-WebSocket-Version (13 expected)";
+    } else {
+        c.key = Poco::trim(req.get("Sec-WebSocket-Key", ""));
+        if (!isWebSocketKey(c.key)) {
+            c.problem = "WebSocket upgrade: Sec-WebSocket-Key must be base64 of 16 bytes";
+        } else {
+            c.ok = true;
+        }
+    }
+    return c;
+}
+
+// Answers 101 and takes the socket from the HTTP server: the relay speaks WebSocket itself
+// (ws_connection.hpp). `early` receives the bytes the HTTP layer already read past the request.
+Poco::Net::StreamSocket acceptUpgrade(HTTPServerRequest& req, HTTPServerResponse& resp,
+                                      const std::string& key, std::vector<std::uint8_t>& early) {
+    Poco::SHA1Engine sha1;
+    sha1.update(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11");  // RFC 6455 4.2.2
+    const Poco::DigestEngine::Digest& digest = sha1.digest();
+    std::ostringstream accept;
+    {
+        Poco::Base64Encoder encoder(accept);
+        encoder.write(reinterpret_cast<const char*>(digest.data()),
+                      static_cast<std::streamsize>(digest.size()));
+        encoder.close();
+    }
+    resp.setStatusAndReason(HTTPResponse::HTTP_SWITCHING_PROTOCOLS);
+    resp.set("Upgrade", "websocket");
+    resp.set("Connection", "Upgrade");
+    resp.set("Sec-WebSocket-Accept", accept.str());
+    resp.setContentLength(HTTPResponse::UNKNOWN_CONTENT_LENGTH);
+    resp.send().flush();
+    auto& impl = static_cast<Poco::Net::HTTPServerRequestImpl&>(req);
+    Poco::Net::StreamSocket socket = impl.detachSocket();
+    Poco::Buffer<char> buffered(0);
+    impl.session().drainBuffer(buffered);
+    early.assign(buffered.begin(), buffered.end());
+    return socket;
+}
+
 class WebSocketRoute : public Poco::Net::HTTPRequestHandler {
 public:
     WebSocketRoute(RelayImpl& relay, Session::Kind kind) : relay_(relay), kind_(kind) {}
@@ -144,19 +219,20 @@ public:
                 if (relay) relay->releaseViewer();
             }
         } release{viewer ? &relay_ : nullptr};
-        std::unique_ptr<Poco::Net::WebSocket> ws;
-        try {
-            ws = std::make_unique<Poco::Net::WebSocket>(req, resp);
-        } catch (const Poco::Net::WebSocketException& e) {
-            if (e.code() == Poco::Net::WebSocket::WS_ERR_HANDSHAKE_UNSUPPORTED_VERSION)
+        const UpgradeCheck check = checkUpgrade(req);
+        if (!check.ok) {
+            if (check.wrongVersion)
                 resp.set("Sec-WebSocket-Version", Poco::Net::WebSocket::WEBSOCKET_VERSION);
             relay_.metrics().connectionOpened(role, RelayMetrics::Opened::BadUpgrade);
             sendError(relay_, resp, HTTPResponse::HTTP_BAD_REQUEST, core::ErrorCode::BadRequest,
-                      "WebSocket upgrade required: " + e.message());
+                      check.problem);
             return;
         }
+        std::vector<std::uint8_t> early;
+        Poco::Net::StreamSocket socket = acceptUpgrade(req, resp, check.key, early);
         relay_.metrics().connectionOpened(role, RelayMetrics::Opened::Accepted);
-        auto session = std::make_shared<Session>(relay_, kind_, std::move(ws));
+        auto session =
+            std::make_shared<Session>(relay_, kind_, std::move(socket), std::move(early));
         session->run();
     }
 

@@ -17,6 +17,7 @@ namespace act = core::relay_action;
 WsLimits limitsFor(const RelayOptions& o, Session::Kind kind) {
     WsLimits l;
     l.maxMessageBytes = o.maxMessageBytes;
+    l.maxTextBytes = static_cast<int64_t>(core::limits::kMaxControlMessageBytes);
     l.sendTimeoutMs = o.sendTimeoutMs;
     l.receiveTimeoutMs = o.receiveTimeoutMs;
     l.closeGraceMs = o.closeGraceMs;
@@ -51,10 +52,12 @@ std::chrono::steady_clock::time_point toSteady(core::TimePoint t) {
 
 }  // namespace
 
-Session::Session(RelayImpl& relay, Kind kind, std::unique_ptr<Poco::Net::WebSocket> ws)
+Session::Session(RelayImpl& relay, Kind kind, Poco::Net::StreamSocket socket,
+                 std::vector<std::uint8_t> early)
     : relay_(relay),
       kind_(kind),
-      conn_(std::make_unique<WsConnection>(std::move(ws), limitsFor(relay.options(), kind))),
+      conn_(std::make_unique<WsConnection>(std::move(socket), limitsFor(relay.options(), kind),
+                                           std::move(early))),
       core_(connectionConfig(relay.options(), kind), RelayImpl::monoNow()),
       peer_(conn_->peer()) {}
 
@@ -129,6 +132,14 @@ std::chrono::steady_clock::time_point Session::nextDeadline() const {
     // An agent's stream also has a deadline: viewers that stopped acknowledging are skipped.
     if (kind_ == Kind::Agent && core_.open()) t = std::min(t, relay_.streamDeadline(id_));
     return toSteady(t);
+}
+
+std::uint64_t Session::messageLimit() const {
+    // Before the handshake nothing larger than a handshake can be legitimate: a peer that has
+    // not authenticated cannot make the relay hold more (docs/relay.md, "WebSocket conformance").
+    if (core_.state() == core::RelayConnection::State::AwaitingHandshake)
+        return core::limits::kMaxControlMessageBytes;
+    return UINT64_MAX;
 }
 
 void Session::onTick(std::chrono::steady_clock::time_point now) {

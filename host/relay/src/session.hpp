@@ -22,7 +22,9 @@ class Session : public WsHandler,
 public:
     enum class Kind { Agent, Viewer };
 
-    Session(RelayImpl& relay, Kind kind, std::unique_ptr<Poco::Net::WebSocket> ws);
+    // `socket`: upgraded (101 sent); `early`: bytes read past the upgrade request.
+    Session(RelayImpl& relay, Kind kind, Poco::Net::StreamSocket socket,
+            std::vector<std::uint8_t> early);
     ~Session() override;
 
     // Registers with the relay, runs until the connection ends, cleans up.
@@ -45,6 +47,8 @@ public:
     void onTick(std::chrono::steady_clock::time_point now) override;
     void onTransportError(int closeCode, const std::string& what) override;
     std::chrono::steady_clock::time_point nextDeadline() const override;
+    // Until the handshake is accepted only a handshake-sized message (64 KiB) is allowed.
+    std::uint64_t messageLimit() const override;
 
 private:
     // Performs the core's actions in order (some feed an outcome back, which adds actions).

@@ -1,21 +1,24 @@
 // WsConnection: the I/O of one WebSocket (private to the relay).
 //
-// Why this shape (docs/relay.md, "Poco 1.11 WebSocket"): Poco 1.11 WebSocket is blocking and
-// not thread-safe for concurrent senders, hands PING/PONG/CLOSE to the application, and a
-// receive timeout in the middle of a frame leaves the stream out of sync. So:
+// Why this shape (docs/poco-pitfalls.md; docs/relay.md, "WebSocket conformance"): Poco 1.11
+// WebSocket is blocking, not thread-safe for concurrent senders, and its receiveFrame blocks
+// until a whole frame is there (a peer dripping one byte every few seconds holds it forever).
+// So the relay speaks WebSocket itself over the raw StreamSocket, with the sans-IO codec of
+// core (deskstream/ws_codec.hpp):
 //   * one WRITER thread per connection drains a bounded queue; any thread may enqueue, nobody
-//     else ever calls sendFrame. A slow peer only fills its own queue (then it is dropped).
+//     else ever sends on the socket. A slow peer only fills its own queue (then it is dropped).
 //   * the READER (the HTTPServer thread that accepted the socket) sleeps in poll() until bytes
-//     arrive, the handler's next deadline passes, or another thread wakes it (a close asked
-//     for elsewhere, a failed send); it only calls receiveFrame when bytes are there, so a
-//     receive timeout inside receiveFrame is always "mid-frame" and fatal. An idle connection
-//     costs no wake-ups between its deadlines (heartbeat pings).
-//   * PING is answered with PONG, CLOSE with CLOSE, fragments are reassembled under the
-//     message limit, RSV bits / unknown opcodes / oversized control frames close with 1002.
+//     arrive, a deadline passes (the handler's, or the frame-completion deadline of a frame
+//     that has begun), or another thread wakes it (a close asked for elsewhere, a failed
+//     send). It reads what is there without waiting for more and feeds the parser, so every
+//     deadline is checked however slowly the bytes come. An idle connection costs no wake-ups
+//     between its deadlines (heartbeat pings).
+//   * PING is answered with PONG (same payload), a valid CLOSE with CLOSE (same code); a
+//     violation found by the parser (1002, 1007, 1009) closes with its code.
 // Binary payloads are queued as shared_ptr so one frame buffer can later go to many viewers.
 #pragma once
 
-#include <Poco/Net/WebSocket.h>
+#include <Poco/Net/StreamSocket.h>
 
 #include <atomic>
 #include <chrono>
@@ -48,11 +51,20 @@ public:
     // A protocol-level violation found by the I/O layer (too large, bad framing). The
     // connection is already closing when this is called; used for counters and the log.
     virtual void onTransportError(int closeCode, const std::string& what) = 0;
+    // The largest message the peer may send now (bytes). The relay answers a handshake-sized
+    // limit until the handshake is accepted, then max_message_bytes (docs/relay.md, "WebSocket
+    // conformance"). Asked when the connection starts and after each message; the connection
+    // applies the smaller of this and WsLimits::maxMessageBytes (a message already begun that
+    // exceeds a lowered limit ends the connection with 1009).
+    virtual std::uint64_t messageLimit() const { return UINT64_MAX; }
 };
 
 struct WsLimits {
     int64_t maxMessageBytes = 16 * 1024 * 1024;
+    int64_t maxTextBytes = 64 * 1024;  // text messages, enforced while reassembling
     int64_t sendTimeoutMs = 10000;
+    // Frame-completion deadline: a frame (or a fragmented message) must be complete this long
+    // after its first byte arrived, however slowly the bytes come; otherwise 1008.
     int64_t receiveTimeoutMs = 10000;
     int64_t closeGraceMs = 1000;
     size_t controlQueueLimit = 1024;
@@ -61,7 +73,10 @@ struct WsLimits {
 
 class WsConnection {
 public:
-    WsConnection(std::unique_ptr<Poco::Net::WebSocket> socket, WsLimits limits);
+    // `socket`: the connection after the 101 answer was sent; `early`: bytes the HTTP layer had
+    // already read past the upgrade request (fed to the parser before anything else).
+    WsConnection(Poco::Net::StreamSocket socket, WsLimits limits,
+                 std::vector<std::uint8_t> early = {});
     ~WsConnection();  // joins the writer
 
     // Runs the reader loop on the calling thread until the connection ends. Returns the close
@@ -94,13 +109,17 @@ public:
 
 private:
     struct Item {
-        int flags = 0;     // Poco::Net::WebSocket FRAME_* flags incl. opcode
-        std::string text;  // text and control frames
-        Bytes binary;      // binary messages (shared, never copied per peer)
+        std::uint8_t opcode = 0;  // core::ws::Opcode
+        std::string text;         // text and control frames
+        Bytes binary;             // binary messages (shared, never copied per peer)
     };
     void writerLoop();
     void enqueueClose(int code, const std::string& reason, bool discardQueued);
-    void sendControl(int opcode, const std::string& payload);  // enqueue a control frame
+    void sendControl(std::uint8_t opcode, const std::string& payload);  // enqueue a control frame
+    void sendFrame(std::uint8_t opcode, const void* data, std::size_t size);  // writer thread
+    // Reads what the socket has now (never waits for more) into buf; 0 at EOF, -1 when nothing
+    // was there after all. Throws on a socket error.
+    int readAvailable(std::uint8_t* buf, int size);
     // After a fatal framing error: wait for our CLOSE to go out, then read and discard raw
     // bytes until the peer closes or the deadline passes.
     void lingerAfterFatal(std::chrono::steady_clock::time_point deadline);
@@ -108,8 +127,9 @@ private:
     // Sleeps until the socket is readable (true), or the deadline passed / wake() (false).
     bool waitReadable(std::chrono::steady_clock::time_point deadline);
 
-    std::unique_ptr<Poco::Net::WebSocket> ws_;
+    Poco::Net::StreamSocket socket_;
     WsLimits limits_;
+    std::vector<std::uint8_t> early_;
     std::string peer_;
 
     std::mutex mutex_;

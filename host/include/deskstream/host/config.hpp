@@ -99,6 +99,7 @@ struct RelayConfig {
     long long commandRetentionMs = 0;
     long long commandLeaseMs = 0;
     long long viewerAckTimeoutMs = 0;
+    long long frameTimeoutMs = 0;  // -> RelayOptions::receiveTimeoutMs
 };
 
 struct HeartbeatConfig {

@@ -52,7 +52,7 @@ struct RelayOptions {
 
     // Socket behaviour.
     int64_t sendTimeoutMs = 10000;     // a peer that does not drain its socket this long is dropped
-    int64_t receiveTimeoutMs = 10000;  // a frame started but not completed within this is fatal
+    int64_t receiveTimeoutMs = 10000;  // frame_timeout_ms: frame complete by first byte + this
     int64_t closeGraceMs = 1000;       // wait for the peer's CLOSE after ours
     int controlQueueLimit = 1024;  // queued control messages per connection before it is dropped
     int badMessageLimit = 10;      // bad messages tolerated per connection and window (1008 beyond)
