@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 BUILD="$ROOT/build/fuzz"
-TARGETS=(json_message frame_header token config)
+TARGETS=(json_message frame_header token config ws_frame)
 
 die() { echo "fuzz.sh: $*" >&2; exit 1; }
 

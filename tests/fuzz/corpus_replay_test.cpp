@@ -45,6 +45,7 @@ TEST(FuzzCorpus, FrameHeader) {
     EXPECT_GE(replay("frame_header", deskstream::fuzz::frameHeader), 8u);
 }
 TEST(FuzzCorpus, Token) { EXPECT_GE(replay("token", deskstream::fuzz::token), 8u); }
+TEST(FuzzCorpus, WsFrame) { EXPECT_GE(replay("ws_frame", deskstream::fuzz::wsFrame), 20u); }
 #ifdef DS_FUZZ_HAVE_CONFIG
 TEST(FuzzCorpus, Config) { EXPECT_GE(replay("config", deskstream::fuzz::config), 5u); }
 #endif

@@ -17,6 +17,7 @@ void jsonMessage(const std::uint8_t* data, std::size_t size);  // corpus/json_me
 void frameHeader(const std::uint8_t* data, std::size_t size);  // corpus/frame_header
 void token(const std::uint8_t* data, std::size_t size);        // corpus/token
 void config(const std::uint8_t* data, std::size_t size);       // corpus/config
+void wsFrame(const std::uint8_t* data, std::size_t size);      // corpus/ws_frame
 
 /// A broken promise: print it and abort, which libFuzzer reports as a crash (and saves the
 /// input) and which fails the replay test.
