@@ -30,6 +30,9 @@ PACKAGES=(
   # TLS (docs/security-tls.md): OpenSSL headers for the relay's and agent's NetSSL code, and the
   # openssl tool the TLS tests make their self-signed pairs with
   libssl-dev openssl
+  # fuzzing (tests/fuzz, scripts/fuzz.sh, docs/fuzzing.md): clang and the libFuzzer runtime
+  # (libclang_rt.fuzzer-x86_64.a, which clang-14 only recommends)
+  clang-14 libclang-rt-14-dev
 )
 # Browser end-to-end tests (tests/e2e): Debian's Chromium, and Node.js + npm when no Node.js is
 # installed yet; scripts/lib/e2e.sh then installs playwright-core into tests/e2e/node_modules.

@@ -3,6 +3,8 @@
 # services the tests use (PostgreSQL; Xvfb; a D-Bus session bus, pipewire and wireplumber),
 # runs the whole ctest suite and stops the services.
 # Extra arguments go to ctest (e.g. scripts/test.sh -L unit).
+# The ctest label "fuzz" builds the clang libFuzzer preset (FuzzRun.Build) and runs each fuzz
+# target for 30 s (FuzzRun.<target>; docs/fuzzing.md): clang-14 comes from bootstrap.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)

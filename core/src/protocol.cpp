@@ -821,6 +821,25 @@ void checkIntegerLiterals(const std::string& text) {
     }
 }
 
+/// Poco's parse errors quote the offending input byte as it is. The text goes back to the peer
+/// in an `error` message, a WebSocket text frame that must be UTF-8, and into the log, so every
+/// byte outside printable ASCII is written as \xNN (found by fuzzing: docs/fuzzing.md).
+std::string printableAscii(const std::string& text) {
+    static const char kHex[] = "0123456789abcdef";
+    std::string out;
+    out.reserve(text.size());
+    for (unsigned char c : text) {
+        if (c >= 0x20 && c < 0x7f) {
+            out += static_cast<char>(c);
+        } else {
+            out += "\\x";
+            out += kHex[c >> 4];
+            out += kHex[c & 15];
+        }
+    }
+    return out;
+}
+
 /// Parses text into a JSON object, or throws FieldError.
 Object::Ptr parseObject(const std::string& text, const char* what) {
     if (text.size() > limits::kMaxControlMessageBytes)
@@ -835,9 +854,10 @@ Object::Ptr parseObject(const std::string& text, const char* what) {
         v = parser.parse(text);
     } catch (const Poco::Exception& e) {
         // Poco's message names the position; it never echoes more than a few characters.
-        throw FieldError{ErrorCode::BadRequest, "", std::string("malformed JSON: ") + e.message()};
+        throw FieldError{ErrorCode::BadRequest, "",
+                         "malformed JSON: " + printableAscii(e.message())};
     } catch (const std::exception& e) {
-        throw FieldError{ErrorCode::BadRequest, "", std::string("malformed JSON: ") + e.what()};
+        throw FieldError{ErrorCode::BadRequest, "", "malformed JSON: " + printableAscii(e.what())};
     }
     if (kindOf(v) != Kind::Obj)
         throw FieldError{ErrorCode::BadRequest, "",

@@ -40,12 +40,16 @@ std::vector<std::string> split(const std::string& s, char sep) {
     return out;
 }
 
+// The whole value must be the number: strtoll stops at a NUL byte, so "8\0x" (or a NUL
+// alone) would otherwise pass as 8 (or 0) and later reach std::stoi (found by fuzzing:
+// docs/fuzzing.md).
 bool parseInt(const std::string& v, long long& out) {
     if (v.empty()) return false;
     char* end = nullptr;
     errno = 0;
     out = std::strtoll(v.c_str(), &end, 10);
-    return errno == 0 && end && *end == '\0' && !std::isspace(static_cast<unsigned char>(v[0]));
+    return errno == 0 && end != v.c_str() && end == v.c_str() + v.size() &&
+           !std::isspace(static_cast<unsigned char>(v[0]));
 }
 
 bool parseBool(const std::string& v, bool& out) {
@@ -131,7 +135,7 @@ std::string checkPluginValue(const ds_config_key& k, const std::string& v) {
         case DS_CONFIG_DOUBLE: {
             char* end = nullptr;
             std::strtod(v.c_str(), &end);
-            return (!v.empty() && end && *end == '\0') ? "" : "is not a number";
+            return (end != v.c_str() && end == v.c_str() + v.size()) ? "" : "is not a number";
         }
     }
     return "has a type the plugin declared wrongly";

@@ -515,3 +515,22 @@ TEST(Protocol, KeyNamesRefuseControlCharacters) {
             Channel::ViewerToRelay)
             .ok());
 }
+
+// Found by fuzzing (tests/fuzz/corpus/json_message/crash-raw-byte-in-error-reply.json): Poco
+// quoted the offending byte raw in its parse error, so the relay's `error` reply was not valid
+// UTF-8 (a browser closes the socket on such a text frame) and no peer could parse it.
+TEST(Protocol, MalformedJsonErrorQuotesRawBytesAsPrintableAscii) {
+    const std::string text = "{\"type\":\"command\",\"commandId\":\"c-9\",\"command\":\x85\xdd}";
+    for (Channel ch : {Channel::AgentToRelay, Channel::ViewerToRelay, Channel::RelayToAgent,
+                       Channel::RelayToViewer}) {
+        auto r = parseMessage(text, ch);
+        ASSERT_FALSE(r.ok());
+        EXPECT_EQ(r.error().code, ErrorCode::BadRequest);
+        const std::string& why = r.error().message;
+        EXPECT_NE(why.find("malformed JSON"), std::string::npos) << why;
+        EXPECT_NE(why.find("\\x85"), std::string::npos) << why;
+        for (unsigned char c : why) EXPECT_TRUE(c >= 0x20 && c < 0x7f) << why;
+        for (Channel peer : {Channel::RelayToAgent, Channel::RelayToViewer})
+            EXPECT_TRUE(parseMessage(serializeError(r.error()), peer).ok()) << why;
+    }
+}

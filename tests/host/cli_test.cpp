@@ -9,6 +9,7 @@
 #include "deskstream/host/instances.hpp"
 #include "deskstream/host/plugin_registry.hpp"
 #include "deskstream/plugin.h"
+#include "ds_test/child_process.hpp"
 
 #include <Poco/JSON/Object.h>
 #include <Poco/JSON/Parser.h>
@@ -31,12 +32,7 @@
 #include <sstream>
 #include <thread>
 
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
-
-extern char** environ;
 
 namespace {
 
@@ -48,13 +44,6 @@ std::string folder(const std::string& name) {
 }
 std::string lib(const std::string& f, const std::string& stem) {
     return folder(f) + "/" + stem + ".so";
-}
-
-std::string readFile(const std::string& path) {
-    std::ifstream in(path);
-    std::ostringstream s;
-    s << in.rdbuf();
-    return s.str();
 }
 
 fs::path processTempRoot() { return fs::path(DS_BINARY_DIR) / "tmp" / std::to_string(::getpid()); }
@@ -83,68 +72,20 @@ struct Result {
     std::string out, err;
 };
 
-// deskstream as a child process; stdout and stderr go to files (no pipe can fill up).
-class Child {
+// deskstream (or another program) as a child process, its output in a fresh temporary folder.
+class Child : public ds_test::ChildProcess {
 public:
     explicit Child(std::vector<std::string> args, const std::string& program = DS_DESKSTREAM_EXE)
-        : dir_(tempDir()) {
-        args.insert(args.begin(), program);
-        std::vector<char*> argv;
-        for (auto& a : args) argv.push_back(a.data());
-        argv.push_back(nullptr);
-        posix_spawn_file_actions_t actions;
-        posix_spawn_file_actions_init(&actions);
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-        posix_spawn_file_actions_addopen(&actions, 1, (dir_ + "/stdout").c_str(),
-                                         O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        posix_spawn_file_actions_addopen(&actions, 2, (dir_ + "/stderr").c_str(),
-                                         O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int rc = posix_spawn(&pid_, program.c_str(), &actions, nullptr, argv.data(), environ);
-        posix_spawn_file_actions_destroy(&actions);
-        if (rc != 0) throw std::runtime_error("cannot start " + program);
-    }
-    ~Child() {
-        if (pid_ > 0) {
-            ::kill(pid_, SIGKILL);
-            ::waitpid(pid_, nullptr, 0);
-        }
-    }
-    void signal(int sig) { ::kill(pid_, sig); }
-    std::string out() const { return readFile(dir_ + "/stdout"); }
-    std::string err() const { return readFile(dir_ + "/stderr"); }
-    bool running() {
-        if (pid_ <= 0) return false;
-        int st = 0;
-        if (::waitpid(pid_, &st, WNOHANG) == pid_) {
-            status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-            pid_ = -1;
-            return false;
-        }
-        return true;
-    }
+        : ChildProcess(program, std::move(args), tempDir()) {}
     // Waits for the exit; kills the child and fails after `timeout`.
     Result wait(std::chrono::milliseconds timeout) {
-        auto deadline = std::chrono::steady_clock::now() + timeout;
-        while (running()) {
-            if (std::chrono::steady_clock::now() > deadline) {
-                ADD_FAILURE() << "deskstream did not exit within " << timeout.count()
-                              << " ms\nstderr:\n"
-                              << err();
-                ::kill(pid_, SIGKILL);
-                ::waitpid(pid_, nullptr, 0);
-                pid_ = -1;
-                break;
-            }
-            std::this_thread::sleep_for(20ms);
-        }
-        return Result{status_, out(), err()};
+        const int status = ChildProcess::wait(timeout);
+        if (status == -1)
+            ADD_FAILURE() << "deskstream did not exit within " << timeout.count()
+                          << " ms\nstderr:\n"
+                          << err();
+        return Result{status, out(), err()};
     }
-    const std::string& dir() const { return dir_; }
-
-private:
-    std::string dir_;
-    pid_t pid_ = -1;
-    int status_ = -1;
 };
 
 Result run(std::vector<std::string> args) { return Child(std::move(args)).wait(60s); }

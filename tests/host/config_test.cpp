@@ -405,3 +405,22 @@ TEST(ConfigCheck, TlsKeys) {
 }
 
 }  // namespace
+
+// Found by fuzzing (tests/fuzz/corpus/config/crash-nul-in-port.ini): strtoll stopped at a NUL
+// byte, so "host:<NUL>" passed as port 0 and relay() then died in std::stoi with an uncaught
+// std::invalid_argument instead of a ConfigError.
+TEST(ConfigCheck, NulBytesInNumbersAreNotNumbers) {
+    using namespace std::string_literals;
+    EXPECT_EQ(one("[relay]\nlisten = host:\0\0\n"s),
+              "error: t.ini:2: [relay] listen = 'host:\0\0': is not host:port (the port is not "
+              "a number)"s);
+    EXPECT_EQ(one("[agent]\nfps = 8\0x\n"s),
+              "error: t.ini:2: [agent] fps = '8\0x': is not an integer"s);
+    EXPECT_EQ(one("[agent]\nmonitors = 1,\0\n"s),
+              "error: t.ini:2: [agent] monitors = '1,\0': is not 'all' or a comma-separated list "
+              "of monitor indices (0..255)"s);
+
+    Configuration c;
+    c.loadString("[relay]\nlisten = host:\0\0\n"s, "t.ini");
+    EXPECT_THROW(c.relay(), ConfigError);
+}

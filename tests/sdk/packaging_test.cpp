@@ -4,6 +4,7 @@
 // + static plugin) streaming and exiting 0 on SIGTERM; a plugin copied into a plugin folder of a
 // running host loaded on SIGHUP.
 #include "deskstream/core/frame_header.hpp"
+#include "ds_test/child_process.hpp"
 #include "relay_fixture.hpp"
 
 #include <Poco/Net/ServerSocket.h>
@@ -17,19 +18,13 @@
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
-#include <fcntl.h>
 #include <filesystem>
 #include <fstream>
 #include <random>
-#include <spawn.h>
 #include <sstream>
 #include <string>
-#include <sys/wait.h>
 #include <thread>
-#include <unistd.h>
 #include <vector>
-
-extern char** environ;
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
@@ -51,68 +46,12 @@ fs::path freshDir(const std::string& what) {
     return p;
 }
 
-// A child process with stdout/stderr in files (no pipe can fill up); killed if still running.
-class Process {
+// A child process with stdout/stderr in files in `dir` (ds_test/child_process.hpp).
+class Process : public ds_test::ChildProcess {
 public:
     Process(const std::string& program, std::vector<std::string> args, const fs::path& dir,
             const fs::path& cwd = {})
-        : dir_(dir) {
-        args.insert(args.begin(), program);
-        std::vector<char*> argv;
-        for (auto& a : args) argv.push_back(a.data());
-        argv.push_back(nullptr);
-        posix_spawn_file_actions_t actions;
-        posix_spawn_file_actions_init(&actions);
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-        posix_spawn_file_actions_addopen(&actions, 1, (dir_ / "stdout").c_str(),
-                                         O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        posix_spawn_file_actions_addopen(&actions, 2, (dir_ / "stderr").c_str(),
-                                         O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        // The child runs in `cwd` (glibc's posix_spawn_file_actions_addchdir_np).
-        if (!cwd.empty()) posix_spawn_file_actions_addchdir_np(&actions, cwd.c_str());
-        int rc = posix_spawn(&pid_, program.c_str(), &actions, nullptr, argv.data(), environ);
-        posix_spawn_file_actions_destroy(&actions);
-        if (rc != 0) throw std::runtime_error("cannot start " + program + ": " + std::strerror(rc));
-    }
-    ~Process() {
-        if (pid_ > 0) {
-            ::kill(pid_, SIGKILL);
-            ::waitpid(pid_, nullptr, 0);
-        }
-    }
-    void signal(int sig) { ::kill(pid_, sig); }
-    std::string out() const { return readFile((dir_ / "stdout").string()); }
-    std::string err() const { return readFile((dir_ / "stderr").string()); }
-    std::string output() const { return "stdout:\n" + out() + "\nstderr:\n" + err(); }
-    bool running() {
-        if (pid_ <= 0) return false;
-        int st = 0;
-        if (::waitpid(pid_, &st, WNOHANG) == pid_) {
-            status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-            pid_ = -1;
-            return false;
-        }
-        return true;
-    }
-    // The exit status; -1 (and the child killed) when it did not exit within `timeout`.
-    int wait(std::chrono::milliseconds timeout) {
-        auto deadline = std::chrono::steady_clock::now() + timeout;
-        while (running()) {
-            if (std::chrono::steady_clock::now() > deadline) {
-                ::kill(pid_, SIGKILL);
-                ::waitpid(pid_, nullptr, 0);
-                pid_ = -1;
-                return -1;
-            }
-            std::this_thread::sleep_for(20ms);
-        }
-        return status_;
-    }
-
-private:
-    fs::path dir_;
-    pid_t pid_ = -1;
-    int status_ = -1;
+        : ChildProcess(program, std::move(args), dir.string(), cwd.string()) {}
 };
 
 int runToEnd(const std::string& program, const std::vector<std::string>& args, const fs::path& dir,
