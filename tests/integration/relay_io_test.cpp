@@ -184,6 +184,7 @@ TEST_F(RelayTest, ThreadBoundHoldsWith300ConnectedViewers) {
     o.maxViewers = 400;
     o.ioThreads = 0;  // one per core
     o.httpMaxThreads = 4;
+    o.maxConnectionsPerIp = 0;  // every connection comes from 127.0.0.1 (no per-address cap)
     startRelay(o);
 
     std::vector<std::unique_ptr<RawWs>> viewers;
@@ -226,6 +227,7 @@ TEST_F(RelayTest, DrippingConnectionsAreClosedByTheHandshakeDeadlineAndHealthzSt
     o.heartbeatIntervalMs = 60000;
     o.closeGraceMs = 300;
     o.httpMaxThreads = 8;
+    o.maxConnectionsPerIp = 0;  // every connection comes from 127.0.0.1 (no per-address cap)
     startRelay(o);
 
     constexpr int kDrippers = 512;

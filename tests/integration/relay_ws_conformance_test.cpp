@@ -545,6 +545,7 @@ TEST_F(RelayTest, DrippingConnectionsAreClosedByTheAbsoluteHandshakeDeadline) {
     o.receiveTimeoutMs = 60000;  // the frame deadline must not be what closes them
     o.httpMaxThreads = 560;
     o.maxViewers = 1000;
+    o.maxConnectionsPerIp = 0;  // every connection comes from 127.0.0.1 (no per-address cap)
     startRelay(o);
     constexpr int kDrippers = 512;
     std::vector<std::unique_ptr<RawWs>> drippers;
