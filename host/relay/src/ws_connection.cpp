@@ -7,6 +7,7 @@
 #include <Poco/Exception.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <climits>
 
 #include <sys/epoll.h>
@@ -371,6 +372,17 @@ void WsConnection::flush() {
         } catch (const Poco::TimeoutException&) {
             // TLS wanting to write (or, rarely, to read) reported as a timeout (see onAdopted).
             n = kWantWrite;
+        } catch (const Poco::IOException& e) {
+            // Poco 1.11 trap (docs/poco-pitfalls.md): SocketImpl::sendBytes does not treat
+            // EAGAIN on a non-blocking socket as "would block" (receiveBytes does) and throws
+            // IOException("Operation would block") instead. That is a full send buffer, not an
+            // error: wait for EPOLLOUT like any other would-block.
+            if (e.code() != EAGAIN && e.code() != EWOULDBLOCK) {
+                if (closeCode_ == 0) closeCode_ = kCloseAbnormal;
+                requestEnd(closeCode_);
+                return;
+            }
+            n = kWantRead;  // plain would-block (the same value receiveBytes gives)
         } catch (...) {
             if (closeCode_ == 0) closeCode_ = kCloseAbnormal;
             requestEnd(closeCode_);
