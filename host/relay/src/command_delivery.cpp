@@ -1,6 +1,8 @@
 // CommandDelivery: store-first command routing between viewers/HTTP and agents (see the header).
 #include "command_delivery.hpp"
 
+#include <functional>
+
 namespace deskstream::relay {
 
 CommandDelivery::CommandDelivery(Settings settings, core::IdSource ids, const StoreBridge& store,
@@ -71,6 +73,10 @@ core::Result<core::CommandQueued> CommandDelivery::queue(
 }
 
 void CommandDelivery::deliverPending(const std::string& clientId, core::WallMs now) {
+    if (!agents_.agentConn(clientId)) return;
+    std::lock_guard<std::mutex> order(
+        deliveryLocks_[std::hash<std::string>{}(clientId) % deliveryLocks_.size()]);
+    // Looked up again under the lock: the agent may have gone (or been replaced) meanwhile.
     const auto agent = agents_.agentConn(clientId);
     if (!agent) return;
     std::vector<CommandRecord> claimed;

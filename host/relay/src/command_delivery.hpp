@@ -13,6 +13,7 @@
 
 #include <Poco/Logger.h>
 
+#include <array>
 #include <mutex>
 #include <string>
 
@@ -36,7 +37,10 @@ public:
     // Stored + (when the agent is here) delivered. originViewer 0: HTTP.
     core::Result<core::CommandQueued> queue(const core::Result<core::CommandRecord>& prepared,
                                             core::ConnId originViewer, core::WallMs nowMs);
-    // Claims and sends the stored commands of `clientId` when it is connected here.
+    // Claims and sends the stored commands of `clientId` when it is connected here, in the
+    // store's seq order: claim and send happen under the desktop's delivery lock, so two threads
+    // of this instance (HTTP post, notification, registration, maintenance) never interleave
+    // one desktop's commands (docs/relay.md, "Command order").
     void deliverPending(const std::string& clientId, core::WallMs nowMs);
     // The agent `clientId` reported a result; stores it and informs the originating viewer.
     core::Result<bool> onResult(const std::string& clientId, const core::CommandResult& r,
@@ -54,6 +58,9 @@ private:
     RelayMetrics& metrics_;
     Poco::Logger& logger_;
     mutable std::mutex mutex_;  // guards router_ (never held across I/O)
+    // Delivery locks, one stripe per hash of the clientId: held across a desktop's claim (store
+    // I/O) and its sends. Bounded memory; two desktops in one stripe only wait for each other.
+    std::array<std::mutex, 64> deliveryLocks_;
     core::CommandRouter router_;
 };
 
