@@ -12,6 +12,7 @@
 
 #include <csignal>
 #include <cstdlib>
+#include <cstring>
 #include <algorithm>
 #include <map>
 #include <optional>
@@ -23,11 +24,12 @@ using namespace std::chrono_literals;
 namespace {
 
 struct TwoInstances {
-    std::string schema = "dsf_cc_" + std::to_string(::getpid());
+    std::string schema;
     uint16_t ports[2] = {freePort(), freePort()};
     std::optional<Process> relays[2];
 
-    TwoInstances() {
+    explicit TwoInstances(std::string schemaName = "dsf_cc_" + std::to_string(::getpid()))
+        : schema(std::move(schemaName)) {
         const char* pg = std::getenv("DESKSTREAM_TEST_PG");
         if (!pg)
             throw std::runtime_error(
@@ -144,6 +146,54 @@ private:
 };
 
 void postTwoHundredCommands(bool rawAgents);
+
+// Two instances started at the same moment against a schema that does not exist yet, three
+// times: both answer /healthz, the schema is at the build's version with one row per migration,
+// exactly one of them applied the migrations, and neither logged an error. Without the
+// migration's advisory lock both would run CREATE SCHEMA / CREATE TABLE, and the loser would
+// stop at start-up with "already exists" (not healthy: the test fails).
+TEST(Concurrency, TwoInstancesStartedAtOnceOnAnEmptySchemaBothMigrate) {
+    constexpr int kRounds = 3, kVersion = 2;  // kSchemaVersion of plugins/stores/common
+    auto line = [](const std::string& sql) {
+        std::string out = psql(sql);
+        while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+        return out;
+    };
+    for (int round = 0; round < kRounds; ++round) {
+        std::string schema = "dsf_mig_" + std::to_string(::getpid()) + "_" + std::to_string(round);
+        psql("DROP SCHEMA IF EXISTS " + schema + " CASCADE");
+        TwoInstances two(schema);  // throws (test fails) unless both answer /healthz
+        EXPECT_EQ(
+            line("SELECT count(*) || ' ' || max(version) FROM " + schema + ".schema_migrations"),
+            std::to_string(kVersion) + " " + std::to_string(kVersion));
+        EXPECT_EQ(line("SELECT count(*) FROM information_schema.tables WHERE table_schema = '" +
+                       schema + "'"),
+                  "5")  // 3 of migration 1, desktop_command_seqs, schema_migrations
+            << psql(
+                   "SELECT string_agg(table_name, ',') FROM information_schema.tables WHERE "
+                   "table_schema = '" +
+                   schema + "'");
+        int applied = 0;
+        for (auto& r : two.relays) {
+            std::string log = r->err();
+            for (size_t at = 0;
+                 (at = log.find("applied schema migration 1", at)) != std::string::npos; ++at)
+                ++applied;
+            // Text log lines: "YYYY-MM-DD HH:MM:SS.mmm L source: text", L the level's letter.
+            std::istringstream lines(log);
+            for (std::string l; std::getline(lines, l);)
+                EXPECT_FALSE(l.size() > 25 && l[23] == ' ' && std::strchr("ECF", l[24]) != nullptr)
+                    << "error logged: " << l;
+            EXPECT_EQ(log.find("already exists"), std::string::npos) << log.substr(0, 3000);
+            EXPECT_TRUE(r->running());
+        }
+        EXPECT_EQ(applied, 1) << "migration 1 applied by " << applied << " instances\n"
+                              << two.relays[0]->err().substr(0, 2000) << "\n"
+                              << two.relays[1]->err().substr(0, 2000);
+        printf("migration race round %d: both healthy, schema v%d, applied by one instance\n",
+               round, kVersion);
+    }
+}
 
 TEST(Concurrency, TwoHundredCommandsThroughTwoInstancesAreAllDeliveredOnce) {
     postTwoHundredCommands(false);
