@@ -336,6 +336,7 @@ TEST(Concurrency, SameClientIdOnTwoInstancesEndsWithOneRegistration) {
     RawAgent& loser = a.closed ? a : b;
     RawAgent& winner = a.closed ? b : a;
     EXPECT_EQ(loser.closeCode, 4000) << loser.closeReason();
+    EXPECT_EQ(loser.closeReason(), "replaced") << "protocol.md names 4000 `replaced`";
     EXPECT_FALSE(winner.closed);
     int rows = std::atoi(psql("SELECT count(*) FROM " + two.schema +
                               ".active_desktop_clients WHERE client_id = 'twin-pc'")
@@ -345,7 +346,7 @@ TEST(Concurrency, SameClientIdOnTwoInstancesEndsWithOneRegistration) {
                               ".active_desktop_clients WHERE client_id = 'twin-pc'");
     EXPECT_NE(holder.find(&a == &winner ? "dsf-cc-0" : "dsf-cc-1"), std::string::npos)
         << "the row names " << holder << " but the open connection is on the other instance";
-    printf("same clientId on two instances: the loser was closed %d '%s'; one row, held by %s",
+    printf("same clientId on two instances: the loser was closed %d '%s'; one row, held by %s\n",
            loser.closeCode.load(), loser.closeReason().c_str(), holder.c_str());
 }
 
