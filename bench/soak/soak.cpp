@@ -4,7 +4,9 @@
 // Every sample period it records the relay's descriptors, threads, RSS and the registration
 // count, and at the end prints the RSS slope. Exit status 1 on a leak (RSS slope above 1 MB per
 // 10 min after warm-up), a dead agent's registration that outlives the TTL, or a viewer that
-// stops receiving for good; 2 on bad arguments.
+// stops receiving for good, or a command accepted (202) that is not `done` at the end (lost);
+// 2 on bad arguments. It posts one command a second through the relay's HTTP API (refusals while
+// the relay restarts are counted, not failures) and reads every accepted one back at the end.
 //
 //   fault_soak [--seconds 600] [--sample-seconds 10] [--warmup-seconds 30]
 //              [--relay-restart-seconds 120] [--seed N] [--no-faults 1] [--leak-check 0]
@@ -167,7 +169,8 @@ int main(int argc, char** argv) {
             {"--role", "relay", "--set", "relay.listen=0.0.0.0:" + std::to_string(kPort), "--set",
              "heartbeat.interval_ms=500", "--set", "heartbeat.missed_limit=3", "--set",
              "relay.registration.ttl_ms=" + std::to_string(kTtlMs), "--set",
-             "relay.reaper.interval_ms=1000", "--set", "host.log.level=warning"});
+             "relay.reaper.interval_ms=1000", "--set", "relay.command.lease_ms=5000", "--set",
+             "host.log.level=warning"});
         std::optional<Process> relay;
         int segment = 0;
         auto segmentStart = Clock::now();
@@ -236,7 +239,28 @@ int main(int argc, char** argv) {
         auto nextFault = t0 + 5s;
         std::vector<long> partitionReconnectMs;
         long faultsDone = 0;
+        // Commands: one a second to the next agent; accepted ids are read back at the end.
+        std::vector<std::pair<std::string, std::string>> acceptedCommands;  // (desktop, id)
+        long commandsRefused = 0;
+        auto nextCommand = t0;
+        auto postCommand = [&] {
+            long n = static_cast<long>(acceptedCommands.size()) + commandsRefused;
+            std::string desk = agentId(static_cast<int>(n % kAgents));
+            std::string id = "soak-cmd-" + std::to_string(n);
+            auto r = httpPost(
+                "127.0.0.1", kPort, "/api/desktops/" + desk + "/commands",
+                "{\"command\":{\"type\":\"request_keyframe\"},\"commandId\":\"" + id + "\"}");
+            if (r.first == 202)
+                acceptedCommands.emplace_back(desk, id);
+            else
+                ++commandsRefused;
+        };
         while (msSince(t0) < seconds * 1000 && !gStop) {
+            if (Clock::now() >= nextCommand) {
+                postCommand();
+                nextCommand += 1s;
+                if (nextCommand < Clock::now()) nextCommand = Clock::now() + 1s;
+            }
             // Closed viewers (relay restart, heartbeat after a stall) come back, as a browser does.
             for (int v = 0; v < kViewers; ++v)
                 if (viewers[static_cast<size_t>(v)]->closed()) {
@@ -346,6 +370,41 @@ int main(int argc, char** argv) {
                 std::max(1000L, 30000 - msSince(c0)), 50);
             if (!ok) fail("viewer " + std::to_string(v) + " stopped receiving for good");
         }
+
+        // Every accepted command is done (the lease, 5 s here, redelivers one sent into a dead
+        // link; an agent killed with a command pending gets it when it registers again).
+        long commandsDone = 0, commandsTwice = 0;
+        std::map<std::string, long> notDone;  // status -> count
+        auto c1 = Clock::now();
+        for (auto& [desk, id] : acceptedCommands) {
+            std::string status;
+            long attempts = 0;
+            eventually(
+                [&] {
+                    auto r =
+                        httpGet("127.0.0.1", kPort, "/api/desktops/" + desk + "/commands/" + id);
+                    Json o = parse(r.second);
+                    status = r.first == 200 && o ? o->optValue<std::string>("status", "?")
+                                                 : "http " + std::to_string(r.first);
+                    attempts = o ? o->optValue<long>("attempts", 0) : 0;
+                    return status == "done" || status == "failed" || status == "expired";
+                },
+                std::max(1000L, 60000 - msSince(c1)), 200);
+            if (status == "done")
+                ++commandsDone;
+            else
+                ++notDone[status];
+            if (attempts > 1) ++commandsTwice;
+        }
+        printf(
+            "commands: %zu accepted, %ld refused (relay restarting), %ld done, %ld delivered "
+            "more than once (lease ran out in a partition)",
+            acceptedCommands.size(), commandsRefused, commandsDone, commandsTwice);
+        for (auto& [st, n] : notDone) printf(", %ld %s", n, st.c_str());
+        printf("\n");
+        if (commandsDone != static_cast<long>(acceptedCommands.size()))
+            fail(std::to_string(acceptedCommands.size() - static_cast<size_t>(commandsDone)) +
+                 " accepted commands not done (lost)");
 
         // Leak check over samples after warm-up in each relay lifetime.
         std::vector<Sample> warm;
