@@ -327,21 +327,24 @@ public:
         Params p;
         p.add(clientId).add(nowMs).add(leaseMs).add(static_cast<int64_t>(maxCount));
         PgResult res;
-        // In seq order, and no SKIP LOCKED: a concurrent claimer waits for the rows another
-        // transaction is claiming instead of passing over them to later ones (order), and the
-        // row lock re-checks the WHERE clause on the newest row version, so a row claimed and
-        // committed meanwhile (lease not expired) is never claimed twice.
+        // In seq order. SKIP LOCKED passes over rows another transaction holds: a completion
+        // or an expiry (those rows are finished, never to be sent again) or a claim by another
+        // instance (only while a clientId moves, when order across two connections means
+        // nothing); one instance's claims for a desktop never overlap (the relay's delivery
+        // lock). Waiting instead could deadlock with expire_commands, which locks rows in its
+        // own order. The row lock re-checks the WHERE clause on the newest row version, so a
+        // row claimed and committed meanwhile (lease not expired) is never claimed twice.
         run("claim_commands", [&](PGconn* c) {
-            res =
-                exec(c,
-                     std::string("UPDATE desktop_commands d SET status = 'delivered', "
-                                 "delivered_at = $2, claimed_until = $2::bigint + $3::bigint, "
-                                 "attempts = d.attempts + 1 FROM (SELECT id FROM desktop_commands "
-                                 "WHERE desktop_client_id = $1 AND (status = 'pending' OR "
-                                 "(status = 'delivered' AND claimed_until < $2)) ORDER BY seq, id "
-                                 "LIMIT $4 FOR UPDATE) s WHERE d.id = s.id RETURNING ") +
-                         prefixed("d."),
-                     p);
+            res = exec(
+                c,
+                std::string("UPDATE desktop_commands d SET status = 'delivered', "
+                            "delivered_at = $2, claimed_until = $2::bigint + $3::bigint, "
+                            "attempts = d.attempts + 1 FROM (SELECT id FROM desktop_commands "
+                            "WHERE desktop_client_id = $1 AND (status = 'pending' OR "
+                            "(status = 'delivered' AND claimed_until < $2)) ORDER BY seq, id "
+                            "LIMIT $4 FOR UPDATE SKIP LOCKED) s WHERE d.id = s.id RETURNING ") +
+                    prefixed("d."),
+                p);
         });
         std::vector<CommandRow> rows;
         for (int i = 0; i < res.rows(); ++i) rows.push_back(readCommand(res, i));
