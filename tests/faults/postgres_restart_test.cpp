@@ -109,10 +109,29 @@ TEST(PostgresRestart, TwoInstancesKeepStreamingAndWriteAgainWithoutARestart) {
     };
     std::this_thread::sleep_for(300ms);
 
+    // A command whose result arrives while the database is down: agent 1 is stopped, the
+    // command is claimed and sent into its socket, the database stops, the agent resumes and
+    // answers. The relay keeps that result and stores it once the database is back: done with
+    // attempts 1 (without that it would be delivered again after the 30 s lease). Agent 1 is
+    // stopped for well under the heartbeat bound (2000 ms), so its connection stays.
+    auto heldStatus = [&] {
+        std::string s = psql("SELECT status || ' ' || attempts FROM " + schema +
+                             ".desktop_commands WHERE id = 'pgr-held'");
+        while (!s.empty() && s.back() == '\n') s.pop_back();
+        return s;
+    };
+    agents[1]->signal(SIGSTOP);
+    auto held =
+        httpPost("127.0.0.1", ports[1], "/api/desktops/" + ids[1] + "/commands",
+                 "{\"command\":{\"type\":\"request_keyframe\"},\"commandId\":\"pgr-held\"}");
+    EXPECT_EQ(held.first, 202) << held.second;
+    EXPECT_TRUE(eventually([&] { return heldStatus() == "delivered 1"; }, 1000, 20))
+        << heldStatus();
     ds_test::PgOutage outage;
     uint64_t f0 = v0.frames(), f1 = v1.frames();
     size_t postedBeforeStop = postedCount();
     outage.stop();
+    agents[1]->signal(SIGCONT);
     auto t0 = Clock::now();
     std::this_thread::sleep_until(t0 + 6s);
     double fps0 = (v0.frames() - f0) / (msSince(t0) / 1000.0),
@@ -176,6 +195,9 @@ TEST(PostgresRestart, TwoInstancesKeepStreamingAndWriteAgainWithoutARestart) {
             }
         }
     }
+    EXPECT_TRUE(eventually([&] { return heldStatus().rfind("done", 0) == 0; }, 15000, 250))
+        << heldStatus();
+    EXPECT_EQ(heldStatus(), "done 1") << "a result sent during the outage was lost";
     EXPECT_GT(refused, 0) << "no command met the outage: the test did not test it";
     EXPECT_GT(accepted, static_cast<int>(postedBeforeStop)) << "no command accepted after it";
     // A command after the restart works without restarting anything.
@@ -191,9 +213,10 @@ TEST(PostgresRestart, TwoInstancesKeepStreamingAndWriteAgainWithoutARestart) {
     printf(
         "postgres restart: %.1f / %.1f fps on the two instances during the outage; %zu commands "
         "posted across instances around it: %d accepted and each done once, %d refused with 503 "
-        "and an error (%d of those stored anyway and done once), 0 lost; rows refreshed %ld ms "
-        "after the restart\n",
-        fps0, fps1, posted.size(), accepted, refused, refusedButStored, freshMs);
+        "and an error (%d of those stored anyway and done once), 0 lost; result sent during the "
+        "outage: %s; rows refreshed %ld ms after the restart\n",
+        fps0, fps1, posted.size(), accepted, refused, refusedButStored, heldStatus().c_str(),
+        freshMs);
     for (int i = 0; i < 2; ++i) {
         agents[i].reset();
         relays[i]->signal(SIGTERM);

@@ -120,6 +120,29 @@ void CommandDelivery::deliverPending(const std::string& clientId, core::WallMs n
 core::Result<bool> CommandDelivery::onResult(const std::string& clientId,
                                              const core::CommandResult& result,
                                              core::WallMs nowMs) {
+    core::Result<bool> stored = storeResult(clientId, result, nowMs);
+    if (!stored.ok() && stored.error().code == core::ErrorCode::Internal)
+        keepForRetry(UnstoredResult{clientId, result, nowMs});
+    return stored;
+}
+
+void CommandDelivery::keepForRetry(UnstoredResult u) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (const auto& k : unstored_)
+        if (k.result.commandId == u.result.commandId) return;  // the agent confirmed it again
+    if (unstored_.size() >= kMaxUnstoredResults) {
+        logger_.warning("relay: result of command %s not kept for a retry (%z already waiting)",
+                        u.result.commandId, unstored_.size());
+        return;
+    }
+    logger_.information("relay: result of command %s kept; stored when the store is back",
+                        u.result.commandId);
+    unstored_.push_back(std::move(u));
+}
+
+core::Result<bool> CommandDelivery::storeResult(const std::string& clientId,
+                                                const core::CommandResult& result,
+                                                core::WallMs nowMs) {
     std::optional<CommandRecord> rec;
     StoreStatus st = store_.client().getCommand(result.commandId, rec);
     if (!st.ok() && st.code != DS_ERR_NOT_FOUND) {
@@ -154,8 +177,22 @@ void CommandDelivery::forgetViewer(core::ConnId viewer) {
 }
 
 void CommandDelivery::onTick(core::WallMs nowMs) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    router_.onTick(nowMs);
+    std::vector<UnstoredResult> retry;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        router_.onTick(nowMs);
+        retry.swap(unstored_);
+    }
+    for (auto& u : retry) {
+        // After a lease the command is claimed again and the agent confirms it again.
+        if (nowMs - u.firstAtMs > settings_.policy.leaseMs) continue;
+        core::Result<bool> stored = storeResult(u.clientId, u.result, nowMs);
+        if (stored.ok() || stored.error().code != core::ErrorCode::Internal) continue;
+        std::lock_guard<std::mutex> lock(mutex_);  // still unstored: keep it (no new log line)
+        bool known = false;
+        for (const auto& k : unstored_) known = known || k.result.commandId == u.result.commandId;
+        if (!known && unstored_.size() < kMaxUnstoredResults) unstored_.push_back(std::move(u));
+    }
 }
 
 }  // namespace deskstream::relay

@@ -16,6 +16,7 @@
 #include <array>
 #include <mutex>
 #include <string>
+#include <vector>
 
 namespace deskstream::relay {
 
@@ -43,10 +44,13 @@ public:
     // one desktop's commands (docs/relay.md, "Command order").
     void deliverPending(const std::string& clientId, core::WallMs nowMs);
     // The agent `clientId` reported a result; stores it and informs the originating viewer.
+    // A result the store could not take (database down) is kept and stored again by onTick
+    // for up to one lease, so a command executed during an outage is not delivered a second
+    // time once the database is back (docs/relay.md, "Commands").
     core::Result<bool> onResult(const std::string& clientId, const core::CommandResult& r,
                                 core::WallMs nowMs);
     void forgetViewer(core::ConnId viewer);
-    // Forgets result routes older than the TTL (maintenance).
+    // Forgets result routes older than the TTL and retries unstored results (maintenance).
     void onTick(core::WallMs nowMs);
 
 private:
@@ -57,7 +61,18 @@ private:
     Counters& counters_;
     RelayMetrics& metrics_;
     Poco::Logger& logger_;
-    mutable std::mutex mutex_;  // guards router_ (never held across I/O)
+    struct UnstoredResult {
+        std::string clientId;
+        core::CommandResult result;
+        core::WallMs firstAtMs;
+    };
+    static constexpr std::size_t kMaxUnstoredResults = 1024;
+    core::Result<bool> storeResult(const std::string& clientId, const core::CommandResult& r,
+                                   core::WallMs nowMs);
+    void keepForRetry(UnstoredResult u);
+
+    mutable std::mutex mutex_;  // guards router_ and unstored_ (never held across I/O)
+    std::vector<UnstoredResult> unstored_;
     // Delivery locks, one stripe per hash of the clientId: held across a desktop's claim (store
     // I/O) and its sends. Bounded memory; two desktops in one stripe only wait for each other.
     std::array<std::mutex, 64> deliveryLocks_;
