@@ -51,7 +51,7 @@ TEST(PostgresRestart, TwoInstancesKeepStreamingAndWriteAgainWithoutARestart) {
                                  "--set",  "relay.store=postgres",
                                  "--set",  "store.postgres.connection=" + pg,
                                  "--set",  "store.postgres.schema=" + schema,
-                                 "--set",  "heartbeat.interval_ms=500",
+                                 "--set",  "heartbeat.interval_ms=1000",
                                  "--set",  "relay.registration.ttl_ms=4000",
                                  "--set",  "relay.reaper.interval_ms=1000"});
         relays[i].emplace(args);
@@ -65,7 +65,7 @@ TEST(PostgresRestart, TwoInstancesKeepStreamingAndWriteAgainWithoutARestart) {
             {"--role", "agent", "--set",
              "agent.relay_url=ws://127.0.0.1:" + std::to_string(ports[i]) + "/ws/agent", "--set",
              "agent.client_id=" + ids[i], "--set", "agent.token=" + mint(true, ids[i]), "--set",
-             "agent.fps=8", "--set", "heartbeat.interval_ms=500"});
+             "agent.fps=8", "--set", "heartbeat.interval_ms=1000"});
         agents[i].emplace(args);
     }
     for (int i = 0; i < 2; ++i)
@@ -113,7 +113,8 @@ TEST(PostgresRestart, TwoInstancesKeepStreamingAndWriteAgainWithoutARestart) {
     // command is claimed and sent into its socket, the database stops, the agent resumes and
     // answers. The relay keeps that result and stores it once the database is back: done with
     // attempts 1 (without that it would be delivered again after the 30 s lease). Agent 1 is
-    // stopped for well under the heartbeat bound (2000 ms), so its connection stays.
+    // stopped for well under the heartbeat bound (interval 1000 ms here: 4000 ms), so its
+    // connection stays (pg_ctl stop takes a few hundred ms).
     auto heldStatus = [&] {
         std::string s = psql("SELECT status || ' ' || attempts FROM " + schema +
                              ".desktop_commands WHERE id = 'pgr-held'");
@@ -133,6 +134,7 @@ TEST(PostgresRestart, TwoInstancesKeepStreamingAndWriteAgainWithoutARestart) {
     outage.stop();
     agents[1]->signal(SIGCONT);
     auto t0 = Clock::now();
+    EXPECT_TRUE(agents[1]->running()) << agents[1]->err();
     std::this_thread::sleep_until(t0 + 6s);
     double fps0 = (v0.frames() - f0) / (msSince(t0) / 1000.0),
            fps1 = (v1.frames() - f1) / (msSince(t0) / 1000.0);
