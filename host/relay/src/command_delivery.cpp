@@ -127,17 +127,22 @@ core::Result<bool> CommandDelivery::onResult(const std::string& clientId,
 }
 
 void CommandDelivery::keepForRetry(UnstoredResult u) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    for (const auto& k : unstored_)
-        if (k.result.commandId == u.result.commandId) return;  // the agent confirmed it again
-    if (unstored_.size() >= kMaxUnstoredResults) {
-        logger_.warning("relay: result of command %s not kept for a retry (%z already waiting)",
-                        u.result.commandId, unstored_.size());
-        return;
+    const std::string id = u.result.commandId;
+    bool kept = false;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        for (const auto& k : unstored_)
+            if (k.result.commandId == id) return;  // the agent confirmed it again
+        if (unstored_.size() < kMaxUnstoredResults) {
+            unstored_.push_back(std::move(u));
+            kept = true;
+        }
     }
-    logger_.information("relay: result of command %s kept; stored when the store is back",
-                        u.result.commandId);
-    unstored_.push_back(std::move(u));
+    if (kept)
+        logger_.information("relay: result of command %s kept; stored when the store is back", id);
+    else
+        logger_.warning("relay: result of command %s not kept for a retry (%z already waiting)", id,
+                        kMaxUnstoredResults);
 }
 
 core::Result<bool> CommandDelivery::storeResult(const std::string& clientId,
