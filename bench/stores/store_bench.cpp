@@ -191,21 +191,26 @@ void benchSqliteDirect(const Options& o) {
         "instance_id = excluded.instance_id, monitors = excluded.monitors, capabilities = "
         "excluded.capabilities, connected_at = excluded.connected_at, last_ping = "
         "excluded.last_ping");
+    // The plugin's enqueue: the desktop's counter row and the command in one transaction
+    // (docs/stores.md, "Command order").
+    sqlite3_stmt* seq = prep(
+        "INSERT INTO desktop_command_seqs (desktop_client_id, last_seq) VALUES (?1, 1) ON "
+        "CONFLICT (desktop_client_id) DO UPDATE SET last_seq = last_seq + 1");
     sqlite3_stmt* enq = prep(
         "INSERT INTO desktop_commands (id, desktop_client_id, command_type, command_data, "
-        "target_instance_id, status, origin, created_at, attempts) VALUES "
-        "(?1,?2,?3,?4,?5,'pending',?6,?7,0) "
-        "ON CONFLICT (id) DO NOTHING");
+        "target_instance_id, status, origin, created_at, attempts, seq) SELECT "
+        "?1,?2,?3,?4,?5,'pending',?6,?7,0,last_seq FROM desktop_command_seqs WHERE "
+        "desktop_client_id = ?2 ON CONFLICT (id) DO NOTHING");
     sqlite3_stmt* claim = prep(
         "UPDATE desktop_commands SET status = 'delivered', delivered_at = ?2, claimed_until = ?2 + "
         "?3, "
         "attempts = attempts + 1 WHERE id IN (SELECT id FROM desktop_commands WHERE "
         "desktop_client_id = ?1 "
         "AND (status = 'pending' OR (status = 'delivered' AND claimed_until < ?2)) ORDER BY "
-        "created_at, id "
+        "seq, id "
         "LIMIT ?4) RETURNING id, desktop_client_id, command_type, command_data, "
         "target_instance_id, status, "
-        "result, origin, created_at, delivered_at, completed_at, claimed_until, attempts");
+        "result, origin, created_at, delivered_at, completed_at, claimed_until, attempts, seq");
     auto text = [](sqlite3_stmt* s, int i, const std::string& v) {
         sqlite3_bind_text(s, i, v.c_str(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
     };
@@ -234,6 +239,9 @@ void benchSqliteDirect(const Options& o) {
              "cmd-" + std::to_string(i) + "-" + std::to_string(t0.time_since_epoch().count()));
         // Four desktops in turn, as the plugin run's four threads use one each.
         std::string desk = "bench-desk-" + std::to_string(i % 4);
+        if (sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK) return -1;
+        text(seq, 1, desk);
+        if (!finish(seq)) return -1;
         text(enq, 2, desk);
         text(enq, 3, "input");
         text(enq, 4, "{\"type\": \"input\", \"x\": 1}");
@@ -241,6 +249,7 @@ void benchSqliteDirect(const Options& o) {
         text(enq, 6, "bench");
         sqlite3_bind_int64(enq, 7, i);
         if (!finish(enq)) return -1;
+        if (sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) return -1;
         text(claim, 1, desk);
         sqlite3_bind_int64(claim, 2, i);
         sqlite3_bind_int64(claim, 3, 60000);
@@ -249,6 +258,7 @@ void benchSqliteDirect(const Options& o) {
     });
     print("sqlite3 C API direct: enqueue + claim (ceiling)", f, 1);
     sqlite3_finalize(up);
+    sqlite3_finalize(seq);
     sqlite3_finalize(enq);
     sqlite3_finalize(claim);
     sqlite3_close(db);

@@ -198,17 +198,21 @@ TEST_P(StoreContract, EnqueueIsIdempotentAndStoresPending) {
     EXPECT_EQ(backend_->countRows("desktop_commands"), 1);
 }
 
-TEST_P(StoreContract, ClaimOldestFirstWithLease) {
+// Claims follow the desktop's seq, i.e. the order the enqueues committed (docs/stores.md,
+// "Command order"), not created_at: the caller's clock is not the store's order.
+TEST_P(StoreContract, ClaimInEnqueueOrderWithLease) {
     int32_t created = 0;
     ASSERT_STORE_OK(store_->enqueue("k3", "c1", 300, created));
     ASSERT_STORE_OK(store_->enqueue("k1", "c1", 100, created));
     ASSERT_STORE_OK(store_->enqueue("k2", "c1", 200, created));
     ASSERT_STORE_OK(store_->enqueue("other", "c2", 50, created));
+    ASSERT_STORE_OK(store_->enqueue("k3", "c1", 300, created));  // a retry keeps its place
+    EXPECT_EQ(created, 0);
     std::vector<Command> got;
     ASSERT_STORE_OK(store_->claim("c1", 10000, 5000, 2, got));
     ASSERT_EQ(got.size(), 2u);
-    EXPECT_EQ(got[0].id, "k1");
-    EXPECT_EQ(got[1].id, "k2");
+    EXPECT_EQ(got[0].id, "k3");
+    EXPECT_EQ(got[1].id, "k1");
     for (const auto& c : got) {
         EXPECT_EQ(c.status, "delivered");
         EXPECT_EQ(c.deliveredAt, 10000);
@@ -217,24 +221,82 @@ TEST_P(StoreContract, ClaimOldestFirstWithLease) {
     }
     ASSERT_STORE_OK(store_->claim("c1", 10001, 5000, 10, got));
     ASSERT_EQ(got.size(), 1u);
-    EXPECT_EQ(got[0].id, "k3");
+    EXPECT_EQ(got[0].id, "k2");
     ASSERT_STORE_OK(store_->claim("c1", 15000, 5000, 10, got));  // lease not yet expired
     EXPECT_TRUE(got.empty());
-    ASSERT_STORE_OK(store_->complete("k1", "done", "{\"ok\":true}", 15500));
-    ASSERT_STORE_OK(store_->claim("c1", 15001, 5000, 10, got));  // k2's lease expired
+    ASSERT_STORE_OK(store_->complete("k3", "done", "{\"ok\":true}", 15500));
+    ASSERT_STORE_OK(store_->claim("c1", 15001, 5000, 10, got));  // k1's lease expired
     ASSERT_EQ(got.size(), 1u);
-    EXPECT_EQ(got[0].id, "k2");
+    EXPECT_EQ(got[0].id, "k1");
     EXPECT_EQ(got[0].attempts, 2);
     EXPECT_EQ(got[0].claimedUntil, 20001);
-    Command k1;
-    ASSERT_STORE_OK(store_->get("k1", k1));
-    EXPECT_EQ(k1.status, "done");
-    EXPECT_EQ(k1.result, std::optional<std::string>("{\"ok\":true}"));
-    EXPECT_EQ(k1.completedAt, 15500);
+    Command k3;
+    ASSERT_STORE_OK(store_->get("k3", k3));
+    EXPECT_EQ(k3.status, "done");
+    EXPECT_EQ(k3.result, std::optional<std::string>("{\"ok\":true}"));
+    EXPECT_EQ(k3.completedAt, 15500);
     ASSERT_STORE_OK(store_->claim("c1", 99999, 5000, 10, got));  // done is never claimed again
     ASSERT_EQ(got.size(), 2u);
-    EXPECT_EQ(got[0].id, "k2");
-    EXPECT_EQ(got[1].id, "k3");
+    EXPECT_EQ(got[0].id, "k1");
+    EXPECT_EQ(got[1].id, "k2");
+}
+
+// Two store instances (two relays) enqueue for one desktop at once: every command gets its own
+// seq, and a claim hands them out in exactly the order of those numbers.
+TEST_P(StoreContract, ConcurrentEnqueuesGetDistinctSeqsAndClaimInThatOrder) {
+    constexpr int kEach = 60;
+    auto second = opener_->open();
+    ASSERT_TRUE(second);
+    std::string errors[2];
+    auto run = [&](StoreHandle& s, int who) {
+        for (int i = 0; i < kEach; ++i) {
+            int32_t created = 0;
+            Result r = s.enqueue("w" + std::to_string(who) + "-" + std::to_string(i), "c1",
+                                 1000 - i, created);
+            if (!r.ok()) errors[who] = r.message;
+        }
+    };
+    std::thread a(run, std::ref(*store_), 0), b(run, std::ref(*second), 1);
+    a.join();
+    b.join();
+    EXPECT_EQ(errors[0], "");
+    EXPECT_EQ(errors[1], "");
+    std::vector<Command> got;
+    ASSERT_STORE_OK(store_->claim("c1", 5000, 60000, 2 * kEach, got));
+    ASSERT_EQ(got.size(), static_cast<size_t>(2 * kEach));
+    // Each writer's own commands come out in the order it enqueued them.
+    int last[2] = {-1, -1};
+    for (const auto& c : got) {
+        int who = c.id[1] - '0', i = std::stoi(c.id.substr(3));
+        EXPECT_GT(i, last[who]) << c.id << " handed out after w" << who << "-" << last[who];
+        last[who] = i;
+    }
+    EXPECT_EQ(backend_->countRows("desktop_commands WHERE seq IS NULL"), 0);
+}
+
+// A schema-1 database (no seq) is numbered by migration 2 in the order claims used before:
+// created_at, then id.
+TEST_P(StoreContract, MigrationTwoNumbersExistingCommandsInTheirOldOrder) {
+    int32_t created = 0;
+    ASSERT_STORE_OK(store_->enqueue("b", "c1", 200, created));
+    ASSERT_STORE_OK(store_->enqueue("c", "c1", 100, created));
+    ASSERT_STORE_OK(store_->enqueue("a", "c1", 200, created));
+    store_.reset();
+    backend_->execRaw("DROP INDEX desktop_commands_order");
+    backend_->execRaw("ALTER TABLE desktop_commands DROP COLUMN seq");
+    backend_->execRaw("DROP TABLE desktop_command_seqs");
+    backend_->execRaw("DELETE FROM schema_migrations WHERE version = 2");
+    store_ = opener_->open();
+    ASSERT_TRUE(store_);
+    EXPECT_EQ(backend_->countRows("schema_migrations"), 2);
+    ASSERT_STORE_OK(store_->enqueue("d", "c1", 50, created));  // after the numbered ones
+    std::vector<Command> got;
+    ASSERT_STORE_OK(store_->claim("c1", 1000, 5000, 10, got));
+    ASSERT_EQ(got.size(), 4u);
+    EXPECT_EQ(got[0].id, "c");
+    EXPECT_EQ(got[1].id, "a");
+    EXPECT_EQ(got[2].id, "b");
+    EXPECT_EQ(got[3].id, "d");
 }
 
 TEST_P(StoreContract, TwoClaimersNeverGetTheSameCommand) {
@@ -292,7 +354,7 @@ TEST_P(StoreContract, MigrationsTwiceInARowChangeNothing) {
     int32_t created = 0;
     ASSERT_STORE_OK(store_->enqueue("keep", "c1", 1, created));
     std::string before = backend_->schemaSnapshot();
-    ASSERT_NE(before.find("migration 1"), std::string::npos) << before;
+    ASSERT_NE(before.find("migration 2"), std::string::npos) << before;
     for (int i = 0; i < 2; ++i) {
         store_.reset();
         store_ = opener_->open();
@@ -300,7 +362,7 @@ TEST_P(StoreContract, MigrationsTwiceInARowChangeNothing) {
         EXPECT_EQ(backend_->schemaSnapshot(), before);
     }
     EXPECT_EQ(backend_->countRows("desktop_commands"), 1);
-    EXPECT_EQ(backend_->countRows("schema_migrations"), 1);
+    EXPECT_EQ(backend_->countRows("schema_migrations"), 2);  // kSchemaVersion
 }
 
 TEST_P(StoreContract, SchemaNewerThanThisBuildIsRefused) {

@@ -1,6 +1,8 @@
 // CommandDelivery: store-first command routing between viewers/HTTP and agents (see the header).
 #include "command_delivery.hpp"
 
+#include <functional>
+
 namespace deskstream::relay {
 
 CommandDelivery::CommandDelivery(Settings settings, core::IdSource ids, const StoreBridge& store,
@@ -71,6 +73,10 @@ core::Result<core::CommandQueued> CommandDelivery::queue(
 }
 
 void CommandDelivery::deliverPending(const std::string& clientId, core::WallMs now) {
+    if (!agents_.agentConn(clientId)) return;
+    std::lock_guard<std::mutex> order(
+        deliveryLocks_[std::hash<std::string>{}(clientId) % deliveryLocks_.size()]);
+    // Looked up again under the lock: the agent may have gone (or been replaced) meanwhile.
     const auto agent = agents_.agentConn(clientId);
     if (!agent) return;
     std::vector<CommandRecord> claimed;
@@ -114,6 +120,34 @@ void CommandDelivery::deliverPending(const std::string& clientId, core::WallMs n
 core::Result<bool> CommandDelivery::onResult(const std::string& clientId,
                                              const core::CommandResult& result,
                                              core::WallMs nowMs) {
+    core::Result<bool> stored = storeResult(clientId, result, nowMs);
+    if (!stored.ok() && stored.error().code == core::ErrorCode::Internal)
+        keepForRetry(UnstoredResult{clientId, result, nowMs});
+    return stored;
+}
+
+void CommandDelivery::keepForRetry(UnstoredResult u) {
+    const std::string id = u.result.commandId;
+    bool kept = false;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        for (const auto& k : unstored_)
+            if (k.result.commandId == id) return;  // the agent confirmed it again
+        if (unstored_.size() < kMaxUnstoredResults) {
+            unstored_.push_back(std::move(u));
+            kept = true;
+        }
+    }
+    if (kept)
+        logger_.information("relay: result of command %s kept; stored when the store is back", id);
+    else
+        logger_.warning("relay: result of command %s not kept for a retry (%z already waiting)", id,
+                        kMaxUnstoredResults);
+}
+
+core::Result<bool> CommandDelivery::storeResult(const std::string& clientId,
+                                                const core::CommandResult& result,
+                                                core::WallMs nowMs) {
     std::optional<CommandRecord> rec;
     StoreStatus st = store_.client().getCommand(result.commandId, rec);
     if (!st.ok() && st.code != DS_ERR_NOT_FOUND) {
@@ -148,8 +182,22 @@ void CommandDelivery::forgetViewer(core::ConnId viewer) {
 }
 
 void CommandDelivery::onTick(core::WallMs nowMs) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    router_.onTick(nowMs);
+    std::vector<UnstoredResult> retry;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        router_.onTick(nowMs);
+        retry.swap(unstored_);
+    }
+    for (auto& u : retry) {
+        // After a lease the command is claimed again and the agent confirms it again.
+        if (nowMs - u.firstAtMs > settings_.policy.leaseMs) continue;
+        core::Result<bool> stored = storeResult(u.clientId, u.result, nowMs);
+        if (stored.ok() || stored.error().code != core::ErrorCode::Internal) continue;
+        std::lock_guard<std::mutex> lock(mutex_);  // still unstored: keep it (no new log line)
+        bool known = false;
+        for (const auto& k : unstored_) known = known || k.result.commandId == u.result.commandId;
+        if (!known && unstored_.size() < kMaxUnstoredResults) unstored_.push_back(std::move(u));
+    }
 }
 
 }  // namespace deskstream::relay

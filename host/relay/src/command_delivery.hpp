@@ -13,8 +13,10 @@
 
 #include <Poco/Logger.h>
 
+#include <array>
 #include <mutex>
 #include <string>
+#include <vector>
 
 namespace deskstream::relay {
 
@@ -36,13 +38,19 @@ public:
     // Stored + (when the agent is here) delivered. originViewer 0: HTTP.
     core::Result<core::CommandQueued> queue(const core::Result<core::CommandRecord>& prepared,
                                             core::ConnId originViewer, core::WallMs nowMs);
-    // Claims and sends the stored commands of `clientId` when it is connected here.
+    // Claims and sends the stored commands of `clientId` when it is connected here, in the
+    // store's seq order: claim and send happen under the desktop's delivery lock, so two threads
+    // of this instance (HTTP post, notification, registration, maintenance) never interleave
+    // one desktop's commands (docs/relay.md, "Command order").
     void deliverPending(const std::string& clientId, core::WallMs nowMs);
     // The agent `clientId` reported a result; stores it and informs the originating viewer.
+    // A result the store could not take (database down) is kept and stored again by onTick
+    // for up to one lease, so a command executed during an outage is not delivered a second
+    // time once the database is back (docs/relay.md, "Commands").
     core::Result<bool> onResult(const std::string& clientId, const core::CommandResult& r,
                                 core::WallMs nowMs);
     void forgetViewer(core::ConnId viewer);
-    // Forgets result routes older than the TTL (maintenance).
+    // Forgets result routes older than the TTL and retries unstored results (maintenance).
     void onTick(core::WallMs nowMs);
 
 private:
@@ -53,7 +61,21 @@ private:
     Counters& counters_;
     RelayMetrics& metrics_;
     Poco::Logger& logger_;
-    mutable std::mutex mutex_;  // guards router_ (never held across I/O)
+    struct UnstoredResult {
+        std::string clientId;
+        core::CommandResult result;
+        core::WallMs firstAtMs;
+    };
+    static constexpr std::size_t kMaxUnstoredResults = 1024;
+    core::Result<bool> storeResult(const std::string& clientId, const core::CommandResult& r,
+                                   core::WallMs nowMs);
+    void keepForRetry(UnstoredResult u);
+
+    mutable std::mutex mutex_;  // guards router_ and unstored_ (never held across I/O)
+    std::vector<UnstoredResult> unstored_;
+    // Delivery locks, one stripe per hash of the clientId: held across a desktop's claim (store
+    // I/O) and its sends. Bounded memory; two desktops in one stripe only wait for each other.
+    std::array<std::mutex, 64> deliveryLocks_;
     core::CommandRouter router_;
 };
 

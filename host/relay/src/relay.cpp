@@ -354,10 +354,14 @@ void RelayImpl::onAgentAlive(const std::string& clientId, core::ConnId conn) {
     StoreStatus st = store_.client().touchClient(clientId, options_.instanceId, wallNowMs());
     if (st.code == DS_ERR_NOT_FOUND) {
         // The row was reaped or taken by another instance: this connection no longer owns the
-        // registration. The agent reconnects and registers again.
-        logger_.warning("relay: registration of %s is gone from the store; closing its connection",
-                        clientId);
-        sessions_.close(conn, core::close_code::kReplaced, "registration lost");
+        // registration. Taken: the same clientId registered elsewhere, which protocol.md calls
+        // `replaced` (4000); reaped: `registration lost`. The agent registers again either way.
+        const std::string holder = store_.holderOf(clientId);
+        const bool replaced = !holder.empty() && holder != options_.instanceId;
+        logger_.warning("relay: registration of %s is %s; closing its connection", clientId,
+                        replaced ? "held by instance " + holder + " now" : "gone from the store");
+        sessions_.close(conn, core::close_code::kReplaced,
+                        replaced ? "replaced" : "registration lost");
     } else if (!st.ok()) {
         store_.error("touch_client", st);
     }

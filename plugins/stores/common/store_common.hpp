@@ -14,7 +14,7 @@ namespace deskstream::stores {
 
 // Latest schema version this build knows. Both stores share the numbering so that
 // docs/stores.md can describe one history.
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 
 // The migrations, one per schema version, in SQL that both SQLite and PostgreSQL accept (times
 // as epoch ms in BIGINT: see docs/poco-pitfalls.md on DateTime). Never edit a released migration:
@@ -60,6 +60,25 @@ CREATE TABLE relay_instances (
     started_at  BIGINT NOT NULL,
     last_seen   BIGINT NOT NULL
 );
+)SQL",
+    // 2: the per-desktop delivery order (docs/stores.md, "Command order"). seq is taken from
+    // desktop_command_seqs by the enqueue's own transaction, whose row lock makes one desktop's
+    // enqueues commit in seq order; claims hand commands out by seq. Existing rows are numbered
+    // in the order they used to be claimed (created_at, id).
+    R"SQL(
+ALTER TABLE desktop_commands ADD COLUMN seq BIGINT;
+UPDATE desktop_commands SET seq = (
+    SELECT COUNT(*) FROM desktop_commands d2
+    WHERE d2.desktop_client_id = desktop_commands.desktop_client_id
+      AND (d2.created_at < desktop_commands.created_at
+           OR (d2.created_at = desktop_commands.created_at AND d2.id <= desktop_commands.id)));
+CREATE INDEX desktop_commands_order ON desktop_commands (desktop_client_id, seq);
+CREATE TABLE desktop_command_seqs (
+    desktop_client_id TEXT PRIMARY KEY,
+    last_seq          BIGINT NOT NULL
+);
+INSERT INTO desktop_command_seqs (desktop_client_id, last_seq)
+    SELECT desktop_client_id, MAX(seq) FROM desktop_commands GROUP BY desktop_client_id;
 )SQL",
 };
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSchemaVersion,
@@ -115,6 +134,7 @@ struct CommandRow {
     std::optional<std::string> target, result, origin;
     int64_t createdAt = 0, deliveredAt = 0, completedAt = 0, claimedUntil = 0;
     int32_t attempts = 0;
+    int64_t seq = 0;  // per-desktop delivery order (not part of the ABI record)
     ds_command_record record() const {
         ds_command_record r{};
         r.struct_size = sizeof(r);
@@ -135,10 +155,11 @@ struct CommandRow {
     }
 };
 
-// Claimed commands are handed out oldest first (ties by id), whatever order the SQL gave.
-inline void sortOldestFirst(std::vector<CommandRow>& rows) {
+// Claimed commands are handed out in the desktop's seq order (docs/stores.md, "Command order"),
+// whatever order the SQL's RETURNING gave.
+inline void sortInDeliveryOrder(std::vector<CommandRow>& rows) {
     std::sort(rows.begin(), rows.end(), [](const CommandRow& a, const CommandRow& b) {
-        return a.createdAt != b.createdAt ? a.createdAt < b.createdAt : a.id < b.id;
+        return a.seq != b.seq ? a.seq < b.seq : a.id < b.id;
     });
 }
 

@@ -40,7 +40,7 @@ namespace {
 
 const char* const kCommandColumns =
     "id, desktop_client_id, command_type, command_data, target_instance_id, status, result, "
-    "origin, created_at, delivered_at, completed_at, claimed_until, attempts";
+    "origin, created_at, delivered_at, completed_at, claimed_until, attempts, seq";
 
 // Hides passwords in anything that might echo a connection string.
 std::string redact(std::string s) {
@@ -300,11 +300,19 @@ public:
         uint32_t n = 0;
         // A retry after a lost connection may find its own first attempt committed: then it
         // reports created = 0, which the contract allows (the command is stored once).
+        // The seq comes from the desktop's counter row in the same statement: the upsert locks
+        // that row until this transaction commits, so one desktop's commands commit in seq order
+        // and a claim never sees a later seq without the earlier ones (docs/stores.md, "Command
+        // order"). A retry of an existing id uses up a number (gaps are harmless).
         run("enqueue_command", [&](PGconn* c) {
             n = exec(c,
+                     "WITH s AS (INSERT INTO desktop_command_seqs (desktop_client_id, last_seq) "
+                     "VALUES ($2, 1) ON CONFLICT (desktop_client_id) DO UPDATE SET last_seq = "
+                     "desktop_command_seqs.last_seq + 1 RETURNING last_seq) "
                      "INSERT INTO desktop_commands (id, desktop_client_id, command_type, "
-                     "command_data, target_instance_id, status, origin, created_at, attempts) "
-                     "VALUES ($1,$2,$3,$4,$5,'pending',$6,$7,0) ON CONFLICT (id) DO NOTHING",
+                     "command_data, target_instance_id, status, origin, created_at, attempts, "
+                     "seq) SELECT $1,$2,$3,$4,$5,'pending',$6,$7,0,s.last_seq FROM s "
+                     "ON CONFLICT (id) DO NOTHING",
                      p)
                     .affected();
         });
@@ -319,24 +327,28 @@ public:
         Params p;
         p.add(clientId).add(nowMs).add(leaseMs).add(static_cast<int64_t>(maxCount));
         PgResult res;
-        // SKIP LOCKED: a concurrent claimer passes over rows another transaction is claiming;
-        // the row lock re-checks the WHERE clause on the newest row version, so a row claimed
-        // and committed meanwhile (lease not expired) is never claimed twice.
+        // In seq order. SKIP LOCKED passes over rows another transaction holds: a completion
+        // or an expiry (those rows are finished, never to be sent again) or a claim by another
+        // instance (only while a clientId moves, when order across two connections means
+        // nothing); one instance's claims for a desktop never overlap (the relay's delivery
+        // lock). Waiting instead could deadlock with expire_commands, which locks rows in its
+        // own order. The row lock re-checks the WHERE clause on the newest row version, so a
+        // row claimed and committed meanwhile (lease not expired) is never claimed twice.
         run("claim_commands", [&](PGconn* c) {
-            res = exec(c,
-                       std::string(
-                           "UPDATE desktop_commands d SET status = 'delivered', "
-                           "delivered_at = $2, claimed_until = $2::bigint + $3::bigint, "
-                           "attempts = d.attempts + 1 FROM (SELECT id FROM desktop_commands "
-                           "WHERE desktop_client_id = $1 AND (status = 'pending' OR "
-                           "(status = 'delivered' AND claimed_until < $2)) ORDER BY created_at, id "
-                           "LIMIT $4 FOR UPDATE SKIP LOCKED) s WHERE d.id = s.id RETURNING ") +
-                           prefixed("d."),
-                       p);
+            res = exec(
+                c,
+                std::string("UPDATE desktop_commands d SET status = 'delivered', "
+                            "delivered_at = $2, claimed_until = $2::bigint + $3::bigint, "
+                            "attempts = d.attempts + 1 FROM (SELECT id FROM desktop_commands "
+                            "WHERE desktop_client_id = $1 AND (status = 'pending' OR "
+                            "(status = 'delivered' AND claimed_until < $2)) ORDER BY seq, id "
+                            "LIMIT $4 FOR UPDATE SKIP LOCKED) s WHERE d.id = s.id RETURNING ") +
+                    prefixed("d."),
+                p);
         });
         std::vector<CommandRow> rows;
         for (int i = 0; i < res.rows(); ++i) rows.push_back(readCommand(res, i));
-        sortOldestFirst(rows);
+        sortInDeliveryOrder(rows);
         for (const auto& c : rows) fn(c.record());
     }
 
@@ -504,6 +516,7 @@ private:
         c.completedAt = r.i64(i, 10);
         c.claimedUntil = r.i64(i, 11);
         c.attempts = static_cast<int32_t>(r.i64(i, 12));
+        c.seq = r.i64(i, 13);
         return c;
     }
 

@@ -31,7 +31,7 @@ namespace {
 
 const char* const kCommandColumns =
     "id, desktop_client_id, command_type, command_data, target_instance_id, status, result, "
-    "origin, created_at, delivered_at, completed_at, claimed_until, attempts";
+    "origin, created_at, delivered_at, completed_at, claimed_until, attempts, seq";
 
 class SqliteStore : public ds::Store {
 public:
@@ -195,16 +195,36 @@ public:
     bool enqueueCommand(const ds_command_record& r) override {
         validateCommand(r);
         std::lock_guard<std::mutex> lock(mutex_);
-        Stmt s(*this,
-               "INSERT INTO desktop_commands (id, desktop_client_id, command_type, "
-               "command_data, target_instance_id, status, origin, created_at, attempts) "
-               "VALUES (?1,?2,?3,?4,?5,'pending',?6,?7,0) ON CONFLICT (id) DO NOTHING");
-        s.text(1, r.id).text(2, r.client_id).text(3, r.command_type);
-        s.text(4, r.command_data_json ? r.command_data_json : "{}");
-        s.textOrNull(
-            5, r.target_instance_id && *r.target_instance_id ? r.target_instance_id : nullptr);
-        s.textOrNull(6, r.origin).i64(7, r.created_at_ms);
-        return s.run() == 1;
+        // The seq comes from the desktop's counter row in the same transaction (docs/stores.md,
+        // "Command order"); BEGIN IMMEDIATE holds the write lock across both statements, also
+        // against another process on the same file.
+        exec("BEGIN IMMEDIATE", "cannot start the enqueue transaction");
+        try {
+            {
+                Stmt c(*this,
+                       "INSERT INTO desktop_command_seqs (desktop_client_id, last_seq) VALUES "
+                       "(?1, 1) ON CONFLICT (desktop_client_id) DO UPDATE SET last_seq = "
+                       "last_seq + 1");
+                c.text(1, r.client_id);
+                c.run();
+            }
+            Stmt s(*this,
+                   "INSERT INTO desktop_commands (id, desktop_client_id, command_type, "
+                   "command_data, target_instance_id, status, origin, created_at, attempts, seq) "
+                   "SELECT ?1,?2,?3,?4,?5,'pending',?6,?7,0,last_seq FROM desktop_command_seqs "
+                   "WHERE desktop_client_id = ?2 ON CONFLICT (id) DO NOTHING");
+            s.text(1, r.id).text(2, r.client_id).text(3, r.command_type);
+            s.text(4, r.command_data_json ? r.command_data_json : "{}");
+            s.textOrNull(
+                5, r.target_instance_id && *r.target_instance_id ? r.target_instance_id : nullptr);
+            s.textOrNull(6, r.origin).i64(7, r.created_at_ms);
+            bool created = s.run() == 1;
+            exec("COMMIT", "cannot commit the enqueue");
+            return created;
+        } catch (...) {
+            sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+            throw;
+        }
     }
 
     void claimCommands(const char* clientId, int64_t nowMs, int64_t leaseMs, uint32_t maxCount,
@@ -221,12 +241,12 @@ public:
                        "delivered_at = ?2, claimed_until = ?2 + ?3, attempts = attempts + 1 "
                        "WHERE id IN (SELECT id FROM desktop_commands WHERE desktop_client_id = ?1 "
                        "AND (status = 'pending' OR (status = 'delivered' AND claimed_until < ?2)) "
-                       "ORDER BY created_at, id LIMIT ?4) RETURNING ") +
+                       "ORDER BY seq, id LIMIT ?4) RETURNING ") +
                        kCommandColumns);
             s.text(1, clientId).i64(2, nowMs).i64(3, leaseMs).i64(4, maxCount);
             while (s.step()) rows.push_back(readCommand(s));
         }
-        sortOldestFirst(rows);
+        sortInDeliveryOrder(rows);
         for (const auto& c : rows) fn(c.record());
     }
 
@@ -345,6 +365,7 @@ private:
         c.completedAt = s.colI64(10);
         c.claimedUntil = s.colI64(11);
         c.attempts = static_cast<int32_t>(s.colI64(12));
+        c.seq = s.colI64(13);
         return c;
     }
 
