@@ -563,11 +563,10 @@ TEST_F(TlsTest, StartUpRefusesMissingMismatchedOrMalformedFilesNamingThem) {
 // sends its handshake and a subscribe in one TLS record and answers nothing else. The relay must
 // answer both: the subscribe to an unknown desktop with not_found, within 1 s (over plain TCP it
 // takes about 2 ms; the relay closes a silent viewer after 2 missed pings, about 450 ms).
-// DISABLED until the relay's epoll loop (helper relay-io, issue 13) replaces the poll-then-read
-// reader of ws_connection.cpp: that reader polls the socket while OpenSSL holds the subscribe,
-// so it is never read (measured: no answer; the same test over ws:// passes). The lead enables
-// it at that merge; the loop must read on while the TLS layer has bytes (docs/security-tls.md).
-TEST_F(TlsTest, DISABLED_RelayReadsEveryFrameOfACoalescedTlsRecord) {
+// A reader that polls the socket while OpenSSL holds the subscribe never reads it (measured with
+// the former poll-then-read reader: no answer); the I/O loop reads until the TLS layer would
+// block (docs/relay.md, "Event-driven I/O").
+TEST_F(TlsTest, RelayReadsEveryFrameOfACoalescedTlsRecord) {
     auto maskedText = [](const std::string& payload) {  // client frames: mask key 0
         std::string f = "\x81";
         f += static_cast<char>(0x80 | payload.size());
