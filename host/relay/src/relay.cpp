@@ -202,6 +202,9 @@ void RelayImpl::start() {
     params->setKeepAlive(true);
     params->setKeepAliveTimeout(Poco::Timespan(2, 0));  // idle HTTP connections must not delay stop
     params->setServerName("deskstream");
+    // Poco 1.11's dispatcher can miss the wake-up at stop and leave a thread waiting out its
+    // idle time (10 s by default) before the pool can be joined: keep that wait short.
+    params->setThreadIdleTime(Poco::Timespan(1, 0));
     pool_ = std::make_unique<Poco::ThreadPool>(2, std::max(4, o.httpMaxThreads), 60);
     server_ = std::make_unique<HttpListener>(makeHandlerFactory(*this), *pool_, socket, params,
                                              std::chrono::milliseconds(o.httpIdleTimeoutMs));
@@ -212,6 +215,7 @@ void RelayImpl::start() {
         probe->setTimeout(Poco::Timespan(2, 0));
         probe->setKeepAlive(false);  // a probe is one request; no thread waits for a second
         probe->setServerName("deskstream");
+        probe->setThreadIdleTime(Poco::Timespan(1, 0));
         healthPool_ = std::make_unique<Poco::ThreadPool>(kHealthThreads, kHealthThreads, 60);
         healthServer_ = std::make_unique<HttpListener>(
             makeProbeHandlerFactory(*this), *healthPool_, *healthSocket, probe,
