@@ -417,6 +417,13 @@ std::vector<Problem> Configuration::validate(const PluginRegistry* plugins) cons
         if (!why.empty()) error("agent", "metrics_listen", metricsListen, why + " (or empty: off)");
     }
 
+    // [relay] health_listen: empty (off) or host:port, checked as [relay] listen is.
+    const std::string healthListen = *get("relay", "health_listen");
+    if (!healthListen.empty()) {
+        const std::string why = checkValue(*findKey("relay", "listen"), healthListen);
+        if (!why.empty()) error("relay", "health_listen", healthListen, why + " (or empty: off)");
+    }
+
     // [relay] TLS needs both files; the agent's TLS keys mean nothing without a wss:// URL.
     const std::string tlsCert = *get("relay", "tls.cert"), tlsKey = *get("relay", "tls.key");
     if (tlsCert.empty() != tlsKey.empty())
@@ -531,6 +538,13 @@ RelayConfig Configuration::relay() const {
         throw ConfigError(invalid(*this, "relay", r.tlsCert.empty() ? "tls.key" : "tls.cert",
                                   "TLS needs both tls.cert and tls.key"));
     r.frameTimeoutMs = intValue(*this, "relay", "frame_timeout_ms");
+    r.httpIdleTimeoutMs = intValue(*this, "relay", "http_idle_timeout_ms");
+    r.healthListen = DS_VALUE("relay", "health_listen");
+    if (!r.healthListen.empty()) {
+        const std::string why = checkValue(*findKey("relay", "listen"), r.healthListen);
+        if (!why.empty())
+            throw ConfigError(invalid(*this, "relay", "health_listen", why + " (or empty: off)"));
+    }
     return r;
 }
 

@@ -213,6 +213,23 @@ std::vector<KeySpec> makeSchema() {
          {},
          "a WebSocket frame not complete this long after its first byte closes the connection "
          "(1008)"},
+        {"relay",
+         "http_idle_timeout_ms",
+         T::Int,
+         "3000",
+         100,
+         600000,
+         {},
+         "a connection that sends nothing this long after it was accepted is closed"},
+        {"relay",
+         "health_listen",
+         T::String,
+         "",
+         0,
+         0,
+         {},
+         "host:port serving only /healthz, /readyz and /metrics on 2 threads of their own; "
+         "empty: off"},
         // [heartbeat]
         {"heartbeat", "interval_ms", T::Int, "5000", 100, 3600000, {}, "ping period"},
         {"heartbeat",

@@ -140,6 +140,8 @@ relay::RelayOptions relayOptions(const RelayConfig& r, const HeartbeatConfig& hb
     o.httpMaxThreads = r.maxThreads;
     o.ioThreads = r.ioThreads;
     o.httpMaxQueued = r.maxQueued;
+    o.httpIdleTimeoutMs = r.httpIdleTimeoutMs;
+    o.healthListen = r.healthListen;
     o.heartbeatIntervalMs = hb.intervalMs;
     o.missedLimit = hb.missedLimit;
     o.handshakeTimeoutMs = hb.handshakeTimeoutMs;

@@ -183,6 +183,20 @@ TEST(ConfigCheck, AgentMetricsListenIsEmptyOrHostPort) {
               "(or empty: off)");
 }
 
+TEST(ConfigCheck, RelayHealthListenIsEmptyOrHostPortAndReachesTheRelay) {
+    EXPECT_EQ(one("[relay]\nhealth_listen = 8081\n"),
+              "error: t.ini:2: [relay] health_listen = '8081': is not host:port (or empty: off)");
+    EXPECT_EQ(one("[relay]\nhttp_idle_timeout_ms = 0\n"),
+              "error: t.ini:2: [relay] http_idle_timeout_ms = '0': is out of range [100, 600000]");
+    Configuration c;
+    c.loadString("[relay]\nhealth_listen = 127.0.0.1:8081\nhttp_idle_timeout_ms = 1500\n", "t.ini");
+    EXPECT_TRUE(c.validate(nullptr).empty());
+    EXPECT_EQ(c.relay().healthListen, "127.0.0.1:8081");
+    EXPECT_EQ(c.relay().httpIdleTimeoutMs, 1500);
+    EXPECT_EQ(Configuration().relay().healthListen, "") << "off by default";
+    EXPECT_EQ(Configuration().relay().httpIdleTimeoutMs, 3000);
+}
+
 TEST(ConfigCheck, SyntaxErrors) {
     EXPECT_EQ(one("[agent\n"), "error: t.ini:1: malformed section header '[agent'");
     EXPECT_EQ(one("[agent]\njust words\n"),

@@ -651,10 +651,44 @@ private:
     HttpLog log_;  // outlives every handler: the HTTPServer owns the factory
 };
 
+// [relay] health_listen: the probes and /metrics only, on their own listener and pool, so
+// they answer whatever holds the main port's threads (docs/relay.md).
+class ProbeFactory : public Poco::Net::HTTPRequestHandlerFactory {
+public:
+    explicit ProbeFactory(RelayImpl& relay) : relay_(relay), log_(relay) {}
+    Poco::Net::HTTPRequestHandler* createRequestHandler(const HTTPServerRequest& req) override {
+        relay_.count(Counter::HttpRequests);
+        const std::string path = pathOf(req.getURI());
+        if (path == "/healthz" || path == "/readyz" || path == "/metrics")
+            return new JsonRoute(relay_, log_);
+        return new NotFoundRoute(relay_);
+    }
+
+private:
+    class NotFoundRoute : public Poco::Net::HTTPRequestHandler {
+    public:
+        explicit NotFoundRoute(RelayImpl& relay) : relay_(relay) {}
+        void handleRequest(HTTPServerRequest&, HTTPServerResponse& resp) override {
+            sendError(relay_, resp, HTTPResponse::HTTP_NOT_FOUND, core::ErrorCode::NotFound,
+                      "this port serves only /healthz, /readyz and /metrics");
+        }
+
+    private:
+        RelayImpl& relay_;
+    };
+
+    RelayImpl& relay_;
+    HttpLog log_;
+};
+
 }  // namespace
 
 Poco::Net::HTTPRequestHandlerFactory::Ptr makeHandlerFactory(RelayImpl& relay) {
     return new Factory(relay);
+}
+
+Poco::Net::HTTPRequestHandlerFactory::Ptr makeProbeHandlerFactory(RelayImpl& relay) {
+    return new ProbeFactory(relay);
 }
 
 }  // namespace deskstream::relay

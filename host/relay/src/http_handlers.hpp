@@ -9,5 +9,7 @@ class RelayImpl;
 
 // A new factory (the HTTPServer takes ownership).
 Poco::Net::HTTPRequestHandlerFactory::Ptr makeHandlerFactory(RelayImpl& relay);
+// GET /healthz, /readyz and /metrics only (404 for anything else): [relay] health_listen.
+Poco::Net::HTTPRequestHandlerFactory::Ptr makeProbeHandlerFactory(RelayImpl& relay);
 
 }  // namespace deskstream::relay

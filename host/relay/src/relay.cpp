@@ -14,12 +14,15 @@
 #include <Poco/Net/SocketAddress.h>
 
 #include <algorithm>
+#include <optional>
 #include <stdexcept>
 #include <thread>
 
 namespace deskstream::relay {
 
 namespace {
+
+constexpr int kHealthThreads = 2;  // [relay] health_listen's pool: probes are tiny requests
 
 int64_t touchInterval(const RelayOptions& o) {
     if (o.touchIntervalMs > 0) return o.touchIntervalMs;
@@ -113,6 +116,8 @@ void RelayImpl::start() {
     if (o.heartbeatIntervalMs <= 0 || o.missedLimit < 1 || o.handshakeTimeoutMs <= 0)
         throw std::runtime_error(
             "relay: heartbeat interval_ms, missed_limit and handshake_timeout_ms must be positive");
+    if (o.httpIdleTimeoutMs <= 0)
+        throw std::runtime_error("relay: [relay] http_idle_timeout_ms must be positive");
 
     Poco::Net::SocketAddress address;
     try {
@@ -161,6 +166,20 @@ void RelayImpl::start() {
         throw std::runtime_error("relay: cannot listen on " + o.listen + ": " + e.displayText());
     }
     port_ = socket.address().port();
+
+    // [relay] health_listen: plain HTTP, its own socket, pool and short timeouts.
+    std::optional<Poco::Net::ServerSocket> healthSocket;
+    if (!o.healthListen.empty()) {
+        try {
+            healthSocket.emplace();
+            healthSocket->bind(Poco::Net::SocketAddress(o.healthListen), true, false);
+            healthSocket->listen(64);
+        } catch (const Poco::Exception& e) {
+            throw std::runtime_error("relay: cannot listen on health_listen = \"" + o.healthListen +
+                                     "\": " + e.displayText());
+        }
+        healthPort_ = healthSocket->address().port();
+    }
     if (options_.publicUrl.empty())
         options_.publicUrl = std::string(tls ? "https://" : "http://") + address.host().toString() +
                              ":" + std::to_string(port_);
@@ -183,12 +202,33 @@ void RelayImpl::start() {
     params->setKeepAlive(true);
     params->setKeepAliveTimeout(Poco::Timespan(2, 0));  // idle HTTP connections must not delay stop
     params->setServerName("deskstream");
+    // Poco 1.11's dispatcher can miss the wake-up at stop and leave a thread waiting out its
+    // idle time (10 s by default) before the pool can be joined: keep that wait short.
+    params->setThreadIdleTime(Poco::Timespan(1, 0));
     pool_ = std::make_unique<Poco::ThreadPool>(2, std::max(4, o.httpMaxThreads), 60);
-    server_ =
-        std::make_unique<Poco::Net::HTTPServer>(makeHandlerFactory(*this), *pool_, socket, params);
+    server_ = std::make_unique<HttpListener>(makeHandlerFactory(*this), *pool_, socket, params,
+                                             std::chrono::milliseconds(o.httpIdleTimeoutMs));
+    if (healthSocket) {
+        auto* probe = new Poco::Net::HTTPServerParams;  // owned by the server (ref-counted)
+        probe->setMaxThreads(kHealthThreads);
+        probe->setMaxQueued(64);
+        probe->setTimeout(Poco::Timespan(2, 0));
+        probe->setKeepAlive(false);  // a probe is one request; no thread waits for a second
+        probe->setServerName("deskstream");
+        probe->setThreadIdleTime(Poco::Timespan(1, 0));
+        healthPool_ = std::make_unique<Poco::ThreadPool>(kHealthThreads, kHealthThreads, 60);
+        healthServer_ = std::make_unique<HttpListener>(
+            makeProbeHandlerFactory(*this), *healthPool_, *healthSocket, probe,
+            std::chrono::milliseconds(std::min<int64_t>(o.httpIdleTimeoutMs, 1000)));
+    }
     accepting_ = true;
     running_ = true;
     server_->start();
+    if (healthServer_) {
+        healthServer_->start();
+        logger_.information("relay: probes (/healthz, /readyz, /metrics) on %s",
+                            healthSocket->address().toString());
+    }
     MaintenanceJobs::Settings jobs;
     jobs.instanceId = o.instanceId;
     jobs.publicUrl = options_.publicUrl;
@@ -225,11 +265,17 @@ void RelayImpl::stop() {
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
-    loops_->stop();          // connections still open end now (1006)
-    server_->stopAll(true);  // shuts down idle keep-alive connections too
+    loops_->stop();      // connections still open end now (1006)
+    server_->stopAll();  // shuts down idle keep-alive connections too
     pool_->joinAll();
     server_.reset();
     pool_.reset();
+    if (healthServer_) {  // last: the probes answer (503 from /readyz) while the rest stops
+        healthServer_->stopAll();
+        healthPool_->joinAll();
+        healthServer_.reset();
+        healthPool_.reset();
+    }
     logger_.information("relay: stopped");
 }
 
@@ -386,6 +432,7 @@ void Relay::start() { impl_->start(); }
 void Relay::stop() { impl_->stop(); }
 bool Relay::running() const { return impl_->running(); }
 uint16_t Relay::port() const { return impl_->port(); }
+uint16_t Relay::healthPort() const { return impl_->healthPort(); }
 const std::string& Relay::instanceId() const { return impl_->instanceId(); }
 const RelayOptions& Relay::options() const { return impl_->options(); }
 std::map<std::string, uint64_t> Relay::counters() const { return impl_->counters(); }

@@ -25,6 +25,7 @@
 #include "deskstream/relay/options.hpp"
 #include "deskstream/relay/relay.hpp"
 #include "deskstream/relay/store_client.hpp"
+#include "http_listener.hpp"
 #include "maintenance.hpp"
 #include "parts.hpp"
 #include "relay_metrics.hpp"
@@ -33,7 +34,6 @@
 #include "streams.hpp"
 
 #include <Poco/Logger.h>
-#include <Poco/Net/HTTPServer.h>
 #include <Poco/ThreadPool.h>
 
 #include <atomic>
@@ -53,6 +53,7 @@ public:
     void stop();
     bool running() const { return running_.load(); }
     uint16_t port() const { return port_; }
+    uint16_t healthPort() const { return healthPort_; }
     const std::string& instanceId() const { return options_.instanceId; }
     const RelayOptions& options() const { return options_; }
     const StoreClient& store() const { return store_.client(); }
@@ -213,7 +214,11 @@ private:
     uint16_t port_ = 0;
     std::unique_ptr<IoLoops> loops_;
     std::unique_ptr<Poco::ThreadPool> pool_;
-    std::unique_ptr<Poco::Net::HTTPServer> server_;
+    std::unique_ptr<HttpListener> server_;
+    // [relay] health_listen: the probes' own listener and 2-thread pool (null when off).
+    uint16_t healthPort_ = 0;
+    std::unique_ptr<Poco::ThreadPool> healthPool_;
+    std::unique_ptr<HttpListener> healthServer_;
     std::atomic<int64_t> startedAtMs_{0};
     // Last member: destroyed first, so its scrape-time callbacks never see a dead member.
     RelayMetrics metrics_{options_.metrics};

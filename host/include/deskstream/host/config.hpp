@@ -102,6 +102,8 @@ struct RelayConfig {
     long long viewerAckTimeoutMs = 0;
     std::string tlsCert, tlsKey;   // both empty: no TLS
     long long frameTimeoutMs = 0;  // -> RelayOptions::receiveTimeoutMs
+    long long httpIdleTimeoutMs = 0;
+    std::string healthListen;  // host:port of the probe listener; empty: off
 };
 
 struct HeartbeatConfig {

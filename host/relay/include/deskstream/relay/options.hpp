@@ -84,7 +84,13 @@ struct RelayOptions {
     int httpMaxThreads = 16;
     int httpMaxQueued = 256;
     int64_t httpTimeoutMs = 10000;  // plain HTTP request read/write timeout
-    HttpFallback httpFallback;      // optional: GET /, /dashboard, static files
+    // [relay] http_idle_timeout_ms: a connection that sends no byte this long after its accept is
+    // closed, so idle connections hold a pool thread briefly (docs/relay.md).
+    int64_t httpIdleTimeoutMs = 3000;
+    // [relay] health_listen: host:port of a second listener serving only /healthz, /readyz and
+    // /metrics on its own 2 threads, answering whatever holds the main port; empty: off.
+    std::string healthListen;
+    HttpFallback httpFallback;  // optional: GET /, /dashboard, static files
 
     // Where the relay's metrics live (served on GET /metrics); null: the relay keeps its own.
     // Role all passes one registry to the agent and the relay (docs/operations.md).

@@ -44,6 +44,8 @@ public:
 
     // The bound port (useful with listen port 0) and this instance's id.
     uint16_t port() const;
+    // The bound port of [relay] health_listen; 0 when it is off.
+    uint16_t healthPort() const;
     const std::string& instanceId() const;
     const RelayOptions& options() const;
 
