@@ -174,12 +174,6 @@ void FanOut::startFrame(FrameBuffer data, const RectInfo& rect, TimePoint now, F
         q.last = rect.last;
         q.enqueuedAt = now;
         v.queue.push_back(std::move(q));
-        if (!v.lagging && owes(id) >= config_.maxOwedFrames) {
-            // Kernel buffers may swallow frames for seconds before its queue fills: its owed
-            // acks tell first that it is not keeping up (docs/protocol.md).
-            v.lagging = true;
-            stopWaitingFor(id, r.acks);
-        }
         if (!v.lagging) p.waiting.insert(id);
         r.wake.push_back(id);
     }
@@ -393,15 +387,6 @@ void FanOut::completeReady(std::vector<AgentFrameAck>& out) {
             ++it;
         }
     }
-}
-
-std::size_t FanOut::owes(ConnId viewer) const {
-    std::size_t n = 0;
-    for (const auto& [number, p] : pending_) {
-        (void)number;
-        n += p.waiting.count(viewer);
-    }
-    return n;
 }
 
 void FanOut::stopWaitingFor(ConnId viewer, std::vector<AgentFrameAck>& out) {

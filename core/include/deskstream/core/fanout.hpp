@@ -66,10 +66,6 @@ struct FanOutConfig {
     Duration keyRequestRetry = std::chrono::seconds(1);  // a key frame request not answered
                                                          // this long is sent again
     int keyRequestRetries = 5;  // then it gives up until the next frame of a waited-for monitor
-    // A viewer that owes acks for this many frames is skipped (lagging) at once, without waiting
-    // for ackTimeout: half the window the relay advertises (10), so a viewer behind a silent
-    // link holds the agent's window for at most half of it (docs/protocol.md).
-    std::size_t maxOwedFrames = 5;
 };
 
 /// Where a rect message sits in its frame (from its header).
@@ -215,7 +211,6 @@ private:
     static std::size_t framesIn(const std::deque<QueuedFrame>& queue);
     bool claimKeyRequest(TimePoint now);
     void completeReady(std::vector<AgentFrameAck>& out);
-    std::size_t owes(ConnId viewer) const;  // pending frames still waiting for its ack
     void stopWaitingFor(ConnId viewer, std::vector<AgentFrameAck>& out);
 
     FanOutConfig config_;
