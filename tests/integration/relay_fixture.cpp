@@ -248,18 +248,46 @@ HttpResult httpRequest(uint16_t port, const std::string& method, const std::stri
     return r;
 }
 
-std::string rawHttp(uint16_t port, const std::string& request) {
+namespace {
+
+// Sends `request` as raw bytes and reads until `complete(answer so far)`, the peer closes or 5 s
+// pass (a timeout or reset ends the read: what arrived is the answer).
+std::string rawExchange(uint16_t port, const std::string& request,
+                        const std::function<bool(const std::string&)>& complete) {
     Poco::Net::StreamSocket sock(Poco::Net::SocketAddress("127.0.0.1", port));
     sock.setReceiveTimeout(Poco::Timespan(5, 0));
     sock.sendBytes(request.data(), static_cast<int>(request.size()));
     std::string out;
     char buf[4096];
     try {
-        for (int n; (n = sock.receiveBytes(buf, sizeof buf)) > 0;)
+        while (!complete(out)) {
+            const int n = sock.receiveBytes(buf, sizeof buf);
+            if (n <= 0) break;
             out.append(buf, static_cast<size_t>(n));
-    } catch (const Poco::Exception&) {  // timeout or reset: what arrived is the answer
-    }
+        }
+    } catch (const Poco::Exception&) {}
     return out;
+}
+
+// True once `out` holds a whole head and its Content-Length bytes of body.
+bool holdsOneAnswer(const std::string& out) {
+    const auto headEnd = out.find("\r\n\r\n");
+    if (headEnd == std::string::npos) return false;
+    std::size_t length = 0;
+    const auto cl = out.find("Content-Length: ");
+    if (cl != std::string::npos && cl < headEnd)
+        length = std::stoul(out.substr(cl + 16, out.find("\r\n", cl) - cl - 16));
+    return out.size() >= headEnd + 4 + length;
+}
+
+}  // namespace
+
+std::string rawHttp(uint16_t port, const std::string& request) {
+    return rawExchange(port, request, [](const std::string&) { return false; });
+}
+
+std::string httpAnswer(uint16_t port, const std::string& request) {
+    return rawExchange(port, request, holdsOneAnswer);
 }
 
 // ---- SwitchableStore: forwards each function to the real plugin unless switched down.
