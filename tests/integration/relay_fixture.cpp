@@ -207,6 +207,15 @@ std::string viewerHandshake(const std::string& token) {
            "\"}";
 }
 
+std::unique_ptr<WsClient> subscribedViewer(uint16_t port, const std::string& desktop) {
+    auto ws = std::make_unique<WsClient>(port, "/ws/viewer", true);
+    ws->send(viewerHandshake());
+    if (!ws->waitFor("handshake_ack", 3000)) throw std::runtime_error("viewer: no handshake_ack");
+    ws->send("{\"type\":\"subscribe\",\"desktopClientId\":\"" + desktop + "\"}");
+    if (!ws->waitFor("subscribed", 3000)) throw std::runtime_error("viewer: not subscribed");
+    return ws;
+}
+
 HttpResult httpRequest(uint16_t port, const std::string& method, const std::string& path,
                        const std::string& body) {
     Poco::Net::HTTPClientSession s("127.0.0.1", port);

@@ -72,6 +72,9 @@ private:
 
 std::string agentHandshake(const std::string& clientId, const std::string& token = "");
 std::string viewerHandshake(const std::string& token = "");
+// A viewer (autoPong) on `port`, handshaken and subscribed to `desktop`, 3 s for each answer;
+// throws std::runtime_error when an answer does not come.
+std::unique_ptr<WsClient> subscribedViewer(uint16_t port, const std::string& desktop);
 
 struct HttpResult {
     int status = 0;

@@ -6,6 +6,7 @@
 #include "deskstream/core/frame_header.hpp"
 #include "deskstream/host/config.hpp"
 #include "deskstream/host/plugin_registry.hpp"
+#include "agent_fixture.hpp"
 #include "relay_fixture.hpp"
 
 #include <Poco/AutoPtr.h>
@@ -40,8 +41,6 @@
 using namespace std::chrono_literals;
 using deskstream::agent::AgentOptions;
 using deskstream::agent::AgentRuntime;
-using deskstream::host::CaptureInstance;
-using deskstream::host::EncoderInstance;
 using Poco::Net::Context;
 using Poco::Net::WebSocket;
 
@@ -276,14 +275,7 @@ private:
         }
         CoalescingTlsRelay& relay;
     };
-    struct Factory : Poco::Net::HTTPRequestHandlerFactory {
-        explicit Factory(CoalescingTlsRelay& r) : relay(r) {}
-        Poco::Net::HTTPRequestHandler* createRequestHandler(
-            const Poco::Net::HTTPServerRequest&) override {
-            return new Handler(relay);
-        }
-        CoalescingTlsRelay& relay;
-    };
+    using Factory = ds_itest::HandlerFactoryOf<Handler, CoalescingTlsRelay>;
     const uint64_t abortAfter_;
     Poco::Net::SecureServerSocket socket_;
     Poco::ThreadPool pool_{1, 4};
@@ -315,27 +307,13 @@ protected:
     std::string wssUrl() const { return "wss://127.0.0.1:" + std::to_string(port()) + "/ws/agent"; }
 
     AgentOptions agentOptions() {
-        AgentOptions o;
-        o.relayUrl = wssUrl();
-        o.clientId = "tls-pc";
-        o.hostname = "test";
+        AgentOptions o = ds_itest::reconnectingAgentOptions(wssUrl(), "tls-pc");
         o.flow.fps = 10;
-        o.heartbeatInterval = 200ms;
-        o.reconnect.baseDelay = 50ms;
-        o.reconnect.maxDelay = 300ms;
-        o.reconnect.failureThreshold = 1000;
         return o;
     }
 
     std::unique_ptr<AgentRuntime> startAgent(AgentOptions o) {
-        auto agent = std::make_unique<AgentRuntime>(
-            std::move(o),
-            std::make_unique<CaptureInstance>(plugins.require(DS_KIND_CAPTURE, "synthetic", "test"),
-                                              config.poco()),
-            std::make_unique<EncoderInstance>(plugins.require(DS_KIND_ENCODER, "jpeg", "test"),
-                                              config.poco()));
-        agent->start();
-        return agent;
+        return ds_itest::startAgentRuntime(std::move(o), plugins, config, "synthetic");
     }
 
     Pair pair;
