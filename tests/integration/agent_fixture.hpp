@@ -8,8 +8,12 @@
 #include "deskstream/host/plugin_registry.hpp"
 
 #include <Poco/Net/HTTPRequestHandlerFactory.h>
+#include <Poco/Buffer.h>
 #include <Poco/Net/HTTPServerRequest.h>
+#include <Poco/Net/NetException.h>
+#include <Poco/Net/WebSocket.h>
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -45,6 +49,25 @@ inline std::unique_ptr<deskstream::agent::AgentRuntime> startAgentRuntime(
             plugins.require(DS_KIND_ENCODER, "jpeg", "test"), config.poco()));
     agent->start();
     return agent;
+}
+
+// A relay stand-in's read of the agent's next frame into `buf`, in 100 ms waits while `stop` is
+// unset: the frame's opcode, or -1 once the agent closed or `stop` was set.
+inline int nextAgentFrame(Poco::Net::WebSocket& ws, Poco::Buffer<char>& buf,
+                          const std::atomic<bool>& stop) {
+    ws.setReceiveTimeout(Poco::Timespan(0, 100000));
+    while (!stop) {
+        buf.resize(0);
+        int flags = 0;
+        try {
+            if (ws.receiveFrame(buf, flags) == 0 && flags == 0) return -1;
+        } catch (const Poco::TimeoutException&) {
+            continue;
+        }
+        const int op = flags & Poco::Net::WebSocket::FRAME_OP_BITMASK;
+        return op == Poco::Net::WebSocket::FRAME_OP_CLOSE ? -1 : op;
+    }
+    return -1;
 }
 
 // Gives each request a new Handler(owner): the relay stand-ins' one connection handler.

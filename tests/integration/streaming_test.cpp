@@ -180,20 +180,9 @@ private:
                            Poco::Net::HTTPServerResponse& resp) override {
             try {
                 WebSocket ws(req, resp);
-                ws.setReceiveTimeout(Poco::Timespan(0, 100000));
                 Poco::Buffer<char> buf(0);
-                int flags = 0;
                 bool acked = false;
-                while (!relay.stop_) {
-                    buf.resize(0);
-                    try {
-                        int n = ws.receiveFrame(buf, flags);
-                        if (n == 0 && flags == 0) break;
-                    } catch (const Poco::TimeoutException&) {
-                        continue;
-                    }
-                    int op = flags & WebSocket::FRAME_OP_BITMASK;
-                    if (op == WebSocket::FRAME_OP_CLOSE) break;
+                for (int op; (op = ds_itest::nextAgentFrame(ws, buf, relay.stop_)) >= 0;) {
                     if (op == WebSocket::FRAME_OP_BINARY) {
                         ++relay.frames_;
                     } else if (op == WebSocket::FRAME_OP_TEXT && !acked) {

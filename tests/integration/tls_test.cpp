@@ -237,19 +237,9 @@ private:
                 WebSocket ws(req, resp);
                 ++relay.connections_;
                 uint64_t mine = 0;
-                ws.setReceiveTimeout(Poco::Timespan(0, 100000));
                 Poco::Buffer<char> buf(0);
-                int flags = 0;
                 bool acked = false;
-                while (!relay.stop_) {
-                    buf.resize(0);
-                    try {
-                        if (ws.receiveFrame(buf, flags) == 0 && flags == 0) break;
-                    } catch (const Poco::TimeoutException&) {
-                        continue;
-                    }
-                    const int op = flags & WebSocket::FRAME_OP_BITMASK;
-                    if (op == WebSocket::FRAME_OP_CLOSE) break;
+                for (int op; (op = ds_itest::nextAgentFrame(ws, buf, relay.stop_)) >= 0;) {
                     if (op == WebSocket::FRAME_OP_BINARY) {
                         ++relay.frames_;
                         if (relay.abortAfter_ && ++mine >= relay.abortAfter_) {
