@@ -2,6 +2,8 @@
 // byte at a time and in random pieces), fragmentation, limits, memory bounds and the encoders.
 #include "deskstream/ws_codec.hpp"
 
+#include "ds_test/ws_frames.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -10,59 +12,9 @@
 #include <vector>
 
 using namespace deskstream::core::ws;
+using namespace ds_test::ws_frames;
 
 namespace {
-
-using Bytes = std::vector<std::uint8_t>;
-
-constexpr std::uint8_t kFin = 0x80;
-const std::uint8_t kMask[4] = {0x37, 0xFA, 0x21, 0x3D};
-
-Bytes bytesOf(const std::string& s) { return Bytes(s.begin(), s.end()); }
-
-// A client frame: b0 is FIN/RSV/opcode as sent; the payload is masked unless `masked` is false.
-// lengthForm forces the 7-bit (0), 16-bit (126) or 64-bit (127) length encoding; -1 = shortest.
-Bytes clientFrame(std::uint8_t b0, const Bytes& payload, bool masked = true, int lengthForm = -1) {
-    Bytes f{b0};
-    const std::uint64_t n = payload.size();
-    const int form = lengthForm >= 0 ? lengthForm : n < 126 ? 0 : n <= 0xFFFF ? 126 : 127;
-    const std::uint8_t maskBit = masked ? 0x80 : 0x00;
-    if (form == 0) {
-        f.push_back(static_cast<std::uint8_t>(maskBit | n));
-    } else if (form == 126) {
-        f.push_back(maskBit | 126);
-        f.push_back(static_cast<std::uint8_t>(n >> 8));
-        f.push_back(static_cast<std::uint8_t>(n));
-    } else {
-        f.push_back(maskBit | 127);
-        for (int i = 7; i >= 0; --i) f.push_back(static_cast<std::uint8_t>(n >> (8 * i)));
-    }
-    if (masked) f.insert(f.end(), kMask, kMask + 4);
-    for (std::size_t i = 0; i < payload.size(); ++i) {
-        f.push_back(masked ? static_cast<std::uint8_t>(payload[i] ^ kMask[i % 4]) : payload[i]);
-    }
-    return f;
-}
-
-// Just a header (masked) declaring `length` bytes, with no payload.
-Bytes headerOnly(std::uint8_t b0, std::uint64_t length) {
-    Bytes f{b0, 0x80 | 127};
-    for (int i = 7; i >= 0; --i) f.push_back(static_cast<std::uint8_t>(length >> (8 * i)));
-    f.insert(f.end(), kMask, kMask + 4);
-    return f;
-}
-
-Bytes closePayload(std::uint16_t code, const std::string& reason = "") {
-    Bytes p{static_cast<std::uint8_t>(code >> 8), static_cast<std::uint8_t>(code)};
-    p.insert(p.end(), reason.begin(), reason.end());
-    return p;
-}
-
-Bytes concat(std::initializer_list<Bytes> parts) {
-    Bytes all;
-    for (const auto& p : parts) all.insert(all.end(), p.begin(), p.end());
-    return all;
-}
 
 enum class Split { Whole, ByteAtATime, Random };
 

@@ -4,8 +4,6 @@
 // (one registration survives, the other connection is closed 4000).
 #include "fault_harness.hpp"
 
-#include <Poco/Net/HTTPRequest.h>
-#include <Poco/Net/HTTPResponse.h>
 #include <Poco/Net/WebSocket.h>
 
 #include <gtest/gtest.h>
@@ -90,16 +88,7 @@ private:
         using Poco::Net::WebSocket;
         try {
             Poco::Net::HTTPClientSession s("127.0.0.1", port);
-            Poco::Net::HTTPRequest req(Poco::Net::HTTPRequest::HTTP_GET, "/ws/agent",
-                                       Poco::Net::HTTPMessage::HTTP_1_1);
-            Poco::Net::HTTPResponse resp;
-            WebSocket ws(s, req, resp);
-            ws.setReceiveTimeout(Poco::Timespan(10, 0));
-            std::string hs =
-                "{\"type\":\"handshake\",\"protocol\":1,\"role\":\"desktop\",\"clientId\":\"" +
-                clientId_ + "\",\"token\":\"" + mint(true, clientId_) +
-                "\",\"monitors\":[{\"index\":0,\"width\":64,\"height\":48}]}";
-            ws.sendFrame(hs.data(), static_cast<int>(hs.size()));
+            WebSocket ws = rawAgentSocket(s, clientId_);
             Poco::Buffer<char> buf(0);
             while (!stop_) {
                 if (!ws.poll(Poco::Timespan(0, 20000), Poco::Net::Socket::SELECT_READ)) continue;

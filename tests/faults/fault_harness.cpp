@@ -108,6 +108,21 @@ std::vector<std::string> baseArgs(const std::string& stateDir) {
             "--set", "auth.secret=" + std::string(kSecret)};
 }
 
+Poco::Net::WebSocket rawAgentSocket(Poco::Net::HTTPClientSession& session,
+                                    const std::string& clientId) {
+    Poco::Net::HTTPRequest req(Poco::Net::HTTPRequest::HTTP_GET, "/ws/agent",
+                               Poco::Net::HTTPMessage::HTTP_1_1);
+    Poco::Net::HTTPResponse resp;
+    Poco::Net::WebSocket ws(session, req, resp);
+    ws.setReceiveTimeout(Poco::Timespan(10, 0));
+    const std::string hs =
+        "{\"type\":\"handshake\",\"protocol\":1,\"role\":\"desktop\",\"clientId\":\"" + clientId +
+        "\",\"token\":\"" + mint(true, clientId) +
+        "\",\"monitors\":[{\"index\":0,\"width\":64,\"height\":48}]}";
+    ws.sendFrame(hs.data(), static_cast<int>(hs.size()));
+    return ws;
+}
+
 std::string mint(bool desktop, const std::string& sub) {
     using namespace deskstream::core;
     auto now = std::chrono::duration_cast<std::chrono::milliseconds>(

@@ -88,6 +88,10 @@ void removeTempDirs();
 // Common --set options: plugin path, state dir, synthetic capture, JPEG encoder, SQLite store.
 std::vector<std::string> baseArgs(const std::string& stateDir);
 std::string mint(bool desktop, const std::string& sub);  // HS256 token for kSecret
+// A raw agent WebSocket to /ws/agent on 127.0.0.1:port over `session` that has sent its handshake
+// (a valid desktop token for `clientId`, one 64x48 monitor); receives time out after 10 s.
+Poco::Net::WebSocket rawAgentSocket(Poco::Net::HTTPClientSession& session,
+                                    const std::string& clientId);
 extern const char* const kSecret;
 
 // GET on host:port (from the calling thread's namespace); status 0 when unreachable.

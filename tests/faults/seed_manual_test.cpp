@@ -7,8 +7,6 @@
 //   flight (max_in_flight) and drops frames at capture instead of queueing them.
 #include "fault_harness.hpp"
 
-#include <Poco/Net/HTTPRequest.h>
-#include <Poco/Net/HTTPResponse.h>
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/Net/WebSocket.h>
 
@@ -32,15 +30,7 @@ Refusal rawAgentHandshake(uint16_t port, const std::string& clientId) {
     using Poco::Net::WebSocket;
     Refusal r;
     Poco::Net::HTTPClientSession s("127.0.0.1", port);
-    Poco::Net::HTTPRequest req(Poco::Net::HTTPRequest::HTTP_GET, "/ws/agent",
-                               Poco::Net::HTTPMessage::HTTP_1_1);
-    Poco::Net::HTTPResponse resp;
-    WebSocket ws(s, req, resp);
-    ws.setReceiveTimeout(Poco::Timespan(10, 0));
-    std::string hs = "{\"type\":\"handshake\",\"protocol\":1,\"role\":\"desktop\",\"clientId\":\"" +
-                     clientId + "\",\"token\":\"" + mint(true, clientId) +
-                     "\",\"monitors\":[{\"index\":0,\"width\":64,\"height\":48}]}";
-    ws.sendFrame(hs.data(), static_cast<int>(hs.size()));
+    WebSocket ws = rawAgentSocket(s, clientId);
     Poco::Buffer<char> buf(0);
     for (int i = 0; i < 10; ++i) {
         int flags = 0;

@@ -77,12 +77,7 @@ public:
     };
 
     RebuildingViewer(std::uint16_t port, const std::string& desktop) : desktop_(desktop) {
-        ws_ = std::make_unique<ds_itest::WsClient>(port, "/ws/viewer", true);
-        ws_->send(ds_itest::viewerHandshake());
-        if (!ws_->waitFor("handshake_ack", 3000))
-            throw std::runtime_error("viewer: no handshake_ack");
-        ws_->send("{\"type\":\"subscribe\",\"desktopClientId\":\"" + desktop + "\"}");
-        if (!ws_->waitFor("subscribed", 3000)) throw std::runtime_error("viewer: not subscribed");
+        ws_ = ds_itest::subscribedViewer(port, desktop);
         thread_ = std::thread([this] { run(); });
     }
     ~RebuildingViewer() {
@@ -274,6 +269,24 @@ protected:
                                 "' -f image2 -vcodec ppm -pix_fmt rgb24 '" + ppm + "'";
         EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd << " (ffmpeg is in scripts/bootstrap.sh)";
         return ppm;
+    }
+
+    // What the viewer received and the agent's CPU seconds over `span` of wall time (`seconds`,
+    // as measured) while the test leaves the screen alone.
+    struct StillWindow {
+        Traffic traffic;
+        double cpu, seconds;
+    };
+    StillWindow measureStill(const RebuildingViewer& viewer, std::chrono::milliseconds span) {
+        const std::uint64_t fromUs = wallUsNow();
+        const double cpu0 = cpuSeconds(pid_);
+        const auto t0 = std::chrono::steady_clock::now();
+        std::this_thread::sleep_for(span);
+        StillWindow s;
+        s.cpu = cpuSeconds(pid_) - cpu0;
+        s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        s.traffic = between(viewer.rects(), fromUs, wallUsNow());
+        return s;
     }
 
     const std::string kDesktop = "damage-pc";

@@ -37,14 +37,7 @@ TEST_F(DamageStreamingTest, StillScreenCostsNothingAndEndsExact) {
     // agent is an ASan build; still, a still screen costs it five 200 ms grab timeouts and a
     // heartbeat per second, far below the bound (measured in docs/performance.md); a broken
     // rule (a picture re-sent every second, a busy loop) exceeds it.
-    const std::uint64_t fromUs = wallUsNow();
-    const double cpu0 = cpuSeconds(pid_);
-    const auto t0 = std::chrono::steady_clock::now();
-    std::this_thread::sleep_for(3500ms);
-    const double cpu = cpuSeconds(pid_) - cpu0;
-    const double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const Traffic w = between(viewer.rects(), fromUs, wallUsNow());
+    const auto [w, cpu, seconds] = measureStill(viewer, 3500ms);
     EXPECT_EQ(w.frames, 0u);
     EXPECT_EQ(w.bytes, 0u);
     EXPECT_LT(cpu / seconds, 0.02) << "agent CPU " << cpu << " s in " << seconds << " s";

@@ -207,6 +207,15 @@ std::string viewerHandshake(const std::string& token) {
            "\"}";
 }
 
+std::unique_ptr<WsClient> subscribedViewer(uint16_t port, const std::string& desktop) {
+    auto ws = std::make_unique<WsClient>(port, "/ws/viewer", true);
+    ws->send(viewerHandshake());
+    if (!ws->waitFor("handshake_ack", 3000)) throw std::runtime_error("viewer: no handshake_ack");
+    ws->send("{\"type\":\"subscribe\",\"desktopClientId\":\"" + desktop + "\"}");
+    if (!ws->waitFor("subscribed", 3000)) throw std::runtime_error("viewer: not subscribed");
+    return ws;
+}
+
 HttpResult httpRequest(uint16_t port, const std::string& method, const std::string& path,
                        const std::string& body) {
     Poco::Net::HTTPClientSession s("127.0.0.1", port);
@@ -248,18 +257,46 @@ HttpResult httpRequest(uint16_t port, const std::string& method, const std::stri
     return r;
 }
 
-std::string rawHttp(uint16_t port, const std::string& request) {
+namespace {
+
+// Sends `request` as raw bytes and reads until `complete(answer so far)`, the peer closes or 5 s
+// pass (a timeout or reset ends the read: what arrived is the answer).
+std::string rawExchange(uint16_t port, const std::string& request,
+                        const std::function<bool(const std::string&)>& complete) {
     Poco::Net::StreamSocket sock(Poco::Net::SocketAddress("127.0.0.1", port));
     sock.setReceiveTimeout(Poco::Timespan(5, 0));
     sock.sendBytes(request.data(), static_cast<int>(request.size()));
     std::string out;
     char buf[4096];
     try {
-        for (int n; (n = sock.receiveBytes(buf, sizeof buf)) > 0;)
+        while (!complete(out)) {
+            const int n = sock.receiveBytes(buf, sizeof buf);
+            if (n <= 0) break;
             out.append(buf, static_cast<size_t>(n));
-    } catch (const Poco::Exception&) {  // timeout or reset: what arrived is the answer
-    }
+        }
+    } catch (const Poco::Exception&) {}
     return out;
+}
+
+// True once `out` holds a whole head and its Content-Length bytes of body.
+bool holdsOneAnswer(const std::string& out) {
+    const auto headEnd = out.find("\r\n\r\n");
+    if (headEnd == std::string::npos) return false;
+    std::size_t length = 0;
+    const auto cl = out.find("Content-Length: ");
+    if (cl != std::string::npos && cl < headEnd)
+        length = std::stoul(out.substr(cl + 16, out.find("\r\n", cl) - cl - 16));
+    return out.size() >= headEnd + 4 + length;
+}
+
+}  // namespace
+
+std::string rawHttp(uint16_t port, const std::string& request) {
+    return rawExchange(port, request, [](const std::string&) { return false; });
+}
+
+std::string httpAnswer(uint16_t port, const std::string& request) {
+    return rawExchange(port, request, holdsOneAnswer);
 }
 
 // ---- SwitchableStore: forwards each function to the real plugin unless switched down.

@@ -72,6 +72,9 @@ private:
 
 std::string agentHandshake(const std::string& clientId, const std::string& token = "");
 std::string viewerHandshake(const std::string& token = "");
+// A viewer (autoPong) on `port`, handshaken and subscribed to `desktop`, 3 s for each answer;
+// throws std::runtime_error when an answer does not come.
+std::unique_ptr<WsClient> subscribedViewer(uint16_t port, const std::string& desktop);
 
 struct HttpResult {
     int status = 0;
@@ -93,6 +96,9 @@ HttpResult httpRequest(uint16_t port, const std::string& method, const std::stri
 // Sends `request` as raw bytes and returns everything the relay answered until it closed (or
 // 5 s passed): status lines are checked as sent, URIs go out unencoded.
 std::string rawHttp(uint16_t port, const std::string& request);
+// The same, but reads one answer only: its head and Content-Length bytes of body (the relay
+// keeps an HTTP/1.1 connection open, so reading until it closes would wait).
+std::string httpAnswer(uint16_t port, const std::string& request);
 
 // A real store plugin instance behind a switch: while down(), every call fails with
 // DS_ERR_STORE_UNAVAILABLE as a store whose server is unreachable does; otherwise calls pass

@@ -5,6 +5,7 @@
 #include "relay_fixture.hpp"
 
 #include "deskstream/core/frame_header.hpp"
+#include "ds_test/ws_frames.hpp"
 
 #include <Poco/Net/SocketAddress.h>
 #include <Poco/Net/StreamSocket.h>
@@ -17,56 +18,11 @@
 #include <poll.h>
 
 using namespace ds_itest;
+using namespace ds_test::ws_frames;
 
 namespace {
 
-using Bytes = std::vector<std::uint8_t>;
 using Clock = std::chrono::steady_clock;
-
-constexpr std::uint8_t kFin = 0x80;
-const std::uint8_t kMask[4] = {0x12, 0x9A, 0x5C, 0xE3};
-
-Bytes bytesOf(const std::string& s) { return Bytes(s.begin(), s.end()); }
-
-// A client frame as sent on the wire: b0 = FIN/RSV/opcode, masked unless told otherwise.
-Bytes clientFrame(std::uint8_t b0, const Bytes& payload, bool masked = true) {
-    Bytes f{b0};
-    const std::uint64_t n = payload.size();
-    const std::uint8_t m = masked ? 0x80 : 0;
-    if (n < 126) {
-        f.push_back(static_cast<std::uint8_t>(m | n));
-    } else if (n <= 0xFFFF) {
-        f.insert(f.end(), {static_cast<std::uint8_t>(m | 126), static_cast<std::uint8_t>(n >> 8),
-                           static_cast<std::uint8_t>(n)});
-    } else {
-        f.push_back(m | 127);
-        for (int i = 7; i >= 0; --i) f.push_back(static_cast<std::uint8_t>(n >> (8 * i)));
-    }
-    if (masked) f.insert(f.end(), kMask, kMask + 4);
-    for (std::size_t i = 0; i < n; ++i)
-        f.push_back(masked ? static_cast<std::uint8_t>(payload[i] ^ kMask[i % 4]) : payload[i]);
-    return f;
-}
-
-// A masked header declaring `length` bytes (64-bit form), without payload.
-Bytes headerOnly(std::uint8_t b0, std::uint64_t length) {
-    Bytes f{b0, 0x80 | 127};
-    for (int i = 7; i >= 0; --i) f.push_back(static_cast<std::uint8_t>(length >> (8 * i)));
-    f.insert(f.end(), kMask, kMask + 4);
-    return f;
-}
-
-Bytes closePayload(std::uint16_t code, const std::string& reason = "") {
-    Bytes p{static_cast<std::uint8_t>(code >> 8), static_cast<std::uint8_t>(code)};
-    p.insert(p.end(), reason.begin(), reason.end());
-    return p;
-}
-
-Bytes concat(std::initializer_list<Bytes> parts) {
-    Bytes all;
-    for (const auto& p : parts) all.insert(all.end(), p.begin(), p.end());
-    return all;
-}
 
 const char* kUpgradeKey = "dGhlIHNhbXBsZSBub25jZQ==";  // RFC 6455's sample: accept below
 const char* kUpgradeAccept = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
@@ -245,33 +201,6 @@ std::int64_t rssBytes() {
 
 std::string statusLineOf(const std::string& response) {
     return response.substr(0, response.find("\r\n"));
-}
-
-// Sends a raw HTTP request and reads one answer: its head and Content-Length bytes of body (the
-// relay keeps an HTTP/1.1 connection open, so reading until it closes would wait).
-std::string httpAnswer(std::uint16_t port, const std::string& request) {
-    Poco::Net::StreamSocket sock(Poco::Net::SocketAddress("127.0.0.1", port));
-    sock.setReceiveTimeout(Poco::Timespan(5, 0));
-    sock.sendBytes(request.data(), static_cast<int>(request.size()));
-    std::string out;
-    char buf[4096];
-    try {
-        for (;;) {
-            const auto headEnd = out.find("\r\n\r\n");
-            if (headEnd != std::string::npos) {
-                std::size_t length = 0;
-                const auto cl = out.find("Content-Length: ");
-                if (cl != std::string::npos && cl < headEnd)
-                    length = std::stoul(out.substr(cl + 16, out.find("\r\n", cl) - cl - 16));
-                if (out.size() >= headEnd + 4 + length) break;
-            }
-            const int n = sock.receiveBytes(buf, sizeof buf);
-            if (n <= 0) break;
-            out.append(buf, static_cast<std::size_t>(n));
-        }
-    } catch (const Poco::Exception&) {  // timeout or reset: what arrived is the answer
-    }
-    return out;
 }
 
 struct FramingCase {

@@ -6,6 +6,7 @@
 #include "deskstream/core/frame_header.hpp"
 #include "deskstream/host/config.hpp"
 #include "deskstream/host/plugin_registry.hpp"
+#include "agent_fixture.hpp"
 #include "relay_fixture.hpp"
 
 #include <Poco/Logger.h>
@@ -29,8 +30,6 @@
 using namespace std::chrono_literals;
 using deskstream::agent::AgentOptions;
 using deskstream::agent::AgentRuntime;
-using deskstream::host::CaptureInstance;
-using deskstream::host::EncoderInstance;
 using Poco::Net::WebSocket;
 
 namespace {
@@ -52,12 +51,7 @@ public:
         uint32_t screenWidth, screenHeight;
     };
     Viewer(uint16_t port, const std::string& desktop) : desktop_(desktop) {
-        ws_ = std::make_unique<ds_itest::WsClient>(port, "/ws/viewer", true);
-        ws_->send(ds_itest::viewerHandshake());
-        if (!ws_->waitFor("handshake_ack", 3000))
-            throw std::runtime_error("viewer: no handshake_ack");
-        ws_->send("{\"type\":\"subscribe\",\"desktopClientId\":\"" + desktop + "\"}");
-        if (!ws_->waitFor("subscribed", 3000)) throw std::runtime_error("viewer: not subscribed");
+        ws_ = ds_itest::subscribedViewer(port, desktop);
         thread_ = std::thread([this] { run(); });
     }
     ~Viewer() {
@@ -144,16 +138,10 @@ protected:
     }
 
     AgentOptions agentOptions(double fps, uint16_t relayPort) {
-        AgentOptions o;
-        o.relayUrl = "ws://127.0.0.1:" + std::to_string(relayPort) + "/ws/agent";
-        o.clientId = "stream-pc";
+        AgentOptions o = ds_itest::reconnectingAgentOptions(
+            "ws://127.0.0.1:" + std::to_string(relayPort) + "/ws/agent", "stream-pc");
         o.name = "Streaming test";
-        o.hostname = "test";
         o.flow.fps = fps;
-        o.heartbeatInterval = 200ms;
-        o.reconnect.baseDelay = 50ms;
-        o.reconnect.maxDelay = 300ms;
-        o.reconnect.failureThreshold = 1000;
         return o;
     }
 
@@ -162,14 +150,7 @@ protected:
         config.set("capture.synthetic", "width", std::to_string(width));
         config.set("capture.synthetic", "height", std::to_string(height));
         config.set("capture.synthetic", "monitors", std::to_string(monitors));
-        auto agent = std::make_unique<AgentRuntime>(
-            std::move(o),
-            std::make_unique<CaptureInstance>(plugins.require(DS_KIND_CAPTURE, "synthetic", "test"),
-                                              config.poco()),
-            std::make_unique<EncoderInstance>(plugins.require(DS_KIND_ENCODER, "jpeg", "test"),
-                                              config.poco()));
-        agent->start();
-        return agent;
+        return ds_itest::startAgentRuntime(std::move(o), plugins, config, "synthetic");
     }
 
     deskstream::host::PluginRegistry plugins;
@@ -199,20 +180,9 @@ private:
                            Poco::Net::HTTPServerResponse& resp) override {
             try {
                 WebSocket ws(req, resp);
-                ws.setReceiveTimeout(Poco::Timespan(0, 100000));
                 Poco::Buffer<char> buf(0);
-                int flags = 0;
                 bool acked = false;
-                while (!relay.stop_) {
-                    buf.resize(0);
-                    try {
-                        int n = ws.receiveFrame(buf, flags);
-                        if (n == 0 && flags == 0) break;
-                    } catch (const Poco::TimeoutException&) {
-                        continue;
-                    }
-                    int op = flags & WebSocket::FRAME_OP_BITMASK;
-                    if (op == WebSocket::FRAME_OP_CLOSE) break;
+                for (int op; (op = ds_itest::nextAgentFrame(ws, buf, relay.stop_)) >= 0;) {
                     if (op == WebSocket::FRAME_OP_BINARY) {
                         ++relay.frames_;
                     } else if (op == WebSocket::FRAME_OP_TEXT && !acked) {
@@ -231,14 +201,7 @@ private:
         }
         SilentRelay& relay;
     };
-    struct Factory : Poco::Net::HTTPRequestHandlerFactory {
-        explicit Factory(SilentRelay& r) : relay(r) {}
-        Poco::Net::HTTPRequestHandler* createRequestHandler(
-            const Poco::Net::HTTPServerRequest&) override {
-            return new Handler(relay);
-        }
-        SilentRelay& relay;
-    };
+    using Factory = ds_itest::HandlerFactoryOf<Handler, SilentRelay>;
     Poco::Net::ServerSocket socket_;
     std::unique_ptr<Poco::Net::HTTPServer> server_;
     std::atomic<bool> stop_{false};

@@ -6,6 +6,7 @@
 #include "deskstream/core/frame_header.hpp"
 #include "deskstream/host/config.hpp"
 #include "deskstream/host/plugin_registry.hpp"
+#include "agent_fixture.hpp"
 #include "relay_fixture.hpp"
 
 #include <Poco/AutoPtr.h>
@@ -40,8 +41,6 @@
 using namespace std::chrono_literals;
 using deskstream::agent::AgentOptions;
 using deskstream::agent::AgentRuntime;
-using deskstream::host::CaptureInstance;
-using deskstream::host::EncoderInstance;
 using Poco::Net::Context;
 using Poco::Net::WebSocket;
 
@@ -238,19 +237,9 @@ private:
                 WebSocket ws(req, resp);
                 ++relay.connections_;
                 uint64_t mine = 0;
-                ws.setReceiveTimeout(Poco::Timespan(0, 100000));
                 Poco::Buffer<char> buf(0);
-                int flags = 0;
                 bool acked = false;
-                while (!relay.stop_) {
-                    buf.resize(0);
-                    try {
-                        if (ws.receiveFrame(buf, flags) == 0 && flags == 0) break;
-                    } catch (const Poco::TimeoutException&) {
-                        continue;
-                    }
-                    const int op = flags & WebSocket::FRAME_OP_BITMASK;
-                    if (op == WebSocket::FRAME_OP_CLOSE) break;
+                for (int op; (op = ds_itest::nextAgentFrame(ws, buf, relay.stop_)) >= 0;) {
                     if (op == WebSocket::FRAME_OP_BINARY) {
                         ++relay.frames_;
                         if (relay.abortAfter_ && ++mine >= relay.abortAfter_) {
@@ -276,14 +265,7 @@ private:
         }
         CoalescingTlsRelay& relay;
     };
-    struct Factory : Poco::Net::HTTPRequestHandlerFactory {
-        explicit Factory(CoalescingTlsRelay& r) : relay(r) {}
-        Poco::Net::HTTPRequestHandler* createRequestHandler(
-            const Poco::Net::HTTPServerRequest&) override {
-            return new Handler(relay);
-        }
-        CoalescingTlsRelay& relay;
-    };
+    using Factory = ds_itest::HandlerFactoryOf<Handler, CoalescingTlsRelay>;
     const uint64_t abortAfter_;
     Poco::Net::SecureServerSocket socket_;
     Poco::ThreadPool pool_{1, 4};
@@ -315,27 +297,13 @@ protected:
     std::string wssUrl() const { return "wss://127.0.0.1:" + std::to_string(port()) + "/ws/agent"; }
 
     AgentOptions agentOptions() {
-        AgentOptions o;
-        o.relayUrl = wssUrl();
-        o.clientId = "tls-pc";
-        o.hostname = "test";
+        AgentOptions o = ds_itest::reconnectingAgentOptions(wssUrl(), "tls-pc");
         o.flow.fps = 10;
-        o.heartbeatInterval = 200ms;
-        o.reconnect.baseDelay = 50ms;
-        o.reconnect.maxDelay = 300ms;
-        o.reconnect.failureThreshold = 1000;
         return o;
     }
 
     std::unique_ptr<AgentRuntime> startAgent(AgentOptions o) {
-        auto agent = std::make_unique<AgentRuntime>(
-            std::move(o),
-            std::make_unique<CaptureInstance>(plugins.require(DS_KIND_CAPTURE, "synthetic", "test"),
-                                              config.poco()),
-            std::make_unique<EncoderInstance>(plugins.require(DS_KIND_ENCODER, "jpeg", "test"),
-                                              config.poco()));
-        agent->start();
-        return agent;
+        return ds_itest::startAgentRuntime(std::move(o), plugins, config, "synthetic");
     }
 
     Pair pair;

@@ -6,6 +6,7 @@
 // the root window every 100 ms (Xvfb has no terminal to type into; xdotool would need one), and
 // latency is measured from the draw to the viewer's receipt.
 #include "damage_fixture.hpp"
+#include "x11_display.hpp"
 
 #include <gtest/gtest.h>
 
@@ -17,17 +18,9 @@
 using namespace std::chrono_literals;
 using namespace ds_itest_damage;
 
+using ds_itest::testDisplay;
+
 namespace {
-
-std::string testDisplay() {
-    const char* d = std::getenv("DESKSTREAM_TEST_X11_DISPLAY");
-    return d ? d : "";
-}
-
-int xrandr(const std::string& args) {
-    return std::system(
-        ("xrandr --display " + testDisplay() + " " + args + " >/dev/null 2>&1").c_str());
-}
 
 class X11DamageTest : public DamageStreamingTest {
 protected:
@@ -37,11 +30,7 @@ protected:
                "scripts/lib/xvfb.sh; xvfb_test_start` first (this test needs a real X server)";
         // The layout x11_streaming_test uses (two 1920x1080 monitors); the agent streams the
         // first.
-        xrandr("--output screen --mode 3840x1080 --fb 3840x1080");
-        xrandr("--delmonitor left");
-        xrandr("--delmonitor right");
-        ASSERT_EQ(xrandr("--setmonitor '*left' 1920/508x1080/286+0+0 screen"), 0);
-        ASSERT_EQ(xrandr("--setmonitor right 1920/508x1080/286+1920+0 none"), 0);
+        ASSERT_NO_FATAL_FAILURE(ds_itest::splitIntoTwoMonitors());
         dpy_ = XOpenDisplay(testDisplay().c_str());
         ASSERT_NE(dpy_, nullptr) << "cannot open " << testDisplay();
         fill(0, 0, 3840, 1080, 0x336699);
@@ -75,14 +64,7 @@ TEST_F(X11DamageTest, StillScreenCostsNothing) {
     RebuildingViewer viewer(port(), kDesktop);
     ASSERT_TRUE(ds_itest::eventually([&] { return viewer.count() > 0; }, 10000)) << agentLog();
     ASSERT_TRUE(viewer.waitQuiet(1500ms, 20s)) << "frames kept coming";
-    const std::uint64_t fromUs = wallUsNow();
-    const double cpu0 = cpuSeconds(pid_);
-    const auto t0 = std::chrono::steady_clock::now();
-    std::this_thread::sleep_for(3500ms);
-    const double cpu = cpuSeconds(pid_) - cpu0;
-    const double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const Traffic w = between(viewer.rects(), fromUs, wallUsNow());
+    const auto [w, cpu, seconds] = measureStill(viewer, 3500ms);
     EXPECT_EQ(w.frames, 0u);
     EXPECT_EQ(w.bytes, 0u);
     EXPECT_LT(cpu / seconds, 0.02) << "agent CPU " << cpu << " s in " << seconds << " s";

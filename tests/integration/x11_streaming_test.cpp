@@ -6,7 +6,9 @@
 #include "deskstream/core/frame_header.hpp"
 #include "deskstream/host/config.hpp"
 #include "deskstream/host/plugin_registry.hpp"
+#include "agent_fixture.hpp"
 #include "relay_fixture.hpp"
+#include "x11_display.hpp"
 
 #include <gtest/gtest.h>
 #include <turbojpeg.h>
@@ -20,21 +22,12 @@
 
 using deskstream::agent::AgentOptions;
 using deskstream::agent::AgentRuntime;
-using deskstream::host::CaptureInstance;
-using deskstream::host::EncoderInstance;
 using Poco::Net::WebSocket;
 
+using ds_itest::testDisplay;
+using ds_itest::xrandr;
+
 namespace {
-
-std::string testDisplay() {
-    const char* d = std::getenv("DESKSTREAM_TEST_X11_DISPLAY");
-    return d ? d : "";
-}
-
-int xrandr(const std::string& args) {
-    return std::system(
-        ("xrandr --display " + testDisplay() + " " + args + " >/dev/null 2>&1").c_str());
-}
 
 constexpr unsigned long kLeftColour = 0x3366CC, kRightColour = 0xCC7722;
 
@@ -52,11 +45,7 @@ protected:
         plugins.scan({DS_TEST_PLUGIN_DIR});
 
         // 3840x1080 as two monitors, each painted its own colour.
-        xrandr("--output screen --mode 3840x1080 --fb 3840x1080");
-        xrandr("--delmonitor left");
-        xrandr("--delmonitor right");
-        ASSERT_EQ(xrandr("--setmonitor '*left' 1920/508x1080/286+0+0 screen"), 0);
-        ASSERT_EQ(xrandr("--setmonitor right 1920/508x1080/286+1920+0 none"), 0);
+        ASSERT_NO_FATAL_FAILURE(ds_itest::splitIntoTwoMonitors());
         Display* dpy = XOpenDisplay(testDisplay().c_str());
         ASSERT_NE(dpy, nullptr) << "cannot open " << testDisplay();
         Window root = DefaultRootWindow(dpy);
@@ -81,14 +70,7 @@ protected:
         o.heartbeatInterval = std::chrono::milliseconds(200);
         config.set("capture.x11", "display", testDisplay());
         config.set("capture.x11", "cursor", "false");  // the pixels are the root window's alone
-        auto agent = std::make_unique<AgentRuntime>(
-            std::move(o),
-            std::make_unique<CaptureInstance>(plugins.require(DS_KIND_CAPTURE, "x11", "test"),
-                                              config.poco()),
-            std::make_unique<EncoderInstance>(plugins.require(DS_KIND_ENCODER, "jpeg", "test"),
-                                              config.poco()));
-        agent->start();
-        return agent;
+        return ds_itest::startAgentRuntime(std::move(o), plugins, config, "x11");
     }
 
     deskstream::host::PluginRegistry plugins;
