@@ -16,6 +16,8 @@
 set -euo pipefail
 
 BUILD=$(cd "${1:?usage: $0 BUILD_DIR [BASELINE_BUILD_DIR]}" && pwd)
+# shellcheck source=../lib/relay.sh
+source "$(dirname "$0")/../lib/relay.sh"
 BASE=${2:+$(cd "$2" && pwd)}
 SECONDS_RUN=${SECONDS_RUN:-20}
 WARMUP=${WARMUP:-3}
@@ -36,14 +38,7 @@ main_switches() {  # ... of its main thread only (host/src/main.cpp's wait for a
 }
 
 echo "== $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-mkdir -p "$OUT/relay-state"
-"$BUILD/host/deskstream" --role relay --set relay.listen=127.0.0.1:0 \
-  --set host.plugins.path="$BUILD/plugins" --set host.state_dir="$OUT/relay-state" \
-  --set host.log.level=warning >"$OUT/relay.out" 2>"$OUT/relay.err" &
-PIDS+=($!)
-PORT=""
-for _ in $(seq 1 100); do PORT=$(sed -n 's#^viewer: http://[^:]*:\([0-9]*\)/$#\1#p' "$OUT/relay.out" 2>/dev/null || true); [ -n "$PORT" ] && break; sleep 0.1; done
-[ -n "$PORT" ] || { echo "run_idle_wakeups: relay did not start" >&2; cat "$OUT/relay.err" >&2; exit 1; }
+start_relay "$BUILD" "$OUT" run_idle_wakeups
 
 # measure NAME BUILD: prints "NAME: <threads> threads, <rate> wakeups/s" and sets RATE.
 measure() {

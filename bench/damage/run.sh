@@ -14,6 +14,8 @@
 set -euo pipefail
 
 BUILD=$(cd "${1:?usage: $0 BUILD_DIR}" && pwd)
+# shellcheck source=../lib/relay.sh
+source "$(dirname "$0")/../lib/relay.sh"
 SECONDS_RUN=${SECONDS_RUN:-10}
 WARMUP=${WARMUP:-3}
 FPS=${FPS:-30}
@@ -34,14 +36,7 @@ HZ=$(getconf CLK_TCK)
 
 echo "== $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "== $BUILD, fps ceiling $FPS, ${WARMUP} s warm-up, ${SECONDS_RUN} s measured per run"
-mkdir -p "$OUT/relay-state"
-"$BUILD/host/deskstream" --role relay --set relay.listen=127.0.0.1:0 \
-  --set host.plugins.path="$BUILD/plugins" --set host.state_dir="$OUT/relay-state" \
-  --set host.log.level=warning >"$OUT/relay.out" 2>"$OUT/relay.err" &
-PIDS+=($!)
-PORT=""
-for _ in $(seq 1 100); do PORT=$(sed -n 's#^viewer: http://[^:]*:\([0-9]*\)/$#\1#p' "$OUT/relay.out" 2>/dev/null || true); [ -n "$PORT" ] && break; sleep 0.1; done
-[ -n "$PORT" ] || { echo "run.sh: relay did not start" >&2; cat "$OUT/relay.err" >&2; exit 1; }
+start_relay "$BUILD" "$OUT" run.sh
 
 # measure SCENARIO ENCODING: sets BPS FRAMES CPU P50
 measure() {
